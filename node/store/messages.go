@@ -1,0 +1,334 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	bolt "go.etcd.io/bbolt"
+)
+
+// hourMs is the width of a fingerprint bucket.
+const hourMs = int64(3600 * 1000)
+
+// Header is what a node announces of a message: enough to decide whether
+// to fetch the body.
+type Header struct {
+	ID        channel.MessageID
+	Channel   channel.ID
+	Timestamp int64 // Unix milliseconds
+	Size      uint32
+}
+
+// Fingerprint summarises the message IDs of a time range: two stores hold
+// the same messages in the range exactly when their fingerprints agree
+// (up to XOR collisions, which an attacker cannot steer without SHA-256
+// preimages of signed envelopes).
+type Fingerprint struct {
+	Count int
+	XOR   [32]byte
+}
+
+func (f *Fingerprint) add(id []byte, n int) {
+	f.Count += n
+	for i := range f.XOR {
+		f.XOR[i] ^= id[i]
+	}
+}
+
+// sortable maps a signed timestamp to an unsigned one with the same order,
+// so big-endian keys sort negative times first.
+func sortable(ts int64) uint64 { return uint64(ts) ^ (1 << 63) }
+
+func unsortable(u uint64) int64 { return int64(u ^ (1 << 63)) }
+
+func idxKey(ch channel.ID, ts int64, id channel.MessageID) []byte {
+	k := make([]byte, 0, channel.IDSize+8+len(id))
+	k = append(k, ch[:]...)
+	k = binary.BigEndian.AppendUint64(k, sortable(ts))
+	return append(k, id[:]...)
+}
+
+func idxSeek(ch channel.ID, ts int64) []byte {
+	k := make([]byte, 0, channel.IDSize+8)
+	k = append(k, ch[:]...)
+	return binary.BigEndian.AppendUint64(k, sortable(ts))
+}
+
+// parseIdx splits an index key that starts with ch; ok is false past the
+// channel's keys.
+func parseIdx(ch channel.ID, k []byte) (ts int64, id []byte, ok bool) {
+	if len(k) != channel.IDSize+8+sha256.Size || !bytes.HasPrefix(k, ch[:]) {
+		return 0, nil, false
+	}
+	return unsortable(binary.BigEndian.Uint64(k[channel.IDSize:])), k[channel.IDSize+8:], true
+}
+
+func fpKey(ch channel.ID, hour int64) []byte { return idxSeek(ch, hour) }
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && a > 0 {
+		q++
+	}
+	return q
+}
+
+// chanStats is the per-channel counter record.
+type chanStats struct {
+	count, bytes uint64
+	newest       int64
+}
+
+func getChanStats(b *bolt.Bucket, ch channel.ID) chanStats {
+	v := b.Get(ch[:])
+	if len(v) != 24 {
+		return chanStats{newest: math.MinInt64}
+	}
+	return chanStats{
+		count:  binary.BigEndian.Uint64(v),
+		bytes:  binary.BigEndian.Uint64(v[8:]),
+		newest: int64(binary.BigEndian.Uint64(v[16:])),
+	}
+}
+
+func putChanStats(b *bolt.Bucket, ch channel.ID, s chanStats) error {
+	if s.count == 0 {
+		return b.Delete(ch[:])
+	}
+	v := make([]byte, 0, 24)
+	v = binary.BigEndian.AppendUint64(v, s.count)
+	v = binary.BigEndian.AppendUint64(v, s.bytes)
+	v = binary.BigEndian.AppendUint64(v, uint64(s.newest))
+	return b.Put(append([]byte(nil), ch[:]...), v)
+}
+
+type totals struct{ count, bytes uint64 }
+
+func getTotals(tx *bolt.Tx) totals {
+	v := tx.Bucket(bInfo).Get(kTotals)
+	if len(v) != 16 {
+		return totals{}
+	}
+	return totals{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}
+}
+
+func putTotals(tx *bolt.Tx, t totals) error {
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), t.count)
+	return tx.Bucket(bInfo).Put(kTotals, binary.BigEndian.AppendUint64(v, t.bytes))
+}
+
+// addToFingerprint XORs id into its hour bucket and adjusts the count by
+// delta (+1 on insert, -1 on delete); an emptied bucket is removed.
+func addToFingerprint(b *bolt.Bucket, ch channel.ID, ts int64, id []byte, delta int64) error {
+	k := fpKey(ch, floorDiv(ts, hourMs))
+	var count int64
+	xor := make([]byte, 32)
+	if v := b.Get(k); len(v) == 40 {
+		count = int64(binary.BigEndian.Uint64(v))
+		copy(xor, v[8:])
+	}
+	count += delta
+	for i := range xor {
+		xor[i] ^= id[i]
+	}
+	if count <= 0 {
+		return b.Delete(k)
+	}
+	return b.Put(k, append(binary.BigEndian.AppendUint64(make([]byte, 0, 40), uint64(count)), xor...))
+}
+
+// Put stores an envelope and returns its ID once the write is durable.
+// It returns ErrExists for a message already stored (nothing changes),
+// ErrQuotaExceeded when the channel's or the node's budget would be
+// exceeded, ErrDiskFull, or ErrClosed. It does not check the signature.
+func (db *DB) Put(e *channel.Envelope) (channel.MessageID, error) {
+	raw, _ := e.MarshalBinary()
+	id := channel.MessageID(sha256.Sum256(raw))
+	if len(raw) > channel.MaxEnvelopeSize {
+		return id, fmt.Errorf("store: put %s: %w: %d bytes", id, channel.ErrTooLarge, len(raw))
+	}
+	size := uint64(len(raw))
+	var outcome error
+	err := db.write(func(tx *bolt.Tx) error {
+		// Refusals write nothing and return nil, so they never force the
+		// rest of the batch to be retried.
+		outcome = nil
+		msgs := tx.Bucket(bMsgs)
+		if msgs.Get(id[:]) != nil {
+			outcome = ErrExists
+			return nil
+		}
+		chans := tx.Bucket(bChans)
+		cs := getChanStats(chans, e.Channel)
+		if cs.bytes+size > uint64(db.opt.MaxChannelBytes) {
+			outcome = fmt.Errorf("store: put %s: %w: channel %s holds %d of its %d bytes",
+				id, ErrQuotaExceeded, e.Channel, cs.bytes, db.opt.MaxChannelBytes)
+			return nil
+		}
+		tot := getTotals(tx)
+		if tot.bytes+size > uint64(db.opt.MaxTotalBytes) {
+			outcome = fmt.Errorf("store: put %s: %w: the store holds %d of its %d bytes",
+				id, ErrQuotaExceeded, tot.bytes, db.opt.MaxTotalBytes)
+			return nil
+		}
+		if err := msgs.Put(append([]byte(nil), id[:]...), raw); err != nil {
+			return err
+		}
+		sz := binary.BigEndian.AppendUint32(nil, uint32(size))
+		if err := tx.Bucket(bIdx).Put(idxKey(e.Channel, e.Timestamp, id), sz); err != nil {
+			return err
+		}
+		if err := addToFingerprint(tx.Bucket(bFP), e.Channel, e.Timestamp, id[:], 1); err != nil {
+			return err
+		}
+		cs.count++
+		cs.bytes += size
+		cs.newest = max(cs.newest, e.Timestamp)
+		if err := putChanStats(chans, e.Channel, cs); err != nil {
+			return err
+		}
+		return putTotals(tx, totals{tot.count + 1, tot.bytes + size})
+	})
+	if err != nil {
+		return id, err
+	}
+	if outcome != nil && outcome != ErrExists {
+		db.log.Debug("message refused", "id", id, "err", outcome)
+	}
+	return id, outcome
+}
+
+// GetRaw returns the canonical envelope bytes of a stored message, or
+// ErrNotFound.
+func (db *DB) GetRaw(id channel.MessageID) ([]byte, error) {
+	var raw []byte
+	err := db.view(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bMsgs).Get(id[:])
+		if v == nil {
+			return ErrNotFound
+		}
+		raw = append([]byte(nil), v...)
+		return nil
+	})
+	return raw, err
+}
+
+// Get returns a stored message, or ErrNotFound.
+func (db *DB) Get(id channel.MessageID) (*channel.Envelope, error) {
+	raw, err := db.GetRaw(id)
+	if err != nil {
+		return nil, err
+	}
+	e, err := channel.UnmarshalEnvelope(raw)
+	if err != nil {
+		return nil, corruptError(db.path, fmt.Errorf("message %s does not decode: %w", id, err))
+	}
+	return e, nil
+}
+
+// Has reports whether a message is stored.
+func (db *DB) Has(id channel.MessageID) (bool, error) {
+	var ok bool
+	err := db.view(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bMsgs).Get(id[:]) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// scanIdx calls fn for the channel's index entries with timestamps in
+// [from, to), in (timestamp, id) order, until fn returns false.
+func scanIdx(tx *bolt.Tx, ch channel.ID, from, to int64, fn func(ts int64, id, size []byte) bool) {
+	if to <= from {
+		return
+	}
+	c := tx.Bucket(bIdx).Cursor()
+	for k, v := c.Seek(idxSeek(ch, from)); k != nil; k, v = c.Next() {
+		ts, id, ok := parseIdx(ch, k)
+		if !ok || ts >= to {
+			return
+		}
+		if !fn(ts, id, v) {
+			return
+		}
+	}
+}
+
+// Headers returns the headers of the channel's messages with timestamps in
+// [fromMs, toMs), ordered by (timestamp, ID), at most limit of them
+// (limit <= 0: all).
+func (db *DB) Headers(ch channel.ID, fromMs, toMs int64, limit int) ([]Header, error) {
+	var hs []Header
+	err := db.view(func(tx *bolt.Tx) error {
+		scanIdx(tx, ch, fromMs, toMs, func(ts int64, id, size []byte) bool {
+			h := Header{Channel: ch, Timestamp: ts}
+			copy(h.ID[:], id)
+			if len(size) == 4 {
+				h.Size = binary.BigEndian.Uint32(size)
+			}
+			hs = append(hs, h)
+			return limit <= 0 || len(hs) < limit
+		})
+		return nil
+	})
+	return hs, err
+}
+
+// Fingerprint returns the count and XOR of the IDs of the channel's
+// messages with timestamps in [fromMs, toMs). Whole hours inside the range
+// come from per-hour fingerprints kept on every write; only the partial
+// hours at the edges are scanned, so a 7-day range costs ~168 reads plus
+// at most two hours of messages.
+func (db *DB) Fingerprint(ch channel.ID, fromMs, toMs int64) (Fingerprint, error) {
+	var f Fingerprint
+	if toMs <= fromMs {
+		return f, nil
+	}
+	err := db.view(func(tx *bolt.Tx) error {
+		scan := func(from, to int64) {
+			scanIdx(tx, ch, from, to, func(_ int64, id, _ []byte) bool {
+				f.add(id, 1)
+				return true
+			})
+		}
+		first := ceilDiv(fromMs, hourMs) // first hour starting at or after fromMs
+		end := floorDiv(toMs, hourMs)       // hours [first, end) lie inside the range
+		if first >= end {
+			scan(fromMs, toMs)
+			return nil
+		}
+		scan(fromMs, first*hourMs)
+		c := tx.Bucket(bFP).Cursor()
+		for k, v := c.Seek(fpKey(ch, first)); k != nil; k, v = c.Next() {
+			hour, ok := parseFP(ch, k)
+			if !ok || hour >= end {
+				break
+			}
+			if len(v) == 40 {
+				f.add(v[8:], int(binary.BigEndian.Uint64(v)))
+			}
+		}
+		scan(end*hourMs, toMs)
+		return nil
+	})
+	return f, err
+}
+
+func parseFP(ch channel.ID, k []byte) (hour int64, ok bool) {
+	if len(k) != channel.IDSize+8 || !bytes.HasPrefix(k, ch[:]) {
+		return 0, false
+	}
+	return unsortable(binary.BigEndian.Uint64(k[channel.IDSize:])), true
+}

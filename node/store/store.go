@@ -1,0 +1,382 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultRetention       = 7 * 24 * time.Hour
+	DefaultMaxChannelBytes = 256 << 20
+	DefaultMaxTotalBytes   = 4 << 30
+	DefaultLockTimeout     = 5 * time.Second
+)
+
+// maxBatch bounds how many writes share one transaction, so that a burst
+// cannot hold tens of megabytes of dirty pages in memory on a small board.
+const maxBatch = 256
+
+// schemaVersion is the layout of the buckets below; bump it with a
+// migration when the layout changes.
+const schemaVersion = 1
+
+// Root bucket names.
+var (
+	bInfo   = []byte("info")   // "schema" -> version; "totals" -> count|bytes
+	bMsgs   = []byte("msgs")   // id -> canonical envelope bytes
+	bIdx    = []byte("idx")    // channel|ts|id -> size (uint32)
+	bChans  = []byte("chans")  // channel -> count|bytes|newest
+	bFP     = []byte("fp")     // channel|hour -> count|xor(ids)
+	bSync   = []byte("sync")   // len(peer)|peer|channel -> ms
+	bMeta   = []byte("meta")   // name -> nested bucket of caller records
+	kSchema = []byte("schema") // in bInfo
+	kTotals = []byte("totals") // in bInfo
+
+	rootBuckets = [][]byte{bInfo, bMsgs, bIdx, bChans, bFP, bSync, bMeta}
+)
+
+// Options configure a DB. Zero fields take the defaults above.
+type Options struct {
+	Retention       time.Duration    // default 7*24h
+	MaxChannelBytes int64            // per-channel quota (envelope bytes), default 256 MiB
+	MaxTotalBytes   int64            // total budget (envelope bytes), default 4 GiB
+	Now             func() time.Time // injectable clock; default time.Now
+	Logger          *slog.Logger     // default slog.Default()
+	// LockTimeout is how long Open waits for another process to release
+	// the file lock before it fails with ErrLocked. Default 5 s.
+	LockTimeout time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.MaxChannelBytes <= 0 {
+		o.MaxChannelBytes = DefaultMaxChannelBytes
+	}
+	if o.MaxTotalBytes <= 0 {
+		o.MaxTotalBytes = DefaultMaxTotalBytes
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+}
+
+// DB is an open message store. Its methods are safe for concurrent use.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	opt  Options
+	log  *slog.Logger
+
+	// mu guards closed and queue: writers and readers hold it shared for
+	// the length of their operation, Close takes it exclusively, so Close
+	// waits for everything in flight and nothing starts after it.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *writeReq
+	// committed is closed when the committer has drained the queue.
+	committed chan struct{}
+	// stop is closed by Close to end sweepers.
+	stop chan struct{}
+}
+
+// writeReq is one write waiting for the group commit.
+type writeReq struct {
+	fn   func(*bolt.Tx) error
+	done chan error
+}
+
+// Open opens or creates the store at path. A file that is not a readable
+// store fails with ErrCorrupt and an error naming the file and what to do;
+// it is left untouched. If another process holds the file, Open fails with
+// ErrLocked after Options.LockTimeout rather than hang.
+func Open(path string, opt Options) (*DB, error) {
+	opt.setDefaults()
+	bdb, err := openBolt(path, opt.LockTimeout)
+	if err != nil {
+		return nil, explainOpen(path, err)
+	}
+	db := &DB{
+		bolt:      bdb,
+		path:      path,
+		opt:       opt,
+		log:       opt.Logger.With("component", "store", "path", path),
+		queue:     make(chan *writeReq, maxBatch),
+		committed: make(chan struct{}),
+		stop:      make(chan struct{}),
+	}
+	if err := db.initSchema(); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	go db.committer()
+	return db, nil
+}
+
+// openBolt opens the file, turning a panic from a badly damaged file into
+// an error.
+func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, fmt.Errorf("%w: %v", berrors.ErrInvalid, p)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      timeout,
+		FreelistType: bolt.FreelistMapType, // O(1) page allocation in a multi-GiB file
+	})
+}
+
+// explainOpen turns an open failure into an error that says what to do.
+func explainOpen(path string, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("store: open %s: %w (is another homenode running? stop it first): %v", path, ErrLocked, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("store: open %s: %w; check that the file and its directory belong to the user running homenode", path, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("store: open %s: %w; create the data directory first", path, err)
+	case isDiskFull(err):
+		return fmt.Errorf("store: open %s: %w: %v", path, ErrDiskFull, err)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+		return corruptError(path, err)
+	default:
+		// Anything else from bbolt while reading the file means we could
+		// not make sense of it; say so rather than guess.
+		return corruptError(path, err)
+	}
+}
+
+func corruptError(path string, cause error) error {
+	return fmt.Errorf("%w: %s (%v). The file was left untouched: stop homenode, move the file aside "+
+		"(or restore it from a backup) and start again to begin with an empty store", ErrCorrupt, path, cause)
+}
+
+// initSchema creates the buckets of a new file and checks an existing
+// one is a store of a layout this code understands.
+func (db *DB) initSchema() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = corruptError(db.path, fmt.Errorf("panic reading the file: %v", p))
+		}
+	}()
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		info := tx.Bucket(bInfo)
+		if info == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return corruptError(db.path, errors.New("a bbolt file without the store's schema record"))
+			}
+			for _, name := range rootBuckets {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bInfo).Put(kSchema, binary.BigEndian.AppendUint32(nil, schemaVersion))
+		}
+		v := info.Get(kSchema)
+		if len(v) != 4 {
+			return corruptError(db.path, errors.New("bad schema record"))
+		}
+		if got := binary.BigEndian.Uint32(v); got != schemaVersion {
+			return fmt.Errorf("store: %s has schema version %d, this homenode understands %d; "+
+				"run the homenode version that wrote it, or move the file aside", db.path, got, schemaVersion)
+		}
+		for _, name := range rootBuckets {
+			if tx.Bucket(name) == nil {
+				return corruptError(db.path, fmt.Errorf("bucket %q is missing", name))
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrCorrupt) && isDiskFull(err) {
+		return fmt.Errorf("store: open %s: %w: %v", db.path, ErrDiskFull, err)
+	}
+	return err
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Close stops accepting work, waits for writes in flight to be durable,
+// stops sweepers and closes the file. Later calls return nil.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.queue)
+	close(db.stop)
+	db.mu.Unlock()
+	<-db.committed
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", db.path, err)
+	}
+	return nil
+}
+
+// write runs fn in a durable write transaction, usually shared with other
+// writers. fn may run more than once (when another write in its batch
+// fails), so it must set its results afresh on each run.
+func (db *DB) write(fn func(*bolt.Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	req := &writeReq{fn: fn, done: make(chan error, 1)}
+	db.queue <- req
+	return <-req.done
+}
+
+// committer is the group commit: it takes every write waiting, runs them
+// in one transaction and fsyncs once. Unlike bolt.DB.Batch it never waits
+// for a timer, so a lone writer pays one fsync and no added delay, while
+// concurrent writers share the fsync of the transaction they queued behind.
+func (db *DB) committer() {
+	defer close(db.committed)
+	batch := make([]*writeReq, 0, maxBatch)
+	for req := range db.queue {
+		batch = append(batch[:0], req)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-db.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs a batch. A write that fails is answered with its error and
+// the others are retried without it, so one bad write cannot fail the
+// rest. An error of the commit itself (a full disk) fails every write in
+// the batch: none of them was acknowledged, none is stored.
+func (db *DB) commit(batch []*writeReq) {
+	for len(batch) > 0 {
+		failed := -1
+		err := db.bolt.Update(func(tx *bolt.Tx) error {
+			for i, r := range batch {
+				if err := safeCall(r.fn, tx); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		if failed >= 0 {
+			batch[failed].done <- db.classify(err)
+			batch = append(batch[:failed], batch[failed+1:]...)
+			continue
+		}
+		err = db.classify(err)
+		for _, r := range batch {
+			r.done <- err
+		}
+		return
+	}
+}
+
+// errPanicked marks a panic inside bbolt, which it raises on damaged pages.
+var errPanicked = errors.New("bbolt panicked")
+
+func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errPanicked, p)
+		}
+	}()
+	return fn(tx)
+}
+
+// view runs a read-only transaction, turning bbolt's panics on damaged
+// pages into ErrCorrupt.
+func (db *DB) view(fn func(*bolt.Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	return db.classify(db.bolt.View(func(tx *bolt.Tx) error { return safeCall(fn, tx) }))
+}
+
+// classify maps bbolt and system errors to the package's sentinels.
+func (db *DB) classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNotFound), errors.Is(err, ErrExists),
+		errors.Is(err, ErrQuotaExceeded), errors.Is(err, ErrClosed):
+		return err
+	case errors.Is(err, ErrCorrupt):
+		return err
+	case errors.Is(err, errPanicked):
+		db.log.Error("database damaged", "err", err)
+		return corruptError(db.path, err)
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return ErrClosed
+	case isDiskFull(err):
+		db.log.Error("disk full: write refused, stored messages are intact", "err", err)
+		return fmt.Errorf("store: write to %s: %w (free some space or lower the total quota): %v", db.path, ErrDiskFull, err)
+	default:
+		return fmt.Errorf("store: %s: %w", db.path, err)
+	}
+}
+
+// isDiskFull recognises ENOSPC/EDQUOT, also where bbolt formats the cause
+// with %s (growing the file) and the chain is lost.
+func isDiskFull(err error) bool {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, syscall.ENOSPC.Error()) || strings.Contains(s, syscall.EDQUOT.Error())
+}
+
+// Check walks every page of the file (bbolt's consistency check) and
+// returns ErrCorrupt naming the file if anything is wrong. It reads the
+// whole file: an admin or test tool, not something to run on each start.
+func (db *DB) Check() error {
+	var errs []string
+	err := db.view(func(tx *bolt.Tx) error {
+		for e := range tx.Check() {
+			errs = append(errs, e.Error())
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(errs) > 0 {
+		return corruptError(db.path, errors.New(strings.Join(errs, "; ")))
+	}
+	return nil
+}
