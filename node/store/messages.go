@@ -304,7 +304,7 @@ func (db *DB) Fingerprint(ch channel.ID, fromMs, toMs int64) (Fingerprint, error
 			})
 		}
 		first := ceilDiv(fromMs, hourMs) // first hour starting at or after fromMs
-		end := floorDiv(toMs, hourMs)       // hours [first, end) lie inside the range
+		end := floorDiv(toMs, hourMs)    // hours [first, end) lie inside the range
 		if first >= end {
 			scan(fromMs, toMs)
 			return nil
