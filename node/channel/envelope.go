@@ -20,8 +20,8 @@ const (
 	// headerSize is version(1) + channel(32) + timestamp(8) + nonce(24) + ciphertext length(4).
 	headerSize = 1 + IDSize + 8 + NonceSize + 4
 	// MaxCiphertext is the hard cap on an envelope's ciphertext: the largest
-	// padding bucket plus the AEAD and sealing overhead, rounded up.
-	MaxCiphertext = 64*1024 + 1024
+	// padding bucket plus the ephemeral-key slot and the AEAD tag.
+	MaxCiphertext = 64*1024 + sealOverhead
 	// MaxEnvelopeSize is the largest encoded envelope (MarshalBinary output).
 	MaxEnvelopeSize = headerSize + MaxCiphertext + SignatureSize
 )

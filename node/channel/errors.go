@@ -15,3 +15,6 @@ var (
 	ErrDecrypt      = errors.New("channel: ciphertext does not decrypt")
 	ErrBadAuthor    = errors.New("channel: bad author signature")
 )
+
+// ErrWrongChannel is returned by Open for an envelope of another channel.
+var ErrWrongChannel = errors.New("channel: envelope belongs to another channel")
