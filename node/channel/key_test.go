@@ -196,7 +196,6 @@ func TestPaperKeyEverySingleCharacterChange(t *testing.T) {
 	}
 }
 
-
 func TestParseKeyErrors(t *testing.T) {
 	c := newTestChannel(t, 4)
 	full := c.full.String()
