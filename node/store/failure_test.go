@@ -213,7 +213,8 @@ func TestSIGKILLDurability(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		lines := make(chan []channel.MessageID)
+		lines := make(chan []channel.MessageID, 1)
+		first, eof := make(chan struct{}), make(chan struct{})
 		go func() {
 			var ids []channel.MessageID
 			sc := bufio.NewScanner(out)
@@ -221,12 +222,27 @@ func TestSIGKILLDurability(t *testing.T) {
 				b, err := hex.DecodeString(strings.TrimPrefix(sc.Text(), "ack "))
 				if strings.HasPrefix(sc.Text(), "ack ") && err == nil && len(b) == 32 {
 					ids = append(ids, channel.MessageID(b))
+					if len(ids) == 1 {
+						close(first)
+					}
 				}
 			}
 			lines <- ids
+			close(eof)
 		}()
-		// Kill at a random moment: sometimes during Open, mostly mid-ingest.
-		time.Sleep(time.Duration(20+mrand.IntN(300)) * time.Millisecond)
+		// Kill at a random moment: every fourth child early (perhaps while
+		// it opens the file), the others mid-ingest, a random while after
+		// their first acknowledgement.
+		if round%4 == 3 {
+			time.Sleep(time.Duration(mrand.IntN(50)) * time.Millisecond)
+		} else {
+			select {
+			case <-first:
+			case <-eof:
+				t.Fatalf("round %d: child exited before acknowledging anything", round)
+			}
+			time.Sleep(time.Duration(mrand.IntN(150)) * time.Millisecond)
+		}
 		cmd.Process.Kill()
 		ids := <-lines
 		cmd.Wait()

@@ -67,7 +67,7 @@ func putAll(t testing.TB, db *DB, es []*channel.Envelope) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(es))
 	next := make(chan *channel.Envelope)
-	for range 16 {
+	for range 64 {
 		wg.Go(func() {
 			for e := range next {
 				if _, err := db.Put(e); err != nil {
