@@ -138,7 +138,7 @@ var rangeCases = []struct {
 	{"past the data", 100 * hour, 200 * hour},
 }
 
-func buildIndexed(t *testing.T) (*DB, model, channel.ID, channel.ID) {
+func buildIndexed(t testing.TB) (*DB, model, channel.ID, channel.ID) {
 	db := openTemp(t, Options{Retention: 1 << 62}) // nothing expires here
 	a, b := newChannel(), newChannel()
 	var m model
@@ -469,4 +469,60 @@ func TestCloseWaitsForWrites(t *testing.T) {
 			t.Fatalf("acknowledged %s missing after Close", id)
 		}
 	}
+}
+
+// TestFailedWriteSparesItsBatch: a write that fails inside a shared
+// transaction gets its own error; the writes batched with it still commit.
+func TestFailedWriteSparesItsBatch(t *testing.T) {
+	db := openTemp(t, Options{})
+	ch := newChannel()
+	tooLong := make([]byte, 40000) // over bbolt's 32 KiB key limit
+	var wg sync.WaitGroup
+	var ids sync.Map
+	for range 40 {
+		wg.Go(func() {
+			id, err := db.Put(envelope(ch, 7, 300))
+			if err != nil {
+				t.Errorf("Put batched with a failing write: %v", err)
+			}
+			ids.Store(id, true)
+		})
+		wg.Go(func() {
+			if err := db.Meta("m").Put(tooLong, []byte("v")); err == nil {
+				t.Error("Meta.Put with a 40000-byte key succeeded")
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	ids.Range(func(k, _ any) bool {
+		if ok, _ := db.Has(k.(channel.MessageID)); !ok {
+			t.Errorf("message %s acknowledged but missing", k)
+		}
+		n++
+		return true
+	})
+	if s, _ := db.Stats(); s.Messages != n || n != 40 {
+		t.Fatalf("stats %+v after %d successful puts", s, n)
+	}
+}
+
+// FuzzFingerprint checks Fingerprint's hour arithmetic against the model
+// for arbitrary ranges, including ones near the int64 limits.
+func FuzzFingerprint(f *testing.F) {
+	db, m, a, _ := buildIndexed(f)
+	for _, tc := range rangeCases {
+		f.Add(tc.from, tc.to)
+	}
+	f.Add(int64(math.MaxInt64-5), int64(math.MaxInt64))
+	f.Add(int64(math.MinInt64), int64(math.MinInt64+hour+1))
+	f.Fuzz(func(t *testing.T, from, to int64) {
+		got, err := db.Fingerprint(a, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := m.fingerprint(a, from, to); got != want {
+			t.Fatalf("Fingerprint(%d, %d) = %d, want %d messages", from, to, got.Count, want.Count)
+		}
+	})
 }
