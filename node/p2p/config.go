@@ -1,0 +1,169 @@
+package p2p
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/config"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultListenAddrs are the listeners of a home node: TCP and QUIC v1 on
+// port 4001, IPv4 and IPv6. Port 4001 is what the router maps (see
+// appliance/portmap); a fixed port keeps the external address stable.
+var DefaultListenAddrs = []string{
+	"/ip4/0.0.0.0/tcp/4001",
+	"/ip4/0.0.0.0/udp/4001/quic-v1",
+	"/ip6/::/tcp/4001",
+	"/ip6/::/udp/4001/quic-v1",
+}
+
+// Config says how to build the host. The zero value of every field except
+// DataDir means "use the default" written beside it.
+type Config struct {
+	// DataDir holds the identity file. Required.
+	DataDir string
+	// IdentityPath is the identity key file. Default: DataDir/identity.key.
+	IdentityPath string
+	// ListenAddrs are multiaddrs to listen on. Default: DefaultListenAddrs.
+	ListenAddrs []string
+	// Limits are the resource manager's limits. Default: see Limits.
+	Limits Limits
+	// ConnMgr are the connection manager's water marks. Default: see ConnMgr.
+	ConnMgr ConnMgr
+
+	// NATManager, when set, is given to libp2p.NATManager so that one
+	// component (appliance/portmap) owns the router's port mappings.
+	// libp2p's own NATPortMap is never enabled by this package. Default: nil
+	// (no port mapping).
+	NATManager config.NATManagerC
+
+	// Relay enables the circuit v2 relay client transport, so the host can
+	// dial and be reached through relays. Default: false.
+	Relay bool
+	// RelayService lets the host act as a circuit v2 relay for others
+	// (libp2p starts it only once the host is publicly reachable).
+	// Default: false.
+	RelayService bool
+	// AutoNATv2 enables AutoNAT v2 reachability checks. Default: false.
+	AutoNATv2 bool
+	// HolePunching enables DCUtR hole punching; it implies Relay because the
+	// punch is coordinated over a relayed connection. Default: false.
+	HolePunching bool
+
+	// UserAgent is announced by identify. Default: "redpanda-homenode".
+	UserAgent string
+	// Metrics receives libp2p and resource manager metrics. Default: nil
+	// (metrics disabled, which keeps many hosts in one process independent).
+	Metrics prometheus.Registerer
+	// Logger receives this package's logs. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Limits are the resource manager limits that matter on a home node. The
+// libp2p AutoScale defaults allow ~192 connections on a 4 GB board and 8 per
+// IPv4 address, which would turn away a household's phones behind one
+// carrier-grade NAT address; these are raised explicitly. Everything not
+// listed here keeps libp2p's scaled defaults.
+type Limits struct {
+	// Conns is the total number of connections. Default: 2560.
+	Conns int
+	// ConnsInbound is the number of inbound connections. Default: Conns.
+	ConnsInbound int
+	// ConnsOutbound is the number of outbound connections. Default: 1024.
+	ConnsOutbound int
+	// Streams is the total number of streams. Default: 16 × Conns.
+	Streams int
+	// Memory is the bytes libp2p may reserve. Default: 512 MiB.
+	Memory int64
+	// FD is the file descriptors libp2p may use (TCP connections; QUIC
+	// shares one socket). The systemd unit must allow more (LimitNOFILE).
+	// Default: 4096.
+	FD int
+	// ConnsPerIPv4 is the connections from one IPv4 address (a carrier NAT
+	// address can hide many phones). Default: 256.
+	ConnsPerIPv4 int
+	// ConnsPerIPv6 is the connections from one IPv6 /56 (a household); a /48
+	// gets 4 × this. Default: 256.
+	ConnsPerIPv6 int
+	// NewConnsPerSecondPerIP is the sustained rate of new connections from
+	// one IPv4 address or IPv6 /56, with a burst of ConnsPerIPv4. Default: 4.
+	NewConnsPerSecondPerIP float64
+	// LimitLoopback applies the per-address limits to 127.0.0.0/8 and ::1
+	// too. libp2p exempts loopback by default, which local load generators
+	// (rpbench) rely on; tests set it to exercise the real limits.
+	// Default: false.
+	LimitLoopback bool
+}
+
+// ConnMgr holds the connection manager's water marks: above HighWater the
+// least useful unprotected connections are closed until LowWater remain.
+type ConnMgr struct {
+	// LowWater default: 2000.
+	LowWater int
+	// HighWater default: 2200.
+	HighWater int
+	// GracePeriod protects new connections from trimming. Default: 1 minute.
+	GracePeriod time.Duration
+}
+
+// withDefaults returns cfg with defaults filled in, or an ErrConfig error.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.DataDir == "" && cfg.IdentityPath == "" {
+		return cfg, fmt.Errorf("%w: DataDir is required", ErrConfig)
+	}
+	if cfg.IdentityPath == "" {
+		cfg.IdentityPath = filepath.Join(cfg.DataDir, IdentityFileName)
+	}
+	if len(cfg.ListenAddrs) == 0 {
+		cfg.ListenAddrs = DefaultListenAddrs
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "redpanda-homenode"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HolePunching {
+		cfg.Relay = true
+	}
+	l := &cfg.Limits
+	setInt(&l.Conns, 2560)
+	setInt(&l.ConnsInbound, l.Conns)
+	setInt(&l.ConnsOutbound, 1024)
+	setInt(&l.Streams, 16*l.Conns)
+	if l.Memory == 0 {
+		l.Memory = 512 << 20
+	}
+	setInt(&l.FD, 4096)
+	setInt(&l.ConnsPerIPv4, 256)
+	setInt(&l.ConnsPerIPv6, 256)
+	if l.NewConnsPerSecondPerIP == 0 {
+		l.NewConnsPerSecondPerIP = 4
+	}
+	c := &cfg.ConnMgr
+	setInt(&c.LowWater, 2000)
+	setInt(&c.HighWater, 2200)
+	if c.GracePeriod == 0 {
+		c.GracePeriod = time.Minute
+	}
+	switch {
+	case l.Conns < 0, l.ConnsInbound < 0, l.ConnsOutbound < 0, l.Streams < 0,
+		l.Memory < 0, l.FD < 0, l.ConnsPerIPv4 < 0, l.ConnsPerIPv6 < 0,
+		l.NewConnsPerSecondPerIP < 0:
+		return cfg, fmt.Errorf("%w: negative limit in %+v", ErrConfig, *l)
+	case c.LowWater >= c.HighWater:
+		return cfg, fmt.Errorf("%w: ConnMgr.LowWater %d must be below HighWater %d", ErrConfig, c.LowWater, c.HighWater)
+	case c.GracePeriod < 0:
+		return cfg, fmt.Errorf("%w: negative ConnMgr.GracePeriod", ErrConfig)
+	}
+	return cfg, nil
+}
+
+func setInt(p *int, def int) {
+	if *p == 0 {
+		*p = def
+	}
+}
