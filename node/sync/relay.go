@@ -1,0 +1,120 @@
+package sync
+
+import (
+	"errors"
+	"fmt"
+	gosync "sync"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/node/wire"
+	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
+)
+
+// ingest applies the relay rule to a message from peer from ("" for a
+// local Publish) and stores it: validate, Accept, wanted, duplicate,
+// quota. Only a stored message is announced, to everyone who wants it but
+// the peers it came from. It returns once the message is durable.
+func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, error) {
+	id := e.ID()
+	if err := channel.Validate(e, s.cfg.Now(), s.cfg.Policy); err != nil {
+		return id, fmt.Errorf("sync: message %s: %w", id, err)
+	}
+	who := from
+	if who == "" {
+		who = s.h.ID()
+	}
+	if !s.accept(who, e.Channel) {
+		return id, fmt.Errorf("sync: message %s from %s in channel %s: %w", id, who, e.Channel, ErrNotAccepted)
+	}
+	if from != "" && !s.Wants(e.Channel) {
+		return id, fmt.Errorf("sync: message %s: channel %s: %w", id, e.Channel, ErrNotWanted)
+	}
+	if _, err := s.db.Put(e); err != nil {
+		return id, fmt.Errorf("sync: store %s: %w", id, err)
+	}
+	skip := s.fetch.announcers(id)
+	if from != "" {
+		skip = append(skip, from)
+	}
+	s.announce(wire.Header{ID: id, Channel: e.Channel, Timestamp: e.Timestamp, Size: uint32(e.Size())}, skip)
+	s.notify(Stored{ID: id, Envelope: e, From: from})
+	return id, nil
+}
+
+// reasonFor maps a relay-rule error to the reason sent in a Reject.
+func reasonFor(err error) wirepb.Reason {
+	switch {
+	case errors.Is(err, channel.ErrBadVersion):
+		return wirepb.Reason_REASON_BAD_VERSION
+	case errors.Is(err, channel.ErrTooLarge):
+		return wirepb.Reason_REASON_TOO_LARGE
+	case errors.Is(err, channel.ErrExpired):
+		return wirepb.Reason_REASON_EXPIRED
+	case errors.Is(err, channel.ErrFromFuture):
+		return wirepb.Reason_REASON_FROM_FUTURE
+	case errors.Is(err, channel.ErrBadSignature):
+		return wirepb.Reason_REASON_BAD_SIGNATURE
+	case errors.Is(err, channel.ErrMalformed), errors.Is(err, wire.ErrMalformedFrame):
+		return wirepb.Reason_REASON_MALFORMED
+	case errors.Is(err, store.ErrExists):
+		return wirepb.Reason_REASON_DUPLICATE
+	case errors.Is(err, ErrNotAccepted):
+		return wirepb.Reason_REASON_NOT_ACCEPTED
+	case errors.Is(err, store.ErrQuotaExceeded):
+		return wirepb.Reason_REASON_QUOTA_EXCEEDED
+	case errors.Is(err, ErrNotWanted):
+		return wirepb.Reason_REASON_NOT_WANTED
+	}
+	return wirepb.Reason_REASON_INTERNAL
+}
+
+// permanent reports whether a reason is a property of the message itself,
+// so fetching it again from anyone is pointless.
+func permanent(r wirepb.Reason) bool {
+	switch r {
+	case wirepb.Reason_REASON_BAD_VERSION, wirepb.Reason_REASON_TOO_LARGE, wirepb.Reason_REASON_EXPIRED,
+		wirepb.Reason_REASON_BAD_SIGNATURE, wirepb.Reason_REASON_MALFORMED:
+		return true
+	}
+	return false
+}
+
+// recentSet remembers up to n message IDs refused for good, oldest
+// forgotten first, so reconciliation does not fetch them over and over.
+type recentSet struct {
+	mu   gosync.Mutex
+	n    int
+	set  map[channel.MessageID]struct{}
+	ring []channel.MessageID
+	next int
+}
+
+func newRecentSet(n int) *recentSet {
+	return &recentSet{n: n, set: make(map[channel.MessageID]struct{}, n)}
+}
+
+func (r *recentSet) add(id channel.MessageID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.set[id]; ok {
+		return
+	}
+	if len(r.ring) < r.n {
+		r.ring = append(r.ring, id)
+	} else {
+		delete(r.set, r.ring[r.next])
+		r.ring[r.next] = id
+		r.next = (r.next + 1) % r.n
+	}
+	r.set[id] = struct{}{}
+}
+
+func (r *recentSet) has(id channel.MessageID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.set[id]
+	return ok
+}

@@ -1,0 +1,539 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/node/wire"
+	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
+)
+
+// ProtocolID is the libp2p protocol this package speaks.
+const ProtocolID = protocol.ID("/redpanda/sync/2.0.0")
+
+// Defaults for Config fields left zero.
+const (
+	DefaultFetchTimeout      = 10 * time.Second
+	DefaultMaxInFlight       = 64
+	DefaultQueueBytes        = 1 << 20
+	DefaultIngestConcurrency = 16
+	DefaultReconcileInterval = time.Minute
+	DefaultMaxPending        = 1 << 16
+)
+
+// Sentinel errors callers branch on.
+var (
+	ErrClosed      = errors.New("sync: service closed")
+	ErrNotAccepted = errors.New("sync: refused by the Accept policy")
+	ErrNotWanted   = errors.New("sync: channel not wanted here")
+	ErrRejected    = errors.New("sync: message rejected by peer")
+	ErrPeerTooSlow = errors.New("sync: peer lets its queue grow past the hard limit")
+	ErrProtocol    = errors.New("sync: protocol violation")
+	ErrNoSession   = errors.New("sync: no session with peer")
+)
+
+// RejectError is a peer's refusal of a pushed message. It matches
+// ErrRejected with errors.Is.
+type RejectError struct {
+	ID     channel.MessageID
+	Reason wirepb.Reason
+	Detail string
+}
+
+func (e *RejectError) Error() string {
+	return fmt.Sprintf("sync: message %s rejected: %s: %s", e.ID, e.Reason, e.Detail)
+}
+
+// Is makes errors.Is(err, ErrRejected) true.
+func (e *RejectError) Is(target error) bool { return target == ErrRejected }
+
+// Config configures a Service. Zero fields take the defaults.
+type Config struct {
+	// Now is the clock for the relay rule and the reconcile window;
+	// default time.Now. Fetch timeouts use the real clock.
+	Now func() time.Time
+	// Policy is passed to channel.Validate.
+	Policy channel.Policy
+	// Retention bounds how far back reconciliation looks; default
+	// store.DefaultRetention. Keep it equal to the store's.
+	Retention time.Duration
+	// FetchTimeout is how long an announcer has to deliver a body before
+	// the next announcer is asked; default 10 s.
+	FetchTimeout time.Duration
+	// MaxInFlight bounds the fetches left unanswered per peer; default 64.
+	MaxInFlight int
+	// QueueBytes is the soft limit of a peer's outbound queue: past it,
+	// announcements are dropped (reconciliation recovers them). Past 8x,
+	// the peer is disconnected with ErrPeerTooSlow. Default 1 MiB.
+	QueueBytes int
+	// IngestConcurrency bounds the messages of one peer being validated
+	// and stored at once; default 16.
+	IngestConcurrency int
+	// ReconcileInterval is how often sessions that dropped announcements
+	// reconcile again; default 1 min.
+	ReconcileInterval time.Duration
+	// MaxPending bounds the bodies waiting to be fetched, over all peers;
+	// default 65536.
+	MaxPending int
+	// Accept, if set, must return true for a peer to exchange a channel's
+	// messages with this node (authorization, blocking). It is asked
+	// before storing a message from the peer and before announcing or
+	// serving one to it; for Publish the peer is the local host.
+	Accept func(p peer.ID, ch channel.ID) bool
+	// Agent is sent in Hello, for the peer's logs.
+	Agent string
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Retention <= 0 {
+		c.Retention = store.DefaultRetention
+	}
+	if c.FetchTimeout <= 0 {
+		c.FetchTimeout = DefaultFetchTimeout
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = DefaultQueueBytes
+	}
+	if c.IngestConcurrency <= 0 {
+		c.IngestConcurrency = DefaultIngestConcurrency
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
+	}
+	if c.MaxPending <= 0 {
+		c.MaxPending = DefaultMaxPending
+	}
+	if c.Agent == "" {
+		c.Agent = "redpanda-homenode"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Stored is a message newly stored by this node, as given to subscribers.
+type Stored struct {
+	ID       channel.MessageID
+	Envelope *channel.Envelope
+	From     peer.ID // "" for Publish
+}
+
+// Service runs the sync protocol for one host and one store.
+type Service struct {
+	h   host.Host
+	db  *store.DB
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     gosync.WaitGroup
+
+	mu       gosync.Mutex
+	closed   bool
+	wants    map[channel.ID]struct{}
+	sessions map[peer.ID]*session
+	subs     map[chan Stored]struct{}
+	stats    map[peer.ID]*counters
+
+	fetch    *fetcher
+	rejected *recentSet
+	notifee  *network.NotifyBundle
+
+	// ignoreFetch makes this node ignore Fetch frames: a test hook for a
+	// real peer that misbehaves by stalling.
+	ignoreFetch atomic.Bool
+}
+
+// New starts the sync service on h, storing into db. The caller keeps
+// ownership of h and db and closes them after Close.
+func New(h host.Host, db *store.DB, cfg Config) *Service {
+	cfg.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		h: h, db: db, cfg: cfg,
+		log:      cfg.Logger.With("component", "sync", "self", h.ID().ShortString()),
+		ctx:      ctx,
+		cancel:   cancel,
+		wants:    map[channel.ID]struct{}{},
+		sessions: map[peer.ID]*session{},
+		subs:     map[chan Stored]struct{}{},
+		stats:    map[peer.ID]*counters{},
+		rejected: newRecentSet(4096),
+	}
+	s.fetch = newFetcher(s)
+	h.SetStreamHandler(ProtocolID, s.handleStream)
+	s.notifee = &network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) { s.connected(c.RemotePeer()) },
+	}
+	h.Network().Notify(s.notifee)
+	for _, p := range h.Network().Peers() {
+		s.connected(p)
+	}
+	s.wg.Add(1)
+	go s.loop()
+	return s
+}
+
+// Close stops the service: no new sessions, every session closed, every
+// goroutine finished. It does not close the host or the store.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		sessions = append(sessions, ss)
+	}
+	for ch := range s.subs {
+		close(ch)
+		delete(s.subs, ch)
+	}
+	s.mu.Unlock()
+	s.h.RemoveStreamHandler(ProtocolID)
+	s.h.Network().StopNotify(s.notifee)
+	s.cancel()
+	for _, ss := range sessions {
+		ss.close(ErrClosed)
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Want declares channels this node wants (serves): it stores their
+// messages, announces and serves them, and reconciles them with peers
+// that want them too.
+func (s *Service) Want(chs ...channel.ID) {
+	var added []channel.ID
+	s.mu.Lock()
+	for _, ch := range chs {
+		if _, ok := s.wants[ch]; !ok {
+			s.wants[ch] = struct{}{}
+			added = append(added, ch)
+		}
+	}
+	sessions := s.sessionList()
+	s.mu.Unlock()
+	if len(added) == 0 {
+		return
+	}
+	for _, ss := range sessions {
+		ss.sendWant(added, nil)
+		// We gained interest, so we ask for the history.
+		ss.reconcileShared(added)
+	}
+}
+
+// Unwant withdraws channels. Stored messages stay until retention.
+func (s *Service) Unwant(chs ...channel.ID) {
+	var removed []channel.ID
+	s.mu.Lock()
+	for _, ch := range chs {
+		if _, ok := s.wants[ch]; ok {
+			delete(s.wants, ch)
+			removed = append(removed, ch)
+		}
+	}
+	sessions := s.sessionList()
+	s.mu.Unlock()
+	if len(removed) == 0 {
+		return
+	}
+	for _, ss := range sessions {
+		ss.sendWant(nil, removed)
+	}
+}
+
+// Wants reports whether this node wants ch.
+func (s *Service) Wants(ch channel.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.wants[ch]
+	return ok
+}
+
+func (s *Service) wantList() []channel.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]channel.ID, 0, len(s.wants))
+	for ch := range s.wants {
+		out = append(out, ch)
+	}
+	return out
+}
+
+// sessionList must be called with s.mu held.
+func (s *Service) sessionList() []*session {
+	out := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		out = append(out, ss)
+	}
+	return out
+}
+
+// Peers returns the peers with a live session.
+func (s *Service) Peers() []peer.ID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]peer.ID, 0, len(s.sessions))
+	for p := range s.sessions {
+		out = append(out, p)
+	}
+	return out
+}
+
+// Publish stores a locally originated message after the relay rule and
+// announces it to every peer that wants its channel. It returns once the
+// message is durable. A message already stored returns store.ErrExists.
+func (s *Service) Publish(ctx context.Context, e *channel.Envelope) (channel.MessageID, error) {
+	if err := ctx.Err(); err != nil {
+		return channel.MessageID{}, err
+	}
+	return s.ingest("", e)
+}
+
+// Subscribe returns a channel that receives every message this node newly
+// stores (published, pushed or fetched), and a function that ends the
+// subscription. A subscriber that falls more than buf messages behind
+// misses messages (logged); it can catch up from the store's Headers.
+func (s *Service) Subscribe(buf int) (<-chan Stored, func()) {
+	ch := make(chan Stored, max(buf, 1))
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		close(ch)
+		return ch, func() {}
+	}
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.subs[ch]; ok {
+			delete(s.subs, ch)
+			close(ch)
+		}
+	}
+}
+
+func (s *Service) notify(st Stored) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- st:
+		default:
+			s.log.Warn("subscriber too slow, message not delivered to it", "id", st.ID)
+		}
+	}
+}
+
+// PushTo sends a message to peer p as a light client does, and waits
+// until p acknowledges it as durable or rejects it (a *RejectError that
+// matches ErrRejected). It opens a session if none exists.
+func (s *Service) PushTo(ctx context.Context, p peer.ID, e *channel.Envelope) (channel.MessageID, error) {
+	id := e.ID()
+	ss, err := s.session(ctx, p)
+	if err != nil {
+		return id, err
+	}
+	return id, ss.push(ctx, e)
+}
+
+// session returns the live session with p, opening one if needed
+// (whatever the peer-ID order: a client must be able to reach its node).
+func (s *Service) session(ctx context.Context, p peer.ID) (*session, error) {
+	s.mu.Lock()
+	ss := s.sessions[p]
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if ss != nil {
+		return ss, nil
+	}
+	return s.open(ctx, p)
+}
+
+// connected opens a session to a newly connected peer when this side is
+// the opener: the smaller peer ID opens, so the pair gets one stream.
+func (s *Service) connected(p peer.ID) {
+	if p == s.h.ID() || bytes.Compare([]byte(s.h.ID()), []byte(p)) > 0 {
+		return
+	}
+	s.mu.Lock()
+	_, exists := s.sessions[p]
+	closed := s.closed
+	if !closed && !exists {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if closed || exists {
+		return
+	}
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+		defer cancel()
+		if _, err := s.open(ctx, p); err != nil {
+			s.log.Debug("no sync session", "peer", p, "err", err)
+		}
+	}()
+}
+
+func (s *Service) open(ctx context.Context, p peer.ID) (*session, error) {
+	ctx = network.WithAllowLimitedConn(ctx, "redpanda sync")
+	st, err := s.h.NewStream(ctx, p, ProtocolID)
+	if err != nil {
+		return nil, fmt.Errorf("sync: open stream to %s: %w", p, err)
+	}
+	ss, err := s.startSession(st)
+	if err != nil {
+		_ = st.Reset()
+		return nil, err
+	}
+	return ss, nil
+}
+
+func (s *Service) handleStream(st network.Stream) {
+	if _, err := s.startSession(st); err != nil {
+		_ = st.Reset()
+	}
+}
+
+// startSession installs a session for the stream's peer, replacing an
+// older one: a new stream means the peer restarted its side.
+func (s *Service) startSession(st network.Stream) (*session, error) {
+	p := st.Conn().RemotePeer()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	old := s.sessions[p]
+	c := s.stats[p]
+	if c == nil {
+		c = &counters{}
+		s.stats[p] = c
+	}
+	ss := newSession(s, st, c)
+	// Hello is queued before the session is visible, so that no Want or
+	// Announce can overtake it.
+	wants := make([]channel.ID, 0, len(s.wants))
+	for ch := range s.wants {
+		wants = append(wants, ch)
+	}
+	for _, f := range helloFrames(s.cfg.Agent, s.cfg.MaxInFlight, wants) {
+		ss.enqueue(f, false)
+	}
+	s.sessions[p] = ss
+	s.wg.Add(2)
+	s.mu.Unlock()
+	if old != nil {
+		old.close(errors.New("replaced by a new stream"))
+	}
+	go ss.writeLoop()
+	go ss.readLoop()
+	return ss, nil
+}
+
+func (s *Service) sessionEnded(ss *session) {
+	s.mu.Lock()
+	if s.sessions[ss.peer] == ss {
+		delete(s.sessions, ss.peer)
+	}
+	s.mu.Unlock()
+	s.fetch.peerGone(ss.peer)
+}
+
+func (s *Service) sessionFor(p peer.ID) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[p]
+}
+
+// loop runs the periodic work: fetch timeouts and catch-up reconciles.
+func (s *Service) loop() {
+	defer s.wg.Done()
+	tick := max(s.cfg.FetchTimeout/4, 10*time.Millisecond)
+	ft := time.NewTicker(tick)
+	defer ft.Stop()
+	rt := time.NewTicker(s.cfg.ReconcileInterval)
+	defer rt.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-ft.C:
+			s.fetch.expire(time.Now())
+		case <-rt.C:
+			s.mu.Lock()
+			sessions := s.sessionList()
+			s.mu.Unlock()
+			for _, ss := range sessions {
+				if ss.needResync.Swap(false) {
+					ss.reconcileShared(nil)
+				}
+			}
+		}
+	}
+}
+
+// announce offers a newly stored message to every peer that wants its
+// channel, except those in skip (who delivered or announced it).
+func (s *Service) announce(h wire.Header, skip []peer.ID) {
+	s.mu.Lock()
+	sessions := s.sessionList()
+	s.mu.Unlock()
+next:
+	for _, ss := range sessions {
+		for _, p := range skip {
+			if ss.peer == p {
+				continue next
+			}
+		}
+		if ss.peerWants(h.Channel) && s.accept(ss.peer, h.Channel) {
+			ss.sendAnnounce([]wire.Header{h})
+		}
+	}
+}
+
+func (s *Service) accept(p peer.ID, ch channel.ID) bool {
+	return s.cfg.Accept == nil || s.cfg.Accept(p, ch)
+}
+
+// Stats returns the traffic counters of peer p since this service started.
+func (s *Service) Stats(p peer.ID) PeerStats {
+	s.mu.Lock()
+	c := s.stats[p]
+	s.mu.Unlock()
+	if c == nil {
+		return PeerStats{FramesIn: map[string]uint64{}, FramesOut: map[string]uint64{}}
+	}
+	return c.snapshot()
+}

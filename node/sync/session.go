@@ -1,0 +1,544 @@
+package sync
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/node/wire"
+	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
+)
+
+const (
+	// maxPeerWants bounds the channels a peer may declare.
+	maxPeerWants = 1 << 16
+	// hardQueueFactor times Config.QueueBytes is where a peer that does
+	// not read its responses is disconnected.
+	hardQueueFactor = 8
+	// maxDetail bounds the human-readable text of a Reject.
+	maxDetail = 256
+	// closeFlushTimeout is how long a session that hit a protocol error
+	// waits for its last Reject to go out.
+	closeFlushTimeout = 2 * time.Second
+)
+
+// session is the one sync stream with one peer.
+type session struct {
+	svc  *Service
+	peer peer.ID
+	st   network.Stream
+	c    *counters
+	log  *slog.Logger
+
+	mu           gosync.Mutex
+	q            [][]byte // encoded frames, length prefix included
+	qKinds       []int
+	qBytes       int // queued and being written
+	closing      bool
+	closed       bool
+	wants        map[channel.ID]struct{}
+	hello        bool
+	maxInFlight  int
+	reconciling  map[channel.ID]*reconcileRun
+	afterHello   []channel.ID // channels to reconcile once the peer's Hello arrives
+	pushes       map[uint64]chan error
+	pushSeq      uint64
+	closeErr     error
+	wake         chan struct{}
+	done         chan struct{}
+	ingestSlots  chan struct{}
+	needResync   atomic.Bool
+	openedByPeer bool
+}
+
+func newSession(s *Service, st network.Stream, c *counters) *session {
+	return &session{
+		svc: s, peer: st.Conn().RemotePeer(), st: st, c: c,
+		log:          s.log.With("peer", st.Conn().RemotePeer().ShortString()),
+		wants:        map[channel.ID]struct{}{},
+		maxInFlight:  1,
+		reconciling:  map[channel.ID]*reconcileRun{},
+		pushes:       map[uint64]chan error{},
+		wake:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		ingestSlots:  make(chan struct{}, s.cfg.IngestConcurrency),
+		openedByPeer: st.Stat().Direction == network.DirInbound,
+	}
+}
+
+// enqueue queues a frame for the writer. A droppable frame (an
+// announcement) is dropped past the soft limit and marks the session for
+// a catch-up reconcile; any frame past the hard limit closes the session.
+func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
+	b, err := proto.Marshal(f)
+	if err != nil {
+		ss.log.Error("marshal frame", "err", err)
+		return false
+	}
+	buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
+	buf = append(buf, b...)
+	ss.mu.Lock()
+	if ss.closed || ss.closing {
+		ss.mu.Unlock()
+		return false
+	}
+	soft := ss.svc.cfg.QueueBytes
+	if droppable && ss.qBytes+len(buf) > soft {
+		ss.mu.Unlock()
+		ss.c.dropped.Add(1)
+		ss.needResync.Store(true)
+		return false
+	}
+	if ss.qBytes+len(buf) > hardQueueFactor*soft {
+		ss.mu.Unlock()
+		ss.close(fmt.Errorf("%w: %d bytes queued", ErrPeerTooSlow, ss.qBytes))
+		return false
+	}
+	ss.q = append(ss.q, buf)
+	ss.qKinds = append(ss.qKinds, frameKind(f))
+	ss.qBytes += len(buf)
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func (ss *session) writeLoop() {
+	defer ss.svc.wg.Done()
+	w := bufio.NewWriterSize(ss.st, 64<<10)
+	for {
+		select {
+		case <-ss.wake:
+		case <-ss.done:
+			return
+		}
+		ss.mu.Lock()
+		q, kinds := ss.q, ss.qKinds
+		ss.q, ss.qKinds = nil, nil
+		ss.mu.Unlock()
+		n := 0
+		for i, b := range q {
+			if _, err := w.Write(b); err != nil {
+				ss.close(fmt.Errorf("sync: write to %s: %w", ss.peer, err))
+				return
+			}
+			n += len(b)
+			ss.c.bytesOut.Add(uint64(len(b)))
+			ss.c.framesOut[kinds[i]].Add(1)
+		}
+		if err := w.Flush(); err != nil {
+			ss.close(fmt.Errorf("sync: write to %s: %w", ss.peer, err))
+			return
+		}
+		ss.mu.Lock()
+		ss.qBytes -= n
+		finish := ss.closing && len(ss.q) == 0
+		err := ss.closeErr
+		ss.mu.Unlock()
+		if finish {
+			ss.close(err)
+			return
+		}
+	}
+}
+
+func (ss *session) readLoop() {
+	defer ss.svc.wg.Done()
+	r := bufio.NewReader(countingReader{r: ss.st, n: &ss.c.bytesIn})
+	for {
+		f, _, err := wire.ReadSyncFrame(r, wire.MaxFrameSize)
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				ss.close(nil)
+			case errors.Is(err, wire.ErrMalformedFrame), errors.Is(err, wire.ErrFrameTooLarge):
+				ss.fail(fmt.Errorf("%w: %w", ErrProtocol, err))
+			default:
+				ss.close(fmt.Errorf("sync: read from %s: %w", ss.peer, err))
+			}
+			return
+		}
+		ss.c.framesIn[frameKind(f)].Add(1)
+		if err := ss.handle(f); err != nil {
+			ss.fail(err)
+			return
+		}
+	}
+}
+
+// fail ends the session after a protocol error: it tells the peer why in
+// a Reject, lets the writer flush it, then closes the stream. Other
+// streams and the connection are untouched.
+func (ss *session) fail(err error) {
+	ss.log.Warn("closing sync stream", "err", err)
+	ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Reject{Reject: &wirepb.Reject{
+		Reason: wirepb.Reason_REASON_MALFORMED, Detail: truncate(err.Error()),
+	}}}, false)
+	ss.mu.Lock()
+	ss.closing, ss.closeErr = true, err
+	empty := len(ss.q) == 0 && ss.qBytes == 0
+	ss.mu.Unlock()
+	if empty {
+		ss.close(err)
+		return
+	}
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+	time.AfterFunc(closeFlushTimeout, func() { ss.close(err) })
+}
+
+// close ends the session; err nil or ErrClosed is a clean end.
+func (ss *session) close(err error) {
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return
+	}
+	ss.closed = true
+	pushes := ss.pushes
+	ss.pushes = nil
+	ss.mu.Unlock()
+	close(ss.done)
+	if err == nil || errors.Is(err, ErrClosed) {
+		_ = ss.st.Close()
+	} else {
+		_ = ss.st.Reset()
+		ss.log.Debug("sync session ended", "err", err)
+	}
+	for _, ch := range pushes {
+		ch <- fmt.Errorf("%w: session with %s ended", ErrNoSession, ss.peer)
+	}
+	ss.svc.sessionEnded(ss)
+}
+
+func truncate(s string) string {
+	if len(s) > maxDetail {
+		return s[:maxDetail]
+	}
+	return s
+}
+
+func (ss *session) peerWants(ch channel.ID) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	_, ok := ss.wants[ch]
+	return ok && ss.hello
+}
+
+func (ss *session) peerMaxInFlight() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.maxInFlight
+}
+
+func idBytes(chs []channel.ID) [][]byte {
+	out := make([][]byte, len(chs))
+	for i := range chs {
+		out[i] = chs[i][:]
+	}
+	return out
+}
+
+// helloFrames is this side's Hello, with the want list continued in Want
+// frames when it does not fit one frame.
+func helloFrames(agent string, maxInFlight int, wants []channel.ID) []*wirepb.Frame {
+	first := wants[:min(len(wants), wire.MaxIDsPerFrame)]
+	out := []*wirepb.Frame{{Kind: &wirepb.Frame_Hello{Hello: &wirepb.Hello{
+		Agent: agent, Want: idBytes(first), MaxInFlight: uint32(maxInFlight),
+	}}}}
+	for rest := wants[len(first):]; len(rest) > 0; {
+		n := min(len(rest), wire.MaxIDsPerFrame)
+		out = append(out, &wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(rest[:n])}}})
+		rest = rest[n:]
+	}
+	return out
+}
+
+func (ss *session) sendWant(add, remove []channel.ID) {
+	for len(add) > 0 || len(remove) > 0 {
+		a, r := add[:min(len(add), wire.MaxIDsPerFrame)], remove[:min(len(remove), wire.MaxIDsPerFrame)]
+		add, remove = add[len(a):], remove[len(r):]
+		ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(a), Remove: idBytes(r)}}}, false)
+	}
+}
+
+func (ss *session) sendAnnounce(hs []wire.Header) {
+	for len(hs) > 0 {
+		n := min(len(hs), wire.MaxHeadersPerFrame)
+		pb := make([]*wirepb.Header, n)
+		for i := range n {
+			pb[i] = wire.HeaderToPB(hs[i])
+		}
+		ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Announce{Announce: &wirepb.Announce{Headers: pb}}}, true)
+		hs = hs[n:]
+	}
+}
+
+func (ss *session) sendFetch(ids []channel.MessageID) {
+	for len(ids) > 0 {
+		n := min(len(ids), wire.MaxIDsPerFrame)
+		b := make([][]byte, n)
+		for i := range n {
+			b[i] = ids[i][:]
+		}
+		ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Fetch{Fetch: &wirepb.Fetch{Ids: b}}}, false)
+		ids = ids[n:]
+	}
+}
+
+func (ss *session) sendReject(seq uint64, id *channel.MessageID, err error) {
+	rj := &wirepb.Reject{Seq: seq, Reason: reasonFor(err), Detail: truncate(err.Error())}
+	if id != nil {
+		rj.Id = id[:]
+	}
+	ss.c.rejected.Add(1)
+	ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Reject{Reject: rj}}, false)
+}
+
+// handle acts on one frame. An error is a protocol violation that ends the
+// session; a bad message inside a good frame is answered and survived.
+func (ss *session) handle(f *wirepb.Frame) error {
+	ss.mu.Lock()
+	hello := ss.hello
+	ss.mu.Unlock()
+	if _, isHello := f.GetKind().(*wirepb.Frame_Hello); isHello == hello {
+		if hello {
+			return fmt.Errorf("%w: second hello", ErrProtocol)
+		}
+		return fmt.Errorf("%w: first frame is %s, not hello", ErrProtocol, frameKinds[frameKind(f)])
+	}
+	switch k := f.GetKind().(type) {
+	case *wirepb.Frame_Hello:
+		return ss.onHello(k.Hello)
+	case *wirepb.Frame_Want:
+		return ss.onWant(k.Want.GetAdd(), k.Want.GetRemove())
+	case *wirepb.Frame_Announce:
+		var offers []offer
+		for _, h := range k.Announce.GetHeaders() {
+			hd, _ := wire.HeaderFromPB(h) // checked by DecodeFrame
+			if ss.svc.Wants(hd.Channel) && ss.svc.accept(ss.peer, hd.Channel) {
+				offers = append(offers, offer{id: hd.ID, ch: hd.Channel})
+			}
+		}
+		if len(offers) > 0 {
+			ss.svc.fetch.offer(ss.peer, offers)
+		}
+	case *wirepb.Frame_Fetch:
+		ss.onFetch(k.Fetch.GetIds())
+	case *wirepb.Frame_Body:
+		ss.onBody(k.Body.GetEnvelope())
+	case *wirepb.Frame_NotFound:
+		ids := make([]channel.MessageID, 0, len(k.NotFound.GetIds()))
+		for _, b := range k.NotFound.GetIds() {
+			id, _ := wire.MessageID(b)
+			ids = append(ids, id)
+		}
+		ss.svc.fetch.notFound(ss.peer, ids)
+	case *wirepb.Frame_Push:
+		ss.onPush(k.Push.GetSeq(), k.Push.GetEnvelope())
+	case *wirepb.Frame_Ack:
+		ss.resolvePush(k.Ack.GetSeq(), nil)
+	case *wirepb.Frame_Reject:
+		rj := k.Reject
+		var id channel.MessageID
+		copy(id[:], rj.GetId())
+		if rj.GetSeq() != 0 {
+			ss.resolvePush(rj.GetSeq(), &RejectError{ID: id, Reason: rj.GetReason(), Detail: rj.GetDetail()})
+		} else {
+			ss.log.Info("peer rejected a message", "id", id, "reason", rj.GetReason(), "detail", rj.GetDetail())
+		}
+	case *wirepb.Frame_Reconcile:
+		return ss.onReconcile(k.Reconcile)
+	}
+	return nil
+}
+
+func (ss *session) onHello(h *wirepb.Hello) error {
+	ss.mu.Lock()
+	ss.hello = true
+	ss.maxInFlight = max(1, int(h.GetMaxInFlight()))
+	after := ss.afterHello
+	ss.afterHello = nil
+	ss.mu.Unlock()
+	ss.log.Debug("hello", "agent", h.GetAgent(), "wants", len(h.GetWant()))
+	if err := ss.onWant(h.GetWant(), nil); err != nil {
+		return err
+	}
+	// The opener reconciles everything shared; the other side only what
+	// it started wanting while the Hello was on its way.
+	if !ss.openedByPeer {
+		ss.reconcileShared(nil)
+	} else if len(after) > 0 {
+		ss.reconcileShared(after)
+	}
+	return nil
+}
+
+func (ss *session) onWant(add, remove [][]byte) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, b := range remove {
+		ch, _ := wire.ChannelID(b)
+		delete(ss.wants, ch)
+	}
+	for _, b := range add {
+		ch, _ := wire.ChannelID(b)
+		ss.wants[ch] = struct{}{}
+	}
+	if len(ss.wants) > maxPeerWants {
+		return fmt.Errorf("%w: peer wants %d channels, cap %d", ErrProtocol, len(ss.wants), maxPeerWants)
+	}
+	return nil
+}
+
+func (ss *session) onFetch(ids [][]byte) {
+	if ss.svc.ignoreFetch.Load() {
+		return
+	}
+	var missing [][]byte
+	for _, b := range ids {
+		id, _ := wire.MessageID(b)
+		raw, err := ss.svc.db.GetRaw(id)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				ss.log.Warn("serving fetch", "id", id, "err", err)
+			}
+			missing = append(missing, b)
+			continue
+		}
+		e, err := channel.UnmarshalEnvelope(raw)
+		if err != nil || !ss.svc.accept(ss.peer, e.Channel) {
+			missing = append(missing, b)
+			continue
+		}
+		if !ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Body{Body: &wirepb.Body{Envelope: wire.EnvelopeToPB(e)}}}, false) {
+			return
+		}
+	}
+	if len(missing) > 0 {
+		ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_NotFound{NotFound: &wirepb.NotFound{Ids: missing}}}, false)
+	}
+}
+
+// ingestAsync runs fn in one of the session's ingest slots. Taking a slot
+// blocks the reader, which is the back-pressure on a peer that sends
+// faster than this node can validate and store.
+func (ss *session) ingestAsync(fn func()) {
+	select {
+	case ss.ingestSlots <- struct{}{}:
+	case <-ss.done:
+		return
+	}
+	ss.svc.wg.Add(1)
+	go func() {
+		defer ss.svc.wg.Done()
+		defer func() { <-ss.ingestSlots }()
+		fn()
+	}()
+}
+
+func (ss *session) onBody(pe *wirepb.Envelope) {
+	e, err := wire.EnvelopeFromPB(pe)
+	if err != nil {
+		ss.sendReject(0, nil, err)
+		return
+	}
+	id := e.ID()
+	switch ss.svc.fetch.claim(ss.peer, id) {
+	case claimLate:
+		return
+	case claimUnsolicited:
+		ss.sendReject(0, &id, fmt.Errorf("body %s was not requested from you", id))
+		return
+	}
+	ss.ingestAsync(func() {
+		_, err := ss.svc.ingest(ss.peer, e)
+		ss.svc.fetch.finish(id, err)
+		if err != nil && !errors.Is(err, store.ErrExists) {
+			ss.log.Info("fetched message refused", "id", id, "err", err)
+			ss.sendReject(0, &id, err)
+		}
+	})
+}
+
+func (ss *session) onPush(seq uint64, pe *wirepb.Envelope) {
+	e, err := wire.EnvelopeFromPB(pe)
+	if err != nil {
+		ss.sendReject(seq, nil, err)
+		return
+	}
+	ss.ingestAsync(func() {
+		id, err := ss.svc.ingest(ss.peer, e)
+		if err != nil {
+			ss.sendReject(seq, &id, err)
+			return
+		}
+		ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Ack{Ack: &wirepb.Ack{Seq: seq, Id: id[:]}}}, false)
+	})
+}
+
+// push sends a Push and waits for its Ack or Reject.
+func (ss *session) push(ctx context.Context, e *channel.Envelope) error {
+	ch := make(chan error, 1)
+	ss.mu.Lock()
+	if ss.closed {
+		ss.mu.Unlock()
+		return ErrNoSession
+	}
+	ss.pushSeq++
+	seq := ss.pushSeq
+	ss.pushes[seq] = ch
+	ss.mu.Unlock()
+	defer func() {
+		ss.mu.Lock()
+		if ss.pushes != nil {
+			delete(ss.pushes, seq)
+		}
+		ss.mu.Unlock()
+	}()
+	if !ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Push{Push: &wirepb.Push{Seq: seq, Envelope: wire.EnvelopeToPB(e)}}}, false) {
+		return fmt.Errorf("%w: %s", ErrNoSession, ss.peer)
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (ss *session) resolvePush(seq uint64, err error) {
+	ss.mu.Lock()
+	ch := ss.pushes[seq]
+	if ch != nil {
+		delete(ss.pushes, seq)
+	}
+	ss.mu.Unlock()
+	if ch != nil {
+		ch <- err
+	}
+}
+
+// peerWantsKnown reports whether the peer's Hello has arrived.
+func (ss *session) peerWantsKnown() bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.hello
+}
