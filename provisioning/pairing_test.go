@@ -379,3 +379,33 @@ func TestCorruptStateIsNotReplaced(t *testing.T) {
 		t.Fatalf("New on a corrupt record: %v (record now %x)", err, got)
 	}
 }
+
+// TestResetResumesAfterPowerCut: a node that died after the reset's first
+// write (owner forgotten) finishes the reset on its next start.
+func TestResetResumesAfterPowerCut(t *testing.T) {
+	n := startNode(t, "", nil, Config{})
+	if err := Pair(ctxT(t), newHost(t, nil), n.uri(t), newOwner(t)); err != nil {
+		t.Fatal(err)
+	}
+	path, sk, id := n.path, n.sk, n.h.ID()
+	n.stop()
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Meta("provisioning").Put(recordKey, record{state: StateResetting, oldPeer: id}.marshal()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	resets := 0
+	n2 := startNode(t, path, sk, Config{OnReset: func(context.Context) error { resets++; return nil }})
+	if n2.p.State() != StateWaiting || resets != 1 {
+		t.Fatalf("state %v, OnReset ran %d times", n2.p.State(), resets)
+	}
+	if _, ok := n2.p.Owner(); ok {
+		t.Fatal("owner survived the reset")
+	}
+	if err := Pair(ctxT(t), newHost(t, nil), n2.uri(t), newOwner(t)); err != nil {
+		t.Fatal(err)
+	}
+}
