@@ -67,6 +67,8 @@ func reasonFor(err error) wirepb.Reason {
 		return wirepb.Reason_REASON_QUOTA_EXCEEDED
 	case errors.Is(err, ErrNotWanted):
 		return wirepb.Reason_REASON_NOT_WANTED
+	case errors.Is(err, ErrNotRequested):
+		return wirepb.Reason_REASON_NOT_REQUESTED
 	}
 	return wirepb.Reason_REASON_INTERNAL
 }

@@ -43,6 +43,8 @@ var (
 	ErrPeerTooSlow = errors.New("sync: peer lets its queue grow past the hard limit")
 	ErrProtocol    = errors.New("sync: protocol violation")
 	ErrNoSession   = errors.New("sync: no session with peer")
+	// ErrNotRequested: a peer sent a body this node did not fetch from it.
+	ErrNotRequested = errors.New("sync: body not requested")
 )
 
 // RejectError is a peer's refusal of a pushed message. It matches

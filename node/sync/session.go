@@ -48,6 +48,7 @@ type session struct {
 	qKinds       []int
 	qBytes       int // queued and being written
 	closing      bool
+	graceful     bool // close with FIN after a protocol error's Reject
 	closed       bool
 	wants        map[channel.ID]struct{}
 	hello        bool
@@ -151,6 +152,11 @@ func (ss *session) writeLoop() {
 		err := ss.closeErr
 		ss.mu.Unlock()
 		if finish {
+			// The last Reject is out: end with FIN, not RST, so the
+			// peer can read why.
+			ss.mu.Lock()
+			ss.graceful = true
+			ss.mu.Unlock()
 			ss.close(err)
 			return
 		}
@@ -194,6 +200,9 @@ func (ss *session) fail(err error) {
 	empty := len(ss.q) == 0 && ss.qBytes == 0
 	ss.mu.Unlock()
 	if empty {
+		ss.mu.Lock()
+		ss.graceful = true
+		ss.mu.Unlock()
 		ss.close(err)
 		return
 	}
@@ -212,14 +221,17 @@ func (ss *session) close(err error) {
 		return
 	}
 	ss.closed = true
+	graceful := ss.graceful
 	pushes := ss.pushes
 	ss.pushes = nil
 	ss.mu.Unlock()
 	close(ss.done)
-	if err == nil || errors.Is(err, ErrClosed) {
+	if err == nil || errors.Is(err, ErrClosed) || graceful {
 		_ = ss.st.Close()
 	} else {
 		_ = ss.st.Reset()
+	}
+	if err != nil {
 		ss.log.Debug("sync session ended", "err", err)
 	}
 	for _, ch := range pushes {
@@ -465,7 +477,7 @@ func (ss *session) onBody(pe *wirepb.Envelope) {
 	case claimLate:
 		return
 	case claimUnsolicited:
-		ss.sendReject(0, &id, fmt.Errorf("body %s was not requested from you", id))
+		ss.sendReject(0, &id, fmt.Errorf("%w: body %s", ErrNotRequested, id))
 		return
 	}
 	ss.ingestAsync(func() {
