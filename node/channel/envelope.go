@@ -122,3 +122,31 @@ func UnmarshalEnvelope(b []byte) (*Envelope, error) {
 	copy(e.Signature[:], b[p:])
 	return e, nil
 }
+
+// ParseID parses a channel ID written by ID.String: 64 hex digits.
+func ParseID(s string) (ID, error) {
+	var id ID
+	if err := parseHex(id[:], s); err != nil {
+		return ID{}, fmt.Errorf("channel ID: %w", err)
+	}
+	return id, nil
+}
+
+// ParseMessageID parses a message ID written by MessageID.String.
+func ParseMessageID(s string) (MessageID, error) {
+	var m MessageID
+	if err := parseHex(m[:], s); err != nil {
+		return MessageID{}, fmt.Errorf("message ID: %w", err)
+	}
+	return m, nil
+}
+
+func parseHex(dst []byte, s string) error {
+	if len(s) != 2*len(dst) {
+		return fmt.Errorf("want %d hex digits, got %d characters", 2*len(dst), len(s))
+	}
+	if _, err := hex.Decode(dst, []byte(s)); err != nil {
+		return err
+	}
+	return nil
+}

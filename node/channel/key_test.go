@@ -316,3 +316,23 @@ func mustLegacyF(f *testing.F) *LegacyKey {
 	}
 	return l
 }
+
+func TestParseID(t *testing.T) {
+	var id ID
+	for i := range id {
+		id[i] = byte(i * 7)
+	}
+	got, err := ParseID(id.String())
+	if err != nil || got != id {
+		t.Fatalf("ParseID(%s) = %v, %v", id, got, err)
+	}
+	for _, bad := range []string{"", "00", id.String() + "00", "zz" + id.String()[2:]} {
+		if _, err := ParseID(bad); err == nil {
+			t.Errorf("ParseID(%q) accepted", bad)
+		}
+	}
+	m := MessageID(id)
+	if got, err := ParseMessageID(m.String()); err != nil || got != m {
+		t.Fatalf("ParseMessageID = %v, %v", got, err)
+	}
+}

@@ -1,0 +1,68 @@
+// Command homenode is the redPanda home node daemon: a super node that
+// relays and stores its owner's friends' end-to-end-encrypted messages.
+//
+//	homenode run --data-dir DIR [--listen MULTIADDR]... [--peer MULTIADDR]...
+//
+// `run` is the default subcommand. main calls run, which returns an error;
+// SIGINT and SIGTERM cancel its context, and cancellation is not an error.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/redpanda-p2p/homenode/internal/version"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "homenode:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `usage: homenode [COMMAND] [FLAGS]
+
+commands:
+  run       run the node (the default)
+  version   print the version
+
+'homenode COMMAND -h' shows a command's flags.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runNode(ctx, args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "homenode", version.Version)
+		return nil
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}

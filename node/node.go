@@ -1,0 +1,273 @@
+// Package node composes the redPanda protocol's parts into one super node:
+// the libp2p host (node/p2p), the message store (node/store) and the sync
+// service (node/sync), plus the peers it keeps connected. It knows nothing
+// of boards, systemd, routers or pairing: the appliance package adds those.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	gosync "sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/node/sync"
+)
+
+// StoreFile is the name of the message store inside the data directory.
+const StoreFile = "messages.db"
+
+// Defaults for Config fields left zero.
+const (
+	DefaultSweepInterval = 10 * time.Minute
+	DefaultRedialMin     = 2 * time.Second
+	DefaultRedialMax     = 2 * time.Minute
+	DefaultCloseTimeout  = 20 * time.Second
+)
+
+// Config says how to build a node. Zero fields take the defaults noted.
+type Config struct {
+	// DataDir holds the identity, the store and nothing else of ours.
+	// Required; created with mode 0700 when missing.
+	DataDir string
+	// Peers are multiaddrs ending in /p2p/ID that the node dials at start
+	// and redials, with backoff, whenever the connection drops.
+	Peers []string
+	// Channels are served from the start (others are added with Serve).
+	Channels []channel.ID
+	// P2P builds the host; its DataDir defaults to DataDir.
+	P2P p2p.Config
+	// Store opens the store; Now defaults to Now below.
+	Store store.Options
+	// Sync runs the sync protocol; Now defaults to Now below.
+	Sync sync.Config
+	// SweepInterval is how often expired messages are deleted; default
+	// 10 minutes.
+	SweepInterval time.Duration
+	// Now is the clock for the store and the relay rule; default time.Now.
+	Now func() time.Time
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running super node. Its fields are for the layers above
+// (appliance, tests); the node owns them and closes them in Close.
+type Node struct {
+	Host  host.Host
+	Store *store.DB
+	Sync  *sync.Service
+
+	cfg   Config
+	log   *slog.Logger
+	peers []peer.AddrInfo
+
+	mu      gosync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	wg      gosync.WaitGroup
+}
+
+// ErrClosed is returned by Start after Close.
+var ErrClosed = errors.New("node: closed")
+
+// New opens the store and builds the host. Nothing is served until Start.
+func New(cfg Config) (*Node, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("node.New: no data directory")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.P2P.DataDir == "" {
+		cfg.P2P.DataDir = cfg.DataDir
+	}
+	if cfg.Store.Now == nil {
+		cfg.Store.Now = cfg.Now
+	}
+	if cfg.Store.Logger == nil {
+		cfg.Store.Logger = cfg.Logger
+	}
+	if cfg.Sync.Now == nil {
+		cfg.Sync.Now = cfg.Now
+	}
+	if cfg.Sync.Logger == nil {
+		cfg.Sync.Logger = cfg.Logger
+	}
+	if cfg.Sync.Retention == 0 {
+		cfg.Sync.Retention = cfg.Store.Retention
+	}
+	peers, err := parsePeers(cfg.Peers)
+	if err != nil {
+		return nil, fmt.Errorf("node.New: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node.New: data directory: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, StoreFile), cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("node.New: %w", err)
+	}
+	h, err := p2p.New(cfg.P2P)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("node.New: %w", err)
+	}
+	return &Node{
+		Host:  h,
+		Store: db,
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "node"),
+		peers: peers,
+	}, nil
+}
+
+// parsePeers turns multiaddrs with a /p2p/ component into AddrInfos,
+// merging addresses of the same peer.
+func parsePeers(addrs []string) ([]peer.AddrInfo, error) {
+	mas := make([]multiaddr.Multiaddr, 0, len(addrs))
+	for _, s := range addrs {
+		ma, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("peer address %q: %w", s, err)
+		}
+		mas = append(mas, ma)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(mas...)
+	if err != nil {
+		return nil, fmt.Errorf("peer addresses must end in /p2p/PEER-ID: %w", err)
+	}
+	return infos, nil
+}
+
+// Start starts the sync service, serves the configured channels, starts
+// the retention sweeper and keeps the configured peers connected. The
+// node runs until Close; ctx bounds only the start itself.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return ErrClosed
+	}
+	if n.started {
+		return errors.New("node.Start: already started")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.started = true
+	n.Sync = sync.New(n.Host, n.Store, n.cfg.Sync)
+	if len(n.cfg.Channels) > 0 {
+		n.Sync.Want(n.cfg.Channels...)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.Store.RunSweeper(runCtx, n.cfg.SweepInterval)
+	}()
+	for _, pi := range n.peers {
+		p2p.Protect(n.Host, pi.ID, "configured-peer")
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.keepConnected(runCtx, pi)
+		}()
+	}
+	n.log.Info("node started", "peer", n.Host.ID().String(), "addrs", n.Addrs(), "peers", len(n.peers))
+	return nil
+}
+
+// Serve adds channels this node stores, relays and reconciles.
+func (n *Node) Serve(chs ...channel.ID) { n.Sync.Want(chs...) }
+
+// keepConnected dials pi and redials it with exponential backoff whenever
+// the connection drops, until ctx ends.
+func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
+	n.Host.Peerstore().AddAddrs(pi.ID, pi.Addrs, time.Hour*24*365)
+	backoff := DefaultRedialMin
+	for {
+		if len(n.Host.Network().ConnsToPeer(pi.ID)) == 0 {
+			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := n.Host.Connect(dctx, pi)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				n.log.Debug("peer not reachable", "peer", pi.ID.String(), "retry_in", backoff, "err", err)
+				backoff = min(backoff*2, DefaultRedialMax)
+			} else {
+				backoff = DefaultRedialMin
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// Addrs returns the node's full addresses, each ending in /p2p/ID, the
+// form other nodes and clients take with --peer.
+func (n *Node) Addrs() []string {
+	ai := peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()}
+	mas, err := peer.AddrInfoToP2pAddrs(&ai)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, len(mas))
+	for i, ma := range mas {
+		out[i] = ma.String()
+	}
+	return out
+}
+
+// Close shuts the node down in order: stop accepting (the sync protocol's
+// handler goes, sessions end), let in-flight writes finish, close the
+// store, close the host. It is safe to call more than once.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	n.mu.Unlock()
+
+	var errs []error
+	if n.Sync != nil {
+		if err := n.Sync.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("sync: %w", err))
+		}
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if err := n.Store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("store: %w", err))
+	}
+	if err := n.Host.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("host: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node.Close: %w", err)
+	}
+	return nil
+}
