@@ -21,4 +21,7 @@ var (
 	// ErrDiskFull: the disk has no room for the write; nothing stored
 	// before it was lost.
 	ErrDiskFull = errors.New("store: disk full")
+	// ErrClockUntrusted: Sweep refused to expire messages by a clock that
+	// is not synchronised yet (Options.ClockTrusted).
+	ErrClockUntrusted = errors.New("store: clock not synchronised; retention sweep postponed")
 )

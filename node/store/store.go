@@ -56,6 +56,11 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to release
 	// the file lock before it fails with ErrLocked. Default 5 s.
 	LockTimeout time.Duration
+	// ClockTrusted, when set, is asked before every sweep: a node whose
+	// clock is not synchronised yet (a Pi has no real-time clock) must not
+	// expire messages by it, so Sweep then deletes nothing and returns
+	// ErrClockUntrusted. Default: the clock is always trusted.
+	ClockTrusted func() bool
 }
 
 func (o *Options) setDefaults() {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -525,4 +526,25 @@ func FuzzFingerprint(f *testing.F) {
 			t.Fatalf("Fingerprint(%d, %d) = %d, want %d messages", from, to, got.Count, want.Count)
 		}
 	})
+}
+
+// TestSweepWaitsForTrustedClock: a Pi boots with a clock that may be years
+// off until it synchronises; nothing may be expired by that clock.
+func TestSweepWaitsForTrustedClock(t *testing.T) {
+	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} // far ahead: everything looks expired
+	var trusted atomic.Bool
+	db := openTemp(t, Options{Now: clk.Now, ClockTrusted: trusted.Load})
+	ch := newChannel()
+	e := envelope(ch, time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC).UnixMilli(), 20)
+	putAll(t, db, []*channel.Envelope{e})
+	if n, err := db.Sweep(); !errors.Is(err, ErrClockUntrusted) || n != 0 {
+		t.Fatalf("Sweep with untrusted clock = %d, %v; want 0, ErrClockUntrusted", n, err)
+	}
+	if ok, _ := db.Has(e.ID()); !ok {
+		t.Fatal("a message was expired by an untrusted clock")
+	}
+	trusted.Store(true)
+	if n, err := db.Sweep(); err != nil || n != 1 {
+		t.Fatalf("Sweep with trusted clock = %d, %v; want 1", n, err)
+	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"encoding/binary"
 	"math"
 	"time"
@@ -24,6 +25,9 @@ func (db *DB) cutoff() int64 {
 // removed. Each chunk is durable on its own: an interrupted sweep loses
 // nothing but progress.
 func (db *DB) Sweep() (removed int, err error) {
+	if db.opt.ClockTrusted != nil && !db.opt.ClockTrusted() {
+		return 0, ErrClockUntrusted
+	}
 	cutoff := db.cutoff()
 	for {
 		n, more, syncRemoved, err := db.sweepChunk(cutoff)
@@ -142,10 +146,14 @@ func (db *DB) RunSweeper(ctx context.Context, every time.Duration) {
 	defer t.Stop()
 	for {
 		if _, err := db.Sweep(); err != nil {
-			if err == ErrClosed {
+			switch {
+			case errors.Is(err, ErrClosed):
 				return
+			case errors.Is(err, ErrClockUntrusted):
+				db.log.Info("retention sweep postponed until the clock is synchronised")
+			default:
+				db.log.Error("retention sweep failed", "err", err)
 			}
-			db.log.Error("retention sweep failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
