@@ -103,7 +103,9 @@ type rawPeer struct {
 	r  *bufio.Reader
 }
 
-func newRawPeer(t *testing.T) host.Host {
+func newRawPeer(t *testing.T) host.Host { return newRawPeerTB(t) }
+
+func newRawPeerTB(t testing.TB) host.Host {
 	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
 	if err != nil {
 		t.Fatal(err)
