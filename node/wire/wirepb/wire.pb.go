@@ -108,37 +108,55 @@ func (Reason) EnumDescriptor() ([]byte, []int) {
 type RegisterStatus int32
 
 const (
-	RegisterStatus_REGISTER_STATUS_UNSPECIFIED   RegisterStatus = 0
-	RegisterStatus_REGISTER_STATUS_OK            RegisterStatus = 1
-	RegisterStatus_REGISTER_STATUS_BAD_CHAIN     RegisterStatus = 2 // a ticket is invalid, expired or revoked
-	RegisterStatus_REGISTER_STATUS_HOP_TOO_FAR   RegisterStatus = 3 // chain longer than this node serves
-	RegisterStatus_REGISTER_STATUS_FULL          RegisterStatus = 4 // node full with lower-hop registrations
-	RegisterStatus_REGISTER_STATUS_EVICTED       RegisterStatus = 5 // replaced by a lower-hop registration
-	RegisterStatus_REGISTER_STATUS_BAD_SIGNATURE RegisterStatus = 6
-	RegisterStatus_REGISTER_STATUS_RATE_LIMITED  RegisterStatus = 7
+	RegisterStatus_REGISTER_STATUS_UNSPECIFIED    RegisterStatus = 0
+	RegisterStatus_REGISTER_STATUS_OK             RegisterStatus = 1
+	RegisterStatus_REGISTER_STATUS_BAD_CHAIN      RegisterStatus = 2 // a ticket is invalid, expired or revoked
+	RegisterStatus_REGISTER_STATUS_HOP_TOO_FAR    RegisterStatus = 3 // chain longer than this node serves
+	RegisterStatus_REGISTER_STATUS_FULL           RegisterStatus = 4 // node full with lower-hop registrations
+	RegisterStatus_REGISTER_STATUS_EVICTED        RegisterStatus = 5 // replaced by a lower-hop registration
+	RegisterStatus_REGISTER_STATUS_BAD_SIGNATURE  RegisterStatus = 6
+	RegisterStatus_REGISTER_STATUS_RATE_LIMITED   RegisterStatus = 7
+	RegisterStatus_REGISTER_STATUS_NOT_ALLOWED    RegisterStatus = 8  // no chain and the node serves no strangers
+	RegisterStatus_REGISTER_STATUS_QUOTA_EXCEEDED RegisterStatus = 9  // too many channels for one registrant
+	RegisterStatus_REGISTER_STATUS_REPLAY         RegisterStatus = 10 // stale timestamp or a request seen before
+	RegisterStatus_REGISTER_STATUS_MALFORMED      RegisterStatus = 11 // the request does not decode or is out of bounds
+	RegisterStatus_REGISTER_STATUS_REVOKED        RegisterStatus = 12 // the identity or a sponsor in its chain is revoked
+	RegisterStatus_REGISTER_STATUS_INTERNAL       RegisterStatus = 13 // the node failed; try again later
 )
 
 // Enum value maps for RegisterStatus.
 var (
 	RegisterStatus_name = map[int32]string{
-		0: "REGISTER_STATUS_UNSPECIFIED",
-		1: "REGISTER_STATUS_OK",
-		2: "REGISTER_STATUS_BAD_CHAIN",
-		3: "REGISTER_STATUS_HOP_TOO_FAR",
-		4: "REGISTER_STATUS_FULL",
-		5: "REGISTER_STATUS_EVICTED",
-		6: "REGISTER_STATUS_BAD_SIGNATURE",
-		7: "REGISTER_STATUS_RATE_LIMITED",
+		0:  "REGISTER_STATUS_UNSPECIFIED",
+		1:  "REGISTER_STATUS_OK",
+		2:  "REGISTER_STATUS_BAD_CHAIN",
+		3:  "REGISTER_STATUS_HOP_TOO_FAR",
+		4:  "REGISTER_STATUS_FULL",
+		5:  "REGISTER_STATUS_EVICTED",
+		6:  "REGISTER_STATUS_BAD_SIGNATURE",
+		7:  "REGISTER_STATUS_RATE_LIMITED",
+		8:  "REGISTER_STATUS_NOT_ALLOWED",
+		9:  "REGISTER_STATUS_QUOTA_EXCEEDED",
+		10: "REGISTER_STATUS_REPLAY",
+		11: "REGISTER_STATUS_MALFORMED",
+		12: "REGISTER_STATUS_REVOKED",
+		13: "REGISTER_STATUS_INTERNAL",
 	}
 	RegisterStatus_value = map[string]int32{
-		"REGISTER_STATUS_UNSPECIFIED":   0,
-		"REGISTER_STATUS_OK":            1,
-		"REGISTER_STATUS_BAD_CHAIN":     2,
-		"REGISTER_STATUS_HOP_TOO_FAR":   3,
-		"REGISTER_STATUS_FULL":          4,
-		"REGISTER_STATUS_EVICTED":       5,
-		"REGISTER_STATUS_BAD_SIGNATURE": 6,
-		"REGISTER_STATUS_RATE_LIMITED":  7,
+		"REGISTER_STATUS_UNSPECIFIED":    0,
+		"REGISTER_STATUS_OK":             1,
+		"REGISTER_STATUS_BAD_CHAIN":      2,
+		"REGISTER_STATUS_HOP_TOO_FAR":    3,
+		"REGISTER_STATUS_FULL":           4,
+		"REGISTER_STATUS_EVICTED":        5,
+		"REGISTER_STATUS_BAD_SIGNATURE":  6,
+		"REGISTER_STATUS_RATE_LIMITED":   7,
+		"REGISTER_STATUS_NOT_ALLOWED":    8,
+		"REGISTER_STATUS_QUOTA_EXCEEDED": 9,
+		"REGISTER_STATUS_REPLAY":         10,
+		"REGISTER_STATUS_MALFORMED":      11,
+		"REGISTER_STATUS_REVOKED":        12,
+		"REGISTER_STATUS_INTERNAL":       13,
 	}
 )
 
@@ -1338,21 +1356,70 @@ func (x *HopTicket) GetSignature() []byte {
 	return nil
 }
 
-// RegisterRequest asks a super node to route for a light client.
-type RegisterRequest struct {
+// HopChain is a chain of hop tickets on its own: the pasteable form that
+// node/routing prints and parses (`redpanda ticket issue|show`).
+type HopChain struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Identity      []byte                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`    // client's identity public key
-	Chain         []*HopTicket           `protobuf:"bytes,2,rep,name=chain,proto3" json:"chain,omitempty"`          // from the owner's ticket down to the client's
-	Channels      [][]byte               `protobuf:"bytes,3,rep,name=channels,proto3" json:"channels,omitempty"`    // channel IDs the node should serve
-	Timestamp     int64                  `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"` // Unix milliseconds, against replay
-	Signature     []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`  // identity's signature over fields 1-4
+	Tickets       []*HopTicket           `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"` // from the owner's ticket down
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HopChain) Reset() {
+	*x = HopChain{}
+	mi := &file_wire_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HopChain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HopChain) ProtoMessage() {}
+
+func (x *HopChain) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HopChain.ProtoReflect.Descriptor instead.
+func (*HopChain) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HopChain) GetTickets() []*HopTicket {
+	if x != nil {
+		return x.Tickets
+	}
+	return nil
+}
+
+// RegisterRequest asks a super node to route for a light client. It is the
+// one frame a client sends on /redpanda/register/1.0.0.
+type RegisterRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Identity  []byte                 `protobuf:"bytes,1,opt,name=identity,proto3" json:"identity,omitempty"`    // client's identity public key
+	Chain     []*HopTicket           `protobuf:"bytes,2,rep,name=chain,proto3" json:"chain,omitempty"`          // from the owner's ticket down to the client's
+	Channels  [][]byte               `protobuf:"bytes,3,rep,name=channels,proto3" json:"channels,omitempty"`    // channel IDs the node should serve
+	Timestamp int64                  `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"` // Unix milliseconds, against replay
+	Signature []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`  // identity's signature over fields 1-4 and 6
+	// (node/routing defines the signed bytes)
+	Peer          []byte `protobuf:"bytes,6,opt,name=peer,proto3" json:"peer,omitempty"` // the device's libp2p peer ID: the request
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1431,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1444,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RegisterRequest) GetIdentity() []byte {
@@ -1415,6 +1482,13 @@ func (x *RegisterRequest) GetSignature() []byte {
 	return nil
 }
 
+func (x *RegisterRequest) GetPeer() []byte {
+	if x != nil {
+		return x.Peer
+	}
+	return nil
+}
+
 // RegisterResponse answers a RegisterRequest.
 type RegisterResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1422,13 +1496,16 @@ type RegisterResponse struct {
 	Hop           uint32                 `protobuf:"varint,2,opt,name=hop,proto3" json:"hop,omitempty"`         // hop the node registered the client at
 	Expires       int64                  `protobuf:"varint,3,opt,name=expires,proto3" json:"expires,omitempty"` // Unix milliseconds; re-register before then
 	Detail        string                 `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	HopInfinity   bool                   `protobuf:"varint,5,opt,name=hop_infinity,json=hopInfinity,proto3" json:"hop_infinity,omitempty"` // registered without a chain; hop is then 0
+	Registered    uint32                 `protobuf:"varint,6,opt,name=registered,proto3" json:"registered,omitempty"`                      // registrations the node serves now (its load)
+	Capacity      uint32                 `protobuf:"varint,7,opt,name=capacity,proto3" json:"capacity,omitempty"`                          // registrations the node serves at most
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1517,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1530,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RegisterResponse) GetStatus() RegisterStatus {
@@ -1482,6 +1559,91 @@ func (x *RegisterResponse) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *RegisterResponse) GetHopInfinity() bool {
+	if x != nil {
+		return x.HopInfinity
+	}
+	return false
+}
+
+func (x *RegisterResponse) GetRegistered() uint32 {
+	if x != nil {
+		return x.Registered
+	}
+	return 0
+}
+
+func (x *RegisterResponse) GetCapacity() uint32 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+// RegisterNotice tells a client that its registration ended (evicted by a
+// lower-hop registration, or revoked). The node sends it as the one frame
+// of a /redpanda/register/notice/1.0.0 stream it opens to a connected
+// client; a client that was not connected gets it at its next Register.
+type RegisterNotice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        RegisterStatus         `protobuf:"varint,1,opt,name=status,proto3,enum=redpanda.wire.v2.RegisterStatus" json:"status,omitempty"`
+	Detail        string                 `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	Timestamp     int64                  `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"` // Unix milliseconds, when the registration ended
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterNotice) Reset() {
+	*x = RegisterNotice{}
+	mi := &file_wire_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterNotice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterNotice) ProtoMessage() {}
+
+func (x *RegisterNotice) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterNotice.ProtoReflect.Descriptor instead.
+func (*RegisterNotice) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RegisterNotice) GetStatus() RegisterStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RegisterStatus_REGISTER_STATUS_UNSPECIFIED
+}
+
+func (x *RegisterNotice) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *RegisterNotice) GetTimestamp() int64 {
+	if x != nil {
+		return x.Timestamp
+	}
+	return 0
 }
 
 var File_wire_proto protoreflect.FileDescriptor
@@ -1562,18 +1724,30 @@ const file_wire_proto_rawDesc = "" +
 	"\asubject\x18\x02 \x01(\fR\asubject\x12\x10\n" +
 	"\x03hop\x18\x03 \x01(\rR\x03hop\x12\x1b\n" +
 	"\tnot_after\x18\x04 \x01(\x03R\bnotAfter\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"\xb8\x01\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"A\n" +
+	"\bHopChain\x125\n" +
+	"\atickets\x18\x01 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\atickets\"\xcc\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\fR\bidentity\x121\n" +
 	"\x05chain\x18\x02 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\x05chain\x12\x1a\n" +
 	"\bchannels\x18\x03 \x03(\fR\bchannels\x12\x1c\n" +
 	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"\x90\x01\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\x12\x12\n" +
+	"\x04peer\x18\x06 \x01(\fR\x04peer\"\xef\x01\n" +
 	"\x10RegisterResponse\x128\n" +
 	"\x06status\x18\x01 \x01(\x0e2 .redpanda.wire.v2.RegisterStatusR\x06status\x12\x10\n" +
 	"\x03hop\x18\x02 \x01(\rR\x03hop\x12\x18\n" +
 	"\aexpires\x18\x03 \x01(\x03R\aexpires\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail*\xba\x02\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12!\n" +
+	"\fhop_infinity\x18\x05 \x01(\bR\vhopInfinity\x12\x1e\n" +
+	"\n" +
+	"registered\x18\x06 \x01(\rR\n" +
+	"registered\x12\x1a\n" +
+	"\bcapacity\x18\a \x01(\rR\bcapacity\"\x80\x01\n" +
+	"\x0eRegisterNotice\x128\n" +
+	"\x06status\x18\x01 \x01(\x0e2 .redpanda.wire.v2.RegisterStatusR\x06status\x12\x16\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x1c\n" +
+	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp*\xba\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REASON_BAD_VERSION\x10\x01\x12\x14\n" +
@@ -1588,7 +1762,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x11REASON_NOT_WANTED\x10\n" +
 	"\x12\x18\n" +
 	"\x14REASON_NOT_REQUESTED\x10\v\x12\x13\n" +
-	"\x0fREASON_INTERNAL\x10\f*\x85\x02\n" +
+	"\x0fREASON_INTERNAL\x10\f*\xc0\x03\n" +
 	"\x0eRegisterStatus\x12\x1f\n" +
 	"\x1bREGISTER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REGISTER_STATUS_OK\x10\x01\x12\x1d\n" +
@@ -1597,7 +1771,14 @@ const file_wire_proto_rawDesc = "" +
 	"\x14REGISTER_STATUS_FULL\x10\x04\x12\x1b\n" +
 	"\x17REGISTER_STATUS_EVICTED\x10\x05\x12!\n" +
 	"\x1dREGISTER_STATUS_BAD_SIGNATURE\x10\x06\x12 \n" +
-	"\x1cREGISTER_STATUS_RATE_LIMITED\x10\aB3Z1github.com/redpanda-p2p/homenode/node/wire/wirepbb\x06proto3"
+	"\x1cREGISTER_STATUS_RATE_LIMITED\x10\a\x12\x1f\n" +
+	"\x1bREGISTER_STATUS_NOT_ALLOWED\x10\b\x12\"\n" +
+	"\x1eREGISTER_STATUS_QUOTA_EXCEEDED\x10\t\x12\x1a\n" +
+	"\x16REGISTER_STATUS_REPLAY\x10\n" +
+	"\x12\x1d\n" +
+	"\x19REGISTER_STATUS_MALFORMED\x10\v\x12\x1b\n" +
+	"\x17REGISTER_STATUS_REVOKED\x10\f\x12\x1c\n" +
+	"\x18REGISTER_STATUS_INTERNAL\x10\rB3Z1github.com/redpanda-p2p/homenode/node/wire/wirepbb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -1612,7 +1793,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_wire_proto_goTypes = []any{
 	(Reason)(0),              // 0: redpanda.wire.v2.Reason
 	(RegisterStatus)(0),      // 1: redpanda.wire.v2.RegisterStatus
@@ -1633,8 +1814,10 @@ var file_wire_proto_goTypes = []any{
 	(*Range)(nil),            // 16: redpanda.wire.v2.Range
 	(*Reconcile)(nil),        // 17: redpanda.wire.v2.Reconcile
 	(*HopTicket)(nil),        // 18: redpanda.wire.v2.HopTicket
-	(*RegisterRequest)(nil),  // 19: redpanda.wire.v2.RegisterRequest
-	(*RegisterResponse)(nil), // 20: redpanda.wire.v2.RegisterResponse
+	(*HopChain)(nil),         // 19: redpanda.wire.v2.HopChain
+	(*RegisterRequest)(nil),  // 20: redpanda.wire.v2.RegisterRequest
+	(*RegisterResponse)(nil), // 21: redpanda.wire.v2.RegisterResponse
+	(*RegisterNotice)(nil),   // 22: redpanda.wire.v2.RegisterNotice
 }
 var file_wire_proto_depIdxs = []int32{
 	5,  // 0: redpanda.wire.v2.Frame.hello:type_name -> redpanda.wire.v2.Hello
@@ -1654,13 +1837,15 @@ var file_wire_proto_depIdxs = []int32{
 	14, // 14: redpanda.wire.v2.Range.fingerprint:type_name -> redpanda.wire.v2.Fingerprint
 	15, // 15: redpanda.wire.v2.Range.ids:type_name -> redpanda.wire.v2.IDList
 	16, // 16: redpanda.wire.v2.Reconcile.ranges:type_name -> redpanda.wire.v2.Range
-	18, // 17: redpanda.wire.v2.RegisterRequest.chain:type_name -> redpanda.wire.v2.HopTicket
-	1,  // 18: redpanda.wire.v2.RegisterResponse.status:type_name -> redpanda.wire.v2.RegisterStatus
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	18, // 17: redpanda.wire.v2.HopChain.tickets:type_name -> redpanda.wire.v2.HopTicket
+	18, // 18: redpanda.wire.v2.RegisterRequest.chain:type_name -> redpanda.wire.v2.HopTicket
+	1,  // 19: redpanda.wire.v2.RegisterResponse.status:type_name -> redpanda.wire.v2.RegisterStatus
+	1,  // 20: redpanda.wire.v2.RegisterNotice.status:type_name -> redpanda.wire.v2.RegisterStatus
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1690,7 +1875,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   19,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
