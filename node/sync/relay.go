@@ -19,7 +19,11 @@ import (
 // the peers it came from. It returns once the message is durable.
 func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, error) {
 	id := e.ID()
-	if err := channel.Validate(e, s.cfg.Now(), s.cfg.Policy); err != nil {
+	pol := s.cfg.Policy
+	if s.cfg.ClockTrusted != nil && !s.cfg.ClockTrusted() {
+		pol.IgnoreClock = true
+	}
+	if err := channel.Validate(e, s.cfg.Now(), pol); err != nil {
 		return id, fmt.Errorf("sync: message %s: %w", id, err)
 	}
 	who := from

@@ -69,6 +69,10 @@ type Config struct {
 	Now func() time.Time
 	// Policy is passed to channel.Validate.
 	Policy channel.Policy
+	// ClockTrusted, when set and returning false, makes the relay rule
+	// skip the timestamp window (Policy.IgnoreClock): a node whose clock
+	// is not synchronised yet must not reject messages by it.
+	ClockTrusted func() bool
 	// Retention bounds how far back reconciliation looks; default
 	// store.DefaultRetention. Keep it equal to the store's.
 	Retention time.Duration
@@ -498,9 +502,16 @@ func (s *Service) loop() {
 			sessions := s.sessionList()
 			s.mu.Unlock()
 			for _, ss := range sessions {
-				if ss.needResync.Swap(false) {
-					ss.reconcileShared(nil)
+				if !ss.needResync.Swap(false) {
+					continue
 				}
+				if ss.queued() > s.cfg.QueueBytes/2 {
+					// The peer is still not reading: catching up now would
+					// only queue more. Try again next tick.
+					ss.needResync.Store(true)
+					continue
+				}
+				ss.reconcileShared(nil)
 			}
 		}
 	}

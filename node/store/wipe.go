@@ -1,0 +1,51 @@
+package store
+
+import (
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Wipe deletes every message, its indexes and counters, all sync state,
+// and every Meta bucket except those named in keep: a factory reset. It is
+// one durable transaction, so a power cut leaves either everything or
+// nothing wiped, and it may safely run twice. The file keeps its size;
+// bbolt reuses the freed pages.
+func (db *DB) Wipe(keep ...string) error {
+	err := db.write(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bMsgs, bIdx, bChans, bFP, bSync} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		if err := putTotals(tx, totals{}); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bMeta)
+		var drop [][]byte
+		err := meta.ForEachBucket(func(k []byte) error {
+			if !slices.Contains(keep, string(k)) {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := meta.DeleteBucket(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: wipe %s: %w", db.path, err)
+	}
+	db.log.Warn("store wiped (factory reset)", "kept", keep)
+	return nil
+}
