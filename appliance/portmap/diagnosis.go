@@ -17,7 +17,8 @@ const (
 	StatusNoGateway
 	// StatusRefused: the router answered and refused to map a port.
 	StatusRefused
-	// StatusNoWANAddress: the router reports no internet address (offline).
+	// StatusNoWANAddress: the router reports no usable internet address:
+	// it is offline, or (as miniupnpd does) it withholds a private one.
 	StatusNoWANAddress
 	// StatusCGNAT: the router's own internet address is private or
 	// carrier-grade (100.64.0.0/10): there is another NAT above it, so the
@@ -92,8 +93,11 @@ var hints = map[Status]string{
 	StatusRefused: "The router answered but would not open the port. In the router's UPnP " +
 		"settings allow this device to add port mappings (some routers only allow ports " +
 		"above 1024 or need \"secure mode\" off), or forward the ports by hand.",
-	StatusNoWANAddress: "The router reports that it has no internet address: check that it " +
-		"is online. The node retries by itself.",
+	StatusNoWANAddress: "The router reports no usable internet address. Either it is offline " +
+		"(check its internet light), or its own address is a private or carrier-grade one that " +
+		"it will not hand out, meaning another router or the provider's NAT sits in front of it: " +
+		"put the provider's box in bridge mode or ask for a public IPv4 address. The node " +
+		"retries by itself and stays reachable through relays meanwhile.",
 	StatusCGNAT: "The router's own internet address is a private or carrier-grade one, so " +
 		"there is another router or the provider's NAT in front of it and ports opened here " +
 		"do not reach this node. Put the provider's box in bridge mode, ask the provider for " +

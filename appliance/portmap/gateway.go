@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"time"
 
 	"github.com/huin/goupnp"
 	"github.com/huin/goupnp/dcps/internetgateway2"
@@ -38,13 +39,15 @@ type gateway struct {
 }
 
 // discover finds a gateway, preferring WANIPConnection2, then 1, then
-// WANPPPConnection1. With loc set it reads that description URL and skips
-// SSDP (which also never looks at loopback).
-func discover(ctx context.Context, loc *url.URL) (*gateway, error) {
+// WANPPPConnection1, giving each search its own timeout (an SSDP search
+// always waits ~2 s for answers). With loc set it reads that description URL
+// and skips SSDP (which also never looks at loopback).
+func discover(parent context.Context, loc *url.URL, perTry time.Duration) (*gateway, error) {
 	type finder struct {
 		name string
 		find func() ([]igdClient, error)
 	}
+	var ctx context.Context
 	finders := []finder{
 		{"WANIPConnection2", func() ([]igdClient, error) {
 			if loc != nil {
@@ -73,10 +76,13 @@ func discover(ctx context.Context, loc *url.URL) (*gateway, error) {
 	}
 	var errs []error
 	for _, f := range finders {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(parent, perTry)
 		clients, err := f.find()
+		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
-			if ctx.Err() != nil {
+			if parent.Err() != nil {
 				break
 			}
 			continue

@@ -283,9 +283,7 @@ func (m *Mapper) run(ctx context.Context) {
 		m.mu.Unlock()
 		var wait time.Duration
 		if gw == nil {
-			dctx, cancel := context.WithTimeout(ctx, m.cfg.CallTimeout)
-			g, err := discover(dctx, m.loc)
-			cancel()
+			g, err := discover(ctx, m.loc, max(m.cfg.CallTimeout, 3*time.Second))
 			if ctx.Err() != nil {
 				return
 			}
@@ -415,13 +413,24 @@ func (m *Mapper) sync(ctx context.Context, gw *gateway) (time.Time, error) {
 	}
 
 	d := Diagnosis{Gateway: gw.service + " " + gw.location, ExternalIP: ext}
+	var ue *UPnPError
+	if errors.As(refusal, &ue) {
+		d.UPnPCode, d.UPnPText, d.Detail = ue.Code, ue.Description, refusal.Error()
+	}
 	switch {
+	case extStatus == StatusCGNAT:
+		// The root cause even when the router also refused: routers
+		// refuse to forward from a non-public address (miniupnpd does).
+		d.Status = StatusCGNAT
+	case extErr != nil || extStatus == StatusNoWANAddress:
+		// Before refusals: without a WAN address a refusal is only a
+		// consequence. miniupnpd withholds a private WAN address this way.
+		d.Status = StatusNoWANAddress
+		if extErr != nil {
+			d.Detail = extErr.Error()
+		}
 	case refusal != nil:
-		var ue *UPnPError
-		errors.As(refusal, &ue)
-		d.Status, d.UPnPCode, d.UPnPText, d.Detail = StatusRefused, ue.Code, ue.Description, refusal.Error()
-	case extErr != nil: // GetExternalIPAddress refused
-		d.Status, d.Detail = StatusNoWANAddress, extErr.Error()
+		d.Status = StatusRefused
 	default:
 		d.Status = extStatus
 	}
