@@ -99,6 +99,12 @@ func (b *memBackend) setBlocked(id string, blocked bool) error {
 }
 func (b *memBackend) Block(_ context.Context, id string) error   { return b.setBlocked(id, true) }
 func (b *memBackend) Unblock(_ context.Context, id string) error { return b.setBlocked(id, false) }
+func (b *memBackend) Reset(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.users, b.chans = nil, nil
+	return nil
+}
 
 // start serves b on a fresh socket and returns its path.
 func start(t *testing.T, b admin.Backend, group string) string {
@@ -184,6 +190,11 @@ func TestRoundTrip(t *testing.T) {
 			ch, _ := c.Channels(ctx)
 			if ch[0].Blocked {
 				t.Error("channel still blocked")
+			}
+		}},
+		{"reset", func() (any, error) { return nil, c.Reset(ctx) }, func(t *testing.T, _ any) {
+			if users, _ := c.Users(ctx); len(users) != 0 {
+				t.Errorf("after reset %d users remain", len(users))
 			}
 		}},
 	}

@@ -131,6 +131,12 @@ func (c *Client) Unblock(ctx context.Context, channel string) error {
 	return err
 }
 
+// Reset asks the running node for a factory reset.
+func (c *Client) Reset(ctx context.Context) error {
+	_, err := c.Call(ctx, CmdReset, "")
+	return err
+}
+
 // readLine reads one newline-terminated line of at most limit bytes.
 func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 	var line []byte

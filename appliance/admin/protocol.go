@@ -23,12 +23,13 @@ const (
 	CmdRevoke   = "revoke"  // Arg: identity
 	CmdBlock    = "block"   // Arg: channel ID
 	CmdUnblock  = "unblock" // Arg: channel ID
+	CmdReset    = "reset"   // factory reset: forget the owner and stored messages
 )
 
 // needsArg lists each command and whether it takes an argument.
 var needsArg = map[string]bool{
 	CmdStatus: false, CmdPeers: false, CmdUsers: false, CmdChannels: false,
-	CmdRevoke: true, CmdBlock: true, CmdUnblock: true,
+	CmdRevoke: true, CmdBlock: true, CmdUnblock: true, CmdReset: false,
 }
 
 // Sentinel errors. The client maps the server's error codes back to these,
@@ -115,7 +116,7 @@ func ParseRequest(line []byte) (Request, error) {
 	takesArg, known := needsArg[req.Cmd]
 	switch {
 	case !known:
-		return req, fmt.Errorf("%w %q (known: status, peers, users, channels, revoke, block, unblock)", ErrUnknownCommand, req.Cmd)
+		return req, fmt.Errorf("%w %q (known: status, peers, users, channels, revoke, block, unblock, reset)", ErrUnknownCommand, req.Cmd)
 	case takesArg && req.Arg == "":
 		return req, fmt.Errorf("%w: %s needs an argument", ErrMalformedRequest, req.Cmd)
 	case !takesArg && req.Arg != "":
@@ -137,6 +138,10 @@ type Backend interface {
 	// channels wrap ErrNotFound.
 	Block(ctx context.Context, channel string) error
 	Unblock(ctx context.Context, channel string) error
+	// Reset is the factory reset: forget the owner, registrations and
+	// stored messages, keep the node identity, and wait for pairing with a
+	// new token.
+	Reset(ctx context.Context) error
 }
 
 // RevokeResult is the result of CmdRevoke.
@@ -165,6 +170,8 @@ func dispatch(ctx context.Context, b Backend, req Request) (any, error) {
 		return struct{}{}, b.Block(ctx, req.Arg)
 	case CmdUnblock:
 		return struct{}{}, b.Unblock(ctx, req.Arg)
+	case CmdReset:
+		return struct{}{}, b.Reset(ctx)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownCommand, req.Cmd)
 }

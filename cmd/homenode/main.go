@@ -21,8 +21,11 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, errHelp) {
+		err = nil
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "homenode:", err)
 		var ue usageError
@@ -42,19 +45,32 @@ const usage = `usage: homenode [COMMAND] [FLAGS]
 
 commands:
   run       run the node (the default)
+  status    the running node's status
+  peers     connected peers
+  users     registered users, by hop
+  channels  channels served
+  revoke    IDENTITY: remove a user and everyone they sponsored
+  block     CHANNEL: stop storing, relaying and serving a channel
+  unblock   CHANNEL: serve a blocked channel again
+  reset     factory reset: forget the owner and stored messages, pair again
   version   print the version
 
 'homenode COMMAND -h' shows a command's flags.
 `
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "run"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	if _, ok := adminCommands[cmd]; ok {
+		return runAdmin(ctx, cmd, args, stdin, stdout, stderr)
+	}
 	switch cmd {
 	case "run":
 		return runNode(ctx, args, stdout, stderr)
+	case "reset":
+		return runReset(ctx, args, stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "homenode", version.Version)
 		return nil

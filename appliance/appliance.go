@@ -1,0 +1,654 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/appliance/admin"
+	"github.com/redpanda-p2p/homenode/appliance/health"
+	"github.com/redpanda-p2p/homenode/appliance/metrics"
+	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
+	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/appliance/web"
+	"github.com/redpanda-p2p/homenode/board"
+	"github.com/redpanda-p2p/homenode/node"
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/node/sync"
+	"github.com/redpanda-p2p/homenode/provisioning"
+)
+
+// Options are what the daemon's main hands to Run besides the Config.
+type Options struct {
+	Config Config
+	Logger *slog.Logger
+	// Console receives the pairing QR code and URI while the node waits
+	// for pairing (a terminal, or tty1 through a separate unit); nil
+	// draws nothing.
+	Console io.Writer
+	// Version is shown on the status page.
+	Version string
+	// Started is called once the node is ready, with the node's peer ID
+	// and addresses; cmd/homenode prints them.
+	Started func(peerID string, addrs []string)
+}
+
+// TestWedgeEnv names a file that, while it exists, makes the main loop
+// stop beating so the watchdog check fails: a hook for the test that
+// proves WATCHDOG=1 stops when the node is wedged. Only tests set it.
+const TestWedgeEnv = "REDPANDA_TEST_WEDGE_FILE"
+
+// Intervals of the daemon's own loops.
+const (
+	beatInterval   = time.Second
+	beatStale      = 5 * beatInterval
+	statusInterval = 10 * time.Second
+	clockInterval  = 5 * time.Second
+)
+
+// Appliance is the running daemon.
+type Appliance struct {
+	cfg     Config
+	log     *slog.Logger
+	opts    Options
+	started time.Time
+
+	node   *node.Node
+	prov   *provisioning.Provisioner
+	health *health.Collector
+	board  *board.Info
+	clock  health.Clock
+
+	clockOK atomic.Bool
+	beat    atomic.Int64 // unix nanos of the main loop's last beat
+
+	mu      gosync.Mutex
+	blocked map[channel.ID]bool
+}
+
+// Run starts the daemon and blocks until ctx is cancelled, then stops it
+// in reverse order within the configured shutdown timeout. Cancellation
+// is a clean stop, not an error.
+func Run(ctx context.Context, o Options) error {
+	cfg := o.Config
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.AdminSocket == "" {
+		cfg.AdminSocket = cfg.adminSocketDefault()
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &Appliance{cfg: cfg, log: log, opts: o, started: time.Now(), blocked: map[channel.ID]bool{}}
+	a.clock = health.Clock{Root: cfg.BoardRoot}
+	a.refreshClock()
+
+	if info, err := board.Detect(cfg.BoardRoot); err != nil {
+		log.Warn("board not recognised", "err", err)
+	} else {
+		a.board = info
+		log.Info("board", "model", info.String())
+	}
+
+	if err := a.startNode(ctx); err != nil {
+		return err
+	}
+	// From here on everything started is stopped by shutdown.
+	runCtx, cancel := context.WithCancel(context.Background())
+	var wg gosync.WaitGroup
+	stopped := false
+	shutdown := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		return a.shutdown(cancel, &wg)
+	}
+
+	if err := a.startRest(runCtx, &wg); err != nil {
+		shutdown()
+		return err
+	}
+	if a.opts.Started != nil {
+		a.opts.Started(a.node.Host.ID().String(), a.node.Addrs())
+	}
+	if err := sdnotify.Ready(); err != nil {
+		log.Warn("systemd notify failed", "err", err)
+	}
+	a.pushStatus(runCtx)
+	log.Info("ready", "peer", a.node.Host.ID().String())
+
+	<-ctx.Done()
+	log.Info("stopping")
+	sdnotify.Stopping()
+	sdnotify.Status("stopping")
+	return shutdown()
+}
+
+func (a *Appliance) startNode(ctx context.Context) error {
+	cfg := a.cfg
+	n, err := node.New(node.Config{
+		DataDir: cfg.DataDir,
+		Peers:   cfg.Peers,
+		P2P: p2p.Config{
+			ListenAddrs: cfg.Listen,
+			Limits: p2p.Limits{
+				Conns:        cfg.MaxConnections,
+				ConnsPerIPv4: cfg.MaxConnectionsPerIP,
+				ConnsPerIPv6: cfg.MaxConnectionsPerIP,
+			},
+			Logger: a.log,
+		},
+		Store: store.Options{
+			Retention:       cfg.Retention.Duration,
+			MaxChannelBytes: cfg.MaxChannelBytes,
+			MaxTotalBytes:   cfg.MaxTotalBytes,
+			ClockTrusted:    a.clockOK.Load,
+		},
+		Sync: sync.Config{
+			Policy:       channel.Policy{MaxAge: cfg.Retention.Duration, MaxSkew: cfg.ClockSkew.Duration},
+			ClockTrusted: a.clockOK.Load,
+			Accept:       a.accept,
+			Agent:        "redpanda-homenode/" + a.opts.Version,
+		},
+		Logger: a.log,
+	})
+	if err != nil {
+		return err
+	}
+	a.node = n
+	if err := a.loadBlocked(); err != nil {
+		n.Close()
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close()
+		return err
+	}
+	return nil
+}
+
+// startRest starts pairing, health, the status page, the admin socket and
+// the daemon's own loops.
+func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
+	cfg := a.cfg
+	prov, err := provisioning.New(a.node.Store.Meta("provisioning"), a.node.Host, provisioning.Config{
+		Logger:  a.log,
+		OnReset: a.forgetOwnerData,
+	})
+	if err != nil {
+		return fmt.Errorf("pairing: %w", err)
+	}
+	a.prov = prov
+	prov.OnChange(func(s provisioning.State) { a.pairingChanged(ctx, s) })
+	a.pairingChanged(ctx, prov.State())
+
+	hc, err := health.New(health.Config{
+		DataDir:        cfg.DataDir,
+		Board:          a.board,
+		LowDiskPercent: cfg.LowDiskPercent,
+		Clock:          &a.clock,
+	})
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	a.health = hc
+
+	if cfg.HTTP != "" && cfg.HTTP != "off" {
+		ls, err := web.Listen(cfg.HTTP)
+		if err != nil {
+			return fmt.Errorf("status page %s: %w", cfg.HTTP, err)
+		}
+		reg, err := metrics.NewRegistry(a)
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		h := web.NewHandler(web.Options{
+			Source:   a,
+			Gatherer: reg,
+			Health:   a.healthy,
+			Logger:   a.log,
+		})
+		for _, l := range ls {
+			a.log.Info("status page", "url", "http://"+l.Addr().String()+"/")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := web.Serve(ctx, ls, h, 5*time.Second, a.log); err != nil {
+				a.log.Error("status page stopped", "err", err)
+			}
+		}()
+	}
+
+	if err := os.MkdirAll(filepath.Dir(cfg.AdminSocket), 0o750); err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	al, err := admin.Listen(cfg.AdminSocket, cfg.AdminGroup)
+	if err != nil {
+		return fmt.Errorf("admin socket %s: %w", cfg.AdminSocket, err)
+	}
+	srv := &admin.Server{Backend: a, Logger: a.log}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ctx, al); err != nil {
+			a.log.Error("admin socket stopped", "err", err)
+		}
+	}()
+
+	a.beat.Store(time.Now().UnixNano())
+	for _, loop := range []func(context.Context){a.mainLoop, a.statusLoop, a.clockLoop} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(ctx) }()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := sdnotify.RunWatchdog(ctx, a.healthy, a.log); err != nil {
+			a.log.Warn("watchdog", "err", err)
+		}
+	}()
+	return nil
+}
+
+// shutdown stops in reverse: the daemon's loops, page and socket, then
+// pairing, then the node (stop accepting, finish in-flight writes, close
+// the store, close the host), all within the shutdown timeout.
+func (a *Appliance) shutdown(cancel context.CancelFunc, wg *gosync.WaitGroup) error {
+	done := make(chan error, 1)
+	go func() {
+		cancel()
+		wg.Wait()
+		if a.prov != nil {
+			a.prov.Close()
+		}
+		done <- a.node.Close()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("appliance shutdown: %w", err)
+		}
+		a.log.Info("stopped cleanly")
+		return nil
+	case <-time.After(a.cfg.ShutdownTimeout.Duration):
+		return fmt.Errorf("appliance shutdown: not finished after %s", a.cfg.ShutdownTimeout.Duration)
+	}
+}
+
+// mainLoop is the daemon's heartbeat: the watchdog pings only while it
+// beats, so a wedged process is restarted by systemd.
+func (a *Appliance) mainLoop(ctx context.Context) {
+	wedge := os.Getenv(TestWedgeEnv)
+	t := time.NewTicker(beatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if wedge != "" {
+			if _, err := os.Stat(wedge); err == nil {
+				continue // wedged on purpose: no beat
+			}
+		}
+		a.beat.Store(time.Now().UnixNano())
+	}
+}
+
+// healthy is the watchdog's and /healthz's check: the main loop beats and
+// the store answers.
+func (a *Appliance) healthy(ctx context.Context) error {
+	if age := time.Since(time.Unix(0, a.beat.Load())); age > beatStale {
+		return fmt.Errorf("main loop has not run for %s", age.Round(time.Second))
+	}
+	if _, err := a.node.Store.Stats(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return ctx.Err()
+}
+
+func (a *Appliance) statusLoop(ctx context.Context) {
+	t := time.NewTicker(statusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.pushStatus(ctx)
+		}
+	}
+}
+
+// pushStatus sends systemd the one-line status.
+func (a *Appliance) pushStatus(ctx context.Context) {
+	r, err := a.Report(ctx)
+	if err != nil {
+		a.log.Warn("status report", "err", err)
+		return
+	}
+	sdnotify.Status(status.StatusLine(r))
+}
+
+func (a *Appliance) refreshClock() bool {
+	ok := a.clock.Synced()
+	return a.clockOK.Swap(ok) != ok
+}
+
+// clockLoop re-checks whether the clock is synchronised and says so when
+// it changes: until it is, messages are not rejected or expired by time.
+func (a *Appliance) clockLoop(ctx context.Context) {
+	a.logClock()
+	t := time.NewTicker(clockInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if a.refreshClock() {
+				a.logClock()
+			}
+		}
+	}
+}
+
+func (a *Appliance) logClock() {
+	if a.clockOK.Load() {
+		a.log.Info("clock synchronised: message timestamps are checked")
+	} else {
+		a.log.Warn("clock not synchronised: message timestamps are not trusted, nothing is rejected or expired by time until it is")
+	}
+}
+
+// pairingChanged shows or hides the pairing QR code.
+func (a *Appliance) pairingChanged(ctx context.Context, s provisioning.State) {
+	switch s {
+	case provisioning.StateWaiting:
+		uri, err := a.prov.URI()
+		if err != nil {
+			a.log.Error("pairing URI", "err", err)
+			return
+		}
+		a.log.Info("waiting for pairing: scan the QR code with the redPanda app", "uri", uri)
+		if a.opts.Console != nil {
+			qr, err := provisioning.QRTerminal(uri)
+			if err == nil {
+				fmt.Fprintf(a.opts.Console, "\nScan to pair this home node with your phone:\n\n%s\n%s\n\n", qr, uri)
+			}
+		}
+	case provisioning.StateOwned:
+		if o, ok := a.prov.Owner(); ok {
+			a.log.Info("paired", "owner", ownerString(o))
+			if a.opts.Console != nil {
+				fmt.Fprintf(a.opts.Console, "Paired with %s. This node is now yours.\n", ownerString(o))
+			}
+		}
+	}
+	a.pushStatus(ctx)
+}
+
+func ownerString(o provisioning.Owner) string {
+	var k channel.IdentityKey
+	copy(k[:], o.Key)
+	return k.String()
+}
+
+// forgetOwnerData is the factory reset's hook: stored messages, sync
+// state and blocks go; the identity stays unless the reset renews it.
+func (a *Appliance) forgetOwnerData(ctx context.Context) error {
+	a.mu.Lock()
+	a.blocked = map[channel.ID]bool{}
+	a.mu.Unlock()
+	return a.node.Store.Wipe("provisioning")
+}
+
+// accept is the sync layer's policy: blocked channels are neither stored,
+// announced nor served.
+func (a *Appliance) accept(_ peer.ID, ch channel.ID) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.blocked[ch]
+}
+
+func (a *Appliance) loadBlocked() error {
+	return a.node.Store.Meta("blocked").ForEach(func(k, _ []byte) error {
+		var id channel.ID
+		if len(k) == len(id) {
+			copy(id[:], k)
+			a.blocked[id] = true
+		}
+		return nil
+	})
+}
+
+// Report implements status.Source.
+func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
+	n := a.node
+	r := status.Report{
+		GeneratedAt: time.Now(),
+		Node:        status.Node{PeerID: n.Host.ID().String(), Addresses: n.Addrs()},
+		Version:     a.opts.Version,
+		Uptime:      time.Since(a.started),
+		Clock:       status.Clock{Synchronized: a.clockOK.Load()},
+		Reachability: status.Reachability{
+			Diagnosis: "not checked",
+			Hint:      "port mapping is not running",
+		},
+	}
+	if a.board != nil {
+		r.Board = a.board.String()
+	}
+	r.Pairing = a.pairingReport()
+	peers, _ := a.Peers(ctx)
+	r.Peers = status.Peers{Count: len(peers), List: peers}
+	if o, ok := a.prov.Owner(); ok {
+		_ = o
+		r.Users.ByHop[0] = 1
+	}
+	chans, err := a.Channels(ctx)
+	if err != nil {
+		return r, err
+	}
+	r.Channels = chans
+	st, err := n.Store.Stats()
+	if err != nil {
+		return r, fmt.Errorf("store: %w", err)
+	}
+	r.Messages = status.Messages{Count: int64(st.Messages), Bytes: st.Bytes}
+	if a.health != nil {
+		snap, err := a.health.Snapshot(ctx)
+		if err != nil {
+			a.log.Debug("health snapshot", "err", err)
+		}
+		r.Disk = status.Disk{Path: a.cfg.DataDir, FreeBytes: snap.Disk.FreeBytes, TotalBytes: snap.Disk.TotalBytes}
+		r.Memory = status.Memory{RSSBytes: snap.Process.RSSBytes}
+		if snap.Board.TempKnown {
+			c := snap.Board.Celsius
+			r.CPUTempCelsius = &c
+		}
+		if snap.Board.ThrottleKnown {
+			t := snap.Board.Throttle
+			r.Throttling = status.Throttling{
+				Known:                true,
+				UnderVoltage:         t.Has(board.UnderVoltage),
+				FrequencyCapped:      t.Has(board.FrequencyCapped),
+				Throttled:            t.Has(board.Throttled),
+				SoftTempLimit:        t.Has(board.SoftTempLimit),
+				UnderVoltageOccurred: t.Has(board.UnderVoltageBoot),
+				ThrottledOccurred:    t.Has(board.ThrottledBoot),
+			}
+		}
+		r.Clock.Source = snap.Clock.Source
+		for _, w := range snap.Warnings {
+			r.Warnings = append(r.Warnings, w.Message)
+		}
+	}
+	return r, nil
+}
+
+func (a *Appliance) pairingReport() status.Pairing {
+	switch a.prov.State() {
+	case provisioning.StateWaiting:
+		uri, _ := a.prov.URI()
+		return status.Pairing{State: status.PairingWaiting, URI: uri}
+	case provisioning.StateOwned:
+		o, _ := a.prov.Owner()
+		return status.Pairing{State: status.PairingOwned, Owner: ownerString(o)}
+	}
+	return status.Pairing{State: status.PairingNew}
+}
+
+// Status implements admin.Backend.
+func (a *Appliance) Status(ctx context.Context) (status.Report, error) { return a.Report(ctx) }
+
+// Peers implements admin.Backend: every connected peer.
+func (a *Appliance) Peers(ctx context.Context) ([]status.Peer, error) {
+	h := a.node.Host
+	var out []status.Peer
+	for _, c := range h.Network().Conns() {
+		dir := status.Outbound
+		if c.Stat().Direction == network.DirInbound {
+			dir = status.Inbound
+		}
+		out = append(out, status.Peer{
+			ID:        c.RemotePeer().String(),
+			Addr:      c.RemoteMultiaddr().String(),
+			Direction: dir,
+			Latency:   h.Peerstore().LatencyEWMA(c.RemotePeer()),
+		})
+	}
+	return out, nil
+}
+
+// Users implements admin.Backend.
+func (a *Appliance) Users(ctx context.Context) ([]status.User, error) {
+	var out []status.User
+	if o, ok := a.prov.Owner(); ok {
+		out = append(out, status.User{Identity: ownerString(o), Hop: 0, Registered: o.PairedAt})
+	}
+	return out, nil
+}
+
+// Channels implements admin.Backend: the channels with stored messages,
+// and blocked ones.
+func (a *Appliance) Channels(ctx context.Context) ([]status.Channel, error) {
+	cs, err := a.node.Store.Channels()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	seen := map[channel.ID]bool{}
+	out := make([]status.Channel, 0, len(cs))
+	for _, c := range cs {
+		seen[c.Channel] = true
+		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: a.blocked[c.Channel]}
+		if c.Newest > 0 {
+			sc.Newest = time.UnixMilli(c.Newest)
+		}
+		out = append(out, sc)
+	}
+	for id := range a.blocked {
+		if !seen[id] {
+			out = append(out, status.Channel{ID: id.String(), Blocked: true})
+		}
+	}
+	return out, nil
+}
+
+// Revoke implements admin.Backend.
+func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, error) {
+	if _, err := channel.ParseIdentityKey(identity); err != nil {
+		return nil, fmt.Errorf("%w: %v", admin.ErrMalformedRequest, err)
+	}
+	return nil, fmt.Errorf("%w: %s is not a registered user", admin.ErrNotFound, identity)
+}
+
+// Block implements admin.Backend: the channel is no longer stored,
+// relayed or served, starting now. Stored messages stay readable until
+// they expire.
+func (a *Appliance) Block(ctx context.Context, ch string) error {
+	id, err := parseChannelArg(ch)
+	if err != nil {
+		return err
+	}
+	if err := a.node.Store.Meta("blocked").Put(id[:], []byte{1}); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.blocked[id] = true
+	a.mu.Unlock()
+	a.log.Warn("channel blocked by the owner", "channel", id.String())
+	return nil
+}
+
+// Unblock implements admin.Backend.
+func (a *Appliance) Unblock(ctx context.Context, ch string) error {
+	id, err := parseChannelArg(ch)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	was := a.blocked[id]
+	a.mu.Unlock()
+	if !was {
+		return fmt.Errorf("%w: channel %s is not blocked", admin.ErrNotFound, id)
+	}
+	if err := a.node.Store.Meta("blocked").Delete(id[:]); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	delete(a.blocked, id)
+	a.mu.Unlock()
+	a.log.Info("channel unblocked by the owner", "channel", id.String())
+	return nil
+}
+
+// Reset implements admin.Backend: the factory reset of a running node.
+// The identity stays; renewing it needs the node stopped (homenode reset
+// --new-identity).
+func (a *Appliance) Reset(ctx context.Context) error {
+	if err := a.prov.Reset(ctx, false); err != nil {
+		return fmt.Errorf("factory reset: %w", err)
+	}
+	a.log.Warn("factory reset done: owner, registrations and stored messages forgotten; waiting for pairing")
+	return nil
+}
+
+func parseChannelArg(s string) (channel.ID, error) {
+	s = strings.TrimSpace(s)
+	if id, err := channel.ParseID(s); err == nil {
+		return id, nil
+	}
+	if k, err := channel.ParseKey(s); err == nil {
+		return k.ID(), nil
+	}
+	return channel.ID{}, fmt.Errorf("%w: %q is neither a channel ID (64 hex digits) nor a key string", admin.ErrMalformedRequest, s)
+}
+
+var (
+	_ status.Source = (*Appliance)(nil)
+	_ admin.Backend = (*Appliance)(nil)
+	_               = errors.New
+	_               = net.Listen
+)
