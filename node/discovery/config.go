@@ -1,0 +1,133 @@
+package discovery
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/node/store"
+)
+
+// ProtocolPrefix is the DHT's protocol prefix: the DHT speaks
+// /redpanda/kad/1.0.0 and never meets the public IPFS (Amino) DHT.
+const ProtocolPrefix = "/redpanda"
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMinPeers          = 3
+	DefaultMaxPeers          = 5
+	DefaultMaxAttempts       = 8
+	DefaultConcurrency       = 4
+	DefaultFailureBackoff    = 10 * time.Minute
+	DefaultDialTimeout       = 10 * time.Second
+	DefaultLookupTimeout     = 30 * time.Second
+	DefaultMaintainInterval  = 30 * time.Second
+	DefaultReprovideInterval = time.Hour
+	DefaultProvideValidity   = 6 * time.Hour
+	DefaultBoundaryWindow    = time.Hour
+	DefaultPersistInterval   = 5 * time.Minute
+	DefaultAuthzWait         = 2 * time.Second
+	// DefaultMaxPeersPerIPGroup and DefaultMaxPeersPerIPGroupPerCpl are the
+	// routing-table diversity limits of the public DHT (amino defaults):
+	// at most 3 peers from one /16 (IPv4) or ASN (IPv6) in the table, 2 in
+	// one bucket, so one network cannot fill a node's view of the DHT.
+	DefaultMaxPeersPerIPGroup       = 3
+	DefaultMaxPeersPerIPGroupPerCpl = 2
+	// maxPersistedPeers bounds the peers remembered across restarts.
+	maxPersistedPeers = 32
+)
+
+// Config configures a Service. Zero fields take the defaults.
+type Config struct {
+	// Bootstrap are the configured DHT peers (the owner's contacts, a
+	// known super node). Optional: super nodes learned at run time are
+	// added with AddBootstrap, and the peers known before a restart are
+	// read from Meta.
+	Bootstrap []peer.AddrInfo
+	// Meta persists the routing table's peers and this node's statements
+	// across restarts (the node passes db.Meta("dht")). Nil: nothing is
+	// persisted.
+	Meta *store.Meta
+	// MinPeers and MaxPeers: when fewer than MinPeers authorized super
+	// nodes are connected for a served channel, providers are looked up
+	// and tried until MaxPeers are. Defaults 3 and 5 (paper §4.4.2).
+	MinPeers, MaxPeers int
+	// MaxAttempts bounds the providers tried per channel per round, so
+	// that many fake providers cost bounded work; the ones that fail are
+	// skipped for FailureBackoff and later rounds try others. Default 8.
+	MaxAttempts int
+	// Concurrency is the providers tried at once per channel; default 4.
+	Concurrency int
+	// FailureBackoff is how long a provider that failed (no answer, no
+	// valid statement) is skipped; default 10 min.
+	FailureBackoff time.Duration
+	// DialTimeout bounds connecting to a provider and exchanging
+	// statements; default 10 s.
+	DialTimeout time.Duration
+	// LookupTimeout bounds one provider lookup; default 30 s.
+	LookupTimeout time.Duration
+	// MaintainInterval is how often each served channel's peers are
+	// checked; default 30 s.
+	MaintainInterval time.Duration
+	// ReprovideInterval is how often a key is provided again; default 1 h.
+	ReprovideInterval time.Duration
+	// ProvideValidity is how long this node keeps provider records others
+	// store at it; default 6 h (a few reprovide rounds: records of a node
+	// that stopped serving fade within hours).
+	ProvideValidity time.Duration
+	// BoundaryWindow: within this time before midnight UTC, tomorrow's key
+	// is provided too; default 1 h.
+	BoundaryWindow time.Duration
+	// PersistInterval is how often the routing table is saved to Meta;
+	// default 5 min (and at Close).
+	PersistInterval time.Duration
+	// AuthzWait is how long Authorized waits for a statement exchange with
+	// the peer that is under way; default 2 s.
+	AuthzWait time.Duration
+	// MaxPeersPerIPGroup and MaxPeersPerIPGroupPerCpl are the routing-table
+	// diversity filter's limits; defaults 3 and 2. Tests that run many
+	// nodes on loopback (one IP group) raise them.
+	MaxPeersPerIPGroup, MaxPeersPerIPGroupPerCpl int
+	// Now is the clock for statements and key days; default time.Now.
+	Now func() time.Time
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	setInt(&c.MinPeers, DefaultMinPeers)
+	setInt(&c.MaxPeers, DefaultMaxPeers)
+	c.MaxPeers = max(c.MaxPeers, c.MinPeers)
+	setInt(&c.MaxAttempts, DefaultMaxAttempts)
+	setInt(&c.Concurrency, DefaultConcurrency)
+	setDur(&c.FailureBackoff, DefaultFailureBackoff)
+	setDur(&c.DialTimeout, DefaultDialTimeout)
+	setDur(&c.LookupTimeout, DefaultLookupTimeout)
+	setDur(&c.MaintainInterval, DefaultMaintainInterval)
+	setDur(&c.ReprovideInterval, DefaultReprovideInterval)
+	setDur(&c.ProvideValidity, DefaultProvideValidity)
+	setDur(&c.BoundaryWindow, DefaultBoundaryWindow)
+	setDur(&c.PersistInterval, DefaultPersistInterval)
+	setDur(&c.AuthzWait, DefaultAuthzWait)
+	setInt(&c.MaxPeersPerIPGroup, DefaultMaxPeersPerIPGroup)
+	setInt(&c.MaxPeersPerIPGroupPerCpl, DefaultMaxPeersPerIPGroupPerCpl)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func setInt(p *int, def int) {
+	if *p <= 0 {
+		*p = def
+	}
+}
+
+func setDur(p *time.Duration, def time.Duration) {
+	if *p <= 0 {
+		*p = def
+	}
+}
