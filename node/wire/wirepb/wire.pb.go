@@ -1410,9 +1410,11 @@ type RegisterRequest struct {
 	Chain     []*HopTicket           `protobuf:"bytes,2,rep,name=chain,proto3" json:"chain,omitempty"`          // from the owner's ticket down to the client's
 	Channels  [][]byte               `protobuf:"bytes,3,rep,name=channels,proto3" json:"channels,omitempty"`    // channel IDs the node should serve
 	Timestamp int64                  `protobuf:"varint,4,opt,name=timestamp,proto3" json:"timestamp,omitempty"` // Unix milliseconds, against replay
-	Signature []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`  // identity's signature over fields 1-4 and 6
-	// (node/routing defines the signed bytes)
-	Peer          []byte `protobuf:"bytes,6,opt,name=peer,proto3" json:"peer,omitempty"` // the device's libp2p peer ID: the request
+	Signature []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`  // identity's signature over fields 1-4, 6
+	// and 7 (node/routing defines the signed bytes)
+	Peer []byte `protobuf:"bytes,6,opt,name=peer,proto3" json:"peer,omitempty"` // the device's libp2p peer ID: the request
+	// is valid only on a stream from that peer
+	Nonce         []byte `protobuf:"bytes,7,opt,name=nonce,proto3" json:"nonce,omitempty"` // 16 random bytes: two requests in the same
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1485,6 +1487,13 @@ func (x *RegisterRequest) GetSignature() []byte {
 func (x *RegisterRequest) GetPeer() []byte {
 	if x != nil {
 		return x.Peer
+	}
+	return nil
+}
+
+func (x *RegisterRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
 	}
 	return nil
 }
@@ -1726,14 +1735,15 @@ const file_wire_proto_rawDesc = "" +
 	"\tnot_after\x18\x04 \x01(\x03R\bnotAfter\x12\x1c\n" +
 	"\tsignature\x18\x05 \x01(\fR\tsignature\"A\n" +
 	"\bHopChain\x125\n" +
-	"\atickets\x18\x01 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\atickets\"\xcc\x01\n" +
+	"\atickets\x18\x01 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\atickets\"\xe2\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\fR\bidentity\x121\n" +
 	"\x05chain\x18\x02 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\x05chain\x12\x1a\n" +
 	"\bchannels\x18\x03 \x03(\fR\bchannels\x12\x1c\n" +
 	"\ttimestamp\x18\x04 \x01(\x03R\ttimestamp\x12\x1c\n" +
 	"\tsignature\x18\x05 \x01(\fR\tsignature\x12\x12\n" +
-	"\x04peer\x18\x06 \x01(\fR\x04peer\"\xef\x01\n" +
+	"\x04peer\x18\x06 \x01(\fR\x04peer\x12\x14\n" +
+	"\x05nonce\x18\a \x01(\fR\x05nonce\"\xef\x01\n" +
 	"\x10RegisterResponse\x128\n" +
 	"\x06status\x18\x01 \x01(\x0e2 .redpanda.wire.v2.RegisterStatusR\x06status\x12\x10\n" +
 	"\x03hop\x18\x02 \x01(\rR\x03hop\x12\x18\n" +

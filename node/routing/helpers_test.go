@@ -1,0 +1,223 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newHost(t testing.TB) host.Host {
+	t.Helper()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func newIdentity(t testing.TB) *channel.Identity {
+	t.Helper()
+	id, err := channel.NewIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func newChannelID(t testing.TB) channel.ID {
+	t.Helper()
+	var c channel.ID
+	if _, err := rand.Read(c[:]); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func issue(t testing.TB, issuer *channel.Identity, subject channel.IdentityKey, hop int, notAfter time.Time) *Ticket {
+	t.Helper()
+	tk, err := IssueTicket(issuer, subject, hop, notAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+// clock is real time plus an offset the test moves, so requests signed
+// with the real clock stay fresh until the test jumps ahead.
+type clock struct{ off atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// testNode is a node as the lead wires it: a real host, a real store file
+// and the Registry on db.Meta("registrations").
+type testNode struct {
+	path string
+	h    host.Host
+	db   *store.DB
+	r    *Registry
+	logs *syncBuffer
+	cfg  Config
+}
+
+func startNode(t testing.TB, path string, cfg Config) *testNode {
+	t.Helper()
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "node.db")
+	}
+	n := &testNode{path: path, logs: &syncBuffer{}, cfg: cfg}
+	var err error
+	if n.db, err = store.Open(path, store.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	n.h = newHost(t)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if n.r, err = NewRegistry(n.h, n.db.Meta("registrations"), cfg); err != nil {
+		n.db.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *testNode) stop() {
+	if n.r != nil {
+		n.r.Close()
+		n.h.Close()
+		n.db.Close()
+		n.r = nil
+	}
+}
+
+func (n *testNode) info() peer.AddrInfo { return peer.AddrInfo{ID: n.h.ID(), Addrs: n.h.Addrs()} }
+
+// client is a light client: its identity, chain and its own host.
+type client struct {
+	name    string
+	id      *channel.Identity
+	chain   Chain
+	h       host.Host
+	notices chan Notice
+}
+
+func newClient(t testing.TB, name string, id *channel.Identity, chain Chain) *client {
+	t.Helper()
+	if id == nil {
+		id = newIdentity(t)
+	}
+	c := &client{name: name, id: id, chain: chain, h: newHost(t), notices: make(chan Notice, 4)}
+	HandleNotices(c.h, func(n Notice) { c.notices <- n })
+	return c
+}
+
+func (c *client) register(t testing.TB, n *testNode, chs ...channel.ID) (Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.h.Connect(ctx, n.info()); err != nil {
+		t.Fatalf("%s: connect: %v", c.name, err)
+	}
+	return Register(ctx, c.h, n.h.ID(), c.id, c.chain, chs)
+}
+
+func (c *client) mustRegister(t testing.TB, n *testNode, chs ...channel.ID) Result {
+	t.Helper()
+	res, err := c.register(t, n, chs...)
+	if err != nil {
+		t.Fatalf("%s: register: %v", c.name, err)
+	}
+	return res
+}
+
+// refusal returns the status of a refusal, failing on success or on any
+// other error.
+func refusal(t testing.TB, who string, err error) *RefusedError {
+	t.Helper()
+	var re *RefusedError
+	if !errors.As(err, &re) || !errors.Is(err, ErrRefused) {
+		t.Fatalf("%s: got %v, want a refusal", who, err)
+	}
+	return re
+}
+
+// waitFor polls cond; it fails the test only if cond never holds, and it
+// asserts nothing about how long that took.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (r *Registry) pendingFor(id channel.IdentityKey) (pendingNotice, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pn, ok := r.pending[id]
+	return pn, ok
+}
+
+func disconnect(t testing.TB, a, b host.Host) {
+	t.Helper()
+	a.Network().ClosePeer(b.ID())
+	waitFor(t, "disconnect", func() bool {
+		return a.Network().Connectedness(b.ID()) != network.Connected &&
+			b.Network().Connectedness(a.ID()) != network.Connected
+	})
+}
+
+// friends builds the test's friend graph: owner, f1 (owner's friend), f2
+// (f1's friend), f3 (f2's friend), each ticket valid for a day.
+type friends struct {
+	owner, f1, f2, f3 *channel.Identity
+	c1, c2, c3        Chain
+}
+
+func newFriends(t testing.TB) friends {
+	t.Helper()
+	var f friends
+	f.owner, f.f1, f.f2, f.f3 = newIdentity(t), newIdentity(t), newIdentity(t), newIdentity(t)
+	end := time.Now().Add(24 * time.Hour)
+	f.c1 = Chain{issue(t, f.owner, f.f1.Public(), 1, end)}
+	f.c2 = append(append(Chain{}, f.c1...), issue(t, f.f1, f.f2.Public(), 2, end))
+	f.c3 = append(append(Chain{}, f.c2...), issue(t, f.f2, f.f3.Public(), 3, end))
+	return f
+}
