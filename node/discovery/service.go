@@ -46,9 +46,9 @@ type Service struct {
 
 	mu        gosync.Mutex
 	closed    bool
-	bootstrap []peer.AddrInfo                     // configured, then added at run time
-	persisted []peer.AddrInfo                     // known before the restart
-	served    map[channel.ID]*served              // this node's channels and statements
+	bootstrap []peer.AddrInfo                      // configured, then added at run time
+	persisted []peer.AddrInfo                      // known before the restart
+	served    map[channel.ID]*served               // this node's channels and statements
 	authz     map[peer.ID]map[channel.ID]time.Time // verified statements of peers: until
 	pending   map[peer.ID]*pendingExchange         // exchanges under way
 	backoff   map[channel.ID]map[peer.ID]time.Time // failed providers: skip until
