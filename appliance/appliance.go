@@ -2,7 +2,6 @@ package appliance
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,10 +15,12 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	basichost "github.com/libp2p/go-libp2p/p2p/host/basic"
 
 	"github.com/redpanda-p2p/homenode/appliance/admin"
 	"github.com/redpanda-p2p/homenode/appliance/health"
 	"github.com/redpanda-p2p/homenode/appliance/metrics"
+	"github.com/redpanda-p2p/homenode/appliance/portmap"
 	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
 	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/appliance/web"
@@ -69,6 +70,7 @@ type Appliance struct {
 
 	node   *node.Node
 	prov   *provisioning.Provisioner
+	mapper *portmap.Mapper // nil when upnp = false
 	health *health.Collector
 	board  *board.Info
 	clock  health.Clock
@@ -143,11 +145,26 @@ func Run(ctx context.Context, o Options) error {
 
 func (a *Appliance) startNode(ctx context.Context) error {
 	cfg := a.cfg
+	var nat p2pNATManager
+	if cfg.UPnP {
+		m, err := portmap.New(portmap.Config{
+			StateFile: filepath.Join(cfg.DataDir, "portmap.json"),
+			Logger:    a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("port mapping: %w", err)
+		}
+		a.mapper = m
+		// The mapper owns the router's mappings; libp2p's own NATPortMap
+		// is never enabled, so the two never fight over ports.
+		nat = m.NATManager
+	}
 	n, err := node.New(node.Config{
 		DataDir: cfg.DataDir,
 		Peers:   cfg.Peers,
 		P2P: p2p.Config{
 			ListenAddrs: cfg.Listen,
+			NATManager:  nat,
 			Limits: p2p.Limits{
 				Conns:        cfg.MaxConnections,
 				ConnsPerIPv4: cfg.MaxConnectionsPerIP,
@@ -173,6 +190,9 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		return err
 	}
 	a.node = n
+	if a.mapper != nil {
+		a.mapper.Start(context.Background())
+	}
 	if err := a.loadBlocked(); err != nil {
 		n.Close()
 		return err
@@ -276,6 +296,11 @@ func (a *Appliance) shutdown(cancel context.CancelFunc, wg *gosync.WaitGroup) er
 	go func() {
 		cancel()
 		wg.Wait()
+		if a.mapper != nil {
+			if err := a.mapper.Close(); err != nil {
+				a.log.Warn("removing port mappings", "err", err)
+			}
+		}
 		if a.prov != nil {
 			a.prov.Close()
 		}
@@ -449,11 +474,8 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 		Node:        status.Node{PeerID: n.Host.ID().String(), Addresses: n.Addrs()},
 		Version:     a.opts.Version,
 		Uptime:      time.Since(a.started),
-		Clock:       status.Clock{Synchronized: a.clockOK.Load()},
-		Reachability: status.Reachability{
-			Diagnosis: "not checked",
-			Hint:      "port mapping is not running",
-		},
+		Clock:        status.Clock{Synchronized: a.clockOK.Load()},
+		Reachability: a.reachability(),
 	}
 	if a.board != nil {
 		r.Board = a.board.String()
@@ -504,6 +526,47 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 		}
 	}
 	return r, nil
+}
+
+// reachability turns the port mapper's diagnosis into the report's words.
+func (a *Appliance) reachability() status.Reachability {
+	if a.mapper == nil {
+		return status.Reachability{
+			Diagnosis: "UPnP off",
+			Hint:      "Port mapping is turned off (upnp = false); forward the node's ports on the router by hand, or friends reach it only through a relay.",
+		}
+	}
+	d := a.mapper.Diagnosis()
+	r := status.Reachability{Reachable: d.Status == portmap.StatusMapped, Hint: d.Hint}
+	switch d.Status {
+	case portmap.StatusMapped:
+		r.Diagnosis = "reachable via UPnP"
+		r.Hint = ""
+	case portmap.StatusStarting:
+		r.Diagnosis = "looking for the router"
+	case portmap.StatusNoGateway:
+		r.Diagnosis = "no UPnP router"
+	case portmap.StatusRefused:
+		r.Diagnosis = fmt.Sprintf("router refused port mapping (UPnP error %d %s)", d.UPnPCode, d.UPnPText)
+	case portmap.StatusNoWANAddress:
+		r.Diagnosis = "router has no usable internet address"
+	case portmap.StatusCGNAT:
+		r.Diagnosis = "behind carrier-grade or double NAT"
+	default:
+		r.Diagnosis = d.Status.String()
+	}
+	if d.ExternalIP.IsValid() {
+		for _, l := range d.Leases {
+			if l.Protocol == "TCP" {
+				r.ExternalAddr = net.JoinHostPort(d.ExternalIP.String(), fmt.Sprint(l.ExternalPort))
+				break
+			}
+		}
+		if r.ExternalAddr == "" {
+			r.ExternalAddr = d.ExternalIP.String()
+		}
+	}
+	return r
 }
 
 func (a *Appliance) pairingReport() status.Pairing {
@@ -646,9 +709,10 @@ func parseChannelArg(s string) (channel.ID, error) {
 	return channel.ID{}, fmt.Errorf("%w: %q is neither a channel ID (64 hex digits) nor a key string", admin.ErrMalformedRequest, s)
 }
 
+// p2pNATManager is what p2p.Config.NATManager takes.
+type p2pNATManager = func(network.Network) basichost.NATManager
+
 var (
 	_ status.Source = (*Appliance)(nil)
 	_ admin.Backend = (*Appliance)(nil)
-	_               = errors.New
-	_               = net.Listen
 )
