@@ -470,10 +470,10 @@ func (a *Appliance) loadBlocked() error {
 func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 	n := a.node
 	r := status.Report{
-		GeneratedAt: time.Now(),
-		Node:        status.Node{PeerID: n.Host.ID().String(), Addresses: n.Addrs()},
-		Version:     a.opts.Version,
-		Uptime:      time.Since(a.started),
+		GeneratedAt:  time.Now(),
+		Node:         status.Node{PeerID: n.Host.ID().String(), Addresses: n.Addrs()},
+		Version:      a.opts.Version,
+		Uptime:       time.Since(a.started),
 		Clock:        status.Clock{Synchronized: a.clockOK.Load()},
 		Reachability: a.reachability(),
 	}
