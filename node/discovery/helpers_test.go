@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -230,3 +231,5 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func errorsIs(err, target error) bool { return err != nil && errors.Is(err, target) }
