@@ -46,6 +46,11 @@ type Options struct {
 	// Started is called once the node is ready, with the node's peer ID
 	// and addresses; cmd/homenode prints them.
 	Started func(peerID string, addrs []string)
+	// ButtonHold is how long the reset button must be held; default 10 s.
+	ButtonHold time.Duration
+
+	// testHook, when set, is given the appliance once it is ready.
+	testHook func(*Appliance)
 }
 
 // TestWedgeEnv names a file that, while it exists, makes the main loop
@@ -78,8 +83,11 @@ type Appliance struct {
 	clockOK atomic.Bool
 	beat    atomic.Int64 // unix nanos of the main loop's last beat
 
+	ledStates chan provisioning.State
+
 	mu      gosync.Mutex
 	blocked map[channel.ID]bool
+	warned  map[string]bool // warnings already written to the journal
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then stops it
@@ -97,7 +105,9 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &Appliance{cfg: cfg, log: log, opts: o, started: time.Now(), blocked: map[channel.ID]bool{}}
+	a := &Appliance{cfg: cfg, log: log, opts: o, started: time.Now(),
+		blocked: map[channel.ID]bool{}, warned: map[string]bool{},
+		ledStates: make(chan provisioning.State, 8)}
 	a.clock = health.Clock{Root: cfg.BoardRoot}
 	a.refreshClock()
 
@@ -126,6 +136,9 @@ func Run(ctx context.Context, o Options) error {
 	if err := a.startRest(runCtx, &wg); err != nil {
 		shutdown()
 		return err
+	}
+	if a.opts.testHook != nil {
+		a.opts.testHook(a)
 	}
 	if a.opts.Started != nil {
 		a.opts.Started(a.node.Host.ID().String(), a.node.Addrs())
@@ -274,7 +287,8 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 	}()
 
 	a.beat.Store(time.Now().UnixNano())
-	for _, loop := range []func(context.Context){a.mainLoop, a.statusLoop, a.clockLoop} {
+	ledLoop := func(ctx context.Context) { a.ledLoop(ctx, a.ledStates) }
+	for _, loop := range []func(context.Context){a.mainLoop, a.statusLoop, a.clockLoop, ledLoop, a.buttonLoop} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(ctx) }()
 	}
@@ -372,6 +386,27 @@ func (a *Appliance) pushStatus(ctx context.Context) {
 		return
 	}
 	sdnotify.Status(status.StatusLine(r))
+	a.logWarnings(r.Warnings)
+}
+
+// logWarnings writes each warning to the journal once when it appears and
+// once when it clears.
+func (a *Appliance) logWarnings(ws []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := map[string]bool{}
+	for _, w := range ws {
+		now[w] = true
+		if !a.warned[w] {
+			a.log.Warn(w)
+		}
+	}
+	for w := range a.warned {
+		if !now[w] {
+			a.log.Info("cleared: " + w)
+		}
+	}
+	a.warned = now
 }
 
 func (a *Appliance) refreshClock() bool {
@@ -405,8 +440,12 @@ func (a *Appliance) logClock() {
 	}
 }
 
-// pairingChanged shows or hides the pairing QR code.
+// pairingChanged shows or hides the pairing QR code and sets the LED.
 func (a *Appliance) pairingChanged(ctx context.Context, s provisioning.State) {
+	select {
+	case a.ledStates <- s:
+	default:
+	}
 	switch s {
 	case provisioning.StateWaiting:
 		uri, err := a.prov.URI()

@@ -1,0 +1,86 @@
+package appliance
+
+import (
+	"context"
+	"os"
+
+	"github.com/redpanda-p2p/homenode/board"
+	"github.com/redpanda-p2p/homenode/provisioning"
+)
+
+// ledLoop shows the node's state on the board's activity LED: a distinct
+// double blink while waiting for pairing, a short blip every few seconds
+// once owned. The LED goes back to its kernel trigger on the way out. A
+// board without an LED, or a sandbox that forbids writing it, only costs
+// a log line.
+func (a *Appliance) ledLoop(ctx context.Context, states <-chan provisioning.State) {
+	if a.board == nil || a.board.LEDPath == "" {
+		return
+	}
+	led, err := board.OpenLED(a.board.LEDPath)
+	if err != nil {
+		a.log.Info("activity LED not available", "err", err)
+		return
+	}
+	defer led.Release()
+	var stop context.CancelFunc = func() {}
+	done := make(chan struct{})
+	close(done)
+	show := func(p board.Pattern) {
+		stop()
+		<-done
+		var bctx context.Context
+		bctx, stop = context.WithCancel(ctx)
+		done = make(chan struct{})
+		go func(done chan struct{}) {
+			defer close(done)
+			if err := led.Blink(bctx, p); err != nil && bctx.Err() == nil {
+				a.log.Info("activity LED", "err", err)
+			}
+		}(done)
+	}
+	defer func() { stop(); <-done }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case s := <-states:
+			if s == provisioning.StateOwned {
+				show(board.Running)
+			} else {
+				show(board.WaitingForPairing)
+			}
+		}
+	}
+}
+
+// buttonLoop turns the board's button held for ten seconds (Options.
+// ButtonHold in tests) into a factory reset.
+func (a *Appliance) buttonLoop(ctx context.Context) {
+	if a.board == nil || a.board.ButtonDevice == "" {
+		return
+	}
+	f, err := os.Open(a.board.ButtonDevice)
+	if err != nil {
+		a.log.Info("reset button not available", "device", a.board.ButtonDevice, "err", err)
+		return
+	}
+	go func() { <-ctx.Done(); f.Close() }() // a blocked read ends only when the file closes
+	events := make(chan board.ButtonEvent, 4)
+	go func() {
+		btn := board.Button{Hold: a.opts.ButtonHold}
+		if err := btn.Run(ctx, board.NewInputReader(f, 0), events); err != nil && ctx.Err() == nil {
+			a.log.Warn("reset button stopped", "err", err)
+		}
+		close(events)
+	}()
+	for ev := range events {
+		if ev != board.Held {
+			continue
+		}
+		a.log.Warn("reset button held: factory reset")
+		if err := a.Reset(ctx); err != nil {
+			a.log.Error("factory reset from the button failed", "err", err)
+		}
+	}
+}
