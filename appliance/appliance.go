@@ -20,6 +20,7 @@ import (
 	"github.com/redpanda-p2p/homenode/appliance/admin"
 	"github.com/redpanda-p2p/homenode/appliance/health"
 	"github.com/redpanda-p2p/homenode/appliance/metrics"
+	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/appliance/portmap"
 	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
 	"github.com/redpanda-p2p/homenode/appliance/status"
@@ -229,6 +230,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 		return fmt.Errorf("pairing: %w", err)
 	}
 	a.prov = prov
+	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Logger: a.log}).Register(a.node.Host)
 	prov.OnChange(func(s provisioning.State) { a.pairingChanged(ctx, s) })
 	a.pairingChanged(ctx, prov.State())
 

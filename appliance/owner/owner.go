@@ -1,0 +1,237 @@
+// Package owner is the owner-only protocol /redpanda/owner/1.0.0: the
+// paired owner's client asks its home node for things only the owner may
+// see or do (the status report now; backups later). It knows the status
+// report type and libp2p streams; the appliance supplies who the owner is
+// and the answers.
+//
+// A session: the node sends a 32-byte random challenge; the client
+// answers with its owner identity public key and an Ed25519 signature,
+// under the domain tag "redpanda/v2/owner-auth\x00", over the node's peer
+// ID, the client's peer ID and the challenge, so a proof is bound to this
+// connection and cannot be replayed or relayed; then one JSON request and
+// one JSON response. Frames are a 4-byte big-endian length and a body,
+// capped before allocation.
+package owner
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/appliance/status"
+)
+
+// ProtocolID is the owner protocol.
+const ProtocolID = "/redpanda/owner/1.0.0"
+
+// MaxFrame bounds a request; responses may be larger (MaxResponse).
+const (
+	MaxFrame    = 4096
+	MaxResponse = 4 << 20
+)
+
+const (
+	challengeSize = 32
+	authDomain    = "redpanda/v2/owner-auth\x00"
+	stepTimeout   = 30 * time.Second
+)
+
+// Sentinel errors.
+var (
+	ErrNotOwner  = errors.New("owner: not the node's owner")
+	ErrMalformed = errors.New("owner: malformed message")
+	ErrUnknown   = errors.New("owner: unknown request")
+)
+
+// Request is what the owner asks.
+type Request struct {
+	Cmd string `json:"cmd"` // "status"
+}
+
+// Response carries the result or an error text.
+type Response struct {
+	Error  string          `json:"error,omitempty"`
+	Code   string          `json:"code,omitempty"` // "not_owner", "unknown", "failed"
+	Result json.RawMessage `json:"result,omitempty"`
+}
+
+// Server answers the owner on a host.
+type Server struct {
+	// IsOwner says whether key is the node's owner.
+	IsOwner func(key ed25519.PublicKey) bool
+	// Status makes the report.
+	Status func(ctx context.Context) (status.Report, error)
+	Logger *slog.Logger
+}
+
+// Register serves the protocol on h until the handler is removed.
+func (s *Server) Register(h host.Host) {
+	h.SetStreamHandler(ProtocolID, s.handle)
+}
+
+func (s *Server) log() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+func (s *Server) handle(st network.Stream) {
+	defer st.Close()
+	st.SetDeadline(time.Now().Add(stepTimeout))
+	local, remote := st.Conn().LocalPeer(), st.Conn().RemotePeer()
+	var challenge [challengeSize]byte
+	rand.Read(challenge[:])
+	if err := writeFrame(st, challenge[:]); err != nil {
+		return
+	}
+	auth, err := readFrame(st, MaxFrame)
+	if err != nil {
+		s.log().Info("owner protocol: bad frame", "peer", remote.String(), "err", err)
+		return
+	}
+	if len(auth) != ed25519.PublicKeySize+ed25519.SignatureSize {
+		s.reply(st, Response{Code: "malformed", Error: "authentication frame has the wrong size"})
+		return
+	}
+	key := ed25519.PublicKey(auth[:ed25519.PublicKeySize])
+	sig := auth[ed25519.PublicKeySize:]
+	if !ed25519.Verify(key, signedBytes(local, remote, challenge[:]), sig) || !s.IsOwner(key) {
+		s.log().Warn("owner protocol: refused a peer that is not the owner", "peer", remote.String())
+		s.reply(st, Response{Code: "not_owner", Error: "this identity is not the node's owner"})
+		return
+	}
+	raw, err := readFrame(st, MaxFrame)
+	if err != nil {
+		return
+	}
+	var req Request
+	if err := json.Unmarshal(raw, &req); err != nil {
+		s.reply(st, Response{Code: "malformed", Error: err.Error()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	switch req.Cmd {
+	case "status":
+		r, err := s.Status(ctx)
+		if err != nil {
+			s.reply(st, Response{Code: "failed", Error: err.Error()})
+			return
+		}
+		b, _ := json.Marshal(r)
+		s.reply(st, Response{Result: b})
+	default:
+		s.reply(st, Response{Code: "unknown", Error: fmt.Sprintf("unknown request %q", req.Cmd)})
+	}
+}
+
+func (s *Server) reply(st network.Stream, r Response) {
+	b, _ := json.Marshal(r)
+	writeFrame(st, b)
+}
+
+func signedBytes(node, client peer.ID, challenge []byte) []byte {
+	b := []byte(authDomain)
+	b = append(b, []byte(node)...)
+	b = append(b, []byte(client)...)
+	return append(b, challenge...)
+}
+
+// Status asks the node for its status report as its owner.
+func Status(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateKey) (status.Report, error) {
+	var r status.Report
+	raw, err := call(ctx, h, node, owner, Request{Cmd: "status"})
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("%w: status report: %v", ErrMalformed, err)
+	}
+	return r, nil
+}
+
+func call(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateKey, req Request) (json.RawMessage, error) {
+	st, err := h.NewStream(ctx, node, ProtocolID)
+	if err != nil {
+		return nil, fmt.Errorf("owner: open stream to %s: %w", node, err)
+	}
+	defer st.Close()
+	if d, ok := ctx.Deadline(); ok {
+		st.SetDeadline(d)
+	} else {
+		st.SetDeadline(time.Now().Add(stepTimeout))
+	}
+	challenge, err := readFrame(st, MaxFrame)
+	if err != nil {
+		return nil, err
+	}
+	if len(challenge) != challengeSize {
+		return nil, fmt.Errorf("%w: challenge of %d bytes", ErrMalformed, len(challenge))
+	}
+	sig := ed25519.Sign(owner, signedBytes(node, h.ID(), challenge))
+	auth := append(append([]byte(nil), owner.Public().(ed25519.PublicKey)...), sig...)
+	if err := writeFrame(st, auth); err != nil {
+		return nil, err
+	}
+	b, _ := json.Marshal(req)
+	if err := writeFrame(st, b); err != nil {
+		return nil, err
+	}
+	raw, err := readFrame(st, MaxResponse)
+	if err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return nil, fmt.Errorf("%w: response: %v", ErrMalformed, err)
+	}
+	switch resp.Code {
+	case "":
+		return resp.Result, nil
+	case "not_owner":
+		return nil, fmt.Errorf("%w: %s", ErrNotOwner, resp.Error)
+	case "unknown":
+		return nil, fmt.Errorf("%w: %s", ErrUnknown, resp.Error)
+	default:
+		return nil, fmt.Errorf("owner: node says: %s", resp.Error)
+	}
+}
+
+func writeFrame(w io.Writer, b []byte) error {
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(b)))
+	if _, err := w.Write(append(n[:], b...)); err != nil {
+		return fmt.Errorf("owner: write: %w", err)
+	}
+	return nil
+}
+
+// readFrame reads one frame, refusing a length over max before it
+// allocates.
+func readFrame(r io.Reader, max int) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, fmt.Errorf("owner: read: %w", err)
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > uint32(max) {
+		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrMalformed, size, max)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("owner: read: %w", err)
+	}
+	return b, nil
+}
