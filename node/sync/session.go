@@ -554,3 +554,10 @@ func (ss *session) peerWantsKnown() bool {
 	defer ss.mu.Unlock()
 	return ss.hello
 }
+
+// queued is the bytes queued or being written to the peer.
+func (ss *session) queued() int {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.qBytes
+}
