@@ -95,6 +95,12 @@ type testNode struct {
 
 func startNode(t testing.TB, path string, cfg Config) *testNode {
 	t.Helper()
+	return startNodeWith(t, path, cfg, nil)
+}
+
+// startNodeWith lets the test touch the records before the registry loads.
+func startNodeWith(t testing.TB, path string, cfg Config, before func(Records)) *testNode {
+	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "node.db")
 	}
@@ -102,6 +108,9 @@ func startNode(t testing.TB, path string, cfg Config) *testNode {
 	var err error
 	if n.db, err = store.Open(path, store.Options{}); err != nil {
 		t.Fatal(err)
+	}
+	if before != nil {
+		before(n.db.Meta("registrations"))
 	}
 	n.h = newHost(t)
 	if cfg.Logger == nil {

@@ -398,3 +398,28 @@ func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
 	}
 	return true
 }
+
+// An unreadable record is dropped with a warning; the others are kept.
+func TestBadRecordDropped(t *testing.T) {
+	f := newFriends(t)
+	cfg := Config{Owner: f.owner.Public()}
+	n := startNode(t, "", cfg)
+	newClient(t, "f1", f.f1, f.c1).mustRegister(t, n)
+	n.stop()
+
+	bad := recKey(keyReg, f.f2.Public())
+	n3 := startNodeWith(t, n.path, cfg, func(m Records) {
+		if err := m.Put(bad, []byte("{not json")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got := users(n3.r); !mapsEqual(got, map[channel.IdentityKey]int{f.f1.Public(): 1}) {
+		t.Fatalf("after a bad record: %v", got)
+	}
+	if _, err := n3.db.Meta("registrations").Get(bad); err == nil {
+		t.Fatal("bad record kept")
+	}
+	if !strings.Contains(n3.logs.String(), "unreadable registration record") {
+		t.Fatal("bad record not logged")
+	}
+}
