@@ -454,9 +454,7 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 	for ch := range s.wants {
 		wants = append(wants, ch)
 	}
-	for _, f := range helloFrames(s.cfg.Agent, s.cfg.MaxInFlight, wants) {
-		ss.enqueue(f, false)
-	}
+	ss.preload(helloFrames(s.cfg.Agent, s.cfg.MaxInFlight, wants))
 	s.sessions[p] = ss
 	s.wg.Add(2)
 	s.mu.Unlock()
@@ -472,6 +470,9 @@ func (s *Service) sessionEnded(ss *session) {
 	s.mu.Lock()
 	if s.sessions[ss.peer] == ss {
 		delete(s.sessions, ss.peer)
+		// Counters live as long as the peer's session, so that passing
+		// peers do not grow the map without bound.
+		delete(s.stats, ss.peer)
 	}
 	s.mu.Unlock()
 	s.fetch.peerGone(ss.peer)
@@ -540,7 +541,8 @@ func (s *Service) accept(p peer.ID, ch channel.ID) bool {
 	return s.cfg.Accept == nil || s.cfg.Accept(p, ch)
 }
 
-// Stats returns the traffic counters of peer p since this service started.
+// Stats returns the traffic counters of peer p's current session (kept
+// across a stream replaced by a new one, dropped when the peer leaves).
 func (s *Service) Stats(p peer.ID) PeerStats {
 	s.mu.Lock()
 	c := s.stats[p]

@@ -119,6 +119,24 @@ func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
 	return true
 }
 
+// preload queues frames before the session is visible to anyone, without
+// the queue limits (the caller holds the service lock, and closing here
+// would need it).
+func (ss *session) preload(fs []*wirepb.Frame) {
+	for _, f := range fs {
+		b, err := proto.Marshal(f)
+		if err != nil {
+			continue
+		}
+		buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
+		buf = append(buf, b...)
+		ss.q = append(ss.q, buf)
+		ss.qKinds = append(ss.qKinds, frameKind(f))
+		ss.qBytes += len(buf)
+	}
+	ss.wake <- struct{}{}
+}
+
 func (ss *session) writeLoop() {
 	defer ss.svc.wg.Done()
 	w := bufio.NewWriterSize(ss.st, 64<<10)
@@ -191,7 +209,7 @@ func (ss *session) readLoop() {
 // a Reject, lets the writer flush it, then closes the stream. Other
 // streams and the connection are untouched.
 func (ss *session) fail(err error) {
-	ss.log.Warn("closing sync stream", "err", err)
+	ss.log.Info("closing sync stream", "err", err)
 	ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Reject{Reject: &wirepb.Reject{
 		Reason: wirepb.Reason_REASON_MALFORMED, Detail: truncate(err.Error()),
 	}}}, false)
@@ -374,7 +392,8 @@ func (ss *session) handle(f *wirepb.Frame) error {
 		if rj.GetSeq() != 0 {
 			ss.resolvePush(rj.GetSeq(), &RejectError{ID: id, Reason: rj.GetReason(), Detail: rj.GetDetail()})
 		} else {
-			ss.log.Info("peer rejected a message", "id", id, "reason", rj.GetReason(), "detail", rj.GetDetail())
+			// Debug: a hostile peer must not be able to flood the journal.
+			ss.log.Debug("peer rejected a message", "id", id, "reason", rj.GetReason(), "detail", rj.GetDetail())
 		}
 	case *wirepb.Frame_Reconcile:
 		return ss.onReconcile(k.Reconcile)
@@ -484,7 +503,7 @@ func (ss *session) onBody(pe *wirepb.Envelope) {
 		_, err := ss.svc.ingest(ss.peer, e)
 		ss.svc.fetch.finish(id, err)
 		if err != nil && !errors.Is(err, store.ErrExists) {
-			ss.log.Info("fetched message refused", "id", id, "err", err)
+			ss.log.Debug("fetched message refused", "id", id, "err", err)
 			ss.sendReject(0, &id, err)
 		}
 	})
