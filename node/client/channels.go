@@ -139,6 +139,15 @@ func recordToChannel(name string, v []byte) (Channel, error) {
 	return Channel{Name: name, ID: k.ID().String(), Capability: k.Capability().String(), Joined: r.Joined}, nil
 }
 
+// Channel describes the named channel, or fails with ErrUnknownChannel.
+func (c *Client) Channel(name string) (Channel, error) {
+	ch, err := c.channelInfo(name)
+	if err != nil {
+		return Channel{}, fmt.Errorf("client.Channel: %w", err)
+	}
+	return ch, nil
+}
+
 func (c *Client) channelInfo(name string) (Channel, error) {
 	v, err := c.db.Meta(bucketChannels).Get([]byte(name))
 	if errors.Is(err, store.ErrNotFound) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
 	"github.com/redpanda-p2p/homenode/node/sync"
 )
@@ -173,6 +174,7 @@ func (c *Client) start() error {
 	}
 	c.h = h
 	c.svc = sync.New(h, c.db, sync.Config{Now: c.cfg.Now, Agent: "redpanda-client", Logger: c.cfg.Logger})
+	routing.HandleNotices(h, c.onNotice)
 	c.mu.Lock()
 	for id := range c.chans {
 		c.svc.Want(id)

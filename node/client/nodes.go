@@ -244,7 +244,16 @@ func (c *Client) keepConnected() {
 	backoff := map[peer.ID]time.Duration{}
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	nextRenew := time.Now().Add(30 * time.Second)
 	for {
+		if time.Now().After(nextRenew) {
+			nextRenew = time.Now().Add(30 * time.Second)
+			if c.renewDue() {
+				if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
+					c.log.Warn("renewing registrations", "err", err)
+				}
+			}
+		}
 		for _, p := range c.activeNodes() {
 			if len(c.h.Network().ConnsToPeer(p)) > 0 || time.Now().Before(next[p]) {
 				continue
@@ -289,4 +298,31 @@ func (c *Client) Peers() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Probe dials every known node and measures its round trip, in parallel,
+// so that Nodes reports fresh RTTs. Unreachable nodes keep RTT 0 and get
+// LastError.
+func (c *Client) Probe(ctx context.Context) error {
+	recs, err := c.nodeRecords()
+	if err != nil {
+		return fmt.Errorf("client.Probe: %w", err)
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("client.Probe: %w (add one: `redpanda nodes add MULTIADDR`)", ErrNoNodes)
+	}
+	done := make(chan struct{}, len(recs))
+	for p, r := range recs {
+		c.addAddrs(p, r.Addrs)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if err := c.dial(ctx, p); err != nil {
+				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = "dial: " + err.Error() })
+			}
+		}()
+	}
+	for range recs {
+		<-done
+	}
+	return nil
 }

@@ -1,13 +1,340 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/routing"
 )
 
-// register is replaced by registration through node/routing once it lands.
-func (c *Client) register(context.Context) error { return nil }
+// Ticket defaults.
+const (
+	DefaultTicketDays = 90
+	// renewBefore: a registration is renewed once it has less than this left.
+	renewBefore = time.Hour
+)
 
-// handleControl is replaced by advert handling through node/routing.
-func (c *Client) handleControl(*chanState, *channel.Message) {}
+// Control content: the first byte says what follows, so that control
+// messages other than adverts can be added later.
+const controlAdverts byte = 1
+
+var (
+	chainPrefix     = []byte("chain/")  // + owner identity: a ticket chain rooted at that owner
+	advertKeyPrefix = []byte("advert/") // + channel ID: hash of the last advert posted there
+	keyOwns         = []byte("owns")    // present once a node registered this client at hop 0
+)
+
+// Ticket is a hop-ticket chain this client holds.
+type Ticket struct {
+	Owner   string    // identity of the node owner the chain starts at
+	Hop     int       // this client's hop at that owner's node
+	Expires time.Time // when the first ticket of the chain expires
+	Chain   string    // the chain string (`redpanda ticket set` takes it)
+}
+
+// SetTicket stores a chain a friend issued to this client (what
+// `redpanda ticket issue` printed for it), replacing any chain to the same
+// owner. The chain must be valid now and name this client.
+func (c *Client) SetTicket(chainString string) (Ticket, error) {
+	ch, err := routing.ParseChain(chainString)
+	if err != nil {
+		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
+	}
+	if len(ch) == 0 {
+		return Ticket{}, fmt.Errorf("client.SetTicket: %w: empty chain", routing.ErrMalformed)
+	}
+	owner := ch[0].Issuer
+	if _, err := ch.Verify(owner, c.self.Public(), c.cfg.Now()); err != nil {
+		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
+	}
+	if err := c.db.Meta(bucketSelf).Put(append(append([]byte{}, chainPrefix...), owner[:]...), []byte(ch.String())); err != nil {
+		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
+	}
+	return chainTicket(ch), nil
+}
+
+func chainTicket(ch routing.Chain) Ticket {
+	exp := ch[0].NotAfter
+	for _, t := range ch {
+		if t.NotAfter.Before(exp) {
+			exp = t.NotAfter
+		}
+	}
+	return Ticket{Owner: ch[0].Issuer.String(), Hop: ch[len(ch)-1].Hop, Expires: exp, Chain: ch.String()}
+}
+
+// Tickets lists the chains this client holds, lowest hop first.
+func (c *Client) Tickets() ([]Ticket, error) {
+	chains, err := c.chains()
+	if err != nil {
+		return nil, fmt.Errorf("client.Tickets: %w", err)
+	}
+	out := make([]Ticket, 0, len(chains))
+	for _, ch := range chains {
+		out = append(out, chainTicket(ch))
+	}
+	return out, nil
+}
+
+// chains returns the stored chains, shortest first.
+func (c *Client) chains() ([]routing.Chain, error) {
+	var out []routing.Chain
+	err := c.db.Meta(bucketSelf).ForEach(func(k, v []byte) error {
+		if !bytes.HasPrefix(k, chainPrefix) {
+			return nil
+		}
+		ch, err := routing.ParseChain(string(v))
+		if err != nil || len(ch) == 0 {
+			c.log.Warn("stored ticket chain unreadable; ignored", "err", err)
+			return nil
+		}
+		out = append(out, ch)
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) < len(out[j]) })
+	return out, err
+}
+
+// IssueTicket signs a ticket for a friend's identity ("rpi…") valid for
+// days (<= 0: DefaultTicketDays) and returns the chain string the friend
+// sets with SetTicket. It extends this client's best chain, or, when this
+// client owns a node (or holds no chain), starts a new chain at hop 1.
+func (c *Client) IssueTicket(friend string, days int) (string, error) {
+	subject, err := channel.ParseIdentityKey(strings.TrimSpace(friend))
+	if err != nil {
+		return "", fmt.Errorf("client.IssueTicket: friend identity: %w", err)
+	}
+	if subject == c.self.Public() {
+		return "", errors.New("client.IssueTicket: that is this client's own identity")
+	}
+	if days <= 0 {
+		days = DefaultTicketDays
+	}
+	notAfter := c.cfg.Now().Add(time.Duration(days) * 24 * time.Hour)
+	var base routing.Chain
+	if _, err := c.db.Meta(bucketSelf).Get(keyOwns); err != nil {
+		chains, err := c.chains()
+		if err != nil {
+			return "", fmt.Errorf("client.IssueTicket: %w", err)
+		}
+		if len(chains) > 0 {
+			base = chains[0]
+		}
+	}
+	hop := 1
+	if len(base) > 0 {
+		hop = base[len(base)-1].Hop + 1
+		if base[len(base)-1].NotAfter.Before(notAfter) {
+			notAfter = base[len(base)-1].NotAfter // a ticket cannot outlive the one it extends
+		}
+	}
+	if hop > routing.MaxHop {
+		return "", fmt.Errorf("client.IssueTicket: %w: this client is at hop %d, a friend would be at %d", routing.ErrHopTooFar, hop-1, hop)
+	}
+	t, err := routing.IssueTicket(c.self, subject, hop, notAfter)
+	if err != nil {
+		return "", fmt.Errorf("client.IssueTicket: %w", err)
+	}
+	return append(append(routing.Chain{}, base...), t).String(), nil
+}
+
+// register registers with the best MaxNodes known nodes, in hop order
+// (routing.Choose over measured RTT and reported load), trying each
+// stored chain and then none (owner, or hop infinity where allowed).
+// Nodes that refuse, or do not speak the registration protocol, are
+// marked with the reason; the client then falls back to using the best
+// known nodes unregistered.
+func (c *Client) register(ctx context.Context) error {
+	recs, err := c.nodeRecords()
+	if err != nil {
+		return fmt.Errorf("client.Connect: %w", err)
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	chains, err := c.chains()
+	if err != nil {
+		return fmt.Errorf("client.Connect: %w", err)
+	}
+	var cands []routing.Candidate
+	for p, r := range recs {
+		c.addAddrs(p, r.Addrs)
+		c.mu.Lock()
+		rtt := c.rtt[p.String()]
+		c.mu.Unlock()
+		cands = append(cands, routing.Candidate{Advert: routing.Advert{Node: p, Hop: r.Hop}, RTT: rtt,
+			Load: routing.Load{Registered: r.Load, Capacity: r.Capacity}})
+	}
+	chs := c.channelIDs()
+	registered := 0
+	for _, cand := range routing.Choose(cands, len(cands)) {
+		if registered >= c.cfg.MaxNodes {
+			_ = c.updateNode(cand.Node, func(r *nodeRecord, _ bool) { r.Registered = false })
+			continue
+		}
+		res, err := c.registerAt(ctx, cand.Node, chains, chs)
+		_ = c.updateNode(cand.Node, func(r *nodeRecord, _ bool) {
+			r.Registered = err == nil
+			if err != nil {
+				r.LastError = "register: " + err.Error()
+				return
+			}
+			r.LastError, r.Hop, r.Expires = "", res.Hop, res.Expires
+			r.Load, r.Capacity = res.Load.Registered, res.Load.Capacity
+		})
+		if err == nil {
+			registered++
+			if res.Hop == 0 {
+				_ = c.db.Meta(bucketSelf).Put(keyOwns, []byte(cand.Node))
+			}
+		} else if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	if registered > 0 {
+		c.postAdverts()
+	}
+	return nil
+}
+
+// registerAt tries the chains, then none, at one node.
+func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Chain, chs []channel.ID) (routing.Result, error) {
+	tries := append(append([]routing.Chain{}, chains...), nil)
+	var errs []string
+	for _, ch := range tries {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		res, err := routing.Register(rctx, c.h, p, c.self, ch, chs)
+		cancel()
+		if err == nil {
+			return res, nil
+		}
+		errs = append(errs, err.Error())
+		var ref *routing.RefusedError
+		if !errors.As(err, &ref) || ref.Status == routing.StatusFull || ref.Status == routing.StatusRateLimited {
+			break // not a matter of which chain: unreachable, full or busy
+		}
+	}
+	return routing.Result{}, errors.New(strings.Join(errs, "; "))
+}
+
+// onNotice records that a node ended this client's registration.
+func (c *Client) onNotice(n routing.Notice) {
+	c.log.Warn("registration ended by node", "node", n.Node, "status", n.Status.String(), "detail", n.Detail)
+	_ = c.updateNode(n.Node, func(r *nodeRecord, _ bool) {
+		r.Registered = false
+		r.LastError = fmt.Sprintf("%s: %s", n.Status, n.Detail)
+	})
+}
+
+// renewDue reports whether a registration is about to lapse.
+func (c *Client) renewDue() bool {
+	recs, err := c.nodeRecords()
+	if err != nil {
+		return false
+	}
+	for _, r := range recs {
+		if r.Registered && !r.Expires.IsZero() && c.cfg.Now().Add(renewBefore).After(r.Expires) {
+			return true
+		}
+	}
+	return false
+}
+
+// postAdverts tells the members of every writable channel which nodes
+// this client is registered with, when that changed since the last post.
+func (c *Client) postAdverts() {
+	recs, err := c.nodeRecords()
+	if err != nil {
+		return
+	}
+	var as []routing.Advert
+	for p, r := range recs {
+		if !r.Registered {
+			continue
+		}
+		a := routing.Advert{Node: p, Hop: r.Hop}
+		for _, s := range r.Addrs {
+			if ma, err := multiaddr.NewMultiaddr(s); err == nil {
+				a.Addrs = append(a.Addrs, ma)
+			}
+		}
+		as = append(as, a)
+	}
+	if len(as) == 0 {
+		return
+	}
+	sort.Slice(as, func(i, j int) bool { return as[i].Node < as[j].Node })
+	body := append([]byte{controlAdverts}, routing.EncodeAdverts(as)...)
+	sum := sha256.Sum256(body)
+	c.mu.Lock()
+	chans := make([]*chanState, 0, len(c.chans))
+	for _, cs := range c.chans {
+		if cs.key.CanWrite() {
+			chans = append(chans, cs)
+		}
+	}
+	c.mu.Unlock()
+	meta := c.db.Meta(bucketSelf)
+	for _, cs := range chans {
+		id := cs.key.ID()
+		k := append(append([]byte{}, advertKeyPrefix...), id[:]...)
+		if old, _ := meta.Get(k); bytes.Equal(old, sum[:]) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
+		_, err := c.post(ctx, cs, channel.KindControl, body)
+		cancel()
+		// Stored locally either way; reconciliation delivers it later.
+		if err != nil && !errors.Is(err, ErrNotDelivered) {
+			c.log.Warn("advert not posted", "channel", cs.name, "err", err)
+			continue
+		}
+		_ = meta.Put(k, sum[:])
+	}
+}
+
+// handleControl learns super nodes from a member's adverts: through the
+// poster, a node is one hop further than the poster is.
+func (c *Client) handleControl(cs *chanState, m *channel.Message) {
+	if m.Author == c.self.Public() || len(m.Body) == 0 || m.Body[0] != controlAdverts {
+		return
+	}
+	as, err := routing.DecodeAdverts(m.Body[1:])
+	if err != nil {
+		c.log.Warn("bad advert ignored", "channel", cs.name, "author", m.Author, "err", err)
+		return
+	}
+	for _, a := range as {
+		if a.Node == c.h.ID() || a.Node == "" {
+			continue
+		}
+		hop := routing.AdvertHop(a)
+		addrs := make([]string, 0, len(a.Addrs))
+		for _, ma := range a.Addrs {
+			addrs = append(addrs, ma.String())
+		}
+		// Called under procMu (from process), so the record update takes
+		// the lock-free path.
+		err := c.updateNodeLocked(a.Node, func(r *nodeRecord, existed bool) {
+			if !existed {
+				r.Hop, r.Source = hop, "advert"
+			} else if !r.Registered && hopRank(hop) < hopRank(r.Hop) {
+				r.Hop = hop
+			}
+			r.Addrs = mergeAddrs(r.Addrs, addrs)
+		})
+		if err != nil {
+			c.log.Warn("advert: node record", "err", err)
+		}
+	}
+}
