@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/config"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -43,12 +45,45 @@ type Config struct {
 	// Relay enables the circuit v2 relay client transport, so the host can
 	// dial and be reached through relays. Default: false.
 	Relay bool
-	// RelayService lets the host act as a circuit v2 relay for others
-	// (libp2p starts it only once the host is publicly reachable).
-	// Default: false.
+	// RelayService lets the host act as a circuit v2 relay for the peers
+	// RelayACL approves, within RelayLimits. libp2p starts the service only
+	// while AutoNAT says the host is publicly reachable, and stops it when
+	// that changes. Requires RelayACL. Default: false.
 	RelayService bool
-	// AutoNATv2 enables AutoNAT v2 reachability checks. Default: false.
+	// RelayACL says whether a peer may hold a slot on this node's relay and
+	// be reached through it (the appliance answers from its registrations).
+	// It is asked at each reservation, refresh and circuit, from libp2p's
+	// goroutines, and must be quick and safe for concurrent use.
+	RelayACL func(peer.ID) bool
+	// RelayLimits bound the relay service. Default: see RelayLimits.
+	RelayLimits RelayLimits
+
+	// StaticRelays are reachable nodes (a friend's home node) this node
+	// reserves a slot on while AutoNAT says it is private, so that it stays
+	// reachable through /p2p-circuit addresses. Setting it implies Relay.
+	// Default: none.
+	StaticRelays []peer.AddrInfo
+	// RelayPeerSource yields more relay candidates after StaticRelays (the
+	// discovery layer fills it later). Setting it implies Relay.
+	// Default: nil.
+	RelayPeerSource RelayPeerSource
+	// Relays is the number of relay reservations sought. Default:
+	// DefaultRelays, or len(StaticRelays) when that is smaller and there is
+	// no RelayPeerSource.
+	Relays int
+
+	// AutoNATv2 enables AutoNAT v2: per-address reachability checks as a
+	// client, and answering other nodes' checks as a server. Default: false.
 	AutoNATv2 bool
+	// AutoNATService answers other nodes' AutoNAT v1 dial-back requests.
+	// AutoNAT v1 is what decides the host-wide verdict (public or private)
+	// that starts the relay service and the relay client, so reachable
+	// nodes should run it for their friends. Default: false.
+	AutoNATService bool
+	// ForceReachability overrides AutoNAT's verdict (network.ReachabilityPublic
+	// or ReachabilityPrivate) for an owner who knows better, and for tests.
+	// Default: network.ReachabilityUnknown, which lets AutoNAT decide.
+	ForceReachability network.Reachability
 	// HolePunching enables DCUtR hole punching; it implies Relay because the
 	// punch is coordinated over a relayed connection. Default: false.
 	HolePunching bool
@@ -126,8 +161,28 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.HolePunching {
+	if cfg.HolePunching || len(cfg.StaticRelays) > 0 || cfg.RelayPeerSource != nil {
 		cfg.Relay = true
+	}
+	if cfg.RelayService && cfg.RelayACL == nil {
+		return cfg, fmt.Errorf("%w: RelayService needs a RelayACL (the relay serves registered users only)", ErrConfig)
+	}
+	if err := cfg.RelayLimits.withDefaults(); err != nil {
+		return cfg, err
+	}
+	if cfg.Relays == 0 {
+		cfg.Relays = DefaultRelays
+		if cfg.RelayPeerSource == nil && len(cfg.StaticRelays) > 0 {
+			cfg.Relays = min(DefaultRelays, len(cfg.StaticRelays))
+		}
+	}
+	switch cfg.ForceReachability {
+	case network.ReachabilityUnknown, network.ReachabilityPublic, network.ReachabilityPrivate:
+	default:
+		return cfg, fmt.Errorf("%w: ForceReachability %d", ErrConfig, cfg.ForceReachability)
+	}
+	if cfg.Relays < 0 {
+		return cfg, fmt.Errorf("%w: negative Relays", ErrConfig)
 	}
 	l := &cfg.Limits
 	setInt(&l.Conns, 2560)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
@@ -62,10 +63,22 @@ func New(cfg Config) (host.Host, error) {
 		opts = append(opts, libp2p.DisableRelay())
 	}
 	if cfg.RelayService {
-		opts = append(opts, libp2p.EnableRelayService())
+		opts = append(opts, libp2p.EnableRelayService(relayServiceOptions(cfg)...))
+	}
+	if len(cfg.StaticRelays) > 0 || cfg.RelayPeerSource != nil {
+		opts = append(opts, libp2p.EnableAutoRelay(autorelayOptions(cfg)...))
 	}
 	if cfg.AutoNATv2 {
 		opts = append(opts, libp2p.EnableAutoNATv2())
+	}
+	if cfg.AutoNATService {
+		opts = append(opts, libp2p.EnableNATService())
+	}
+	switch cfg.ForceReachability {
+	case network.ReachabilityPublic:
+		opts = append(opts, libp2p.ForceReachabilityPublic())
+	case network.ReachabilityPrivate:
+		opts = append(opts, libp2p.ForceReachabilityPrivate())
 	}
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
