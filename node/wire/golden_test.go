@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -38,7 +40,55 @@ func fixedEnvelope() *channel.Envelope {
 	return e
 }
 
+// goldenTime is the fixed clock of the sealed vector.
+var goldenTime = time.UnixMilli(1_764_000_000_000)
+
+// detReader is a deterministic byte stream: SHA-256 in counter mode over
+// a label, standing in for crypto/rand.
+type detReader struct {
+	label string
+	n     uint64
+	buf   []byte
+}
+
+func (d *detReader) Read(p []byte) (int, error) {
+	for i := range p {
+		if len(d.buf) == 0 {
+			h := sha256.Sum256(fmt.Appendf(nil, "%s/%d", d.label, d.n))
+			d.n++
+			d.buf = h[:]
+		}
+		p[i], d.buf = d.buf[0], d.buf[1:]
+	}
+	return len(p), nil
+}
+
+// sealedEnvelope is a real message, sealed by node/channel from a fixed
+// root secret, author seed, clock and randomness: it passes Validate, so
+// an implementation in another language can check its verifier on it.
+func sealedEnvelope(t *testing.T) *channel.Envelope {
+	t.Helper()
+	secret := sha256.Sum256([]byte("redpanda golden channel"))
+	key, err := channel.KeyFromSecret(secret[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := sha256.Sum256([]byte("redpanda golden author"))
+	author, err := channel.IdentityFromSeed(seed[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := key.Seal(author, channel.KindText, []byte("hello, redPanda"), goldenTime, &detReader{label: "golden"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 func goldenVectors(t *testing.T) [][2]string {
+	sealed := sealedEnvelope(t)
+	sealedRaw, _ := sealed.MarshalBinary()
+	sealedID := sealed.ID()
 	e := fixedEnvelope()
 	id := e.ID()
 	canon, _ := e.MarshalBinary()
@@ -60,6 +110,9 @@ func goldenVectors(t *testing.T) [][2]string {
 		}}}}},
 	}
 	out := [][2]string{
+		{"sealed.canonical", hex.EncodeToString(sealedRaw)},
+		{"sealed.id", hex.EncodeToString(sealedID[:])},
+		{"sealed.pb", hex.EncodeToString(mustMarshal(t, EnvelopeToPB(sealed)))},
 		{"envelope.canonical", hex.EncodeToString(canon)},
 		{"envelope.id", hex.EncodeToString(id[:])},
 		{"envelope.pb", hex.EncodeToString(mustMarshal(t, pe))},
@@ -133,6 +186,15 @@ func TestGolden(t *testing.T) {
 		if _, _, err := ReadSyncFrame(bytes.NewReader(raw), MaxFrameSize); err != nil {
 			t.Errorf("%s does not decode: %v", v[0], err)
 		}
+	}
+	// The sealed vector is a valid message at its clock.
+	sealedBytes, _ := hex.DecodeString(want["sealed.canonical"])
+	se, err := channel.UnmarshalEnvelope(sealedBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := channel.Validate(se, goldenTime, channel.Policy{}); err != nil {
+		t.Errorf("sealed vector does not validate: %v", err)
 	}
 	raw, _ := hex.DecodeString(want["envelope.pb"])
 	var pe wirepb.Envelope
