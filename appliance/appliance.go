@@ -29,6 +29,7 @@ import (
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
 	"github.com/redpanda-p2p/homenode/node/sync"
 	"github.com/redpanda-p2p/homenode/provisioning"
@@ -159,6 +160,14 @@ func Run(ctx context.Context, o Options) error {
 
 func (a *Appliance) startNode(ctx context.Context) error {
 	cfg := a.cfg
+	var configOwner channel.IdentityKey
+	if cfg.Owner != "" {
+		k, err := channel.ParseIdentityKey(cfg.Owner)
+		if err != nil {
+			return fmt.Errorf("config owner %q: %w", cfg.Owner, err)
+		}
+		configOwner = k
+	}
 	var nat p2pNATManager
 	if cfg.UPnP {
 		m, err := portmap.New(portmap.Config{
@@ -191,6 +200,11 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			MaxChannelBytes: cfg.MaxChannelBytes,
 			MaxTotalBytes:   cfg.MaxTotalBytes,
 			ClockTrusted:    a.clockOK.Load,
+		},
+		Routing: routing.Config{
+			Owner:         configOwner,
+			Capacity:      cfg.Capacity,
+			AllowInfinity: cfg.AllowHopInfinity,
 		},
 		Sync: sync.Config{
 			Policy:       channel.Policy{MaxAge: cfg.Retention.Duration, MaxSkew: cfg.ClockSkew.Duration},
@@ -464,6 +478,9 @@ func (a *Appliance) pairingChanged(ctx context.Context, s provisioning.State) {
 		}
 	case provisioning.StateOwned:
 		if o, ok := a.prov.Owner(); ok {
+			if err := a.node.Registry.SetOwner(ownerKey(o)); err != nil {
+				a.log.Error("setting the owner", "err", err)
+			}
 			a.log.Info("paired", "owner", ownerString(o))
 			if a.opts.Console != nil {
 				fmt.Fprintf(a.opts.Console, "Paired with %s. This node is now yours.\n", ownerString(o))
@@ -473,11 +490,13 @@ func (a *Appliance) pairingChanged(ctx context.Context, s provisioning.State) {
 	a.pushStatus(ctx)
 }
 
-func ownerString(o provisioning.Owner) string {
+func ownerKey(o provisioning.Owner) channel.IdentityKey {
 	var k channel.IdentityKey
 	copy(k[:], o.Key)
-	return k.String()
+	return k
 }
+
+func ownerString(o provisioning.Owner) string { return ownerKey(o).String() }
 
 // forgetOwnerData is the factory reset's hook: stored messages, sync
 // state and blocks go; the identity stays unless the reset renews it.
@@ -485,6 +504,9 @@ func (a *Appliance) forgetOwnerData(ctx context.Context) error {
 	a.mu.Lock()
 	a.blocked = map[channel.ID]bool{}
 	a.mu.Unlock()
+	if err := a.node.Registry.Reset(); err != nil {
+		return err
+	}
 	return a.node.Store.Wipe("provisioning")
 }
 
@@ -524,9 +546,12 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 	r.Pairing = a.pairingReport()
 	peers, _ := a.Peers(ctx)
 	r.Peers = status.Peers{Count: len(peers), List: peers}
-	if o, ok := a.prov.Owner(); ok {
-		_ = o
-		r.Users.ByHop[0] = 1
+	for _, u := range a.node.Registry.Users() {
+		if u.Hop == routing.HopInfinity {
+			r.Users.Infinity++
+		} else if u.Hop >= 0 && u.Hop <= status.MaxHop {
+			r.Users.ByHop[u.Hop]++
+		}
 	}
 	chans, err := a.Channels(ctx)
 	if err != nil {
@@ -644,11 +669,15 @@ func (a *Appliance) Peers(ctx context.Context) ([]status.Peer, error) {
 	return out, nil
 }
 
-// Users implements admin.Backend.
+// Users implements admin.Backend: the registered users, lowest hop first.
 func (a *Appliance) Users(ctx context.Context) ([]status.User, error) {
 	var out []status.User
-	if o, ok := a.prov.Owner(); ok {
-		out = append(out, status.User{Identity: ownerString(o), Hop: 0, Registered: o.PairedAt})
+	for _, u := range a.node.Registry.Users() {
+		su := status.User{Identity: u.Identity.String(), Hop: status.Hop(u.Hop), Registered: u.Since}
+		if u.SponsoredBy != (channel.IdentityKey{}) {
+			su.Sponsor = u.SponsoredBy.String()
+		}
+		out = append(out, su)
 	}
 	return out, nil
 }
@@ -682,10 +711,20 @@ func (a *Appliance) Channels(ctx context.Context) ([]status.Channel, error) {
 
 // Revoke implements admin.Backend.
 func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, error) {
-	if _, err := channel.ParseIdentityKey(identity); err != nil {
+	id, err := channel.ParseIdentityKey(identity)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", admin.ErrMalformedRequest, err)
 	}
-	return nil, fmt.Errorf("%w: %s is not a registered user", admin.ErrNotFound, identity)
+	removed, err := a.node.Registry.Revoke(id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(removed))
+	for i, k := range removed {
+		out[i] = k.String()
+	}
+	a.log.Warn("revoked by the owner", "identity", identity, "removed", len(out))
+	return out, nil
 }
 
 // Block implements admin.Backend: the channel is no longer stored,

@@ -18,6 +18,8 @@ import (
 
 	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/board"
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 
@@ -144,8 +146,21 @@ func TestBoardLEDPairingAndButtonReset(t *testing.T) {
 	if err := provisioning.Pair(ctx, phone, firstURI, owner); err != nil {
 		t.Fatalf("pairing: %v", err)
 	}
-	if r := report(); r.Pairing.State != status.PairingOwned || r.Pairing.URI != "" || r.Users.ByHop[0] != 1 {
+	if r := report(); r.Pairing.State != status.PairingOwned || r.Pairing.URI != "" {
 		t.Fatalf("report after pairing: %+v", r.Pairing)
+	}
+	// The paired owner registers at hop 0 and the node serves its channel.
+	ownerID, err := channel.IdentityFromSeed(owner.Seed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := channel.NewKey(rand.Reader)
+	res, err := routing.Register(ctx, phone, app.node.Host.ID(), ownerID, nil, []channel.ID{key.ID()})
+	if err != nil || res.Hop != 0 {
+		t.Fatalf("owner registration: %+v, %v", res, err)
+	}
+	if r := report(); r.Users.ByHop[0] != 1 || !app.node.Sync.Wants(key.ID()) {
+		t.Fatalf("after the owner registered: users %+v, serving its channel: %v", r.Users, app.node.Sync.Wants(key.ID()))
 	}
 
 	// Hold the button: press, wait past the hold time, release.
@@ -163,6 +178,12 @@ func TestBoardLEDPairingAndButtonReset(t *testing.T) {
 	r = report()
 	if r.Pairing.URI == "" || r.Pairing.URI == firstURI {
 		t.Fatalf("after the reset: URI %q (before %q)", r.Pairing.URI, firstURI)
+	}
+	if r.Users.Total() != 0 || app.node.Sync.Wants(key.ID()) {
+		t.Fatalf("after the reset the old owner is still served: %+v", r.Users)
+	}
+	if _, err := routing.Register(ctx, phone, app.node.Host.ID(), ownerID, nil, []channel.ID{key.ID()}); err == nil {
+		t.Fatal("the old owner registered after the reset")
 	}
 	if err := provisioning.Pair(ctx, phone, firstURI, owner); err == nil {
 		t.Fatal("the old token paired after the reset")

@@ -1,7 +1,9 @@
 // Package node composes the redPanda protocol's parts into one super node:
-// the libp2p host (node/p2p), the message store (node/store) and the sync
-// service (node/sync), plus the peers it keeps connected. It knows nothing
-// of boards, systemd, routers or pairing: the appliance package adds those.
+// the libp2p host (node/p2p), the message store (node/store), the sync
+// service (node/sync) and the registrations of the light clients it serves
+// (node/routing), plus the peers it keeps connected. It serves the
+// channels its registered users ask for. It knows nothing of boards,
+// systemd, routers or pairing: the appliance package adds those.
 package node
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
 	"github.com/redpanda-p2p/homenode/node/sync"
 )
@@ -51,6 +54,9 @@ type Config struct {
 	Store store.Options
 	// Sync runs the sync protocol; Now defaults to Now below.
 	Sync sync.Config
+	// Routing serves registrations (owner, capacity, hop infinity); Now
+	// defaults to Now below.
+	Routing routing.Config
 	// SweepInterval is how often expired messages are deleted; default
 	// 10 minutes.
 	SweepInterval time.Duration
@@ -63,15 +69,17 @@ type Config struct {
 // Node is a running super node. Its fields are for the layers above
 // (appliance, tests); the node owns them and closes them in Close.
 type Node struct {
-	Host  host.Host
-	Store *store.DB
-	Sync  *sync.Service
+	Host     host.Host
+	Store    *store.DB
+	Sync     *sync.Service
+	Registry *routing.Registry
 
 	cfg   Config
 	log   *slog.Logger
 	peers []peer.AddrInfo
 
 	mu      gosync.Mutex
+	served  map[channel.ID]bool
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
@@ -112,6 +120,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.Sync.Retention == 0 {
 		cfg.Sync.Retention = cfg.Store.Retention
+	}
+	if cfg.Routing.Now == nil {
+		cfg.Routing.Now = cfg.Now
+	}
+	if cfg.Routing.Logger == nil {
+		cfg.Routing.Logger = cfg.Logger
 	}
 	peers, err := parsePeers(cfg.Peers)
 	if err != nil {
@@ -171,11 +185,16 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	n.started = true
-	n.Sync = sync.New(n.Host, n.Store, n.cfg.Sync)
-	if len(n.cfg.Channels) > 0 {
-		n.Sync.Want(n.cfg.Channels...)
+	reg, err := routing.NewRegistry(n.Host, n.Store.Meta("registrations"), n.cfg.Routing)
+	if err != nil {
+		return fmt.Errorf("node.Start: %w", err)
 	}
+	n.started = true
+	n.Registry = reg
+	n.Sync = sync.New(n.Host, n.Store, n.cfg.Sync)
+	n.served = map[channel.ID]bool{}
+	reg.OnChange(n.serveRegistered)
+	n.serveRegisteredLocked()
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(1)
@@ -195,8 +214,64 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Serve adds channels this node stores, relays and reconciles.
-func (n *Node) Serve(chs ...channel.ID) { n.Sync.Want(chs...) }
+// Serve adds channels this node stores, relays and reconciles, beside
+// those its registered users ask for.
+func (n *Node) Serve(chs ...channel.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg.Channels = append(n.cfg.Channels, chs...)
+	n.serveRegisteredLocked()
+}
+
+// serveRegistered makes the served channels the configured ones plus
+// every registered user's, as registrations come and go.
+func (n *Node) serveRegistered() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	n.serveRegisteredLocked()
+}
+
+func (n *Node) serveRegisteredLocked() {
+	want := map[channel.ID]bool{}
+	for _, ch := range n.cfg.Channels {
+		want[ch] = true
+	}
+	for _, ch := range n.Registry.Channels() {
+		want[ch] = true
+	}
+	var add, drop []channel.ID
+	for ch := range want {
+		if !n.served[ch] {
+			add = append(add, ch)
+		}
+	}
+	for ch := range n.served {
+		if !want[ch] {
+			drop = append(drop, ch)
+		}
+	}
+	n.served = want
+	if len(add) > 0 {
+		n.Sync.Want(add...)
+	}
+	if len(drop) > 0 {
+		n.Sync.Unwant(drop...)
+	}
+}
+
+// Served lists the channels the node serves now.
+func (n *Node) Served() []channel.ID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]channel.ID, 0, len(n.served))
+	for ch := range n.served {
+		out = append(out, ch)
+	}
+	return out
+}
 
 // keepConnected dials pi and redials it with exponential backoff whenever
 // the connection drops, until ctx ends.
@@ -251,6 +326,11 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 
 	var errs []error
+	if n.Registry != nil {
+		if err := n.Registry.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("routing: %w", err))
+		}
+	}
 	if n.Sync != nil {
 		if err := n.Sync.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("sync: %w", err))
