@@ -566,14 +566,21 @@ func (s *Service) provideLoop() {
 	tick := time.NewTicker(min(s.cfg.MaintainInterval, time.Minute))
 	defer tick.Stop()
 	lastSave := time.Now()
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-tick.C:
+		case <-retry:
 		case <-s.provideKick:
 		}
-		s.provideDue()
+		retry = nil
+		if s.provideDue() > 0 {
+			// A failed provide (empty table at start, a timeout) is
+			// retried soon, not an interval later.
+			retry = time.After(provideRetry)
+		}
 		if time.Since(lastSave) >= s.cfg.PersistInterval {
 			s.savePeers()
 			lastSave = time.Now()
@@ -581,7 +588,11 @@ func (s *Service) provideLoop() {
 	}
 }
 
-func (s *Service) provideDue() {
+// provideRetry is the wait before failed provides are tried again.
+const provideRetry = 3 * time.Second
+
+// provideDue provides the due keys and returns how many failed.
+func (s *Service) provideDue() (failed int) {
 	now := s.cfg.Now()
 	type job struct {
 		ch  channel.ID
@@ -611,10 +622,11 @@ func (s *Service) provideDue() {
 		err := s.dht.Provide(ctx, ProvideKey(j.ch, j.day), true)
 		cancel()
 		if s.ctx.Err() != nil {
-			return
+			return failed
 		}
 		if err != nil {
-			s.log.Debug("provide failed; retried next round", "channel", short(j.ch), "day", j.day, "err", err)
+			s.log.Debug("provide failed; retried soon", "channel", short(j.ch), "day", j.day, "err", err)
+			failed++
 			continue
 		}
 		s.mu.Lock()
@@ -623,6 +635,7 @@ func (s *Service) provideDue() {
 		}
 		s.mu.Unlock()
 	}
+	return failed
 }
 
 // maintainLoop keeps MinPeers..MaxPeers authorized super nodes connected
