@@ -237,3 +237,65 @@ func TestGarbageFrames(t *testing.T) {
 		})
 	}
 }
+
+// A peer that announces a forged message and serves it on request gets a
+// Reject with the reason; the message is neither stored nor announced on,
+// and it is not fetched again when announced again.
+func TestRejectsBadFetchedBody(t *testing.T) {
+	w := newWriter(t)
+	b, c := newNode(t, nil), newNode(t, nil)
+	b.svc.Want(w.id())
+	c.svc.Want(w.id())
+	connect(t, c, b)
+	eventually(t, "B-C up", func() bool { return sessionUp(b, c) })
+
+	raw := newRawPeer(t)
+	rp := dialRaw(t, raw, b)
+	rp.send(helloFrame(w.id()))
+	forged := w.seal(t, "forged", time.Now())
+	forged.Signature[0] ^= 1
+	id := forged.ID()
+	hdr := wire.HeaderToPB(wire.Header{ID: id, Channel: forged.Channel, Timestamp: forged.Timestamp, Size: uint32(forged.Size())})
+	announce := &wirepb.Frame{Kind: &wirepb.Frame_Announce{Announce: &wirepb.Announce{Headers: []*wirepb.Header{hdr}}}}
+	rp.send(announce)
+
+	next := func() *wirepb.Frame { // skipping B's reconcile rounds
+		for {
+			if f := rp.read(); f.GetReconcile() == nil {
+				return f
+			}
+		}
+	}
+	fetch := next().GetFetch()
+	if fetch == nil || len(fetch.GetIds()) != 1 || string(fetch.GetIds()[0]) != string(id[:]) {
+		t.Fatalf("B did not fetch the announced message: %v", fetch)
+	}
+	rp.send(&wirepb.Frame{Kind: &wirepb.Frame_Body{Body: &wirepb.Body{Envelope: wire.EnvelopeToPB(forged)}}})
+	rj := next().GetReject()
+	if rj == nil || rj.GetReason() != wirepb.Reason_REASON_BAD_SIGNATURE || string(rj.GetId()) != string(id[:]) {
+		t.Fatalf("got %v, want Reject BAD_SIGNATURE for the message", rj)
+	}
+	if has(t, b, id) {
+		t.Fatal("forged message stored")
+	}
+
+	// Announced again, it is not fetched again; a good message on the
+	// same stream still is, and it reaches C while the forged one never did.
+	rp.send(announce)
+	good := w.seal(t, "good", time.Now())
+	gid := good.ID()
+	rp.send(&wirepb.Frame{Kind: &wirepb.Frame_Announce{Announce: &wirepb.Announce{Headers: []*wirepb.Header{
+		wire.HeaderToPB(wire.Header{ID: gid, Channel: good.Channel, Timestamp: good.Timestamp, Size: uint32(good.Size())})}}}})
+	fetch = next().GetFetch()
+	if fetch == nil || len(fetch.GetIds()) != 1 || string(fetch.GetIds()[0]) != string(gid[:]) {
+		t.Fatalf("want a fetch of the good message only, got %v", fetch)
+	}
+	rp.send(&wirepb.Frame{Kind: &wirepb.Frame_Body{Body: &wirepb.Body{Envelope: wire.EnvelopeToPB(good)}}})
+	eventually(t, "C gets the good message", func() bool { return has(t, c, gid) })
+	if has(t, c, id) {
+		t.Fatal("forged message forwarded")
+	}
+	if got := c.svc.Stats(b.h.ID()).FramesIn["announce"]; got != 1 {
+		t.Fatalf("C got %d announcements, want 1", got)
+	}
+}
