@@ -209,7 +209,7 @@ func (c *Client) ShareChannel(name, capability string) (string, error) {
 }
 
 // LeaveChannel forgets the channel's key and stops syncing it. Its
-// history stays readable until the home is deleted.
+// history stays in the home: joining the channel again shows it.
 func (c *Client) LeaveChannel(name string) error {
 	cs, err := c.byName(name)
 	if err != nil {
