@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -114,24 +115,34 @@ func TestOfflineCatchUp(t *testing.T) {
 	}
 }
 
-// TestDeliveryOutlivesANode: Bob uses three nodes; one is killed while
-// Alice keeps posting; every message reaches Bob exactly once, and Bob's
-// own posts are still acknowledged by the survivors.
+// TestDeliveryOutlivesANode: Bob is registered at three nodes (Alice owns
+// them and gave him a ticket); one is killed while Alice keeps posting;
+// every message reaches Bob exactly once, and Bob's own posts are still
+// acknowledged by the survivors.
 func TestDeliveryOutlivesANode(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	key, err := alice.CreateChannel("team")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ch := []channel.ID{channelID(t, key)}
-	n3 := startNode(t, t.TempDir(), ch)
-	n2 := startNode(t, t.TempDir(), ch, n3.Addrs()[0])
-	n1 := startNode(t, t.TempDir(), ch, n2.Addrs()[0], n3.Addrs()[0])
+	n3 := startNode(t, t.TempDir(), nil)
+	n2 := startNode(t, t.TempDir(), nil, n3.Addrs()[0])
+	n1 := startNode(t, t.TempDir(), nil, n2.Addrs()[0], n3.Addrs()[0])
+	for _, n := range []*node.Node{n1, n2, n3} {
+		withRegistry(t, n, alice.ID())
+	}
 	addNodes(t, alice, n3)
 	connect(t, alice)
 
 	bob := openClient(t, home(t, "bob"))
 	if _, err := bob.JoinChannel("team", key); err != nil {
+		t.Fatal(err)
+	}
+	chain, err := alice.IssueTicket(bob.ID(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.SetTicket(chain); err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, bob, n1, n2, n3)
@@ -141,6 +152,11 @@ func TestDeliveryOutlivesANode(t *testing.T) {
 	}
 	defer stop()
 	connect(t, bob)
+	for _, n := range []*node.Node{n1, n2, n3} {
+		if got := nodeOf(t, bob, n.Host.ID().String()); !got.Registered || got.Hop != 1 {
+			t.Fatalf("Bob at %s: %+v", n.Host.ID(), got)
+		}
+	}
 
 	ctx := context.Background()
 	want := map[string]string{}
