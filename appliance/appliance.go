@@ -78,6 +78,7 @@ type Appliance struct {
 	node   *node.Node
 	prov   *provisioning.Provisioner
 	mapper *portmap.Mapper // nil when upnp = false
+	reach  *p2p.Reachability
 	health *health.Collector
 	board  *board.Info
 	clock  health.Clock
@@ -182,12 +183,22 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		// is never enabled, so the two never fight over ports.
 		nat = m.NATManager
 	}
+	relays, err := parseAddrInfos(cfg.Relays)
+	if err != nil {
+		return fmt.Errorf("config relays: %w", err)
+	}
 	n, err := node.New(node.Config{
 		DataDir: cfg.DataDir,
 		Peers:   cfg.Peers,
 		P2P: p2p.Config{
-			ListenAddrs: cfg.Listen,
-			NATManager:  nat,
+			ListenAddrs:    cfg.Listen,
+			NATManager:     nat,
+			RelayService:   cfg.Relay,
+			RelayACL:       a.relayAllowed,
+			AutoNATService: cfg.Relay,
+			AutoNATv2:      cfg.Relay,
+			HolePunching:   cfg.Relay,
+			StaticRelays:   relays,
 			Limits: p2p.Limits{
 				Conns:        cfg.MaxConnections,
 				ConnsPerIPv4: cfg.MaxConnectionsPerIP,
@@ -218,6 +229,10 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		return err
 	}
 	a.node = n
+	if a.reach, err = p2p.WatchReachability(n.Host); err != nil {
+		n.Close()
+		return err
+	}
 	if a.mapper != nil {
 		a.mapper.Start(context.Background())
 	}
@@ -333,6 +348,9 @@ func (a *Appliance) shutdown(cancel context.CancelFunc, wg *gosync.WaitGroup) er
 		}
 		if a.prov != nil {
 			a.prov.Close()
+		}
+		if a.reach != nil {
+			a.reach.Close()
 		}
 		done <- a.node.Close()
 	}()
@@ -594,8 +612,58 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 	return r, nil
 }
 
-// reachability turns the port mapper's diagnosis into the report's words.
+// relayAllowed is the relay service's ACL: registered users only.
+func (a *Appliance) relayAllowed(p peer.ID) bool {
+	return a.node != nil && a.node.Registry != nil && a.node.Registry.Registered(p)
+}
+
+func parseAddrInfos(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// reachability combines the port mapper's diagnosis with AutoNAT's
+// verdict and the relay state into the report's words.
 func (a *Appliance) reachability() status.Reachability {
+	r := a.upnpReachability()
+	if a.reach == nil {
+		return r
+	}
+	st := a.reach.Status()
+	switch {
+	case st.RelayServing:
+		r.Relay = "serving registered users"
+	case len(st.Relays) > 0:
+		r.Relay = fmt.Sprintf("reachable through %d relay(s), first %s", len(st.Relays), st.Relays[0].ShortString())
+	case a.cfg.Relay && st.State() == "private":
+		r.Relay = "searching for a relay"
+	case a.cfg.Relay:
+		r.Relay = "not needed"
+	default:
+		r.Relay = "off"
+	}
+	if st.State() == "public" {
+		r.Reachable = true
+		if !strings.HasPrefix(r.Diagnosis, "reachable") {
+			r.Diagnosis = "reachable (confirmed by other nodes)"
+			r.Hint = ""
+		}
+	} else if len(st.Relays) > 0 && !r.Reachable {
+		r.Reachable = true
+		r.Diagnosis += "; reachable through a relay"
+	}
+	return r
+}
+
+// upnpReachability turns the port mapper's diagnosis into words.
+func (a *Appliance) upnpReachability() status.Reachability {
 	if a.mapper == nil {
 		return status.Reachability{
 			Diagnosis: "UPnP off",

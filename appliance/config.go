@@ -49,6 +49,13 @@ type Config struct {
 	AllowHopInfinity bool `toml:"allow_hop_infinity"`
 	// UPnP maps the node's ports on the home router.
 	UPnP bool `toml:"upnp"`
+	// Relay turns on AutoNAT, hole punching, the relay client when the
+	// node is behind NAT, and the relay service (for registered users only)
+	// when it is reachable.
+	Relay bool `toml:"relay"`
+	// Relays are friends' reachable nodes (multiaddrs ending in /p2p/ID)
+	// to hold a relay slot on when no port can be opened.
+	Relays []string `toml:"relays"`
 	// Retention is how long messages are kept.
 	Retention Duration `toml:"retention"`
 	// ClockSkew is how far in the future a message's timestamp may be.
@@ -102,6 +109,7 @@ func Defaults() Config {
 		HTTP:                "lan:8080",
 		Capacity:            1000,
 		UPnP:                true,
+		Relay:               true,
 		Retention:           Duration{7 * 24 * time.Hour},
 		ClockSkew:           Duration{5 * time.Minute},
 		MaxChannelBytes:     256 << 20,

@@ -520,7 +520,7 @@ func pairURI(ctx context.Context, h host.Host, u URI, owner ed25519.PrivateKey) 
 	if err := h.Connect(ctx, ai); err != nil {
 		return fmt.Errorf("connect to %s: %w", pid, err)
 	}
-	s, err := h.NewStream(ctx, pid, protocol.ID(ProtocolID))
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), pid, protocol.ID(ProtocolID))
 	if err != nil {
 		return fmt.Errorf("open pairing stream: %w", err)
 	}

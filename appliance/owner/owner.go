@@ -163,7 +163,7 @@ func Status(ctx context.Context, h host.Host, node peer.ID, owner ed25519.Privat
 }
 
 func call(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateKey, req Request) (json.RawMessage, error) {
-	st, err := h.NewStream(ctx, node, ProtocolID)
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), node, ProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("owner: open stream to %s: %w", node, err)
 	}

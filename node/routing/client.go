@@ -38,7 +38,7 @@ func Register(ctx context.Context, h host.Host, node peer.ID, self *channel.Iden
 	if err != nil {
 		return Result{}, fmt.Errorf("routing.Register: %w", err)
 	}
-	s, err := h.NewStream(ctx, node, ProtocolID)
+	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), node, ProtocolID)
 	if err != nil {
 		return Result{}, fmt.Errorf("routing.Register: opening stream to %s: %w", node, err)
 	}

@@ -817,7 +817,7 @@ func (r *Registry) deliver(to peer.ID, n Notice) error {
 		case <-ctx.Done():
 		}
 	}()
-	s, err := r.h.NewStream(network.WithNoDial(ctx, "registration notice"), to, NoticeProtocolID)
+	s, err := r.h.NewStream(network.WithAllowLimitedConn(network.WithNoDial(ctx, "registration notice"), "redpanda"), to, NoticeProtocolID)
 	if err != nil {
 		return err
 	}

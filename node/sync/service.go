@@ -414,7 +414,7 @@ func (s *Service) connected(p peer.ID) {
 
 func (s *Service) open(ctx context.Context, p peer.ID) (*session, error) {
 	ctx = network.WithAllowLimitedConn(ctx, "redpanda sync")
-	st, err := s.h.NewStream(ctx, p, ProtocolID)
+	st, err := s.h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), p, ProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("sync: open stream to %s: %w", p, err)
 	}

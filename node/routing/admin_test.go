@@ -50,3 +50,21 @@ func TestResetForgetsEverything(t *testing.T) {
 		t.Fatalf("new owner at hop %d", res.Hop)
 	}
 }
+
+func TestRegistered(t *testing.T) {
+	f := newFriends(t)
+	n := startNode(t, "", Config{Owner: f.owner.Public()})
+	owner := newClient(t, "owner", f.owner, nil)
+	stranger := newClient(t, "stranger", nil, nil)
+	if n.r.Registered(owner.h.ID()) {
+		t.Fatal("registered before registering")
+	}
+	owner.mustRegister(t, n, newChannelID(t))
+	if !n.r.Registered(owner.h.ID()) || n.r.Registered(stranger.h.ID()) {
+		t.Fatal("Registered does not follow the registrations")
+	}
+	n.r.Reset()
+	if n.r.Registered(owner.h.ID()) {
+		t.Fatal("still registered after reset")
+	}
+}

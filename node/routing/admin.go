@@ -3,6 +3,8 @@ package routing
 import (
 	"fmt"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -42,4 +44,17 @@ func (r *Registry) Reset() error {
 		return fmt.Errorf("routing.Reset: %w", err)
 	}
 	return nil
+}
+
+// Registered reports whether p is the device of a registration served now:
+// the relay service is for registered users only.
+func (r *Registry) Registered(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.regs {
+		if e.Peer == p {
+			return true
+		}
+	}
+	return false
 }
