@@ -25,6 +25,13 @@ func TestClientCommandsMisuse(t *testing.T) {
 	if _, err := channel.ParseKey(strings.TrimSpace(key)); err != nil {
 		t.Fatalf("channel new printed %q: %v", key, err)
 	}
+	// A ticket issued by this client to someone else is not this client's.
+	other, _, _ := runCLI("init", "--home", fresh+"2")
+	othersChain, _, err := runCLI("ticket", "issue", strings.TrimPrefix(strings.Split(other, "\n")[0], "identity: "), "--home", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	othersChain = strings.TrimSpace(othersChain)
 	tests := []struct {
 		args  []string
 		usage bool
@@ -49,6 +56,7 @@ func TestClientCommandsMisuse(t *testing.T) {
 		{[]string{"ticket", "issue", "rpi123", "--home", h}, false, "friend identity"},
 		{[]string{"ticket", "set", "rptgarbage", "--home", h}, false, "routing: malformed"},
 		{[]string{"ticket", "issue", "--home", h}, true, "usage: redpanda ticket issue IDENTITY"},
+		{[]string{"ticket", "set", othersChain, "--home", h}, false, "chain was issued to another identity"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[:2], " "), func(t *testing.T) {

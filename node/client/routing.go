@@ -54,6 +54,11 @@ func (c *Client) SetTicket(chainString string) (Ticket, error) {
 		return Ticket{}, fmt.Errorf("client.SetTicket: %w: empty chain", routing.ErrMalformed)
 	}
 	owner := ch[0].Issuer
+	// Verify counts the owner as hop 0 whatever it presents, so a chain
+	// this client issued to a friend would pass: check the subject first.
+	if last := ch[len(ch)-1]; last.Subject != c.self.Public() {
+		return Ticket{}, fmt.Errorf("client.SetTicket: %w: it names %s, this client is %s", routing.ErrWrongSubject, last.Subject, c.ID())
+	}
 	if _, err := ch.Verify(owner, c.self.Public(), c.cfg.Now()); err != nil {
 		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
 	}
@@ -227,13 +232,28 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 	return routing.Result{}, errors.New(strings.Join(errs, "; "))
 }
 
-// onNotice records that a node ended this client's registration.
+// onNotice records that a node ended this client's registration and, if
+// the client is online, registers again so another node takes its place.
 func (c *Client) onNotice(n routing.Notice) {
 	c.log.Warn("registration ended by node", "node", n.Node, "status", n.Status.String(), "detail", n.Detail)
 	_ = c.updateNode(n.Node, func(r *nodeRecord, _ bool) {
 		r.Registered = false
 		r.LastError = fmt.Sprintf("%s: %s", n.Status, n.Detail)
 	})
+	c.mu.Lock()
+	online := c.dialing && !c.closed
+	if online {
+		c.wg.Add(1)
+	}
+	c.mu.Unlock()
+	if online {
+		go func() {
+			defer c.wg.Done()
+			if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
+				c.log.Warn("registering after a notice", "err", err)
+			}
+		}()
+	}
 }
 
 // renewDue reports whether a registration is about to lapse.

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,4 +183,57 @@ func mustIdentity(t *testing.T, s string) channel.IdentityKey {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// TestEvictedClientMovesOn: Bob (hop 1) holds the only place at a node of
+// capacity 1; the owner arrives, Bob is evicted and told why, and
+// registers at the next best node on his own.
+func TestEvictedClientMovesOn(t *testing.T) {
+	alice := openClient(t, home(t, "alice"))
+	bob, err := Open(Config{Home: home(t, "bob"), Create: true, MaxNodes: 1, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	key, _ := alice.CreateChannel("c")
+	if _, err := bob.JoinChannel("c", key); err != nil {
+		t.Fatal(err)
+	}
+	chain, _ := alice.IssueTicket(bob.ID(), 1)
+	if _, err := bob.SetTicket(chain); err != nil {
+		t.Fatal(err)
+	}
+	small := startNode(t, t.TempDir(), nil)
+	id, _ := channel.ParseIdentityKey(alice.ID())
+	reg, err := routing.NewRegistry(small.Host, small.Store.Meta("registrations"), routing.Config{Owner: id, Capacity: 1, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	other := startNode(t, t.TempDir(), nil)
+	withRegistry(t, other, alice.ID())
+
+	addNodes(t, bob, small)
+	connect(t, bob)
+	if got := nodeOf(t, bob, small.Host.ID().String()); !got.Registered {
+		t.Fatalf("Bob at the small node: %+v", got)
+	}
+	addNodes(t, bob, other) // known, but Bob keeps one node
+	addNodes(t, alice, small)
+	connect(t, alice)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, o := nodeOf(t, bob, small.Host.ID().String()), nodeOf(t, bob, other.Host.ID().String())
+		if !s.Registered && o.Registered && o.Hop == 1 {
+			if !strings.Contains(s.LastError, "evicted") && !strings.Contains(s.LastError, "full") {
+				t.Fatalf("eviction reason not kept: %q", s.LastError)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Bob did not move on: small %+v, other %+v", s, o)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
