@@ -55,3 +55,23 @@ bench: ## short run of every benchmark (not part of make test)
 
 clean: ## remove build outputs
 	rm -rf $(BIN) dist
+
+# Packaging (systemd/, packaging/, image/). Image build and boot test are
+# slow (minutes) and not part of `make test`.
+.PHONY: deb image image-test systemd-verify
+ARCH  ?= arm64
+BOARD ?= rpi-arm64
+IMAGE_DIR ?= dist/image
+
+deb: ## build dist/homenode_VERSION_ARCH.deb (ARCH=arm64|armhf|amd64)
+	packaging/build-deb.sh -a $(ARCH) -o dist
+
+image: ## build the SD-card image dist/image/homenode-$(BOARD).img(.xz) and its manifest (slow; root or subuids)
+	@deb=$$(packaging/build-deb.sh -a arm64 -o dist | tail -1) && \
+	  nice -n 10 image/build.sh -b $(BOARD) -d "$$deb" -o $(IMAGE_DIR)
+
+image-test: ## boot the built image in qemu-system-aarch64 and pair with it through a forwarded port (slow)
+	nice -n 10 image/test.sh -i $(IMAGE_DIR)/homenode-$(BOARD).img -k $(IMAGE_DIR)/vmlinuz -r $(IMAGE_DIR)/initrd.img
+
+systemd-verify: ## systemd-analyze verify and security on the units
+	$(GO) test -count=1 -run 'TestUnits' -v ./systemd/

@@ -1,0 +1,227 @@
+package systemd_test
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var units = []string{"homenode.service", "homenode-pairing-console.service"}
+
+// maxExposure is the aim for `systemd-analyze security` (0 safest, 10 worst).
+const maxExposure = 2.0
+
+func analyzer(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("systemd-analyze not installed (apt-get install systemd; scripts/install-test-deps.sh does it as root): skipping unit checks")
+	}
+	return p
+}
+
+// stage copies the units into a temporary directory with ExecStart
+// pointing at an executable that exists there: verify checks that the
+// command is executable, and the real one is installed only by the .deb.
+func stage(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "homenode")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = []byte(strings.ReplaceAll(string(b), "/usr/bin/homenode", bin))
+		if err := os.WriteFile(filepath.Join(dir, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestUnitsVerify(t *testing.T) {
+	sa := analyzer(t)
+	dir := stage(t)
+	args := []string{"verify"}
+	for _, u := range units {
+		args = append(args, filepath.Join(dir, u))
+	}
+	out, err := exec.Command(sa, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	// verify exits 0 on unknown directives and bad values; its warnings
+	// name the unit, so any line about ours is a failure.
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, u := range units {
+			if strings.Contains(line, u) {
+				t.Errorf("systemd-analyze verify: %s", line)
+			}
+		}
+	}
+}
+
+func TestUnitsSecurity(t *testing.T) {
+	sa := analyzer(t)
+	dir := stage(t)
+	re := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
+	for _, u := range units {
+		t.Run(u, func(t *testing.T) {
+			out, err := exec.Command(sa, "security", "--offline=true", "--no-pager", filepath.Join(dir, u)).CombinedOutput()
+			m := re.FindSubmatch(out)
+			if m == nil {
+				t.Fatalf("systemd-analyze security: %v; no exposure level in:\n%s", err, out)
+			}
+			level, perr := strconv.ParseFloat(string(m[1]), 64)
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			t.Logf("%s exposure %.1f", u, level)
+			if level > maxExposure {
+				t.Errorf("%s exposure %.1f, want <= %.1f:\n%s", u, level, maxExposure, out)
+			}
+		})
+	}
+}
+
+// directives reads a unit file into section -> key -> values.
+func directives(t *testing.T, path string) map[string]map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d := map[string]map[string][]string{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+		case line[0] == '[':
+			section = strings.Trim(line, "[]")
+			d[section] = map[string][]string{}
+		default:
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("%s: not KEY=VALUE: %q", path, line)
+			}
+			d[section][k] = append(d[section][k], v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestServiceDirectives pins what the daemon relies on and what the issue
+// requires; systemd-analyze accepts a unit without any of them.
+func TestServiceDirectives(t *testing.T) {
+	d := directives(t, "homenode.service")
+	tests := []struct{ section, key, want string }{
+		{"Service", "Type", "notify"},
+		{"Service", "NotifyAccess", "main"},
+		{"Service", "Restart", "on-failure"},
+		{"Service", "User", "homenode"},
+		{"Service", "StateDirectory", "homenode"},
+		{"Service", "RuntimeDirectory", "homenode"},
+		{"Service", "LimitNOFILE", "8192"},
+		{"Service", "ProtectSystem", "strict"},
+		{"Service", "NoNewPrivileges", "yes"},
+		{"Service", "PrivateTmp", "yes"},
+		{"Service", "PrivateDevices", "yes"},
+		{"Service", "ProtectHome", "yes"},
+		{"Service", "MemoryDenyWriteExecute", "yes"},
+		{"Service", "LockPersonality", "yes"},
+		{"Service", "CapabilityBoundingSet", ""},
+		{"Service", "RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6 AF_NETLINK"},
+		{"Service", "SystemCallFilter", "@system-service"},
+		{"Unit", "Wants", "network-online.target time-sync.target"},
+		{"Install", "WantedBy", "multi-user.target"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.section+"/"+tt.key, func(t *testing.T) {
+			got, ok := d[tt.section][tt.key]
+			if !ok {
+				t.Fatalf("[%s] %s= missing", tt.section, tt.key)
+			}
+			for _, v := range got {
+				if v == tt.want {
+					return
+				}
+			}
+			t.Errorf("[%s] %s=%q, want one to be %q", tt.section, tt.key, got, tt.want)
+		})
+	}
+	for _, key := range []string{"WatchdogSec", "MemoryHigh", "MemoryMax"} {
+		if len(d["Service"][key]) == 0 {
+			t.Errorf("[Service] %s= missing", key)
+		}
+	}
+	// Requires= on the network would keep the node down when offline.
+	if r := d["Unit"]["Requires"]; len(r) > 0 {
+		t.Errorf("[Unit] Requires=%q: the node must start without a network", r)
+	}
+}
+
+// TestMemoryLimits: Go's soft limit must sit below MemoryHigh, which must
+// sit below MemoryMax, so the collector works before the kernel throttles
+// and long before it kills.
+func TestMemoryLimits(t *testing.T) {
+	d := directives(t, "homenode.service")
+	var gomem string
+	for _, e := range d["Service"]["Environment"] {
+		if v, ok := strings.CutPrefix(e, "GOMEMLIMIT="); ok {
+			gomem = v
+		}
+	}
+	tests := []struct {
+		name string
+		val  string
+	}{{"GOMEMLIMIT", gomem}, {"MemoryHigh", last(d["Service"]["MemoryHigh"])}, {"MemoryMax", last(d["Service"]["MemoryMax"])}}
+	var prev int64
+	for _, tt := range tests {
+		n, err := bytesOf(tt.val)
+		if err != nil {
+			t.Fatalf("%s=%q: %v", tt.name, tt.val, err)
+		}
+		if n <= prev {
+			t.Errorf("%s=%s (%d bytes) is not above the limit before it (%d bytes)", tt.name, tt.val, n, prev)
+		}
+		prev = n
+	}
+}
+
+func last(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[len(v)-1]
+}
+
+// bytesOf parses systemd's K/M/G and Go's KiB/MiB/GiB suffixes (both 1024-based).
+func bytesOf(s string) (int64, error) {
+	mult := int64(1)
+	for _, suf := range []struct {
+		s string
+		m int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if v, ok := strings.CutSuffix(s, suf.s); ok {
+			s, mult = v, suf.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n * mult, err
+}
