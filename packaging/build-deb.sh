@@ -7,7 +7,7 @@
 # usage: packaging/build-deb.sh -a ARCH [-b BINARY] [-v VERSION] [-o OUTDIR]
 #   ARCH     arm64, armhf or amd64 (Debian names)
 #   BINARY   a prebuilt homenode for ARCH; default: go build it here
-#   VERSION  Debian version; default from git: 0~gitYYYYMMDDhhmmss.HASH
+#   VERSION  Debian version; default from git: 0~gitYYYYMMDDhhmmss.HASH-1
 # Prints the path of the .deb on its last line.
 set -euo pipefail
 
@@ -28,9 +28,9 @@ amd64) goenv=(GOARCH=amd64) ;;
 esac
 if [ -z "$version" ]; then
 	if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
-		version=0~git$(git -C "$root" log -1 --format=%cd --date=format:%Y%m%d%H%M%S).$(git -C "$root" rev-parse --short=8 HEAD)
+		version=0~git$(git -C "$root" log -1 --format=%cd --date=format:%Y%m%d%H%M%S).$(git -C "$root" rev-parse --short=8 HEAD)-1
 	else
-		version=0~dev
+		version=0~dev-1
 	fi
 fi
 
@@ -54,7 +54,8 @@ install -m 0644 "$root/systemd/homenode.service" "$root/systemd/homenode-pairing
 install -m 0644 "$root/systemd/homenode.sysusers" "$pkg/usr/lib/sysusers.d/homenode.conf"
 install -m 0644 "$root/packaging/homenode.toml" "$pkg/etc/homenode/homenode.toml"
 install -m 0644 "$root/packaging/debian/copyright" "$pkg/usr/share/doc/homenode/copyright"
-install -m 0644 "$root/docs/INSTALL.md" "$pkg/usr/share/doc/homenode/INSTALL.md"
+install -d -m 0755 "$pkg/usr/share/lintian/overrides"
+install -m 0644 "$root/packaging/debian/lintian-overrides" "$pkg/usr/share/lintian/overrides/homenode"
 {
 	printf 'homenode (%s) unstable; urgency=medium\n\n' "$version"
 	printf '  * Built from git %s.\n\n' "$(git -C "$root" rev-parse --short=8 HEAD 2>/dev/null || echo unknown)"
