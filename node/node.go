@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	gosync "sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/discovery"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
@@ -57,6 +59,11 @@ type Config struct {
 	// Routing serves registrations (owner, capacity, hop infinity); Now
 	// defaults to Now below.
 	Routing routing.Config
+	// Discovery runs the DHT; the configured Peers are added to its
+	// bootstrap peers, and its Meta, Now and hooks are the node's.
+	Discovery discovery.Config
+	// NoDHT leaves the DHT out (light tests and tools).
+	NoDHT bool
 	// SweepInterval is how often expired messages are deleted; default
 	// 10 minutes.
 	SweepInterval time.Duration
@@ -73,13 +80,23 @@ type Node struct {
 	Store    *store.DB
 	Sync     *sync.Service
 	Registry *routing.Registry
+	// Discovery is nil with Config.NoDHT.
+	Discovery *discovery.Service
 
 	cfg   Config
 	log   *slog.Logger
 	peers []peer.AddrInfo
 
-	mu      gosync.Mutex
+	configured map[peer.ID]bool
+
+	// opMu guards cfg.Channels, the channels the operator serves by hand;
+	// the sync layer's Accept reads them, so it must not wait on mu.
+	opMu gosync.RWMutex
+	// serveMu serialises changes of the served set.
+	serveMu gosync.Mutex
 	served  map[channel.ID]bool
+
+	mu      gosync.Mutex
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
@@ -105,6 +122,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.P2P.DataDir == "" {
 		cfg.P2P.DataDir = cfg.DataDir
+	}
+	if cfg.P2P.Logger == nil {
+		cfg.P2P.Logger = cfg.Logger
 	}
 	if cfg.Store.Now == nil {
 		cfg.Store.Now = cfg.Now
@@ -143,12 +163,17 @@ func New(cfg Config) (*Node, error) {
 		db.Close()
 		return nil, fmt.Errorf("node.New: %w", err)
 	}
+	configured := map[peer.ID]bool{}
+	for _, pi := range peers {
+		configured[pi.ID] = true
+	}
 	return &Node{
-		Host:  h,
-		Store: db,
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "node"),
-		peers: peers,
+		Host:       h,
+		Store:      db,
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "node"),
+		peers:      peers,
+		configured: configured,
 	}, nil
 }
 
@@ -189,12 +214,44 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node.Start: %w", err)
 	}
-	n.started = true
 	n.Registry = reg
-	n.Sync = sync.New(n.Host, n.Store, n.cfg.Sync)
+	if !n.cfg.NoDHT {
+		dc := n.cfg.Discovery
+		dc.Bootstrap = append(dc.Bootstrap, n.peers...)
+		dc.Meta = n.Store.Meta("dht")
+		if dc.Now == nil {
+			dc.Now = n.cfg.Now
+		}
+		if dc.Logger == nil {
+			dc.Logger = n.cfg.Logger
+		}
+		dc.OnAuthorized = func(p peer.ID, ch channel.ID) {
+			if s := n.Sync; s != nil {
+				s.Resync(p, ch)
+			}
+		}
+		dc.AllowHandOver = reg.Registered
+		dc.OnHandOver = func([]channel.ID) { n.serveRegistered() }
+		disc, err := discovery.New(n.Host, dc)
+		if err != nil {
+			reg.Close()
+			return fmt.Errorf("node.Start: %w", err)
+		}
+		n.Discovery = disc
+	}
+	n.started = true
+	scfg := n.cfg.Sync
+	policy := scfg.Accept
+	scfg.Accept = func(p peer.ID, ch channel.ID) bool {
+		if policy != nil && !policy(p, ch) {
+			return false
+		}
+		return n.trusted(p, ch)
+	}
+	n.Sync = sync.New(n.Host, n.Store, scfg)
 	n.served = map[channel.ID]bool{}
 	reg.OnChange(n.serveRegistered)
-	n.serveRegisteredLocked()
+	n.serveRegistered()
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(1)
@@ -215,32 +272,36 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 // Serve adds channels this node stores, relays and reconciles, beside
-// those its registered users ask for.
+// those its registered users ask for, open to every peer.
 func (n *Node) Serve(chs ...channel.ID) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.opMu.Lock()
 	n.cfg.Channels = append(n.cfg.Channels, chs...)
-	n.serveRegisteredLocked()
+	n.opMu.Unlock()
+	n.serveRegistered()
 }
 
-// serveRegistered makes the served channels the configured ones plus
-// every registered user's, as registrations come and go.
+// serveRegistered makes the served channels the operator's, every
+// registered user's and those handed over with statements, as they come
+// and go. Sync's Want and Unwant run outside every lock Accept takes.
 func (n *Node) serveRegistered() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.closed {
+	n.serveMu.Lock()
+	defer n.serveMu.Unlock()
+	if n.Sync == nil {
 		return
 	}
-	n.serveRegisteredLocked()
-}
-
-func (n *Node) serveRegisteredLocked() {
 	want := map[channel.ID]bool{}
+	n.opMu.RLock()
 	for _, ch := range n.cfg.Channels {
 		want[ch] = true
 	}
+	n.opMu.RUnlock()
 	for _, ch := range n.Registry.Channels() {
 		want[ch] = true
+	}
+	if n.Discovery != nil {
+		for _, ch := range n.Discovery.Served() {
+			want[ch] = true
+		}
 	}
 	var add, drop []channel.ID
 	for ch := range want {
@@ -262,10 +323,31 @@ func (n *Node) serveRegisteredLocked() {
 	}
 }
 
+// trusted says whether p may exchange channel ch's messages with this
+// node: the node itself, a peer configured by the operator, a registered
+// user, or a super node that proved with a signed statement that it
+// serves ch. Channels the operator serves by configuration (--serve) are
+// open to every peer: that is what serving them by hand means.
+func (n *Node) trusted(p peer.ID, ch channel.ID) bool {
+	if p == n.Host.ID() || n.configured[p] || n.operatorServes(ch) {
+		return true
+	}
+	if n.Registry.Registered(p) {
+		return true
+	}
+	return n.Discovery != nil && n.Discovery.Authorized(p, ch)
+}
+
+func (n *Node) operatorServes(ch channel.ID) bool {
+	n.opMu.RLock()
+	defer n.opMu.RUnlock()
+	return slices.Contains(n.cfg.Channels, ch)
+}
+
 // Served lists the channels the node serves now.
 func (n *Node) Served() []channel.ID {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	n.serveMu.Lock()
+	defer n.serveMu.Unlock()
 	out := make([]channel.ID, 0, len(n.served))
 	for ch := range n.served {
 		out = append(out, ch)
@@ -334,6 +416,11 @@ func (n *Node) Close() error {
 	if n.Sync != nil {
 		if err := n.Sync.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("sync: %w", err))
+		}
+	}
+	if n.Discovery != nil {
+		if err := n.Discovery.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("discovery: %w", err))
 		}
 	}
 	if n.cancel != nil {

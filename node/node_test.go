@@ -16,11 +16,14 @@ import (
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// startNode starts a node without the DHT, so that only the configured
+// peers connect it (the DHT has its own tests in node/discovery).
 func startNode(t *testing.T, dir string, ch channel.ID, peers ...string) *Node {
 	t.Helper()
 	n, err := New(Config{
 		DataDir:  dir,
 		Peers:    peers,
+		NoDHT:    true,
 		Channels: []channel.ID{ch},
 		P2P:      p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
 		Logger:   quiet(),

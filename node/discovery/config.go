@@ -6,6 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
@@ -45,6 +46,17 @@ type Config struct {
 	// added with AddBootstrap, and the peers known before a restart are
 	// read from Meta.
 	Bootstrap []peer.AddrInfo
+	// OnAuthorized, when set, is called (in its own goroutine) each time a
+	// peer proves it serves a channel; the node resyncs that channel with
+	// it, since the catch-up at connection time came before the proof.
+	OnAuthorized func(p peer.ID, ch channel.ID)
+	// AllowHandOver, when set, serves HandOverProtocol: peers it approves
+	// (the node's registered users) may hand over statements naming this
+	// node. Nil: hand-overs are not served.
+	AllowHandOver func(p peer.ID) bool
+	// OnHandOver, when set, is called after a hand-over added served
+	// channels, so the node starts storing and relaying them.
+	OnHandOver func(chs []channel.ID)
 	// Meta persists the routing table's peers and this node's statements
 	// across restarts (the node passes db.Meta("dht")). Nil: nothing is
 	// persisted.

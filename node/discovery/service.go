@@ -98,6 +98,9 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		s.served[st.Channel] = &served{st: st, provided: map[Day]time.Time{}}
 	}
 	h.SetStreamHandler(AuthzProtocol, s.handleAuthz)
+	if cfg.AllowHandOver != nil {
+		s.serveHandOvers(cfg.AllowHandOver)
+	}
 	s.wg.Add(3)
 	go s.runBootstrap()
 	go s.provideLoop()
@@ -119,6 +122,7 @@ func (s *Service) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.h.RemoveStreamHandler(AuthzProtocol)
+	s.h.RemoveStreamHandler(HandOverProtocol)
 	s.savePeers()
 	s.cancel()
 	s.wg.Wait()
@@ -507,14 +511,18 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, mine []*Statement) (m
 
 func (s *Service) record(p peer.ID, st *Statement) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	chs := s.authz[p]
 	if chs == nil {
 		chs = map[channel.ID]time.Time{}
 		s.authz[p] = chs
 	}
+	fresh := !s.cfg.Now().Before(chs[st.Channel])
 	if st.Until.After(chs[st.Channel]) {
 		chs[st.Channel] = st.Until
+	}
+	s.mu.Unlock()
+	if fresh && s.cfg.OnAuthorized != nil {
+		go s.cfg.OnAuthorized(p, st.Channel)
 	}
 }
 

@@ -1,0 +1,103 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+)
+
+// HandOverProtocol is how a member's client gives its super node the
+// statements that let the node serve the member's channels (DESIGN.md:
+// "obtained from a registered member").
+const HandOverProtocol = "/redpanda/serve/1.0.0"
+
+// Verdicts of a hand-over, one byte per statement in the reply.
+const (
+	handOverAccepted byte = 0
+	handOverRefused  byte = 1
+)
+
+// serveHandOvers answers hand-overs from peers allow approves (the node's
+// registered users); statements must name this node.
+func (s *Service) serveHandOvers(allow func(peer.ID) bool) {
+	s.h.SetStreamHandler(HandOverProtocol, func(st network.Stream) {
+		defer st.Close()
+		p := st.Conn().RemotePeer()
+		_ = st.SetDeadline(time.Now().Add(s.cfg.DialTimeout))
+		sts, err := readFrame(st)
+		if err != nil {
+			s.log.Info("hand-over: bad frame", "peer", p, "err", err)
+			_ = st.Reset()
+			return
+		}
+		reply := make([]byte, len(sts))
+		if !allow(p) {
+			s.log.Info("hand-over refused: peer is not a registered user", "peer", p)
+			for i := range reply {
+				reply[i] = handOverRefused
+			}
+			st.Write(reply)
+			return
+		}
+		now := s.cfg.Now()
+		var added []channel.ID
+		for i, t := range sts {
+			if err := VerifyStatement(t, t.Channel, s.h.ID(), now); err != nil {
+				s.log.Info("hand-over: refused statement", "peer", p, "channel", short(t.Channel), "err", err)
+				reply[i] = handOverRefused
+				continue
+			}
+			if err := s.Serve(t); err != nil {
+				reply[i] = handOverRefused
+				continue
+			}
+			reply[i] = handOverAccepted
+			added = append(added, t.Channel)
+		}
+		if len(added) > 0 && s.cfg.OnHandOver != nil {
+			s.cfg.OnHandOver(added)
+		}
+		st.Write(reply)
+	})
+}
+
+// HandOver gives node the statements (issued for node) so that it serves
+// and provides their channels. It returns how many the node accepted.
+func HandOver(ctx context.Context, h host.Host, node peer.ID, sts []*Statement) (int, error) {
+	frame, err := encodeFrame(sts)
+	if err != nil {
+		return 0, err
+	}
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), node, HandOverProtocol)
+	if err != nil {
+		return 0, fmt.Errorf("discovery.HandOver: %w", err)
+	}
+	defer st.Close()
+	if d, ok := ctx.Deadline(); ok {
+		st.SetDeadline(d)
+	}
+	if _, err := st.Write(frame); err != nil {
+		return 0, fmt.Errorf("discovery.HandOver: %w", err)
+	}
+	reply := make([]byte, len(sts))
+	if _, err := io.ReadFull(st, reply); err != nil {
+		return 0, fmt.Errorf("discovery.HandOver: reply: %w", err)
+	}
+	n := 0
+	for _, v := range reply {
+		if v == handOverAccepted {
+			n++
+		}
+	}
+	if n < len(sts) {
+		return n, fmt.Errorf("%w: node accepted %d of %d statements", ErrNotAuthorized, n, len(sts))
+	}
+	return n, nil
+}
