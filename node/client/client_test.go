@@ -20,10 +20,6 @@ func TestOfflineCatchUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, t.TempDir(), []channel.ID{channelID(t, key)})
-	addNodes(t, alice, n)
-	connect(t, alice)
-
 	bobHome := home(t, "bob")
 	bob, err := Open(Config{Home: bobHome, Create: true, Logger: quiet()})
 	if err != nil {
@@ -33,10 +29,18 @@ func TestOfflineCatchUp(t *testing.T) {
 	if _, err := bob.JoinChannel("fam", key); err != nil {
 		t.Fatal(err)
 	}
+	n := startNode(t, ownedBy(t, bobID)) // Bob's home node
 	addNodes(t, bob, n)
-	if err := bob.Close(); err != nil { // Bob goes offline
+	connect(t, bob) // Bob registers as the owner (hop 0) ...
+	if got := nodeOf(t, bob, n.Host.ID().String()); !got.Registered || got.Hop != 0 {
+		t.Fatalf("owner's registration: %+v", got)
+	}
+	ticket(t, bob, alice)               // ... gives Alice a ticket ...
+	if err := bob.Close(); err != nil { // ... and goes offline.
 		t.Fatal(err)
 	}
+	addNodes(t, alice, n)
+	connect(t, alice)
 
 	const count = 25
 	var sent []string
@@ -115,9 +119,10 @@ func TestOfflineCatchUp(t *testing.T) {
 	}
 }
 
-// TestDeliveryOutlivesANode: Bob is registered at three nodes (Alice owns
-// them and gave him a ticket); one is killed while Alice keeps posting;
-// every message reaches Bob exactly once, and Bob's own posts are still
+// TestDeliveryOutlivesANode: Alice and Bob are registered at three nodes
+// (Alice owns them and gave Bob a ticket), so each message reaches Bob up
+// to three times; one node is killed while Alice keeps posting; every
+// message reaches Bob exactly once, and Bob's own posts are still
 // acknowledged by the survivors.
 func TestDeliveryOutlivesANode(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
@@ -125,26 +130,17 @@ func TestDeliveryOutlivesANode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n3 := startNode(t, t.TempDir(), nil)
-	n2 := startNode(t, t.TempDir(), nil, n3.Addrs()[0])
-	n1 := startNode(t, t.TempDir(), nil, n2.Addrs()[0], n3.Addrs()[0])
-	for _, n := range []*node.Node{n1, n2, n3} {
-		withRegistry(t, n, alice.ID())
-	}
-	addNodes(t, alice, n3)
+	n3 := startNode(t, ownedBy(t, alice.ID()))
+	n2 := startNode(t, ownedBy(t, alice.ID()), n3.Addrs()[0])
+	n1 := startNode(t, ownedBy(t, alice.ID()), n2.Addrs()[0], n3.Addrs()[0])
+	addNodes(t, alice, n1, n2, n3)
 	connect(t, alice)
 
 	bob := openClient(t, home(t, "bob"))
 	if _, err := bob.JoinChannel("team", key); err != nil {
 		t.Fatal(err)
 	}
-	chain, err := alice.IssueTicket(bob.ID(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.SetTicket(chain); err != nil {
-		t.Fatal(err)
-	}
+	ticket(t, alice, bob)
 	addNodes(t, bob, n1, n2, n3)
 	msgs, stop, err := bob.Subscribe("")
 	if err != nil {
@@ -199,7 +195,7 @@ func TestDeliveryOutlivesANode(t *testing.T) {
 			t.Fatalf("acked by the killed node: %+v", res)
 		}
 	}
-	if len(res.Failed) != 1 {
+	if len(res.Failed) != 1 || len(res.AckedBy) != 2 {
 		t.Fatalf("want exactly the killed node to fail: %+v", res)
 	}
 }

@@ -11,19 +11,41 @@ import (
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/routing"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// startNode runs a real super node on loopback serving chs.
-func startNode(t *testing.T, dir string, chs []channel.ID, peers ...string) *node.Node {
+// startNodeB starts a node owned by owner for a benchmark and returns
+// its address.
+func startNodeB(b *testing.B, owner string) string {
+	n, err := node.New(node.Config{DataDir: b.TempDir(), Routing: routing.Config{Owner: identity(b, owner), Logger: quiet()},
+		P2P: p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet()}, Logger: quiet()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	return n.Addrs()[0]
+}
+
+// startNode runs a real super node on loopback with its routing registry
+// configured by rc (owner, capacity, strangers); it serves the channels
+// its registered users ask for. The DHT is off: these tests are about a
+// client and its nodes.
+func startNode(t *testing.T, rc routing.Config, peers ...string) *node.Node {
 	t.Helper()
+	if rc.Logger == nil {
+		rc.Logger = quiet()
+	}
 	n, err := node.New(node.Config{
-		DataDir:  dir,
-		Peers:    peers,
-		Channels: chs,
-		P2P:      p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet()},
-		Logger:   quiet(),
+		DataDir: t.TempDir(),
+		Peers:   peers,
+		Routing: rc,
+		P2P:     p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet()},
+		Logger:  quiet(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +55,33 @@ func startNode(t *testing.T, dir string, chs []channel.ID, peers ...string) *nod
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
+}
+
+// ownedBy is the routing configuration of a node whose owner is the
+// client identity id.
+func ownedBy(t testing.TB, id string) routing.Config {
+	return routing.Config{Owner: identity(t, id)}
+}
+
+func identity(t testing.TB, s string) channel.IdentityKey {
+	t.Helper()
+	id, err := channel.ParseIdentityKey(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// ticket has from issue a ticket to to, and to set it.
+func ticket(t *testing.T, from, to *Client) {
+	t.Helper()
+	chain, err := from.IssueTicket(to.ID(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := to.SetTicket(chain); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func openClient(t *testing.T, home string) *Client {
