@@ -8,8 +8,10 @@
 #   2. the pairing URI appears on the console,
 #   3. a client on the host pairs through the forwarded port, and the node
 #      says it is paired,
-#   4. the root partition grew to fill the (larger) disk on first boot,
-#   5. the status page answers through the forwarded port.
+#   4. the root partition and file system grew to fill the (larger) disk
+#      on first boot,
+#   5. the pairing console unit (tty1) ran and exited once paired,
+#   6. the status page answers through the forwarded port.
 # QEMU is killed by its PID at the end and on failure. The image itself is
 # not modified: the VM writes to a qcow2 overlay 1 GiB larger than it.
 #
@@ -93,10 +95,21 @@ echo "image-test: pairing URI $uri"
 
 wait_for 'growpart: ' "root partition check"
 grep -aq 'growpart: growing' "$log" || fail "the root partition did not grow to fill the disk"
+wait_for 'Successfully resized "/"' "the root file system resized"
+# systemd-growfs reports the new size in GiB: the disk less the 260 MiB
+# before the root partition.
+want_gib=$(awk -v b="$(($(stat -c %s "$img") + 1024 * 1024 * 1024))" 'BEGIN { printf "%.1f", (b / 1048576 - 260) / 1024 - 0.1 }')
+grown=$(grep -aoE 'Successfully resized "/" to [0-9.]+G' "$log" | tail -n 1 | grep -oE '[0-9.]+G' | tr -d G)
+[ -n "$grown" ] && awk -v g="$grown" -v w="$want_gib" 'BEGIN { exit !(g >= w) }' ||
+	fail "the root file system is ${grown:-not resized}G, want at least ${want_gib}G"
+echo "image-test: root file system grown to ${grown}G"
 
 echo "image-test: pairing through 127.0.0.1:$p2p_port"
 "$work/pairtest" -uri "$uri" -addr "127.0.0.1:$p2p_port" -timeout 3m || fail "pairing through the forwarded port failed"
 wait_for 'Paired with|[^a-z]paired[^a-z]*owner' "the node reporting it is paired"
+# The tty1 QR console (homenode pairing-qr --watch) exits 0 once paired.
+wait_for 'homenode-pairing-console\.service: Deactivated successfully|homenode-pairing-console\.service: (Main process exited|Failed)' "the pairing console's exit"
+grep -aq 'homenode-pairing-console\.service: Deactivated successfully' "$log" || fail "the pairing console did not exit cleanly after pairing"
 
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "http://127.0.0.1:$http_port/" || true)
 [ "$code" = 200 ] || fail "status page through the forwarded port answered '$code', want 200"

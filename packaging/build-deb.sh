@@ -52,6 +52,8 @@ else
 fi
 install -m 0644 "$root/systemd/homenode.service" "$root/systemd/homenode-pairing-console.service" "$pkg/lib/systemd/system/"
 install -m 0644 "$root/systemd/homenode.sysusers" "$pkg/usr/lib/sysusers.d/homenode.conf"
+install -d -m 0755 "$pkg/usr/lib/sysctl.d"
+install -m 0644 "$root/packaging/sysctl.conf" "$pkg/usr/lib/sysctl.d/60-homenode.conf"
 install -m 0644 "$root/packaging/homenode.toml" "$pkg/etc/homenode/homenode.toml"
 install -m 0644 "$root/packaging/debian/copyright" "$pkg/usr/share/doc/homenode/copyright"
 install -d -m 0755 "$pkg/usr/share/lintian/overrides"

@@ -69,6 +69,7 @@ func TestDebContents(t *testing.T) {
 				{"/lib/systemd/system/homenode.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-pairing-console.service", "-rw-r--r-- root/root"},
 				{"/usr/lib/sysusers.d/homenode.conf", "-rw-r--r-- root/root"},
+				{"/usr/lib/sysctl.d/60-homenode.conf", "-rw-r--r-- root/root"},
 				{"/etc/homenode/homenode.toml", "-rw-r--r-- root/root"},
 				{"/usr/share/doc/homenode/copyright", "-rw-r--r-- root/root"},
 				{"/usr/share/doc/homenode/changelog.Debian.gz", "-rw-r--r-- root/root"},
