@@ -24,8 +24,8 @@ build-arm64: ## cross-build every command for 64-bit ARM (Pi 3/4/5) into bin/lin
 build-armv7: ## cross-build every command for 32-bit ARMv7 (Pi OS armhf) into bin/linux-armv7/
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GOBUILD) -o $(BIN)/linux-armv7/ ./cmd/...
 
-run: ## run a home node here: its own data directory ($(DATA_DIR)), no root, no router
-	$(GO) run ./cmd/homenode run --data-dir $(DATA_DIR)
+run: ## run a home node here: its own data directory ($(DATA_DIR)), no root, no router; prints the pairing QR
+	$(GO) run ./cmd/homenode run --config /dev/null --data-dir $(DATA_DIR) --admin-socket $(DATA_DIR)/admin.sock --set upnp=false
 
 test: test-deps ## run every test (installs what the tests need first)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
