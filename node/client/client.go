@@ -226,9 +226,6 @@ func (c *Client) ID() string { return c.self.Public().String() }
 // PeerID returns the client host's libp2p peer ID.
 func (c *Client) PeerID() string { return c.h.ID().String() }
 
-// Identity returns the identity key pair, for callers inside this module.
-func (c *Client) identity() *channel.Identity { return c.self }
-
 // Close stops the client: background work ends, the sync service, the
 // host and the store close, and the home is free for another process.
 func (c *Client) Close() error {
