@@ -51,7 +51,7 @@ proto: ## regenerate the protobuf code (needs protoc; installs protoc-gen-go)
 	PATH="$(CURDIR)/$(BIN)/tools:$$PATH" $(GO) generate ./node/wire/...
 
 bench: ## short run of every benchmark (not part of make test)
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./...
+	$(GO) run ./cmd/rpbench -short
 
 clean: ## remove build outputs
 	rm -rf $(BIN) dist

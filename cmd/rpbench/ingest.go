@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
+)
+
+// ingestChannels is how many channels the writers post to.
+const ingestChannels = 8
+
+// runIngest: W writers push pre-sealed messages to one node over loopback
+// (each push returns once the node acknowledged it durable), then the same
+// number of messages are published inside the node by W goroutines. Both
+// rates are set against ed25519.Verify/s on all cores in the same run.
+func runIngest(ctx context.Context, p Params) (Result, error) {
+	var r Result
+	dir, err := os.MkdirTemp("", "rpbench-ingest-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+
+	ws := make([]*writer, ingestChannels)
+	chs := make([]channel.ID, ingestChannels)
+	for i := range ws {
+		if ws[i], err = newWriter(); err != nil {
+			return r, err
+		}
+		chs[i] = ws[i].key.ID()
+	}
+	seal := func() ([]*channel.Envelope, error) {
+		envs := make([]*channel.Envelope, p.IngestMessages)
+		now := time.Now()
+		for i := range envs {
+			var err error
+			if envs[i], err = ws[i%len(ws)].seal(p.Body, now); err != nil {
+				return nil, err
+			}
+		}
+		return envs, nil
+	}
+	envs, err := seal()
+	if err != nil {
+		return r, err
+	}
+	verify := verifyRate(envs[0], p.VerifyFor)
+	r.add("ed25519.Verify (all cores)", verify, "verify/s")
+	r.add("envelope size", float64(envs[0].Size()), "B")
+
+	n, err := startNode(ctx, filepath.Join(dir, "node"), nodeOpts{capacity: p.Writers}, p.Logger)
+	if err != nil {
+		return r, err
+	}
+	defer n.Close()
+	n.Serve(chs...)
+
+	shared, err := store.Open(filepath.Join(dir, "writers.db"), store.Options{Logger: p.Logger})
+	if err != nil {
+		return r, err
+	}
+	defer shared.Close()
+	clients := make([]*lite, p.Writers)
+	for i := range clients {
+		c, err := newLite(dir, shared, p.Logger)
+		if err != nil {
+			return r, err
+		}
+		defer c.close()
+		if err := c.session(ctx, addrInfo(n.Host)); err != nil {
+			return r, err
+		}
+		clients[i] = c
+	}
+	pushed, err := parallel(ctx, p.Writers, envs, func(w int, e *channel.Envelope) error {
+		_, err := clients[w].svc.PushTo(ctx, n.Host.ID(), e)
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("push: %w", err)
+	}
+	pushRate := float64(len(envs)) / pushed.Seconds()
+	r.add(fmt.Sprintf("push, %d writers over loopback", p.Writers), pushRate, "msg/s")
+	r.add("push / verify", pushRate/verify, "x")
+
+	if envs, err = seal(); err != nil {
+		return r, err
+	}
+	published, err := parallel(ctx, p.Writers, envs, func(_ int, e *channel.Envelope) error {
+		_, err := n.Sync.Publish(ctx, e)
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("publish: %w", err)
+	}
+	pubRate := float64(len(envs)) / published.Seconds()
+	r.add(fmt.Sprintf("publish, %d goroutines in the node", p.Writers), pubRate, "msg/s")
+	r.add("publish / verify", pubRate/verify, "x")
+	r.target(">= 0.70 x verify with 64 writers (push over loopback)", pushRate/verify >= 0.7 && p.Writers >= 64)
+	r.Limit = "CPU: Verify, Noise, yamux and protobuf on cores the writers share; one fsync per group commit"
+	return r, nil
+}
+
+// parallel runs fn over envs from w workers and returns the wall time.
+func parallel(ctx context.Context, w int, envs []*channel.Envelope, fn func(int, *channel.Envelope) error) (time.Duration, error) {
+	var (
+		next  atomic.Int64
+		wg    gosync.WaitGroup
+		once  gosync.Once
+		first error
+	)
+	start := time.Now()
+	for i := range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				j := next.Add(1) - 1
+				if j >= int64(len(envs)) {
+					return
+				}
+				if err := fn(i, envs[j]); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return time.Since(start), first
+}
+
+// verifyRate is ed25519.Verify/s of an envelope-sized message on every
+// core, the floor any relay pays per message.
+func verifyRate(e *channel.Envelope, d time.Duration) float64 {
+	raw, _ := e.MarshalBinary()
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	sig := ed25519.Sign(priv, raw)
+	var total atomic.Int64
+	var wg gosync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(d)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := int64(0)
+			for time.Now().Before(deadline) {
+				for range 16 {
+					if !ed25519.Verify(pub, raw, sig) {
+						panic("ed25519.Verify failed on its own signature")
+					}
+				}
+				k += 16
+			}
+			total.Add(k)
+		}()
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds()
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+
+	"github.com/redpanda-p2p/homenode/node"
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/routing"
+	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/node/sync"
+)
+
+// lite is the light client rpbench runs by the thousand: a libp2p host
+// that does not listen (TCP and Noise only, no resource manager, no relay),
+// a sync service and a store, registered with one node. It speaks exactly
+// what node/client speaks on the wire (routing.Register, sync), without the
+// SDK's node choice, adverts and renewals, which an idle benchmark client
+// does not need and whose timers would cost this process CPU the node
+// being measured shares.
+type lite struct {
+	id  *channel.Identity
+	h   host.Host
+	db  *store.DB
+	own bool // db is this client's own, closed with it
+	svc *sync.Service
+	sub <-chan sync.Stored
+}
+
+// newLite builds a client. With db nil it opens its own store in dir;
+// otherwise it shares db (idle and write-only clients store nothing that
+// matters, and one file each would cost the load generator 2 fds apiece).
+func newLite(dir string, db *store.DB, log *slog.Logger) (*lite, error) {
+	h, err := libp2p.New(
+		libp2p.NoListenAddrs,
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.ResourceManager(&network.NullResourceManager{}),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("client host: %w", err)
+	}
+	own := db == nil
+	if own {
+		db, err = store.Open(filepath.Join(dir, "client.db"), store.Options{Logger: log})
+		if err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
+	id, err := channel.NewIdentity(rand.Reader)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	c := &lite{id: id, h: h, db: db, own: own}
+	c.svc = sync.New(h, db, sync.Config{Logger: log, Agent: "rpbench"})
+	c.sub, _ = c.svc.Subscribe(1 << 14)
+	return c, nil
+}
+
+// join connects to n, registers at hop infinity for chs and waits for the
+// sync session (so that the node knows what the client wants).
+func (c *lite) join(ctx context.Context, n peer.AddrInfo, chs ...channel.ID) (routing.Result, error) {
+	c.svc.Want(chs...)
+	if err := c.h.Connect(ctx, n); err != nil {
+		return routing.Result{}, fmt.Errorf("connect: %w", err)
+	}
+	res, err := routing.Register(ctx, c.h, n.ID, c.id, nil, chs)
+	if err != nil {
+		return res, err
+	}
+	return res, c.session(ctx, n)
+}
+
+// session connects to n and waits for the sync session that the side with
+// the smaller peer ID opens on connect: pushing before it would open a
+// second stream that replaces the first under the push.
+func (c *lite) session(ctx context.Context, n peer.AddrInfo) error {
+	if err := c.h.Connect(ctx, n); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	for c.svc.Stats(n.ID).FramesIn["hello"] == 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("no sync session: %w", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
+func (c *lite) close() {
+	c.svc.Close()
+	c.h.Close()
+	if c.own {
+		c.db.Close()
+	}
+}
+
+// quietLogger drops everything below errors: a benchmark's output is its
+// figures.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+// nodeOpts sizes a node for a scenario.
+type nodeOpts struct {
+	capacity int      // registrations and connections
+	peers    []string // configured peers
+	dht      bool
+	disc     func(*node.Config)
+}
+
+// startNode starts a node on loopback in dir, accepting hop-infinity
+// clients, with connection limits raised to the capacity asked for and
+// loopback exempt from the per-IP limits (p2p.Limits.LimitLoopback false).
+func startNode(ctx context.Context, dir string, o nodeOpts, log *slog.Logger) (*node.Node, error) {
+	capacity := max(o.capacity, 64)
+	cfg := node.Config{
+		DataDir: dir,
+		Peers:   o.peers,
+		NoDHT:   !o.dht,
+		P2P: p2p.Config{
+			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
+			Limits:      p2p.Limits{Conns: capacity + 512, ConnsInbound: capacity + 512, FD: 2*capacity + 1024},
+			ConnMgr:     p2p.ConnMgr{LowWater: capacity + 256, HighWater: capacity + 512},
+		},
+		Routing: routing.Config{AllowInfinity: true, Capacity: capacity},
+		Logger:  log,
+	}
+	if o.disc != nil {
+		o.disc(&cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func addrInfo(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
+
+// writer seals messages into one channel.
+type writer struct {
+	key    *channel.Key
+	author *channel.Identity
+}
+
+func newWriter() (*writer, error) {
+	k, err := channel.NewKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	a, err := channel.NewIdentity(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &writer{key: k, author: a}, nil
+}
+
+func (w *writer) seal(body int, at time.Time) (*channel.Envelope, error) {
+	return w.key.Seal(w.author, channel.KindText, make([]byte, body), at, rand.Reader)
+}

@@ -1,0 +1,152 @@
+// Command rpbench drives real redPanda nodes and many light clients over
+// loopback and reports what one node serves: ingest, idle capacity, relay
+// latency (beside a gossipsub baseline on the same topology and load),
+// resync cost and DHT lookups. Every run is bounded in count and time and
+// binds to 127.0.0.1 only. It prints a table, or JSON with --json.
+//
+// It must not be imported: it is a tool, and it knows the node only
+// through node, node/sync, node/routing, node/discovery and node/store.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if os.Getenv(roleEnv) == roleNode {
+		if err := runNodeChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "rpbench node:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "rpbench:", err)
+		os.Exit(1)
+	}
+}
+
+// scenarios in the order they run.
+var scenarios = []struct {
+	name string
+	run  func(context.Context, Params) (Result, error)
+}{
+	{"ingest", runIngest},
+	{"capacity", runCapacity},
+	{"relay", runRelay},
+	{"resync", runResync},
+	{"dht", runDHT},
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("rpbench", flag.ContinueOnError)
+	var (
+		asJSON  = fs.Bool("json", false, "print JSON instead of a table")
+		short   = fs.Bool("short", false, "short run of every scenario (what make bench runs)")
+		tiny    = fs.Bool("tiny", false, "smallest run that still exercises every path (tests)")
+		only    = fs.String("scenarios", "", "comma-separated subset of: ingest,capacity,relay,resync,dht")
+		verbose = fs.Bool("v", false, "log the nodes' warnings to stderr")
+	)
+	p := FullParams()
+	fs.IntVar(&p.Writers, "writers", p.Writers, "ingest: concurrent writers")
+	fs.IntVar(&p.IngestMessages, "ingest-messages", p.IngestMessages, "ingest: messages in total")
+	fs.IntVar(&p.Clients, "clients", p.Clients, "capacity: clients to ramp up to")
+	fs.IntVar(&p.Pairs, "pairs", p.Pairs, "relay: client pairs (one on S1, one on S2, one channel each)")
+	fs.IntVar(&p.Rate, "rate", p.Rate, "relay: messages per second in total")
+	fs.DurationVar(&p.RelayFor, "relay-for", p.RelayFor, "relay: how long to send")
+	fs.IntVar(&p.Missed, "missed", p.Missed, "resync: messages missed while offline (spread over a day)")
+	fs.IntVar(&p.DHTNodes, "dht-nodes", p.DHTNodes, "dht: nodes in the network")
+	fs.DurationVar(&p.Timeout, "timeout", p.Timeout, "bound on each scenario")
+	fs.SetOutput(out)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Presets replace the defaults but not flags given explicitly.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case *tiny:
+		p = p.override(TinyParams(), set)
+	case *short:
+		p = p.override(ShortParams(), set)
+	}
+	level := slog.LevelError + 1
+	if *verbose {
+		level = slog.LevelWarn
+	}
+	p.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	want := map[string]bool{}
+	for _, s := range strings.Split(*only, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			want[s] = true
+		}
+	}
+	for s := range want {
+		if !known(s) {
+			return fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	rep := Report{Start: time.Now(), Machine: machine()}
+	for _, sc := range scenarios {
+		if len(want) > 0 && !want[sc.name] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r := runOne(ctx, sc.name, sc.run, p)
+		rep.Results = append(rep.Results, r)
+		if !*asJSON {
+			printResult(out, r)
+		}
+	}
+	rep.LoadAfter = loadAvg()
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	fmt.Fprintf(out, "\nmachine: %s; load average before %s, after %s\n", rep.Machine.CPU, rep.Machine.LoadBefore, rep.LoadAfter)
+	return nil
+}
+
+func known(s string) bool {
+	for _, sc := range scenarios {
+		if sc.name == s {
+			return true
+		}
+	}
+	return false
+}
+
+// runOne bounds a scenario in time and records its CPU use and the
+// machine's load around it.
+func runOne(ctx context.Context, name string, fn func(context.Context, Params) (Result, error), p Params) Result {
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	start := time.Now()
+	cpu0 := selfCPU()
+	r, err := fn(ctx, p)
+	r.Scenario = name
+	r.Seconds = time.Since(start).Seconds()
+	r.CPUSeconds = (selfCPU() - cpu0).Seconds()
+	r.Load = loadAvg()
+	if err != nil {
+		r.Error = err.Error()
+	}
+	return r
+}

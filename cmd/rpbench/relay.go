@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redpanda-p2p/homenode/node"
+	"github.com/redpanda-p2p/homenode/node/channel"
+)
+
+// relayLoad is the traffic of the relay scenario, the same for redPanda
+// and for the gossipsub baseline: pairs of clients, one on S1 and one on
+// S2, each pair a channel; message k goes from pair k%P, in alternating
+// directions, at a fixed total rate.
+type relayLoad struct {
+	pairs []*writer
+	envs  []*channel.Envelope
+	raw   [][]byte
+	from  []int // side of the sender: 0 = S1, 1 = S2
+	pair  []int
+	every time.Duration
+	bytes int // sum of envelope sizes
+}
+
+func newRelayLoad(p Params) (*relayLoad, error) {
+	l := &relayLoad{every: time.Second / time.Duration(p.Rate)}
+	for range p.Pairs {
+		w, err := newWriter()
+		if err != nil {
+			return nil, err
+		}
+		l.pairs = append(l.pairs, w)
+	}
+	total := int(int64(p.Rate) * int64(p.RelayFor) / int64(time.Second))
+	now := time.Now()
+	for k := range total {
+		i := k % p.Pairs
+		e, err := l.pairs[i].seal(p.Body, now)
+		if err != nil {
+			return nil, err
+		}
+		raw, _ := e.MarshalBinary()
+		l.envs, l.raw = append(l.envs, e), append(l.raw, raw)
+		l.pair, l.from = append(l.pair, i), append(l.from, (k/p.Pairs)%2)
+		l.bytes += e.Size()
+	}
+	return l, nil
+}
+
+// latencies records post-to-delivery times against the scheduled send
+// time (so a stalled sender cannot hide its own delay).
+type latencies struct {
+	mu   gosync.Mutex
+	sent map[[32]byte]sentMsg
+	got  []time.Duration
+	done chan struct{}
+	want int
+}
+
+type sentMsg struct {
+	at time.Time
+	to int // receiving client index: pair*2 + side
+}
+
+func newLatencies(want int) *latencies {
+	return &latencies{sent: map[[32]byte]sentMsg{}, done: make(chan struct{}), want: want}
+}
+
+func (l *latencies) send(id [32]byte, at time.Time, to int) {
+	l.mu.Lock()
+	l.sent[id] = sentMsg{at: at, to: to}
+	l.mu.Unlock()
+}
+
+func (l *latencies) deliver(id [32]byte, to int) {
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.sent[id]
+	if !ok || s.to != to {
+		return
+	}
+	delete(l.sent, id)
+	l.got = append(l.got, now.Sub(s.at))
+	if len(l.got) == l.want {
+		close(l.done)
+	}
+}
+
+// wait waits for every message, or drain after the last was sent.
+func (l *latencies) wait(ctx context.Context, drain time.Duration) {
+	select {
+	case <-l.done:
+	case <-time.After(drain):
+	case <-ctx.Done():
+	}
+}
+
+func (l *latencies) stats() (median, p99, maxd time.Duration, n int) {
+	l.mu.Lock()
+	d := slices.Clone(l.got)
+	l.mu.Unlock()
+	if len(d) == 0 {
+		return 0, 0, 0, 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2], d[min(len(d)-1, len(d)*99/100)], d[len(d)-1], len(d)
+}
+
+// schedule calls send(k) at start + k*every, each in its own goroutine,
+// so a slow post does not delay the next.
+func schedule(ctx context.Context, n int, every time.Duration, send func(k int, at time.Time)) {
+	start := time.Now()
+	var wg gosync.WaitGroup
+	for k := range n {
+		at := start.Add(time.Duration(k) * every)
+		if d := time.Until(at); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				wg.Wait()
+				return
+			}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); send(k, at) }()
+	}
+	wg.Wait()
+}
+
+// runRelay runs the load over two redPanda nodes, then over gossipsub on
+// the same topology, and reports both and their ratios.
+func runRelay(ctx context.Context, p Params) (Result, error) {
+	var r Result
+	load, err := newRelayLoad(p)
+	if err != nil {
+		return r, err
+	}
+	r.add("messages", float64(len(load.envs)), "msg")
+	r.add("rate", float64(p.Rate), "msg/s")
+	r.add("client pairs", float64(p.Pairs), "pairs")
+	ours, err := relayRedPanda(ctx, p, load)
+	if err != nil {
+		return r, fmt.Errorf("redpanda: %w", err)
+	}
+	gs, err := relayGossipsub(ctx, p, load)
+	if err != nil {
+		return r, fmt.Errorf("gossipsub: %w", err)
+	}
+	for _, x := range []struct {
+		name string
+		o    relayOutcome
+	}{{"redpanda", ours}, {"gossipsub", gs}} {
+		r.add(x.name+" median", ms(x.o.median), "ms")
+		r.add(x.name+" p99", ms(x.o.p99), "ms")
+		r.add(x.name+" max", ms(x.o.max), "ms")
+		r.add(x.name+" delivered", float64(x.o.delivered), "msg")
+		r.add(x.name+" bytes per delivery", x.o.bytesPerDelivery, "B")
+	}
+	r.add("envelope size", float64(load.bytes/len(load.envs)), "B")
+	r.add("p99 redpanda / gossipsub", ratio(ms(ours.p99), ms(gs.p99)), "x")
+	r.add("median redpanda / gossipsub", ratio(ms(ours.median), ms(gs.median)), "x")
+	r.add("bytes/delivery redpanda / gossipsub", ratio(ours.bytesPerDelivery, gs.bytesPerDelivery), "x")
+	r.target("redpanda p99 < 50 ms at 1000 msg/s", ours.p99 < 50*time.Millisecond && p.Rate >= 1000 && ours.delivered == len(load.envs))
+	r.Limit = "CPU: nodes, 2x pairs clients and the load generator share the cores; redpanda acks each post only after fsync"
+	return r, nil
+}
+
+type relayOutcome struct {
+	median, p99, max time.Duration
+	delivered        int
+	bytesPerDelivery float64
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome, error) {
+	var o relayOutcome
+	dir, err := os.MkdirTemp("", "rpbench-relay-")
+	if err != nil {
+		return o, err
+	}
+	defer os.RemoveAll(dir)
+	chs := make([]channel.ID, len(load.pairs))
+	for i, w := range load.pairs {
+		chs[i] = w.key.ID()
+	}
+	s1, err := startNode(ctx, filepath.Join(dir, "s1"), nodeOpts{capacity: 2 * p.Pairs}, p.Logger)
+	if err != nil {
+		return o, err
+	}
+	defer s1.Close()
+	s2, err := startNode(ctx, filepath.Join(dir, "s2"), nodeOpts{capacity: 2 * p.Pairs, peers: s1.Addrs()[:1]}, p.Logger)
+	if err != nil {
+		return o, err
+	}
+	defer s2.Close()
+	// Served by the operator on both: open to the other node and to the
+	// clients, which also register.
+	s1.Serve(chs...)
+	s2.Serve(chs...)
+	if err := until(ctx, func() bool { return s1.Sync.Stats(s2.Host.ID()).FramesIn["hello"] > 0 }); err != nil {
+		return o, fmt.Errorf("S1-S2 session: %w", err)
+	}
+	nodes := [2]*node.Node{s1, s2}
+	clients := make([]*lite, 2*len(load.pairs))
+	for i := range clients {
+		cdir := filepath.Join(dir, fmt.Sprint("c", i))
+		if err := os.MkdirAll(cdir, 0o700); err != nil {
+			return o, err
+		}
+		c, err := newLite(cdir, nil, p.Logger)
+		if err != nil {
+			return o, err
+		}
+		defer c.close()
+		clients[i] = c
+	}
+	for i, c := range clients {
+		if _, err := c.join(ctx, addrInfo(nodes[i%2].Host), chs[i/2]); err != nil {
+			return o, fmt.Errorf("client %d: %w", i, err)
+		}
+	}
+	lat := newLatencies(len(load.envs))
+	for i, c := range clients {
+		go func() {
+			for st := range c.sub {
+				lat.deliver(st.ID, i)
+			}
+		}()
+	}
+	before := nodeBytes(s1, s2)
+	var failed atomic.Int64
+	schedule(ctx, len(load.envs), load.every, func(k int, at time.Time) {
+		from := load.pair[k]*2 + load.from[k]
+		to := load.pair[k]*2 + 1 - load.from[k]
+		lat.send(load.envs[k].ID(), at, to)
+		if _, err := clients[from].svc.PushTo(ctx, nodes[load.from[k]].Host.ID(), load.envs[k]); err != nil {
+			failed.Add(1)
+		}
+	})
+	lat.wait(ctx, 10*time.Second)
+	o.median, o.p99, o.max, o.delivered = lat.stats()
+	if o.delivered > 0 {
+		o.bytesPerDelivery = float64(nodeBytes(s1, s2)-before) / float64(o.delivered)
+	}
+	if n := failed.Load(); n > 0 {
+		return o, fmt.Errorf("%d pushes failed", n)
+	}
+	return o, nil
+}
+
+// nodeBytes is the sync bytes on every link of the topology, each link
+// counted once: S1's sessions (clients and S2) and S2's with its clients.
+func nodeBytes(s1, s2 *node.Node) uint64 {
+	var total uint64
+	for _, p := range s1.Sync.Peers() {
+		st := s1.Sync.Stats(p)
+		total += st.BytesIn + st.BytesOut
+	}
+	for _, p := range s2.Sync.Peers() {
+		if p == s1.Host.ID() {
+			continue
+		}
+		st := s2.Sync.Stats(p)
+		total += st.BytesIn + st.BytesOut
+	}
+	return total
+}
+
+// until polls cond until it holds or ctx ends.
+func until(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func rawID(b []byte) [32]byte { return sha256.Sum256(b) }
