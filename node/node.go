@@ -93,8 +93,9 @@ type Node struct {
 	// the sync layer's Accept reads them, so it must not wait on mu.
 	opMu gosync.RWMutex
 	// serveMu serialises changes of the served set.
-	serveMu gosync.Mutex
-	served  map[channel.ID]bool
+	serveMu  gosync.Mutex
+	served   map[channel.ID]bool
+	regPeers map[peer.ID]bool // devices registered at the last change
 
 	mu      gosync.Mutex
 	started bool
@@ -295,8 +296,13 @@ func (n *Node) serveRegistered() {
 		want[ch] = true
 	}
 	n.opMu.RUnlock()
-	for _, ch := range n.Registry.Channels() {
-		want[ch] = true
+	users := n.Registry.Users()
+	regPeers := make(map[peer.ID]bool, len(users))
+	for _, u := range users {
+		regPeers[u.Peer] = true
+		for _, ch := range u.Channels {
+			want[ch] = true
+		}
 	}
 	if n.Discovery != nil {
 		for _, ch := range n.Discovery.Served() {
@@ -321,6 +327,14 @@ func (n *Node) serveRegistered() {
 	if len(drop) > 0 {
 		n.Sync.Unwant(drop...)
 	}
+	// A device that just registered connected before it was trusted, so
+	// the catch-up at connection time skipped its channels: run it now.
+	for _, u := range users {
+		if !n.regPeers[u.Peer] {
+			n.Sync.Resync(u.Peer, u.Channels...)
+		}
+	}
+	n.regPeers = regPeers
 }
 
 // trusted says whether p may exchange channel ch's messages with this

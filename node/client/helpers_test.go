@@ -44,6 +44,7 @@ func startNode(t *testing.T, rc routing.Config, peers ...string) *node.Node {
 		DataDir: t.TempDir(),
 		Peers:   peers,
 		Routing: rc,
+		NoDHT:   true,
 		P2P:     p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet()},
 		Logger:  quiet(),
 	})
