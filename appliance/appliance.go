@@ -366,25 +366,32 @@ func (a *Appliance) shutdown(cancel context.CancelFunc, wg *gosync.WaitGroup) er
 	}
 }
 
-// mainLoop is the daemon's heartbeat: the watchdog pings only while it
-// beats, so a wedged process is restarted by systemd.
-func (a *Appliance) mainLoop(ctx context.Context) {
-	wedge := os.Getenv(TestWedgeEnv)
-	t := time.NewTicker(beatInterval)
+// every runs f each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			f()
 		}
+	}
+}
+
+// mainLoop is the daemon's heartbeat: the watchdog pings only while it
+// beats, so a wedged process is restarted by systemd.
+func (a *Appliance) mainLoop(ctx context.Context) {
+	wedge := os.Getenv(TestWedgeEnv)
+	every(ctx, beatInterval, func() {
 		if wedge != "" {
 			if _, err := os.Stat(wedge); err == nil {
-				continue // wedged on purpose: no beat
+				return // wedged on purpose: no beat
 			}
 		}
 		a.beat.Store(time.Now().UnixNano())
-	}
+	})
 }
 
 // healthy is the watchdog's and /healthz's check: the main loop beats and
@@ -400,16 +407,7 @@ func (a *Appliance) healthy(ctx context.Context) error {
 }
 
 func (a *Appliance) statusLoop(ctx context.Context) {
-	t := time.NewTicker(statusInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			a.pushStatus(ctx)
-		}
-	}
+	every(ctx, statusInterval, func() { a.pushStatus(ctx) })
 }
 
 // pushStatus sends systemd the one-line status.
@@ -452,18 +450,11 @@ func (a *Appliance) refreshClock() bool {
 // it changes: until it is, messages are not rejected or expired by time.
 func (a *Appliance) clockLoop(ctx context.Context) {
 	a.logClock()
-	t := time.NewTicker(clockInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if a.refreshClock() {
-				a.logClock()
-			}
+	every(ctx, clockInterval, func() {
+		if a.refreshClock() {
+			a.logClock()
 		}
-	}
+	})
 }
 
 func (a *Appliance) logClock() {
