@@ -64,6 +64,9 @@ type Config struct {
 	Discovery discovery.Config
 	// NoDHT leaves the DHT out (light tests and tools).
 	NoDHT bool
+	// RateLimit bounds each channel's intake from peers; zero: none.
+	// Sync.Admit, if set, takes precedence.
+	RateLimit RateLimit
 	// SweepInterval is how often expired messages are deleted; default
 	// 10 minutes.
 	SweepInterval time.Duration
@@ -248,6 +251,9 @@ func (n *Node) Start(ctx context.Context) error {
 			return false
 		}
 		return n.trusted(p, ch)
+	}
+	if scfg.Admit == nil && n.cfg.RateLimit.PerSecond > 0 {
+		scfg.Admit = newChannelLimiter(n.cfg.RateLimit, n.cfg.Now).admit
 	}
 	n.Sync = sync.New(n.Host, n.Store, scfg)
 	n.served = map[channel.ID]bool{}

@@ -36,6 +36,11 @@ func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, 
 	if from != "" && !s.Wants(e.Channel) {
 		return id, fmt.Errorf("sync: message %s: channel %s: %w", id, e.Channel, ErrNotWanted)
 	}
+	if from != "" && s.cfg.Admit != nil {
+		if err := s.cfg.Admit(from, e.Channel); err != nil {
+			return id, fmt.Errorf("sync: message %s from %s: %w", id, from, err)
+		}
+	}
 	if _, err := s.db.Put(e); err != nil {
 		return id, fmt.Errorf("sync: store %s: %w", id, err)
 	}
@@ -73,6 +78,8 @@ func reasonFor(err error) wirepb.Reason {
 		return wirepb.Reason_REASON_NOT_WANTED
 	case errors.Is(err, ErrNotRequested):
 		return wirepb.Reason_REASON_NOT_REQUESTED
+	case errors.Is(err, ErrRateLimited):
+		return wirepb.Reason_REASON_RATE_LIMITED
 	}
 	return wirepb.Reason_REASON_INTERNAL
 }

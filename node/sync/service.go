@@ -38,6 +38,8 @@ const (
 var (
 	ErrClosed      = errors.New("sync: service closed")
 	ErrNotAccepted = errors.New("sync: refused by the Accept policy")
+	// ErrRateLimited: the channel is over this node's rate limit (Admit).
+	ErrRateLimited = errors.New("sync: channel over its rate limit")
 	ErrNotWanted   = errors.New("sync: channel not wanted here")
 	ErrRejected    = errors.New("sync: message rejected by peer")
 	ErrPeerTooSlow = errors.New("sync: peer lets its queue grow past the hard limit")
@@ -99,6 +101,11 @@ type Config struct {
 	// before storing a message from the peer and before announcing or
 	// serving one to it; for Publish the peer is the local host.
 	Accept func(p peer.ID, ch channel.ID) bool
+	// Admit, if set, is asked once more for each message a peer pushes or
+	// serves, after Accept and before storing it; an error (wrapping
+	// ErrRateLimited for a per-channel rate limit) refuses that message
+	// only. Local Publish is not asked.
+	Admit func(p peer.ID, ch channel.ID) error
 	// Agent is sent in Hello, for the peer's logs.
 	Agent string
 	// Logger; default slog.Default().
