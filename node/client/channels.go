@@ -66,6 +66,7 @@ func (c *Client) CreateChannel(name string) (string, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return "", fmt.Errorf("client.CreateChannel: %w", err)
 	}
+	c.channelChanged("channel-add", name, k.String())
 	return k.String(), nil
 }
 
@@ -78,6 +79,7 @@ func (c *Client) JoinChannel(name, keyString string) (Channel, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return Channel{}, fmt.Errorf("client.JoinChannel: %w", err)
 	}
+	c.channelChanged("channel-add", name, k.String())
 	return c.channelInfo(name)
 }
 
@@ -222,6 +224,7 @@ func (c *Client) LeaveChannel(name string) error {
 	delete(c.chans, cs.key.ID())
 	c.mu.Unlock()
 	c.svc.Unwant(cs.key.ID())
+	c.channelChanged("channel-del", name, "")
 	return nil
 }
 

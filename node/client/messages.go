@@ -245,7 +245,11 @@ func (c *Client) process(e *channel.Envelope) *Message {
 	case channel.KindReceipt:
 		c.recordReceipt(m)
 	case channel.KindControl:
-		c.handleControl(cs, m)
+		if !c.handleDeviceControl(cs, m) {
+			c.handleControl(cs, m)
+		}
+	case channel.KindBlock:
+		c.handleBlockChunk(cs, m)
 	}
 	c.markSeen(id, e.Timestamp)
 	if out != nil {

@@ -1,0 +1,417 @@
+package client
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/mr-tron/base58"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
+)
+
+// Multi-device (paper §4.7, docs/DEVICES.md). Every device of an identity
+// holds the identity seed and the master channel's full key; channel
+// changes and device joins and leaves travel as control messages in the
+// master channel. The home node is a device of a lesser kind: it holds
+// only a read-only key of the identity's node channel, in which the
+// devices post the list of channel IDs to serve, never a read key.
+const (
+	// MasterChannel and NodeChannel are the local names of the two
+	// channels; the ~ keeps them apart from user names by convention.
+	MasterChannel = "~master"
+	NodeChannel   = "~node"
+	// DefaultLinkLifetime is how long a device link string is valid.
+	DefaultLinkLifetime = 10 * time.Minute
+
+	linkPrefix      = "rpdev"
+	linkVersion     = 1
+	linkPayload     = 1 + 32 + 32 + 8 // version, seed, master secret, expiry
+	linkChecksum    = 4
+	controlDevice   = byte('D')
+	controlServe    = byte('S')
+	bucketDevices   = "devices" // peer ID -> deviceRecord
+	maxControlBytes = 16 * 1024
+)
+
+// Sentinel errors of the device layer.
+var (
+	// ErrBadLink: a device link string that is malformed, tampered with
+	// or of another version.
+	ErrBadLink = errors.New("client: bad device link")
+	// ErrLinkExpired: the link string is past its lifetime; make a new one.
+	ErrLinkExpired = errors.New("client: device link expired")
+	// ErrNoMaster: this client has no master channel yet (link a device
+	// first).
+	ErrNoMaster = errors.New("client: no master channel")
+)
+
+// Device is one device of this identity, as the master channel told it.
+type Device struct {
+	Peer   string    // libp2p peer ID
+	Name   string    // what the device calls itself
+	Joined time.Time //
+	Self   bool      // this device
+}
+
+type deviceRecord struct {
+	Name   string    `json:"name"`
+	Joined time.Time `json:"joined"`
+}
+
+// deviceControl is a control message in the master channel.
+type deviceControl struct {
+	Op   string `json:"op"`             // device-join, device-leave, channel-add, channel-del
+	From string `json:"from"`           // posting device's peer ID
+	Peer string `json:"peer,omitempty"` // device ops
+	Name string `json:"name,omitempty"` // device or channel name
+	Key  string `json:"key,omitempty"`  // channel-add: the key string
+}
+
+// serveList is what the node channel carries: every channel ID the
+// identity's node should serve. Whole lists, so the newest one is the
+// truth and a lost message loses nothing.
+type serveList struct {
+	Channels []string `json:"channels"`
+	At       int64    `json:"at"`
+}
+
+func derivedKey(seed []byte, label string) *channel.Key {
+	s := sha256.Sum256(append([]byte("redpanda/v2/"+label+"\x00"), seed...))
+	k, _ := channel.KeyFromSecret(s[:])
+	return k
+}
+
+// EncodeLink makes a device link string: identity seed, master secret
+// and expiry, versioned and checksummed. It is a secret.
+func encodeLink(seed, master []byte, expires time.Time) string {
+	p := make([]byte, 0, linkPayload+linkChecksum)
+	p = append(p, linkVersion)
+	p = append(p, seed...)
+	p = append(p, master...)
+	p = binary.BigEndian.AppendUint64(p, uint64(expires.Unix()))
+	return linkPrefix + base58.Encode(append(p, linkSum(p)...))
+}
+
+func linkSum(p []byte) []byte {
+	a := sha256.Sum256(append([]byte(linkPrefix), p...))
+	b := sha256.Sum256(a[:])
+	return b[:linkChecksum]
+}
+
+// decodeLink parses a link string and checks its checksum, version and
+// expiry.
+func decodeLink(s string, now time.Time) (seed, master []byte, err error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, linkPrefix) || len(s) > 200 {
+		return nil, nil, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
+	}
+	b, err := base58.Decode(s[len(linkPrefix):])
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
+	}
+	if len(b) != linkPayload+linkChecksum {
+		return nil, nil, fmt.Errorf("%w: %d bytes, want %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum)
+	}
+	p := b[:linkPayload]
+	if string(linkSum(p)) != string(b[linkPayload:]) {
+		return nil, nil, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
+	}
+	if p[0] != linkVersion {
+		return nil, nil, fmt.Errorf("%w: version %d, this client reads %d", ErrBadLink, p[0], linkVersion)
+	}
+	exp := time.Unix(int64(binary.BigEndian.Uint64(p[65:])), 0)
+	if now.After(exp) {
+		return nil, nil, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
+	}
+	return p[1:33], p[33:65], nil
+}
+
+// LinkDevice returns a link string for a new device of this identity,
+// valid for ttl (default DefaultLinkLifetime). It makes the master and
+// node channels first if this is the identity's first device.
+func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, error) {
+	if ttl <= 0 {
+		ttl = DefaultLinkLifetime
+	}
+	master, err := c.ensureMaster(ctx)
+	if err != nil {
+		return "", fmt.Errorf("client.LinkDevice: %w", err)
+	}
+	return encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl)), nil
+}
+
+// ensureMaster adds the master and node channels when missing and
+// announces this device in the master channel.
+func (c *Client) ensureMaster(ctx context.Context) (*chanState, error) {
+	if cs, err := c.byName(MasterChannel); err == nil {
+		return cs, nil
+	}
+	k := derivedKey(c.self.Seed(), "master-channel")
+	return c.setupMaster(ctx, k, "first device")
+}
+
+func (c *Client) setupMaster(ctx context.Context, k *channel.Key, name string) (*chanState, error) {
+	if err := c.addChannel(MasterChannel, k); err != nil && !errors.Is(err, ErrChannelExists) {
+		return nil, err
+	}
+	if err := c.addChannel(NodeChannel, derivedKey(c.self.Seed(), "node-channel")); err != nil && !errors.Is(err, ErrChannelExists) {
+		return nil, err
+	}
+	cs, err := c.byName(MasterChannel)
+	if err != nil {
+		return nil, err
+	}
+	c.recordDevice(c.h.ID().String(), name)
+	c.postDevice(ctx, deviceControl{Op: "device-join", Peer: c.h.ID().String(), Name: name})
+	c.postServeList(ctx)
+	return cs, nil
+}
+
+// JoinDevice makes a new device of the identity in link, in the empty
+// home cfg.Home, opens it and announces it in the master channel. The
+// other devices' channels arrive through the master channel once the
+// device is connected.
+func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, error) {
+	now := time.Now
+	if cfg.Now != nil {
+		now = cfg.Now
+	}
+	seed, master, err := decodeLink(link, now())
+	if err != nil {
+		return nil, fmt.Errorf("client.JoinDevice: %w", err)
+	}
+	mk, err := channel.KeyFromSecret(master)
+	if err != nil {
+		return nil, fmt.Errorf("client.JoinDevice: %w", err)
+	}
+	if err := seedHome(cfg.Home, seed); err != nil {
+		return nil, fmt.Errorf("client.JoinDevice: %w", err)
+	}
+	cfg.Create = true
+	c, err := Open(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client.JoinDevice: %w", err)
+	}
+	if name == "" {
+		name = "device"
+	}
+	if _, err := c.setupMaster(ctx, mk, name); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("client.JoinDevice: %w", err)
+	}
+	return c, nil
+}
+
+// seedHome writes an identity seed into a home that has none.
+func seedHome(home string, seed []byte) error {
+	if home == "" {
+		return errors.New("no home directory")
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	db, err := store.Open(filepath.Join(home, StoreFile), store.Options{LockTimeout: DefaultLockTimeout})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	m := db.Meta(bucketSelf)
+	if _, err := m.Get(keyIdentity); err == nil {
+		return fmt.Errorf("%s already holds an identity; use an empty home for a new device", home)
+	}
+	if _, err := channel.IdentityFromSeed(seed); err != nil {
+		return err
+	}
+	return m.Put(keyIdentity, seed)
+}
+
+// Devices lists the identity's devices the master channel announced.
+func (c *Client) Devices() ([]Device, error) {
+	var out []Device
+	self := c.h.ID().String()
+	err := c.db.Meta(bucketDevices).ForEach(func(k, v []byte) error {
+		var r deviceRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("device record %q: %w", k, err)
+		}
+		out = append(out, Device{Peer: string(k), Name: r.Name, Joined: r.Joined, Self: string(k) == self})
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Joined.Before(out[j].Joined) })
+	if err != nil {
+		return nil, fmt.Errorf("client.Devices: %w", err)
+	}
+	return out, nil
+}
+
+// UnlinkDevice tells the other devices that this one leaves. It keeps
+// its keys: a device that was lost calls for a new identity (docs/DEVICES.md).
+func (c *Client) UnlinkDevice(ctx context.Context) error {
+	if _, err := c.byName(MasterChannel); err != nil {
+		return fmt.Errorf("client.UnlinkDevice: %w", ErrNoMaster)
+	}
+	c.postDevice(ctx, deviceControl{Op: "device-leave", Peer: c.h.ID().String()})
+	_ = c.db.Meta(bucketDevices).Delete([]byte(c.h.ID().String()))
+	return nil
+}
+
+// NodeChannelKey returns the read-only key of the node channel: what the
+// identity's home node is given to learn which channels to serve.
+func (c *Client) NodeChannelKey() (string, error) {
+	if _, err := c.byName(MasterChannel); err != nil {
+		return "", fmt.Errorf("client.NodeChannelKey: %w", ErrNoMaster)
+	}
+	return c.ShareChannel(NodeChannel, "read")
+}
+
+func (c *Client) recordDevice(p, name string) {
+	rec, _ := json.Marshal(deviceRecord{Name: name, Joined: c.cfg.Now().UTC()})
+	if err := c.db.Meta(bucketDevices).Put([]byte(p), rec); err != nil {
+		c.log.Warn("device record", "err", err)
+	}
+}
+
+// channelChanged is called by CreateChannel, JoinChannel and LeaveChannel:
+// the other devices and the node hear of it.
+func (c *Client) channelChanged(op, name, key string) {
+	if _, err := c.byName(MasterChannel); err != nil {
+		return
+	}
+	c.background(func(ctx context.Context) {
+		c.postDevice(ctx, deviceControl{Op: op, Name: name, Key: key})
+		c.postServeList(ctx)
+	})
+}
+
+func (c *Client) background(fn func(ctx context.Context)) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
+		defer cancel()
+		fn(ctx)
+	}()
+}
+
+func (c *Client) postDevice(ctx context.Context, dc deviceControl) {
+	cs, err := c.byName(MasterChannel)
+	if err != nil {
+		return
+	}
+	dc.From = c.h.ID().String()
+	b, _ := json.Marshal(dc)
+	if _, err := c.post(ctx, cs, channel.KindControl, append([]byte{controlDevice}, b...)); err != nil && !errors.Is(err, ErrNotDelivered) {
+		c.log.Warn("master channel: not posted", "op", dc.Op, "err", err)
+	}
+}
+
+// postServeList posts, in the node channel, every channel ID of this
+// identity (the master channel's included, the node channel's not: the
+// node serves that one by itself).
+func (c *Client) postServeList(ctx context.Context) {
+	cs, err := c.byName(NodeChannel)
+	if err != nil {
+		return
+	}
+	var l serveList
+	for _, id := range c.channelIDs() {
+		if id != cs.key.ID() {
+			l.Channels = append(l.Channels, id.String())
+		}
+	}
+	l.At = c.cfg.Now().UnixMilli()
+	b, _ := json.Marshal(l)
+	if _, err := c.post(ctx, cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrNotDelivered) {
+		c.log.Warn("node channel: not posted", "err", err)
+	}
+}
+
+// decodeDeviceControl parses a master-channel control body.
+func decodeDeviceControl(b []byte) (deviceControl, error) {
+	var dc deviceControl
+	if len(b) < 2 || b[0] != controlDevice || len(b) > maxControlBytes {
+		return dc, fmt.Errorf("client: not a device control message (%d bytes)", len(b))
+	}
+	if err := json.Unmarshal(b[1:], &dc); err != nil {
+		return dc, fmt.Errorf("client: device control: %w", err)
+	}
+	switch dc.Op {
+	case "device-join", "device-leave":
+		if dc.Peer == "" {
+			return dc, fmt.Errorf("client: device control %s without a peer", dc.Op)
+		}
+	case "channel-add":
+		if _, err := channel.ParseKey(dc.Key); err != nil {
+			return dc, fmt.Errorf("client: device control: %w", err)
+		}
+		fallthrough
+	case "channel-del":
+		if err := checkName(dc.Name); err != nil {
+			return dc, fmt.Errorf("client: device control: %w", err)
+		}
+	default:
+		return dc, fmt.Errorf("client: device control: unknown op %q", dc.Op)
+	}
+	return dc, nil
+}
+
+// handleDeviceControl applies a master-channel control message from
+// another device of this identity. It reports whether m was the master
+// channel's (handled or refused), so other control handlers skip it.
+// Called under procMu.
+func (c *Client) handleDeviceControl(cs *chanState, m *channel.Message) bool {
+	if cs.name != MasterChannel && cs.name != NodeChannel {
+		return false
+	}
+	if cs.name == NodeChannel || m.Author != c.self.Public() {
+		return true // the node channel is for the node; only this identity writes the master
+	}
+	dc, err := decodeDeviceControl(m.Body)
+	if err != nil {
+		if len(m.Body) == 0 || m.Body[0] != controlDevice {
+			return false // adverts and the like: routing's business
+		}
+		c.log.Warn("master channel: bad control ignored", "err", err)
+		return true
+	}
+	if dc.From == c.h.ID().String() {
+		return true
+	}
+	switch dc.Op {
+	case "device-join":
+		c.recordDevice(dc.Peer, dc.Name)
+	case "device-leave":
+		_ = c.db.Meta(bucketDevices).Delete([]byte(dc.Peer))
+	case "channel-add":
+		k, _ := channel.ParseKey(dc.Key)
+		if err := c.addChannel(dc.Name, k); err != nil && !errors.Is(err, ErrChannelExists) {
+			c.log.Warn("master channel: channel not added", "name", dc.Name, "err", err)
+		}
+	case "channel-del":
+		if dcs, err := c.byName(dc.Name); err == nil && dc.Name != MasterChannel && dc.Name != NodeChannel {
+			if err := c.db.Meta(bucketChannels).Delete([]byte(dc.Name)); err == nil {
+				c.mu.Lock()
+				delete(c.chans, dcs.key.ID())
+				c.mu.Unlock()
+				c.svc.Unwant(dcs.key.ID())
+			}
+		}
+	}
+	return true
+}
