@@ -248,7 +248,7 @@ func (c *Client) keepConnected() {
 	for {
 		if time.Now().After(nextRenew) {
 			nextRenew = time.Now().Add(30 * time.Second)
-			if c.renewDue() {
+			if c.renewDue() || c.statementsDue() {
 				if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
 					c.log.Warn("renewing registrations", "err", err)
 				}

@@ -208,6 +208,7 @@ func (c *Client) register(ctx context.Context) error {
 	}
 	if registered > 0 {
 		c.postAdverts()
+		c.handOverStatements(ctx)
 	}
 	return nil
 }
