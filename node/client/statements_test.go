@@ -29,8 +29,8 @@ func startDHTNode(t *testing.T, rc routing.Config, clk func() time.Time) *node.N
 	t.Helper()
 	rc.Logger = quiet()
 	n, err := node.New(node.Config{
-		DataDir:   t.TempDir(),
-		Routing:   rc,
+		DataDir: t.TempDir(),
+		Routing: rc,
 		// Only statements follow clk: registration requests carry the
 		// real time (routing.Register has no clock), checked against the
 		// registry's.
