@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Invitation over an untrusted text channel (SMS, chat): invite, accept,
+// complete. The strings carry public keys only; the safety code shows
+// whether anyone swapped one on the way.
+
+func inviteCommand() *command {
+	return &command{name: "invite", summary: "print an invitation to send by SMS or chat: invite", run: cmdInvite}
+}
+
+func acceptCommand() *command {
+	return &command{name: "accept", summary: "answer an invitation: accept INVITATION [NAME]", run: cmdAccept}
+}
+
+func completeCommand() *command {
+	return &command{name: "complete", summary: "finish your invitation with the answer: complete ANSWER [NAME]", run: cmdComplete}
+}
+
+func cmdInvite(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("invite", stderr)
+	if _, err := o.positional(args, 0, 0, "[--home DIR]"); err != nil {
+		return err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	inv, err := c.Invite()
+	if err != nil {
+		return err
+	}
+	if *o.json {
+		return printJSON(stdout, map[string]string{"invitation": inv})
+	}
+	fmt.Fprintln(stdout, inv)
+	fmt.Fprintln(stderr, "send this to your contact; they run `redpanda accept INVITATION` and send you the answer for `redpanda complete ANSWER`")
+	return nil
+}
+
+func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("accept", stderr)
+	pos, err := o.positional(args, 1, 2, "INVITATION [NAME]")
+	if err != nil {
+		return err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ag, err := c.AcceptInvite(name(pos), strings.TrimSpace(pos[0]))
+	if err != nil {
+		return err
+	}
+	if *o.json {
+		return printJSON(stdout, ag)
+	}
+	fmt.Fprintln(stdout, ag.Answer)
+	fmt.Fprintf(stderr, "send the line above back; joined %s (channel %s)\nsafety code: %s (compare it with your contact by voice or in person)\n",
+		ag.Channel.Name, ag.Channel.ID, ag.SafetyCode)
+	return nil
+}
+
+func cmdComplete(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("complete", stderr)
+	pos, err := o.positional(args, 1, 2, "ANSWER [NAME]")
+	if err != nil {
+		return err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ag, err := c.CompleteInvite(name(pos), strings.TrimSpace(pos[0]))
+	if err != nil {
+		return err
+	}
+	if *o.json {
+		return printJSON(stdout, ag)
+	}
+	fmt.Fprintf(stdout, "joined %s (channel %s)\nsafety code: %s\n", ag.Channel.Name, ag.Channel.ID, ag.SafetyCode)
+	fmt.Fprintln(stderr, "compare the safety code with your contact: if it differs, someone changed a message on the way; leave the channel")
+	return nil
+}
+
+// name is the optional second positional argument.
+func name(pos []string) string {
+	if len(pos) > 1 {
+		return pos[1]
+	}
+	return ""
+}

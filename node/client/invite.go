@@ -1,0 +1,298 @@
+package client
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mr-tron/base58"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
+)
+
+// Invitation by Diffie-Hellman over an untrusted text channel (paper §4.3,
+// "via SMS"): the inviter prints an invitation holding a fresh X25519
+// public key, the invitee answers with its own, and both derive the root
+// secret of a new v2 channel from the shared secret. The strings follow the
+// key-string style of node/channel (prefix + Base58(payload || checksum));
+// the safety code lets both people see that nobody swapped a key on the way.
+
+// Invitation string prefixes; distinct from every node/channel prefix.
+const (
+	PrefixInvitation = "rpx" // version (1) || inviter X25519 public key (32)
+	PrefixAnswer     = "rpy" // version (1) || invitation tag (8) || invitee X25519 public key (32)
+)
+
+const (
+	inviteVersion  = 1
+	inviteTagSize  = 8
+	inviteChecksum = 4
+	x25519Size     = 32
+	bucketInvites  = "invites" // inviter public key -> pending invitation
+	maxInviteStr   = 120       // bound before Base58 decoding (quadratic)
+	labelInvite    = "redpanda/v2/invite-root"
+	labelInviteTag = "redpanda/v2/invite-tag"
+	labelSafety    = "redpanda/v2/safety-code"
+)
+
+// Errors of the invitation exchange.
+var (
+	// ErrBadInvitation: an invitation or answer string that is mistyped,
+	// truncated, tampered with or of an unknown version.
+	ErrBadInvitation = errors.New("client: bad invitation string")
+	// ErrWrongInvitationKind: an answer given where an invitation is
+	// expected, or the other way round.
+	ErrWrongInvitationKind = errors.New("client: wrong kind of invitation string")
+	// ErrUnknownInvitation: an answer to an invitation this client has no
+	// pending record of (made elsewhere, or already completed).
+	ErrUnknownInvitation = errors.New("client: answer to an unknown invitation")
+)
+
+// Agreement is what one side of a key agreement ends with.
+type Agreement struct {
+	Channel Channel
+	// Answer is the string the invitee sends back (AcceptInvite only).
+	Answer string
+	// SafetyCode is the same on both sides unless someone substituted a
+	// key in transit: the two people compare it by voice or in person.
+	SafetyCode string
+}
+
+type inviteRecord struct {
+	Private []byte    `json:"private"` // X25519 private key
+	Created time.Time `json:"created"`
+}
+
+// Invite makes an invitation string and keeps its private half in the
+// home until the answer comes back (CompleteInvite).
+func (c *Client) Invite() (string, error) {
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return "", fmt.Errorf("client.Invite: %w", err)
+	}
+	pub := priv.PublicKey().Bytes()
+	rec, _ := json.Marshal(inviteRecord{Private: priv.Bytes(), Created: c.cfg.Now().UTC()})
+	if err := c.db.Meta(bucketInvites).Put(pub, rec); err != nil {
+		return "", fmt.Errorf("client.Invite: %w", err)
+	}
+	return encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, pub...)), nil
+}
+
+// AcceptInvite answers an invitation: it joins the new channel under name
+// ("" names it after the channel ID) and returns the answer to send back.
+func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
+	inviterPub, err := ParseInvitation(invitation)
+	if err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
+	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
+	root, err := inviteRoot(priv, inviterPub, inviterPub, priv.PublicKey().Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
+	ag, err := c.agree(name, root)
+	if err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
+	payload := append([]byte{inviteVersion}, inviteTag(inviterPub)...)
+	ag.Answer = encodeInvite(PrefixAnswer, append(payload, priv.PublicKey().Bytes()...))
+	return ag, nil
+}
+
+// CompleteInvite finishes an invitation this client made, with the answer
+// that came back: it joins the new channel under name and forgets the
+// pending invitation.
+func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
+	tag, inviteePub, err := ParseAnswer(answer)
+	if err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+	}
+	var pub, privBytes []byte
+	err = c.db.Meta(bucketInvites).ForEach(func(k, v []byte) error {
+		if bytes.Equal(inviteTag(k), tag) {
+			var r inviteRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("invitation record: %w", err)
+			}
+			pub, privBytes = k, r.Private
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("client.CompleteInvite: %w: no invitation made here matches this answer (made with another home, or already completed)", ErrUnknownInvitation)
+	}
+	priv, err := ecdh.X25519().NewPrivateKey(privBytes)
+	if err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: invitation record: %w", err)
+	}
+	root, err := inviteRoot(priv, inviteePub, pub, inviteePub)
+	if err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+	}
+	ag, err := c.agree(name, root)
+	if err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+	}
+	if err := c.db.Meta(bucketInvites).Delete(pub); err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: forget the invitation: %w", err)
+	}
+	return ag, nil
+}
+
+// PendingInvites is how many invitations wait for an answer.
+func (c *Client) PendingInvites() (int, error) {
+	n := 0
+	err := c.db.Meta(bucketInvites).ForEach(func(_, _ []byte) error { n++; return nil })
+	if errors.Is(err, store.ErrNotFound) {
+		err = nil
+	}
+	return n, err
+}
+
+// agree joins the channel of root under name and computes the safety code.
+func (c *Client) agree(name string, root []byte) (*Agreement, error) {
+	k, err := channel.KeyFromSecret(root)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = "invite-" + k.ID().String()[:8]
+	}
+	if err := c.addChannel(name, k); err != nil {
+		return nil, err
+	}
+	ch, err := c.channelInfo(name)
+	if err != nil {
+		return nil, err
+	}
+	return &Agreement{Channel: ch, SafetyCode: SafetyCode(root)}, nil
+}
+
+// inviteRoot is HKDF-SHA256 of the X25519 shared secret, with both public
+// keys in a fixed order (inviter first) as context, so that both sides
+// derive the same root and a key swapped in transit yields another.
+func inviteRoot(priv *ecdh.PrivateKey, peerPub, inviterPub, inviteePub []byte) ([]byte, error) {
+	peer, err := ecdh.X25519().NewPublicKey(peerPub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadInvitation, err)
+	}
+	shared, err := priv.ECDH(peer)
+	if err != nil { // a low-order point: all-zero shared secret
+		return nil, fmt.Errorf("%w: the public key is not usable: %v", ErrBadInvitation, err)
+	}
+	info := labelInvite + "\x00" + string(inviterPub) + string(inviteePub)
+	return hkdf.Key(sha256.New, shared, nil, info, channel.SecretSize)
+}
+
+// inviteTag names an invitation inside its answer without repeating the
+// whole public key, which keeps the answer short enough for one SMS.
+func inviteTag(inviterPub []byte) []byte {
+	h := sha256.Sum256(append([]byte(labelInviteTag+"\x00"), inviterPub...))
+	return h[:inviteTagSize]
+}
+
+// SafetyCode turns a channel root secret into four groups of five digits
+// (~66 bits) for two people to compare. Someone who substitutes keys in
+// transit must make two different secrets collide on this code.
+func SafetyCode(root []byte) string {
+	h := sha256.Sum256(append([]byte(labelSafety+"\x00"), root...))
+	groups := make([]string, 4)
+	for i := range groups {
+		v := binary.BigEndian.Uint64(h[i*8:]) % 100000
+		groups[i] = fmt.Sprintf("%05d", v)
+	}
+	return strings.Join(groups, " ")
+}
+
+func encodeInvite(prefix string, payload []byte) string {
+	sum := inviteSum(prefix, payload)
+	return prefix + base58.Encode(append(append([]byte(nil), payload...), sum[:inviteChecksum]...))
+}
+
+func inviteSum(prefix string, payload []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write([]byte(prefix))
+	h.Write(payload)
+	return sha256.Sum256(h.Sum(nil))
+}
+
+// ParseInvitation checks an invitation string and returns the inviter's
+// X25519 public key.
+func ParseInvitation(s string) ([]byte, error) {
+	p, err := decodeInvite(s, PrefixInvitation, 1+x25519Size)
+	if err != nil {
+		return nil, err
+	}
+	return p[1:], nil
+}
+
+// ParseAnswer checks an answer string and returns the tag of the
+// invitation it answers and the invitee's X25519 public key.
+func ParseAnswer(s string) (tag, pub []byte, err error) {
+	p, err := decodeInvite(s, PrefixAnswer, 1+inviteTagSize+x25519Size)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p[1 : 1+inviteTagSize], p[1+inviteTagSize:], nil
+}
+
+// decodeInvite checks s strictly: prefix, alphabet, length, checksum,
+// version, and that the key is a usable X25519 point.
+func decodeInvite(s, prefix string, size int) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > maxInviteStr {
+		return nil, fmt.Errorf("%w: %d characters, longer than any invitation", ErrBadInvitation, utf8.RuneCountInString(s))
+	}
+	other := map[string]string{PrefixInvitation: PrefixAnswer, PrefixAnswer: PrefixInvitation}[prefix]
+	switch {
+	case strings.HasPrefix(s, other) && prefix == PrefixInvitation:
+		return nil, fmt.Errorf("%w: this is an answer (%s…); give it to `redpanda complete` on the inviting side", ErrWrongInvitationKind, other)
+	case strings.HasPrefix(s, other):
+		return nil, fmt.Errorf("%w: this is an invitation (%s…); give it to `redpanda accept` on the invited side", ErrWrongInvitationKind, other)
+	case !strings.HasPrefix(s, prefix):
+		return nil, fmt.Errorf("%w: it must start with %q", ErrBadInvitation, prefix)
+	}
+	body := s[len(prefix):]
+	for i, r := range body {
+		if r >= utf8.RuneSelf || !strings.ContainsRune(base58Alphabet, r) {
+			return nil, fmt.Errorf("%w: character %q at position %d is not in the Base58 alphabet", ErrBadInvitation, r, len(prefix)+i+1)
+		}
+	}
+	raw, err := base58.Decode(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadInvitation, err)
+	}
+	if len(raw) != size+inviteChecksum {
+		return nil, fmt.Errorf("%w: %d bytes, want %d: the string is truncated or has extra characters", ErrBadInvitation, len(raw), size+inviteChecksum)
+	}
+	payload, sum := raw[:size], raw[size:]
+	want := inviteSum(prefix, payload)
+	if !bytes.Equal(sum, want[:inviteChecksum]) {
+		return nil, fmt.Errorf("%w: checksum mismatch: the string was mistyped or changed on the way", ErrBadInvitation)
+	}
+	if payload[0] != inviteVersion {
+		return nil, fmt.Errorf("%w: version %d, this client speaks %d (update it)", ErrBadInvitation, payload[0], inviteVersion)
+	}
+	if _, err := ecdh.X25519().NewPublicKey(payload[size-x25519Size:]); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadInvitation, err)
+	}
+	return payload, nil
+}
+
+const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

@@ -1,0 +1,184 @@
+package client
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestInviteRoundTrip(t *testing.T) {
+	alice := openClient(t, home(t, "alice"))
+	bob := openClient(t, home(t, "bob"))
+	inv, err := alice.Invite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(inv, PrefixInvitation) || len(inv) > 60 {
+		t.Fatalf("invitation %q: want a short %s… string", inv, PrefixInvitation)
+	}
+	ab, err := bob.AcceptInvite("alice", inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ab.Answer) > 80 {
+		t.Fatalf("answer %q is longer than an SMS should carry", ab.Answer)
+	}
+	aa, err := alice.CompleteInvite("bob", ab.Answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aa.Channel.ID != ab.Channel.ID || aa.Channel.Capability != "full" {
+		t.Fatalf("channels differ: %+v vs %+v", aa.Channel, ab.Channel)
+	}
+	if aa.SafetyCode != ab.SafetyCode || len(aa.SafetyCode) != 23 {
+		t.Fatalf("safety codes %q and %q", aa.SafetyCode, ab.SafetyCode)
+	}
+	ka, _ := alice.ShareChannel("bob", "")
+	kb, _ := bob.ShareChannel("alice", "")
+	if ka != kb {
+		t.Fatal("the two sides hold different keys")
+	}
+	if n, _ := alice.PendingInvites(); n != 0 {
+		t.Fatalf("%d invitations still pending after completion", n)
+	}
+	// An answer is used once: the pending invitation is gone.
+	if _, err := alice.CompleteInvite("again", ab.Answer); !errors.Is(err, ErrUnknownInvitation) {
+		t.Fatalf("second completion: %v, want ErrUnknownInvitation", err)
+	}
+}
+
+func TestInvitePersistsAcrossRestart(t *testing.T) {
+	h := home(t, "alice")
+	alice, err := Open(Config{Home: h, Create: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := alice.Invite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Close()
+	bob := openClient(t, home(t, "bob"))
+	ab, err := bob.AcceptInvite("", inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ab.Channel.Name, "invite-") {
+		t.Fatalf("default name %q", ab.Channel.Name)
+	}
+	alice = openClient(t, h)
+	aa, err := alice.CompleteInvite("bob", ab.Answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aa.SafetyCode != ab.SafetyCode {
+		t.Fatal("safety codes differ after a restart")
+	}
+}
+
+func TestInviteRejectsBadStrings(t *testing.T) {
+	alice := openClient(t, home(t, "alice"))
+	bob := openClient(t, home(t, "bob"))
+	carol := openClient(t, home(t, "carol"))
+	inv, _ := alice.Invite()
+	ab, err := bob.AcceptInvite("alice", inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carolInv, _ := carol.Invite()
+	flip := func(s string, i int) string { // change one Base58 character
+		b := []byte(s)
+		if b[i] == 'z' {
+			b[i] = 'y'
+		} else {
+			b[i] = 'z'
+		}
+		return string(b)
+	}
+	accept := func(s string) error { _, err := carol.AcceptInvite("", s); return err }
+	complete := func(s string) error { _, err := alice.CompleteInvite("", s); return err }
+	for _, tc := range []struct {
+		name string
+		do   func(string) error
+		in   string
+		want error
+		text string
+	}{
+		{"tampered invitation", accept, flip(inv, 10), ErrBadInvitation, "checksum"},
+		{"truncated invitation", accept, inv[:len(inv)-3], ErrBadInvitation, "truncated"},
+		{"extended invitation", accept, inv + "2", ErrBadInvitation, "bad invitation"},
+		{"bad character", accept, inv[:10] + "0" + inv[11:], ErrBadInvitation, "Base58"},
+		{"not an invitation", accept, "hello", ErrBadInvitation, PrefixInvitation},
+		{"answer given to accept", accept, ab.Answer, ErrWrongInvitationKind, "complete"},
+		{"tampered answer", complete, flip(ab.Answer, 20), ErrBadInvitation, "checksum"},
+		{"truncated answer", complete, ab.Answer[:len(ab.Answer)-1], ErrBadInvitation, "truncated"},
+		{"invitation given to complete", complete, inv, ErrWrongInvitationKind, "accept"},
+		{"answer to someone else's invitation", complete, mustAccept(t, bob, carolInv), ErrUnknownInvitation, "no invitation"},
+		{"too long", accept, PrefixInvitation + strings.Repeat("2", 200), ErrBadInvitation, "longer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.do(tc.in)
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("got %v, want %v mentioning %q", err, tc.want, tc.text)
+			}
+		})
+	}
+	// Nothing was lost: the real answer still completes.
+	aa, err := alice.CompleteInvite("bob", ab.Answer)
+	if err != nil || aa.SafetyCode != ab.SafetyCode {
+		t.Fatalf("real answer after the bad ones: %v", err)
+	}
+}
+
+// A man in the middle who swaps both keys ends with the two sides on
+// different channels, and the safety codes show it.
+func TestInviteSwappedKeysShowInSafetyCode(t *testing.T) {
+	alice := openClient(t, home(t, "alice"))
+	bob := openClient(t, home(t, "bob"))
+	mallory := openClient(t, home(t, "mallory"))
+	inv, _ := alice.Invite()
+	malInv, _ := mallory.Invite()
+	ab, err := bob.AcceptInvite("alice", malInv) // Mallory replaced the invitation
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma, err := mallory.AcceptInvite("alice", inv) // and answers Alice herself
+	if err != nil {
+		t.Fatal(err)
+	}
+	aa, err := alice.CompleteInvite("bob", ma.Answer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aa.SafetyCode == ab.SafetyCode || aa.Channel.ID == ab.Channel.ID {
+		t.Fatal("a swapped key left both sides with the same channel")
+	}
+}
+
+func mustAccept(t *testing.T, c *Client, inv string) string {
+	t.Helper()
+	a, err := c.AcceptInvite("", inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Answer
+}
+
+// Invitation strings arrive over SMS or chat from anyone.
+func FuzzParseInvitation(f *testing.F) {
+	f.Add("rpx1111")
+	f.Add(encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, make([]byte, 32)...)))
+	f.Add(encodeInvite(PrefixAnswer, append([]byte{inviteVersion}, make([]byte, 40)...)))
+	f.Fuzz(func(t *testing.T, s string) {
+		if pub, err := ParseInvitation(s); err == nil {
+			if len(pub) != x25519Size || encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, pub...)) != strings.TrimSpace(s) {
+				t.Fatalf("accepted %q but it does not round-trip", s)
+			}
+		} else if !errors.Is(err, ErrBadInvitation) && !errors.Is(err, ErrWrongInvitationKind) {
+			t.Fatalf("unwrapped error %v", err)
+		}
+		if tag, pub, err := ParseAnswer(s); err == nil && (len(tag) != inviteTagSize || len(pub) != x25519Size) {
+			t.Fatalf("answer %q: tag %d, key %d bytes", s, len(tag), len(pub))
+		}
+	})
+}
