@@ -87,6 +87,9 @@ func (c *Client) addChannel(name string, k *channel.Key) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
+	if c.blocked(k.ID()) {
+		return fmt.Errorf("%w: %s", ErrBlocked, k.ID())
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

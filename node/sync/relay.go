@@ -37,6 +37,11 @@ func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, 
 		return id, fmt.Errorf("sync: message %s: channel %s: %w", id, e.Channel, ErrNotWanted)
 	}
 	if from != "" && s.cfg.Admit != nil {
+		// A copy already held costs no token: it is refused as a
+		// duplicate below.
+		if has, _ := s.db.Has(id); has {
+			return id, fmt.Errorf("sync: message %s: %w", id, store.ErrExists)
+		}
 		if err := s.cfg.Admit(from, e.Channel); err != nil {
 			return id, fmt.Errorf("sync: message %s from %s: %w", id, from, err)
 		}

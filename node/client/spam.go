@@ -1,0 +1,46 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+)
+
+// Spam (paper §4.5): a user blocks a channel that floods them. The
+// client forgets its key, stops syncing it and refuses to join it again
+// until unblocked. The node's side is `homenode block`.
+const bucketBlocked = "blocked" // channel ID -> local name it had
+
+// ErrBlocked: the channel is blocked on this client.
+var ErrBlocked = errors.New("client: channel blocked")
+
+// BlockChannel blocks the named channel.
+func (c *Client) BlockChannel(name string) error {
+	cs, err := c.byName(name)
+	if err != nil {
+		return fmt.Errorf("client.BlockChannel: %w", err)
+	}
+	id := cs.key.ID()
+	if err := c.db.Meta(bucketBlocked).Put(id[:], []byte(name)); err != nil {
+		return fmt.Errorf("client.BlockChannel: %w", err)
+	}
+	if err := c.LeaveChannel(name); err != nil {
+		return fmt.Errorf("client.BlockChannel: %w", err)
+	}
+	return nil
+}
+
+// UnblockChannel lifts a block by channel ID (hex).
+func (c *Client) UnblockChannel(idHex string) error {
+	id, err := channel.ParseID(idHex)
+	if err != nil {
+		return fmt.Errorf("client.UnblockChannel: %w", err)
+	}
+	return c.db.Meta(bucketBlocked).Delete(id[:])
+}
+
+func (c *Client) blocked(id channel.ID) bool {
+	v, _ := c.db.Meta(bucketBlocked).Get(id[:])
+	return v != nil
+}
