@@ -86,6 +86,7 @@ func clientCommands() []*command {
 			{name: "list", summary: "list channels", run: cmdChannelList},
 			{name: "share", summary: "print a key to share: channel share NAME [--capability read|write] [--qr]", run: cmdChannelShare},
 			{name: "leave", summary: "forget a channel: channel leave NAME", run: cmdChannelLeave},
+			{name: "block", summary: "block a flooding channel: channel block NAME", run: cmdChannelBlock},
 		}},
 		{name: "send", summary: "post a message: send CHANNEL TEXT", run: cmdSend},
 		{name: "listen", summary: "print messages as they arrive: listen [CHANNEL] [--json]", run: cmdListen},
@@ -357,7 +358,10 @@ func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 }
 
-func cmdHistory(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "block" {
+		return cmdHistoryBlock(ctx, args[1:], stdout, stderr)
+	}
 	o := clientFlags("history", stderr)
 	limit := o.fs.Int("limit", 50, "how many of the latest messages (0: all)")
 	pos, err := o.positional(args, 1, 1, "CHANNEL [--limit N]")

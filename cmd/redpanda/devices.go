@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/redpanda-p2p/homenode/node/client"
+)
+
+// deviceCommand is `redpanda device link|join|list` (paper §4.7).
+func deviceCommand() *command {
+	return &command{name: "device", summary: "devices of this identity: link, join STRING, list", subs: []*command{
+		{name: "link", summary: "print a secret, short-lived string for a new device", run: cmdDeviceLink},
+		{name: "join", summary: "make this (empty) home a device of another: device join STRING [--name N]", run: cmdDeviceJoin},
+		{name: "list", summary: "list this identity's devices", run: cmdDeviceList},
+	}}
+}
+
+func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("device link", stderr)
+	if _, err := o.positional(args, 0, 0, ""); err != nil {
+		return err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	_ = c.Connect(cctx)
+	s, err := c.LinkDevice(cctx, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", s)
+	fmt.Fprintf(stderr, "secret: it holds this identity; valid %s\n", client.DefaultLinkLifetime)
+	return nil
+}
+
+func cmdDeviceJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("device join", stderr)
+	name := o.fs.String("name", "device", "what this device calls itself")
+	pos, err := o.positional(args, 1, 1, "STRING [--name N]")
+	if err != nil {
+		return err
+	}
+	c, err := client.JoinDevice(ctx, client.Config{Home: *o.home, Owner: "redpanda device join"}, pos[0], *name)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	fmt.Fprintf(stdout, "%s\n", c.ID())
+	return nil
+}
+
+func cmdDeviceList(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("device list", stderr)
+	if _, err := o.positional(args, 0, 0, ""); err != nil {
+		return err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ds, err := c.Devices()
+	if err != nil {
+		return err
+	}
+	if *o.json {
+		return printJSON(stdout, ds)
+	}
+	for _, d := range ds {
+		self := ""
+		if d.Self {
+			self = " (this one)"
+		}
+		fmt.Fprintf(stdout, "%s  %s%s\n", d.Peer, d.Name, self)
+	}
+	return nil
+}
+
+// cmdHistoryBlock is `redpanda history block CHANNEL`.
+func cmdHistoryBlock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("history block", stderr)
+	pos, err := o.positional(args, 1, 1, "CHANNEL")
+	if err != nil {
+		return err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	_ = c.Connect(cctx)
+	res, err := c.PostBlock(cctx, pos[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "block %s: %d messages in %d chunk(s)\n", res.Hash, res.Messages, res.Chunks)
+	return nil
+}
+
+// cmdChannelBlock is `redpanda channel block NAME`.
+func cmdChannelBlock(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("channel block", stderr)
+	pos, err := o.positional(args, 1, 1, "NAME")
+	if err != nil {
+		return err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.BlockChannel(pos[0])
+}
