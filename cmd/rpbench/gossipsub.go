@@ -185,7 +185,7 @@ func relayGossipsub(ctx context.Context, p Params, load *relayLoad) (relayOutcom
 	time.Sleep(2500 * time.Millisecond)
 	bytes.Store(0)
 	var failed atomic.Int64
-	schedule(ctx, len(load.envs), load.every, func(k int, at time.Time) {
+	schedule(ctx, lat, len(load.envs), load.every, func(k int, at time.Time) {
 		from := load.pair[k]*2 + load.from[k]
 		to := load.pair[k]*2 + 1 - load.from[k]
 		lat.send(rawID(load.raw[k]), at, to)

@@ -112,6 +112,19 @@ func (c *lite) close() {
 	}
 }
 
+// clientTempDir makes a directory for the clients' own stores, in memory
+// (/dev/shm) where there is one: on a phone each client fsyncs to its own
+// flash, and 2x pairs clients fsyncing to this machine's one disk would
+// measure the load generator, not the nodes, whose stores stay on disk.
+func clientTempDir(pattern string) (string, error) {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", pattern); err == nil {
+			return d, nil
+		}
+	}
+	return os.MkdirTemp("", pattern)
+}
+
 // quietLogger drops everything below errors: a benchmark's output is its
 // figures.
 func quietLogger() *slog.Logger {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +60,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		tiny    = fs.Bool("tiny", false, "smallest run that still exercises every path (tests)")
 		only    = fs.String("scenarios", "", "comma-separated subset of: ingest,capacity,relay,resync,dht")
 		verbose = fs.Bool("v", false, "log the nodes' warnings to stderr")
+		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
 	)
 	p := FullParams()
 	fs.IntVar(&p.Writers, "writers", p.Writers, "ingest: concurrent writers")
@@ -99,6 +101,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if !known(s) {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
+	}
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep := Report{Start: time.Now(), Machine: machine()}
 	for _, sc := range scenarios {

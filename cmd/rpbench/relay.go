@@ -60,8 +60,9 @@ type latencies struct {
 	mu   gosync.Mutex
 	sent map[[32]byte]sentMsg
 	got  []time.Duration
-	done chan struct{}
-	want int
+	done  chan struct{}
+	want  int
+	start time.Time // set by schedule
 }
 
 type sentMsg struct {
@@ -103,6 +104,19 @@ func (l *latencies) wait(ctx context.Context, drain time.Duration) {
 	}
 }
 
+// scheduled is message k's scheduled send time.
+func (l *latencies) scheduled(k int, every time.Duration) time.Time {
+	return l.start.Add(time.Duration(k) * every)
+}
+
+func median(d []time.Duration) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
 func (l *latencies) stats() (median, p99, maxd time.Duration, n int) {
 	l.mu.Lock()
 	d := slices.Clone(l.got)
@@ -116,8 +130,9 @@ func (l *latencies) stats() (median, p99, maxd time.Duration, n int) {
 
 // schedule calls send(k) at start + k*every, each in its own goroutine,
 // so a slow post does not delay the next.
-func schedule(ctx context.Context, n int, every time.Duration, send func(k int, at time.Time)) {
+func schedule(ctx context.Context, l *latencies, n int, every time.Duration, send func(k int, at time.Time)) {
 	start := time.Now()
+	l.start = start
 	var wg gosync.WaitGroup
 	for k := range n {
 		at := start.Add(time.Duration(k) * every)
@@ -164,6 +179,8 @@ func runRelay(ctx context.Context, p Params) (Result, error) {
 		r.add(x.name+" delivered", float64(x.o.delivered), "msg")
 		r.add(x.name+" bytes per delivery", x.o.bytesPerDelivery, "B")
 	}
+	r.add("redpanda median post -> first node stored", ms(ours.firstHop), "ms")
+	r.add("redpanda median first -> second node stored", ms(ours.secondHop), "ms")
 	r.add("envelope size", float64(load.bytes/len(load.envs)), "B")
 	r.add("p99 redpanda / gossipsub", ratio(ms(ours.p99), ms(gs.p99)), "x")
 	r.add("median redpanda / gossipsub", ratio(ms(ours.median), ms(gs.median)), "x")
@@ -175,6 +192,9 @@ func runRelay(ctx context.Context, p Params) (Result, error) {
 
 type relayOutcome struct {
 	median, p99, max time.Duration
+	// firstHop: scheduled post to stored by the sender's node; secondHop:
+	// from there to stored by the other node (redpanda only).
+	firstHop, secondHop time.Duration
 	delivered        int
 	bytesPerDelivery float64
 }
@@ -195,6 +215,11 @@ func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome
 		return o, err
 	}
 	defer os.RemoveAll(dir)
+	cdirs, err := clientTempDir("rpbench-relay-clients-")
+	if err != nil {
+		return o, err
+	}
+	defer os.RemoveAll(cdirs)
 	chs := make([]channel.ID, len(load.pairs))
 	for i, w := range load.pairs {
 		chs[i] = w.key.ID()
@@ -219,7 +244,7 @@ func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome
 	nodes := [2]*node.Node{s1, s2}
 	clients := make([]*lite, 2*len(load.pairs))
 	for i := range clients {
-		cdir := filepath.Join(dir, fmt.Sprint("c", i))
+		cdir := filepath.Join(cdirs, fmt.Sprint("c", i))
 		if err := os.MkdirAll(cdir, 0o700); err != nil {
 			return o, err
 		}
@@ -243,9 +268,23 @@ func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome
 			}
 		}()
 	}
+	// Where the time goes: when each node stored each message.
+	var hopMu gosync.Mutex
+	stored := [2]map[channel.MessageID]time.Time{{}, {}}
+	for i, n := range nodes {
+		sub, cancel := n.Sync.Subscribe(1 << 16)
+		defer cancel()
+		go func() {
+			for st := range sub {
+				hopMu.Lock()
+				stored[i][st.ID] = time.Now()
+				hopMu.Unlock()
+			}
+		}()
+	}
 	before := nodeBytes(s1, s2)
 	var failed atomic.Int64
-	schedule(ctx, len(load.envs), load.every, func(k int, at time.Time) {
+	schedule(ctx, lat, len(load.envs), load.every, func(k int, at time.Time) {
 		from := load.pair[k]*2 + load.from[k]
 		to := load.pair[k]*2 + 1 - load.from[k]
 		lat.send(load.envs[k].ID(), at, to)
@@ -258,6 +297,18 @@ func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome
 	if o.delivered > 0 {
 		o.bytesPerDelivery = float64(nodeBytes(s1, s2)-before) / float64(o.delivered)
 	}
+	hopMu.Lock()
+	var first, second []time.Duration
+	for k, e := range load.envs {
+		id := e.ID()
+		a, b := stored[load.from[k]][id], stored[1-load.from[k]][id]
+		if !a.IsZero() && !b.IsZero() {
+			at := lat.scheduled(k, load.every)
+			first, second = append(first, a.Sub(at)), append(second, b.Sub(a))
+		}
+	}
+	hopMu.Unlock()
+	o.firstHop, o.secondHop = median(first), median(second)
 	if n := failed.Load(); n > 0 {
 		return o, fmt.Errorf("%d pushes failed", n)
 	}
