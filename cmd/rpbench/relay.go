@@ -57,9 +57,9 @@ func newRelayLoad(p Params) (*relayLoad, error) {
 // latencies records post-to-delivery times against the scheduled send
 // time (so a stalled sender cannot hide its own delay).
 type latencies struct {
-	mu   gosync.Mutex
-	sent map[[32]byte]sentMsg
-	got  []time.Duration
+	mu    gosync.Mutex
+	sent  map[[32]byte]sentMsg
+	got   []time.Duration
 	done  chan struct{}
 	want  int
 	start time.Time // set by schedule
@@ -195,8 +195,8 @@ type relayOutcome struct {
 	// firstHop: scheduled post to stored by the sender's node; secondHop:
 	// from there to stored by the other node (redpanda only).
 	firstHop, secondHop time.Duration
-	delivered        int
-	bytesPerDelivery float64
+	delivered           int
+	bytesPerDelivery    float64
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
