@@ -44,6 +44,8 @@ cleanup() {
 		kill -9 "$qemu_pid" 2>/dev/null || true
 	fi
 	rm -rf "$work/overlay.qcow2" "$work/pairtest"
+	# Keep the console log, whether it is in $work or not.
+	rmdir "$work" 2>/dev/null || true
 }
 trap cleanup EXIT
 fail() {
