@@ -31,10 +31,10 @@ func (r *Registry) Reset() error {
 		}
 	}
 	for _, e := range r.regs {
+		r.deleteEntryLocked(e)
 		r.unprotectLocked(e.Peer)
 	}
 	r.owner = channel.IdentityKey{}
-	r.regs = map[channel.IdentityKey]*entry{}
 	r.revoked = map[channel.IdentityKey]bool{}
 	r.pending = map[channel.IdentityKey]pendingNotice{}
 	r.mu.Unlock()
@@ -49,12 +49,7 @@ func (r *Registry) Reset() error {
 // Registered reports whether p is the device of a registration served now:
 // the relay service is for registered users only.
 func (r *Registry) Registered(p peer.ID) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range r.regs {
-		if e.Peer == p {
-			return true
-		}
-	}
-	return false
+	r.devMu.RLock()
+	defer r.devMu.RUnlock()
+	return r.devices[p] > 0
 }

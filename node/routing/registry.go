@@ -132,9 +132,15 @@ type Registry struct {
 	cfg  Config
 	log  *slog.Logger
 
-	mu       sync.Mutex
-	owner    channel.IdentityKey
-	regs     map[channel.IdentityKey]*entry
+	mu    sync.Mutex
+	owner channel.IdentityKey
+	regs  map[channel.IdentityKey]*entry // change only through setEntryLocked, deleteEntryLocked
+	// devices counts the registrations of each device, so that
+	// Registered, which the sync layer asks for every message, neither
+	// scans regs nor waits on mu, which a registration holds across its
+	// durable write. Written under mu and devMu, read under devMu.
+	devMu    sync.RWMutex
+	devices  map[peer.ID]int
 	revoked  map[channel.IdentityKey]bool
 	pending  map[channel.IdentityKey]pendingNotice
 	seen     map[[32]byte]time.Time // request signature hash -> forget after
@@ -162,7 +168,7 @@ func recKey(prefix []byte, id channel.IdentityKey) []byte {
 func NewRegistry(h host.Host, recs Records, cfg Config) (*Registry, error) {
 	cfg.setDefaults()
 	r := &Registry{h: h, recs: recs, cfg: cfg, log: cfg.Logger.With("component", "routing"),
-		owner: cfg.Owner, regs: map[channel.IdentityKey]*entry{}, revoked: map[channel.IdentityKey]bool{},
+		owner: cfg.Owner, regs: map[channel.IdentityKey]*entry{}, devices: map[peer.ID]int{}, revoked: map[channel.IdentityKey]bool{},
 		pending: map[channel.IdentityKey]pendingNotice{}, seen: map[[32]byte]time.Time{},
 		limiters: map[peer.ID]*rate.Limiter{}, stop: make(chan struct{})}
 	if err := r.load(); err != nil {
@@ -212,7 +218,7 @@ func (r *Registry) load() error {
 				bad = append(bad, k)
 				return nil
 			}
-			r.regs[id] = e
+			r.setEntryLocked(e)
 		case len(k) == len(keyRevoked)+len(id) && bytes.HasPrefix(k, keyRevoked):
 			copy(id[:], k[len(keyRevoked):])
 			r.revoked[id] = true
@@ -311,7 +317,7 @@ func (r *Registry) removeLocked(e *entry, st Status, detail string, now time.Tim
 	if err := r.recs.Delete(recKey(keyReg, e.Identity)); err != nil {
 		return nil, fmt.Errorf("deleting registration of %s: %w", e.Identity, err)
 	}
-	delete(r.regs, e.Identity)
+	r.deleteEntryLocked(e)
 	r.unprotectLocked(e.Peer)
 	if st == 0 {
 		return nil, nil
@@ -330,12 +336,41 @@ func (r *Registry) removeLocked(e *entry, st Status, detail string, now time.Tim
 // unprotectLocked releases the connection protection of p unless another
 // registration still uses that device.
 func (r *Registry) unprotectLocked(p peer.ID) {
-	for _, e := range r.regs {
-		if e.Peer == p {
-			return
-		}
+	r.devMu.RLock()
+	inUse := r.devices[p] > 0
+	r.devMu.RUnlock()
+	if !inUse {
+		r.h.ConnManager().Unprotect(p, p2p.TagRegistered)
 	}
-	r.h.ConnManager().Unprotect(p, p2p.TagRegistered)
+}
+
+// setEntryLocked adds or replaces the registration of e.Identity.
+func (r *Registry) setEntryLocked(e *entry) {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	if old := r.regs[e.Identity]; old != nil {
+		r.dropDeviceLocked(old.Peer)
+	}
+	r.regs[e.Identity] = e
+	r.devices[e.Peer]++
+}
+
+// deleteEntryLocked removes e if it is the registration of e.Identity.
+func (r *Registry) deleteEntryLocked(e *entry) {
+	r.devMu.Lock()
+	defer r.devMu.Unlock()
+	if r.regs[e.Identity] != e {
+		return
+	}
+	delete(r.regs, e.Identity)
+	r.dropDeviceLocked(e.Peer)
+}
+
+// dropDeviceLocked must be called with devMu held.
+func (r *Registry) dropDeviceLocked(p peer.ID) {
+	if r.devices[p]--; r.devices[p] <= 0 {
+		delete(r.devices, p)
+	}
 }
 
 // expireLocked drops registrations past their expiry and reports whether
@@ -746,7 +781,7 @@ func (r *Registry) admit(req *request) (response, []outNotice, bool) {
 	if err := r.putReg(e); err != nil {
 		return refuse(StatusInternal, "could not store the registration: %v", err)
 	}
-	r.regs[e.Identity] = e
+	r.setEntryLocked(e)
 	r.clearPendingLocked(e.Identity)
 	if old != nil && old.Peer != e.Peer {
 		r.unprotectLocked(old.Peer)
