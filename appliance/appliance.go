@@ -259,7 +259,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 		return fmt.Errorf("pairing: %w", err)
 	}
 	a.prov = prov
-	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Logger: a.log}).Register(a.node.Host)
+	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Backups: a.node.Store.Meta("backup"), Logger: a.log}).Register(a.node.Host)
 	prov.OnChange(func(s provisioning.State) { a.pairingChanged(ctx, s) })
 	a.pairingChanged(ctx, prov.State())
 

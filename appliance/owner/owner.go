@@ -1,6 +1,6 @@
 // Package owner is the owner-only protocol /redpanda/owner/1.0.0: the
 // paired owner's client asks its home node for things only the owner may
-// see or do (the status report now; backups later). It knows the status
+// see or do (the status report; storing and reading its backup blob). It knows the status
 // report type and libp2p streams; the appliance supplies who the owner is
 // and the answers.
 //
@@ -29,7 +29,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"golang.org/x/time/rate"
+
 	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/node/store"
 )
 
 // ProtocolID is the owner protocol.
@@ -56,13 +59,15 @@ var (
 
 // Request is what the owner asks.
 type Request struct {
-	Cmd string `json:"cmd"` // "status"
+	Cmd    string `json:"cmd"`              // "status", "backup-put", "backup-get"
+	Lookup []byte `json:"lookup,omitempty"` // backup-put: the fetch lookup ID
+	Blob   []byte `json:"blob,omitempty"`   // backup-put: the encrypted backup
 }
 
 // Response carries the result or an error text.
 type Response struct {
 	Error  string          `json:"error,omitempty"`
-	Code   string          `json:"code,omitempty"` // "not_owner", "unknown", "failed"
+	Code   string          `json:"code,omitempty"` // "not_owner", "unknown", "failed", "no_backup", "rate_limited", "too_large"
 	Result json.RawMessage `json:"result,omitempty"`
 }
 
@@ -72,12 +77,22 @@ type Server struct {
 	IsOwner func(key ed25519.PublicKey) bool
 	// Status makes the report.
 	Status func(ctx context.Context) (status.Report, error)
-	Logger *slog.Logger
+	// Backups keeps the owner's backup blob and its lookup ID; nil
+	// serves no backups.
+	Backups *store.Meta
+	Logger  *slog.Logger
+
+	fetchLimit *rate.Limiter
 }
 
-// Register serves the protocol on h until the handler is removed.
+// Register serves the protocol on h until the handler is removed, and
+// the backup fetch protocol when Backups is set.
 func (s *Server) Register(h host.Host) {
 	h.SetStreamHandler(ProtocolID, s.handle)
+	if s.Backups != nil {
+		s.fetchLimit = newFetchLimiter()
+		h.SetStreamHandler(FetchProtocolID, s.handleFetch)
+	}
 }
 
 func (s *Server) log() *slog.Logger {
@@ -112,7 +127,7 @@ func (s *Server) handle(st network.Stream) {
 		s.reply(st, Response{Code: "not_owner", Error: "this identity is not the node's owner"})
 		return
 	}
-	raw, err := readFrame(st, MaxFrame)
+	raw, err := readFrame(st, maxOwnerRequest) // only the owner gets this far
 	if err != nil {
 		return
 	}
@@ -132,6 +147,10 @@ func (s *Server) handle(st network.Stream) {
 		}
 		b, _ := json.Marshal(r)
 		s.reply(st, Response{Result: b})
+	case "backup-put":
+		s.reply(st, s.backupPut(req))
+	case "backup-get":
+		s.reply(st, s.backupGet())
 	default:
 		s.reply(st, Response{Code: "unknown", Error: fmt.Sprintf("unknown request %q", req.Cmd)})
 	}
@@ -193,6 +212,11 @@ func call(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateK
 	if err != nil {
 		return nil, err
 	}
+	return decodeResponse(raw)
+}
+
+// decodeResponse maps a response to its result or a sentinel error.
+func decodeResponse(raw []byte) (json.RawMessage, error) {
 	var resp Response
 	if err := json.Unmarshal(raw, &resp); err != nil {
 		return nil, fmt.Errorf("%w: response: %v", ErrMalformed, err)
@@ -204,6 +228,12 @@ func call(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateK
 		return nil, fmt.Errorf("%w: %s", ErrNotOwner, resp.Error)
 	case "unknown":
 		return nil, fmt.Errorf("%w: %s", ErrUnknown, resp.Error)
+	case "no_backup":
+		return nil, fmt.Errorf("%w: %s", ErrNoBackup, resp.Error)
+	case "rate_limited":
+		return nil, fmt.Errorf("%w: %s", ErrRateLimited, resp.Error)
+	case "too_large":
+		return nil, fmt.Errorf("%w: %s", ErrTooLarge, resp.Error)
 	default:
 		return nil, fmt.Errorf("owner: node says: %s", resp.Error)
 	}
