@@ -53,7 +53,7 @@ type command struct {
 
 // commands is the tree; add a subcommand by adding an entry.
 func commands() *command {
-	return &command{name: "redpanda", subs: append(clientCommands(), ticketCommand(), keyCommand(), inviteCommand(), acceptCommand(), completeCommand(), pairCommand(), nodeCommand(), deviceCommand())}
+	return &command{name: "redpanda", subs: append(clientCommands(), ticketCommand(), keyCommand(), inviteCommand(), acceptCommand(), completeCommand(), pairCommand(), nodeCommand(), deviceCommand(), backupCommand())}
 }
 
 // run dispatches args to a subcommand.
