@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -212,6 +213,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			MaxTotalBytes:   cfg.MaxTotalBytes,
 			ClockTrusted:    a.clockOK.Load,
 		},
+		RateLimit: node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
 		Routing: routing.Config{
 			Owner:         configOwner,
 			Capacity:      cfg.Capacity,
@@ -730,14 +732,74 @@ func (a *Appliance) Peers(ctx context.Context) ([]status.Peer, error) {
 
 // Users implements admin.Backend: the registered users, lowest hop first.
 func (a *Appliance) Users(ctx context.Context) ([]status.User, error) {
+	return a.users(func(routing.Registration) bool { return true }), nil
+}
+
+func (a *Appliance) users(keep func(routing.Registration) bool) []status.User {
 	var out []status.User
 	for _, u := range a.node.Registry.Users() {
+		if !keep(u) {
+			continue
+		}
 		su := status.User{Identity: u.Identity.String(), Hop: status.Hop(u.Hop), Registered: u.Since}
 		if u.SponsoredBy != (channel.IdentityKey{}) {
 			su.Sponsor = u.SponsoredBy.String()
 		}
+		for _, k := range u.Path {
+			su.Chain = append(su.Chain, k.String())
+		}
 		out = append(out, su)
 	}
+	return out
+}
+
+// Branch implements admin.BranchBackend: the registered users who asked
+// for the channel, with the trust chains that admitted them (paper §4.5:
+// the owner sees which branch a flooding channel came through).
+func (a *Appliance) Branch(ctx context.Context, ch string) ([]status.User, error) {
+	id, err := parseChannelArg(ch)
+	if err != nil {
+		return nil, err
+	}
+	return a.users(func(u routing.Registration) bool { return slices.Contains(u.Channels, id) }), nil
+}
+
+// Prune implements admin.BranchBackend: one step that revokes whoever
+// vouched for the users that asked for the channel — each user's sponsor,
+// or the user itself when the owner is the sponsor or there is none —
+// and with them everyone they sponsored. The owner is never revoked.
+func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
+	id, err := parseChannelArg(ch)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	done := map[channel.IdentityKey]bool{}
+	for _, u := range a.node.Registry.Users() {
+		if !slices.Contains(u.Channels, id) || u.Hop == 0 {
+			continue
+		}
+		target := u.Identity
+		if len(u.Path) > 1 {
+			target = u.SponsoredBy
+		}
+		if done[target] || done[u.Identity] {
+			continue
+		}
+		done[target] = true
+		removed, err := a.node.Registry.Revoke(target)
+		if err != nil {
+			return out, err
+		}
+		for _, k := range removed {
+			done[k] = true
+			out = append(out, k.String())
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no registered user (other than the owner) asked for channel %s", admin.ErrNotFound, id)
+	}
+	a.log.Warn("branch pruned by the owner", "channel", id.String(), "revoked", len(out))
 	return out, nil
 }
 
@@ -852,6 +914,7 @@ func parseChannelArg(s string) (channel.ID, error) {
 type p2pNATManager = func(network.Network) basichost.NATManager
 
 var (
-	_ status.Source = (*Appliance)(nil)
-	_ admin.Backend = (*Appliance)(nil)
+	_ status.Source       = (*Appliance)(nil)
+	_ admin.Backend       = (*Appliance)(nil)
+	_ admin.BranchBackend = (*Appliance)(nil)
 )

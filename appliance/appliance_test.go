@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/board"
@@ -195,5 +196,110 @@ func TestBoardLEDPairingAndButtonReset(t *testing.T) {
 	}
 	if got := read("trigger"); got == "none" {
 		t.Errorf("LED not given back to its kernel trigger after stop")
+	}
+}
+
+// startInProcess runs the appliance in this process on loopback and
+// returns it once ready; the cleanup stops it.
+func startInProcess(t *testing.T, edit func(*Config)) *Appliance {
+	t.Helper()
+	cfg := Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.HTTP = "off"
+	cfg.UPnP = false
+	cfg.Relay = false
+	cfg.BoardRoot = t.TempDir()
+	cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
+	if edit != nil {
+		edit(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var app *Appliance
+	ready := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- Run(ctx, Options{
+			Config:   cfg,
+			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Started:  func(string, []string) { close(ready) },
+			testHook: func(a *Appliance) { app = a },
+		})
+	}()
+	select {
+	case <-ready:
+	case err := <-errc:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("not ready in 30 s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return app
+}
+
+// TestBranchAndPrune: the owner sees through which trust chain a flooding
+// channel came in and cuts that branch in one step; other friends stay.
+func TestBranchAndPrune(t *testing.T) {
+	owner, _ := channel.NewIdentity(rand.Reader)
+	a, _ := channel.NewIdentity(rand.Reader)
+	b, _ := channel.NewIdentity(rand.Reader)
+	c, _ := channel.NewIdentity(rand.Reader)
+	app := startInProcess(t, func(cfg *Config) { cfg.Owner = owner.Public().String() })
+	ctx := context.Background()
+	end := time.Now().Add(24 * time.Hour)
+	issue := func(from *channel.Identity, to channel.IdentityKey, hop int) *routing.Ticket {
+		tk, err := routing.IssueTicket(from, to, hop, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tk
+	}
+	flood, _ := channel.NewKey(rand.Reader)
+	calm, _ := channel.NewKey(rand.Reader)
+	chainA := routing.Chain{issue(owner, a.Public(), 1)}
+	chainB := append(append(routing.Chain{}, chainA...), issue(a, b.Public(), 2))
+	chainC := routing.Chain{issue(owner, c.Public(), 1)}
+	for _, r := range []struct {
+		id    *channel.Identity
+		chain routing.Chain
+		ch    channel.ID
+	}{{a, chainA, flood.ID()}, {b, chainB, flood.ID()}, {c, chainC, calm.ID()}} {
+		h, err := libp2p.New(libp2p.NoListenAddrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		h.Connect(ctx, peer.AddrInfo{ID: app.node.Host.ID(), Addrs: app.node.Host.Addrs()})
+		if _, err := routing.Register(ctx, h, app.node.Host.ID(), r.id, r.chain, []channel.ID{r.ch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	users, err := app.Branch(ctx, flood.ID().String())
+	if err != nil || len(users) != 2 {
+		t.Fatalf("branch: %+v, %v", users, err)
+	}
+	for _, u := range users {
+		if u.Identity == b.Public().String() && (len(u.Chain) != 2 || u.Chain[1] != a.Public().String()) {
+			t.Fatalf("B's chain %v, want owner → A", u.Chain)
+		}
+	}
+	revoked, err := app.Prune(ctx, flood.ID().String())
+	if err != nil || len(revoked) != 2 {
+		t.Fatalf("prune: %v, %v", revoked, err)
+	}
+	left, _ := app.Users(ctx)
+	if len(left) != 1 || left[0].Identity != c.Public().String() {
+		t.Fatalf("after prune: %+v, want only C", left)
+	}
+	if !app.node.Sync.Wants(calm.ID()) || app.node.Sync.Wants(flood.ID()) {
+		t.Fatal("after prune the node should serve the calm channel and not the flooding one")
+	}
+	if _, err := app.Prune(ctx, flood.ID().String()); err == nil {
+		t.Fatal("pruning an empty branch reported nothing to do as success")
 	}
 }

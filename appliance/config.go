@@ -56,6 +56,10 @@ type Config struct {
 	// Relays are friends' reachable nodes (multiaddrs ending in /p2p/ID)
 	// to hold a relay slot on when no port can be opened.
 	Relays []string `toml:"relays"`
+	// ChannelRate and ChannelBurst limit how fast one channel's messages
+	// are taken in from peers (spam defence); 0 turns the limit off.
+	ChannelRate  float64 `toml:"channel_rate"`
+	ChannelBurst int     `toml:"channel_burst"`
 	// Retention is how long messages are kept.
 	Retention Duration `toml:"retention"`
 	// ClockSkew is how far in the future a message's timestamp may be.
@@ -110,6 +114,8 @@ func Defaults() Config {
 		Capacity:            1000,
 		UPnP:                true,
 		Relay:               true,
+		ChannelRate:         50,
+		ChannelBurst:        500,
 		Retention:           Duration{7 * 24 * time.Hour},
 		ClockSkew:           Duration{5 * time.Minute},
 		MaxChannelBytes:     256 << 20,

@@ -131,6 +131,18 @@ func (c *Client) Unblock(ctx context.Context, channel string) error {
 	return err
 }
 
+// Branch lists the registered users who asked for a channel, with the
+// trust chains that admitted them.
+func (c *Client) Branch(ctx context.Context, channel string) ([]status.User, error) {
+	return call[[]status.User](ctx, c, CmdBranch, channel)
+}
+
+// Prune revokes the sponsors that brought a channel in.
+func (c *Client) Prune(ctx context.Context, channel string) ([]string, error) {
+	r, err := call[RevokeResult](ctx, c, CmdPrune, channel)
+	return r.Revoked, err
+}
+
 // Reset asks the running node for a factory reset.
 func (c *Client) Reset(ctx context.Context) error {
 	_, err := c.Call(ctx, CmdReset, "")

@@ -24,12 +24,15 @@ const (
 	CmdBlock    = "block"   // Arg: channel ID
 	CmdUnblock  = "unblock" // Arg: channel ID
 	CmdReset    = "reset"   // factory reset: forget the owner and stored messages
+	CmdBranch   = "branch"  // Arg: channel ID: who brought it in, through which chain
+	CmdPrune    = "prune"   // Arg: channel ID: revoke the sponsors that brought it in
 )
 
 // needsArg lists each command and whether it takes an argument.
 var needsArg = map[string]bool{
 	CmdStatus: false, CmdPeers: false, CmdUsers: false, CmdChannels: false,
 	CmdRevoke: true, CmdBlock: true, CmdUnblock: true, CmdReset: false,
+	CmdBranch: true, CmdPrune: true,
 }
 
 // Sentinel errors. The client maps the server's error codes back to these,
@@ -116,7 +119,7 @@ func ParseRequest(line []byte) (Request, error) {
 	takesArg, known := needsArg[req.Cmd]
 	switch {
 	case !known:
-		return req, fmt.Errorf("%w %q (known: status, peers, users, channels, revoke, block, unblock, reset)", ErrUnknownCommand, req.Cmd)
+		return req, fmt.Errorf("%w %q (known: status, peers, users, channels, revoke, block, unblock, reset, branch, prune)", ErrUnknownCommand, req.Cmd)
 	case takesArg && req.Arg == "":
 		return req, fmt.Errorf("%w: %s needs an argument", ErrMalformedRequest, req.Cmd)
 	case !takesArg && req.Arg != "":
@@ -142,6 +145,14 @@ type Backend interface {
 	// stored messages, keep the node identity, and wait for pairing with a
 	// new token.
 	Reset(ctx context.Context) error
+}
+
+// BranchBackend is the spam view (paper §4.5) of a backend that has it:
+// which registered users asked for a channel and through which trust
+// chains, and a one-step revoke of the sponsors that brought it in.
+type BranchBackend interface {
+	Branch(ctx context.Context, channel string) ([]status.User, error)
+	Prune(ctx context.Context, channel string) ([]string, error)
 }
 
 // RevokeResult is the result of CmdRevoke.
@@ -172,6 +183,19 @@ func dispatch(ctx context.Context, b Backend, req Request) (any, error) {
 		return struct{}{}, b.Unblock(ctx, req.Arg)
 	case CmdReset:
 		return struct{}{}, b.Reset(ctx)
+	case CmdBranch, CmdPrune:
+		bb, ok := b.(BranchBackend)
+		if !ok {
+			return nil, fmt.Errorf("%w %q: this node has no trust-chain view", ErrUnknownCommand, req.Cmd)
+		}
+		if req.Cmd == CmdBranch {
+			return nonNil(bb.Branch(ctx, req.Arg))
+		}
+		ids, err := bb.Prune(ctx, req.Arg)
+		if ids == nil {
+			ids = []string{}
+		}
+		return RevokeResult{Revoked: ids}, err
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownCommand, req.Cmd)
 }

@@ -124,6 +124,29 @@ func RenderUsers(w io.Writer, users []status.User, now time.Time) error {
 	return tw.Flush()
 }
 
+// RenderBranch writes who brought a channel in and through which chain,
+// so the owner sees the trust-chain branch a flood came through.
+func RenderBranch(w io.Writer, users []status.User) error {
+	if len(users) == 0 {
+		_, err := fmt.Fprintln(w, "No registered user asked for this channel.")
+		return err
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "HOP\tIDENTITY\tTRUST CHAIN")
+	for _, u := range users {
+		chain := "-"
+		if len(u.Chain) > 0 {
+			short := make([]string, len(u.Chain))
+			for i, c := range u.Chain {
+				short[i] = status.ShortID(c)
+			}
+			chain = strings.Join(short, " → ") + " → " + status.ShortID(u.Identity)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Hop, u.Identity, chain)
+	}
+	return tw.Flush()
+}
+
 // RenderChannels writes one row per served channel.
 func RenderChannels(w io.Writer, chans []status.Channel, now time.Time) error {
 	if len(chans) == 0 {

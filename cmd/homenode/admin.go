@@ -23,7 +23,7 @@ import (
 // admin socket; the value says whether it takes one argument.
 var adminCommands = map[string]bool{
 	"status": false, "peers": false, "users": false, "channels": false,
-	"revoke": true, "block": true, "unblock": true,
+	"revoke": true, "block": true, "unblock": true, "branch": true, "prune": true,
 }
 
 func runAdmin(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -107,6 +107,18 @@ func runAdmin(ctx context.Context, cmd string, args []string, stdin io.Reader, s
 			return err
 		}
 		fmt.Fprintf(stdout, "unblocked %s\n", fs.Arg(0))
+	case "branch":
+		us, err := c.Branch(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		return admin.RenderBranch(stdout, us)
+	case "prune":
+		ids, err := c.Prune(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		return admin.RenderRevoked(stdout, ids)
 	}
 	return nil
 }

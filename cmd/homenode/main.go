@@ -52,6 +52,8 @@ commands:
   revoke    IDENTITY: remove a user and everyone they sponsored
   block     CHANNEL: stop storing, relaying and serving a channel
   unblock   CHANNEL: serve a blocked channel again
+  branch    CHANNEL: who asked for a channel, through which trust chains
+  prune     CHANNEL: revoke the sponsors that brought a channel in
   reset     factory reset: forget the owner and stored messages, pair again
   version   print the version
 

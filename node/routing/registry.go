@@ -105,6 +105,9 @@ type Registration struct {
 	Since       time.Time // first registered (kept across re-registrations)
 	Expires     time.Time
 	SponsoredBy channel.IdentityKey // the last ticket's issuer; zero for the owner and strangers
+	// Path is the trust chain that admitted the user: the owner, then
+	// each sponsor down to SponsoredBy (empty for the owner and strangers).
+	Path []channel.IdentityKey
 }
 
 // Load is how busy a node is.
@@ -502,6 +505,7 @@ func (r *Registry) Users() []Registration {
 	for _, e := range r.regs {
 		reg := e.Registration
 		reg.Channels = slices.Clone(reg.Channels)
+		reg.Path = slices.Clone(e.path)
 		out = append(out, reg)
 	}
 	r.mu.Unlock()
