@@ -164,12 +164,12 @@ func Hops() []Hop {
 
 // User is one registered user, as `homenode users` lists them.
 type User struct {
-	Identity   string    `json:"identity"`
-	Hop        Hop       `json:"hop"`
-	Sponsor    string    `json:"sponsor,omitempty"` // who issued the hop ticket; empty for the owner
+	Identity string `json:"identity"`
+	Hop      Hop    `json:"hop"`
+	Sponsor  string `json:"sponsor,omitempty"` // who issued the hop ticket; empty for the owner
 	// Chain is the trust chain that admitted the user, owner first, down
 	// to Sponsor (empty for the owner and strangers).
-	Chain []string `json:"chain,omitempty"`
+	Chain      []string  `json:"chain,omitempty"`
 	Registered time.Time `json:"registered"`
 }
 
