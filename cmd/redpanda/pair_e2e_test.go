@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -155,29 +157,36 @@ func newClient(t *testing.T, name string) (home, id string) {
 	return home, strings.TrimSpace(rp(t, "id", "--home", home))
 }
 
-// screenshotQR opens url in headless Chromium, saves a screenshot in dir
-// and returns what zbarimg decodes from it.
-func screenshotQR(t *testing.T, url, dir string) string {
+// screenshotQR opens url in headless Chromium, saves a screenshot named
+// name in dir and returns the QR code zbarimg decodes from it, if any.
+func screenshotQR(t *testing.T, url, dir, name string) (string, bool) {
 	t.Helper()
-	shot := filepath.Join(dir, "status-page.png")
+	shot := filepath.Join(dir, name)
 	cmd := exec.Command("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir="+filepath.Join(t.TempDir(), "chromium"), "--screenshot="+shot, "--window-size=800,1000", url)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("chromium: %v\n%s", err, out)
 	}
+	if _, err := os.Stat(shot); err != nil {
+		t.Fatalf("chromium wrote no screenshot: %v", err)
+	}
 	t.Logf("status page screenshot: %s", shot)
 	out, err := exec.Command("zbarimg", "-q", shot).Output()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == 4 { // zbarimg: no symbol found
+		return "", false
+	}
 	if err != nil {
-		t.Fatalf("zbarimg found no code in %s: %v", shot, err)
+		t.Fatalf("zbarimg %s: %v", shot, err)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		if s, ok := strings.CutPrefix(l, "QR-Code:"); ok {
-			return strings.TrimSpace(s)
+			return strings.TrimSpace(s), true
 		}
 	}
 	t.Fatalf("zbarimg found no QR code in %s: %q", shot, out)
-	return ""
+	return "", false
 }
 
 // TestPairAsANewOwner is issue 7's first test, as a new owner does it: a
@@ -196,8 +205,8 @@ func TestPairAsANewOwner(t *testing.T) {
 		}
 	}
 	n := startFreshNode(t)
-	uri := screenshotQR(t, n.url, t.ArtifactDir())
-	if uri != n.uri {
+	uri, ok := screenshotQR(t, n.url, t.ArtifactDir(), "status-page.png")
+	if !ok || uri != n.uri {
 		t.Fatalf("QR code on the status page holds %q; the console shows %q", uri, n.uri)
 	}
 
@@ -219,6 +228,9 @@ func TestPairAsANewOwner(t *testing.T) {
 	}
 	if own.Node.PeerID != n.peerID || own.Pairing.Owner != aliceID {
 		t.Fatalf("node status over the owner protocol: %+v", own)
+	}
+	if code, ok := screenshotQR(t, n.url, t.ArtifactDir(), "status-page-owned.png"); ok {
+		t.Fatalf("the status page still shows a QR code (%q) after pairing", code)
 	}
 
 	// Bob, with the owner's ticket, hears what Alice posts through it.
