@@ -436,11 +436,14 @@ func (p *Provisioner) handle(s network.Stream) {
 		log.Warn("pairing attempt failed", "reason", reason, "status", status,
 			"consecutive_failures", p.failures, "next_delay", AttemptDelay(p.failures))
 	}
-	if err := writeFrame(s, []byte{msgResult, byte(status)}); err != nil {
-		log.Warn("pairing reply not delivered", "err", err)
-	}
+	// The hooks run before the reply, so that when the phone hears
+	// "paired" the node already treats it as its owner (registers it at
+	// hop 0, hides the QR).
 	if changed {
 		p.notify(StateOwned)
+	}
+	if err := writeFrame(s, []byte{msgResult, byte(status)}); err != nil {
+		log.Warn("pairing reply not delivered", "err", err)
 	}
 }
 
