@@ -261,7 +261,13 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 		return fmt.Errorf("pairing: %w", err)
 	}
 	a.prov = prov
-	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Backups: a.node.Store.Meta("backup"), Logger: a.log}).Register(a.node.Host)
+	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Follow: a.follow,
+		Backups: a.node.Store.Meta("backup"), Logger: a.log}).Register(a.node.Host)
+	if key, err := a.node.Store.Meta(followBucket).Get(followKey); err == nil {
+		if err := a.node.FollowOwner(string(key)); err != nil {
+			a.log.Warn("following the owner's node channel", "err", err)
+		}
+	}
 	prov.OnChange(func(s provisioning.State) { a.pairingChanged(ctx, s) })
 	a.pairingChanged(ctx, prov.State())
 
@@ -603,6 +609,26 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 		}
 	}
 	return r, nil
+}
+
+// The owner's node channel key, kept so the node follows it after a
+// restart; the factory reset wipes it with the rest.
+var (
+	followBucket = "owner-channel"
+	followKey    = []byte("key")
+)
+
+// follow is the owner protocol's "follow": serve what the owner's
+// devices list in their node channel, from now on and after restarts.
+func (a *Appliance) follow(key string) error {
+	if err := a.node.FollowOwner(key); err != nil {
+		return err
+	}
+	if err := a.node.Store.Meta(followBucket).Put(followKey, []byte(key)); err != nil {
+		return fmt.Errorf("keeping the owner channel key: %w", err)
+	}
+	a.log.Info("following the owner's node channel")
+	return nil
 }
 
 // relayAllowed is the relay service's ACL: registered users only.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/board"
 	"github.com/redpanda-p2p/homenode/node/channel"
@@ -301,5 +303,40 @@ func TestBranchAndPrune(t *testing.T) {
 	}
 	if _, err := app.Prune(ctx, flood.ID().String()); err == nil {
 		t.Fatal("pruning an empty branch reported nothing to do as success")
+	}
+}
+
+// TestFollowOwnerChannelSurvivesRestart: the paired owner hands its node
+// channel's read-only key over the owner protocol; the node serves that
+// channel, refuses a full key, and still follows it after a restart.
+func TestFollowOwnerChannelSurvivesRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	edit := func(c *Config) { c.DataDir = dataDir; c.AdminSocket = filepath.Join(dataDir, "admin.sock") }
+	app := startInProcess(t, edit)
+	ctx := context.Background()
+	phone, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	_, ownerKey, _ := ed25519.GenerateKey(rand.Reader)
+	r, _ := app.Report(ctx)
+	if err := provisioning.Pair(ctx, phone, r.Pairing.URI, ownerKey); err != nil {
+		t.Fatal(err)
+	}
+	full, _ := channel.NewKey(rand.Reader)
+	if err := owner.Follow(ctx, phone, app.node.Host.ID(), ownerKey, full.String()); err == nil {
+		t.Fatal("the node accepted a full key (it must only ever read the owner's node channel)")
+	}
+	ro, _ := full.ReadOnly()
+	if err := owner.Follow(ctx, phone, app.node.Host.ID(), ownerKey, ro.String()); err != nil {
+		t.Fatal(err)
+	}
+	if !app.node.Sync.Wants(full.ID()) {
+		t.Fatal("the node does not serve the owner's node channel")
+	}
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	if err := owner.Follow(ctx, phone, app.node.Host.ID(), stranger, ro.String()); !errors.Is(err, owner.ErrNotOwner) {
+		t.Fatalf("a stranger's follow: %v", err)
 	}
 }

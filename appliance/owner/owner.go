@@ -62,6 +62,7 @@ type Request struct {
 	Cmd    string `json:"cmd"`              // "status", "backup-put", "backup-get"
 	Lookup []byte `json:"lookup,omitempty"` // backup-put: the fetch lookup ID
 	Blob   []byte `json:"blob,omitempty"`   // backup-put: the encrypted backup
+	Key    string `json:"key,omitempty"`    // follow: the read-only key of the owner's node channel
 }
 
 // Response carries the result or an error text.
@@ -77,6 +78,10 @@ type Server struct {
 	IsOwner func(key ed25519.PublicKey) bool
 	// Status makes the report.
 	Status func(ctx context.Context) (status.Report, error)
+	// Follow makes the node follow the owner's node channel (whose
+	// read-only key the owner's device sends) and serve the channels
+	// listed there (docs/DEVICES.md); nil refuses "follow".
+	Follow func(key string) error
 	// Backups keeps the owner's backup blob and its lookup ID; nil
 	// serves no backups.
 	Backups *store.Meta
@@ -151,6 +156,16 @@ func (s *Server) handle(st network.Stream) {
 		s.reply(st, s.backupPut(req))
 	case "backup-get":
 		s.reply(st, s.backupGet())
+	case "follow":
+		if s.Follow == nil {
+			s.reply(st, Response{Code: "unknown", Error: "this node does not follow node channels"})
+			return
+		}
+		if err := s.Follow(req.Key); err != nil {
+			s.reply(st, Response{Code: "failed", Error: err.Error()})
+			return
+		}
+		s.reply(st, Response{Result: json.RawMessage(`{}`)})
 	default:
 		s.reply(st, Response{Code: "unknown", Error: fmt.Sprintf("unknown request %q", req.Cmd)})
 	}
@@ -179,6 +194,13 @@ func Status(ctx context.Context, h host.Host, node peer.ID, owner ed25519.Privat
 		return r, fmt.Errorf("%w: status report: %v", ErrMalformed, err)
 	}
 	return r, nil
+}
+
+// Follow gives the node, as its owner, the read-only key of the owner's
+// node channel, so it serves the channels the owner's devices list there.
+func Follow(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateKey, key string) error {
+	_, err := call(ctx, h, node, owner, Request{Cmd: "follow", Key: key})
+	return err
 }
 
 func call(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateKey, req Request) (json.RawMessage, error) {

@@ -55,6 +55,7 @@ commands:
   branch    CHANNEL: who asked for a channel, through which trust chains
   prune     CHANNEL: revoke the sponsors that brought a channel in
   reset     factory reset: forget the owner and stored messages, pair again
+  pairing-qr  the pairing QR code while the node waits for pairing (--watch: until paired)
   version   print the version
 
 'homenode COMMAND -h' shows a command's flags.
@@ -73,6 +74,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runNode(ctx, args, stdout, stderr)
 	case "reset":
 		return runReset(ctx, args, stdin, stdout, stderr)
+	case "pairing-qr":
+		return runPairingQR(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "homenode", version.Version)
 		return nil

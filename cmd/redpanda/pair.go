@@ -90,6 +90,17 @@ func cmdPair(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("pair: paired, but %w", err)
 	}
+	// The node follows this identity's node channel, so it serves the
+	// channels of every device of the owner (docs/DEVICES.md).
+	nodeKey, err := c.HomeNodeKey(pctx)
+	if err == nil {
+		err = c.UseIdentity(func(h host.Host, key ed25519.PrivateKey) error {
+			return owner.Follow(pctx, h, pid, key, nodeKey)
+		})
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "warning: the node will serve only this device's channels: %v\n", err)
+	}
 	chs, err := c.Channels()
 	if err != nil {
 		return err

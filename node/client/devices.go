@@ -265,6 +265,17 @@ func (c *Client) UnlinkDevice(ctx context.Context) error {
 	return nil
 }
 
+// HomeNodeKey makes the master and node channels if this identity has
+// none yet and returns the node channel's read-only key, which the owner
+// gives its home node (redpanda pair does) so that the node serves every
+// channel the identity's devices list.
+func (c *Client) HomeNodeKey(ctx context.Context) (string, error) {
+	if _, err := c.ensureMaster(ctx); err != nil {
+		return "", fmt.Errorf("client.HomeNodeKey: %w", err)
+	}
+	return c.ShareChannel(NodeChannel, "read")
+}
+
 // NodeChannelKey returns the read-only key of the node channel: what the
 // identity's home node is given to learn which channels to serve.
 func (c *Client) NodeChannelKey() (string, error) {
