@@ -40,7 +40,12 @@ func startNode(t *testing.T, dir string, ch channel.ID, peers ...string) *Node {
 
 func waitStored(t *testing.T, db *store.DB, id channel.MessageID) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	waitStoredWithin(t, db, id, 20*time.Second)
+}
+
+func waitStoredWithin(t *testing.T, db *store.DB, id channel.MessageID, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		if ok, err := db.Has(id); err != nil {
 			t.Fatal(err)

@@ -121,6 +121,9 @@ func (c *Client) addChannel(name string, k *channel.Key) error {
 func (c *Client) Channels() ([]Channel, error) {
 	var out []Channel
 	err := c.db.Meta(bucketChannels).ForEach(func(k, v []byte) error {
+		if internalChannel(string(k)) {
+			return nil // the identity's own master and node channels
+		}
 		ch, err := recordToChannel(string(k), v)
 		if err != nil {
 			return err
@@ -131,6 +134,10 @@ func (c *Client) Channels() ([]Channel, error) {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, err
 }
+
+// internalChannel reports whether name is one of the identity's own
+// channels (master, node), which the person never picks by name.
+func internalChannel(name string) bool { return name == MasterChannel || name == NodeChannel }
 
 func recordToChannel(name string, v []byte) (Channel, error) {
 	var r channelRecord
