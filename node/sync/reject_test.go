@@ -259,9 +259,9 @@ func TestRejectsBadFetchedBody(t *testing.T) {
 	announce := &wirepb.Frame{Kind: &wirepb.Frame_Announce{Announce: &wirepb.Announce{Headers: []*wirepb.Header{hdr}}}}
 	rp.send(announce)
 
-	next := func() *wirepb.Frame { // skipping B's reconcile rounds
+	next := func() *wirepb.Frame { // skipping B's reconcile rounds and interest updates
 		for {
-			if f := rp.read(); f.GetReconcile() == nil {
+			if f := rp.read(); f.GetReconcile() == nil && f.GetWant() == nil && f.GetHello() == nil {
 				return f
 			}
 		}
