@@ -266,9 +266,10 @@ func TestRejectsBadFetchedBody(t *testing.T) {
 			}
 		}
 	}
-	fetch := next().GetFetch()
+	f := next()
+	fetch := f.GetFetch()
 	if fetch == nil || len(fetch.GetIds()) != 1 || string(fetch.GetIds()[0]) != string(id[:]) {
-		t.Fatalf("B did not fetch the announced message: %v", fetch)
+		t.Fatalf("B did not fetch the announced message; it sent %v", f)
 	}
 	rp.send(&wirepb.Frame{Kind: &wirepb.Frame_Body{Body: &wirepb.Body{Envelope: wire.EnvelopeToPB(forged)}}})
 	rj := next().GetReject()
