@@ -32,7 +32,7 @@ func (r *Registry) Reset() error {
 	}
 	for _, e := range r.regs {
 		r.deleteEntryLocked(e)
-		r.unprotectLocked(e.Peer)
+		r.unprotectDevicesLocked(e)
 	}
 	r.owner = channel.IdentityKey{}
 	r.revoked = map[channel.IdentityKey]bool{}

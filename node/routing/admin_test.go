@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"path/filepath"
 	"testing"
 )
 
@@ -67,4 +68,39 @@ func TestRegistered(t *testing.T) {
 	if n.r.Registered(owner.h.ID()) {
 		t.Fatal("still registered after reset")
 	}
+}
+
+// TestDevicesOfOneIdentity: the same identity registering from a second
+// and third device (paper §4.7) keeps the earlier devices served, across
+// a restart; revoking or resetting ends them all.
+func TestDevicesOfOneIdentity(t *testing.T) {
+	f := newFriends(t)
+	path := filepath.Join(t.TempDir(), "node.db")
+	n := startNode(t, path, Config{Owner: f.owner.Public()})
+	ch := newChannelID(t)
+	phone := newClient(t, "phone", f.f1, f.c1)
+	tablet := newClient(t, "tablet", f.f1, f.c1)
+	laptop := newClient(t, "laptop", f.f1, f.c1)
+	for _, d := range []*client{phone, tablet, laptop} {
+		d.mustRegister(t, n, ch)
+	}
+	check := func(r *Registry, want bool) {
+		t.Helper()
+		for _, d := range []*client{phone, tablet, laptop} {
+			if got := r.Registered(d.h.ID()); got != want {
+				t.Fatalf("%s registered = %v, want %v", d.name, got, want)
+			}
+		}
+	}
+	check(n.r, true)
+	if got := len(n.r.Users()); got != 1 {
+		t.Fatalf("%d registrations for one identity", got)
+	}
+	n.stop()
+	n2 := startNode(t, path, Config{Owner: f.owner.Public()})
+	check(n2.r, true)
+	if _, err := n2.r.Revoke(f.f1.Public()); err != nil {
+		t.Fatal(err)
+	}
+	check(n2.r, false)
 }

@@ -120,6 +120,31 @@ type entry struct {
 	path []channel.IdentityKey // sponsors, owner first
 	root channel.IdentityKey   // the owner the chain led to; zero for strangers
 	last time.Time             // timestamp of the last accepted request
+	// others are the identity's other devices (paper §4.7) that registered
+	// before Peer, most recent last; they share the registration.
+	others []peer.ID
+}
+
+// MaxDevices bounds the devices one registration serves at once.
+const MaxDevices = 8
+
+// devicesAfter returns the devices a registration keeps when p registers
+// for the identity that old had: old's devices and old's own peer, minus
+// p, the most recent MaxDevices-1.
+func devicesAfter(old *entry, p peer.ID) []peer.ID {
+	if old == nil {
+		return nil
+	}
+	var out []peer.ID
+	for _, d := range append(slices.Clone(old.others), old.Peer) {
+		if d != p && !slices.Contains(out, d) {
+			out = append(out, d)
+		}
+	}
+	if len(out) > MaxDevices-1 {
+		out = out[len(out)-(MaxDevices-1):]
+	}
+	return out
 }
 
 type pendingNotice struct {
@@ -181,7 +206,9 @@ func NewRegistry(h host.Host, recs Records, cfg Config) (*Registry, error) {
 	r.dropForeignLocked()
 	r.expireLocked(cfg.Now())
 	for _, e := range r.regs {
-		h.ConnManager().Protect(e.Peer, p2p.TagRegistered)
+		for _, p := range append(slices.Clone(e.others), e.Peer) {
+			h.ConnManager().Protect(p, p2p.TagRegistered)
+		}
 	}
 	r.mu.Unlock()
 	h.SetStreamHandler(ProtocolID, r.handle)
@@ -200,6 +227,7 @@ type storedReg struct {
 	Path     [][]byte `json:"path"`
 	Root     []byte   `json:"root"`
 	Last     int64    `json:"last"`
+	Others   []string `json:"others,omitempty"`
 }
 
 type storedNotice struct {
@@ -285,6 +313,13 @@ func decodeStoredReg(id channel.IdentityKey, v []byte) (*entry, error) {
 	if n := len(e.path); n > 0 {
 		e.SponsoredBy = e.path[n-1]
 	}
+	for _, o := range s.Others {
+		op, err := peer.Decode(o)
+		if err != nil {
+			return nil, err
+		}
+		e.others = append(e.others, op)
+	}
 	return e, nil
 }
 
@@ -296,6 +331,9 @@ func (r *Registry) putReg(e *entry) error {
 	}
 	for _, k := range e.path {
 		s.Path = append(s.Path, bytes.Clone(k[:]))
+	}
+	for _, o := range e.others {
+		s.Others = append(s.Others, o.String())
 	}
 	if e.root != (channel.IdentityKey{}) {
 		s.Root = bytes.Clone(e.root[:])
@@ -321,7 +359,7 @@ func (r *Registry) removeLocked(e *entry, st Status, detail string, now time.Tim
 		return nil, fmt.Errorf("deleting registration of %s: %w", e.Identity, err)
 	}
 	r.deleteEntryLocked(e)
-	r.unprotectLocked(e.Peer)
+	r.unprotectDevicesLocked(e)
 	if st == 0 {
 		return nil, nil
 	}
@@ -347,15 +385,30 @@ func (r *Registry) unprotectLocked(p peer.ID) {
 	}
 }
 
+// unprotectDevicesLocked lets the connection manager trim e's devices
+// again, unless another registration still uses them.
+func (r *Registry) unprotectDevicesLocked(e *entry) {
+	r.unprotectLocked(e.Peer)
+	for _, o := range e.others {
+		r.unprotectLocked(o)
+	}
+}
+
 // setEntryLocked adds or replaces the registration of e.Identity.
 func (r *Registry) setEntryLocked(e *entry) {
 	r.devMu.Lock()
 	defer r.devMu.Unlock()
 	if old := r.regs[e.Identity]; old != nil {
 		r.dropDeviceLocked(old.Peer)
+		for _, o := range old.others {
+			r.dropDeviceLocked(o)
+		}
 	}
 	r.regs[e.Identity] = e
 	r.devices[e.Peer]++
+	for _, o := range e.others {
+		r.devices[o]++
+	}
 }
 
 // deleteEntryLocked removes e if it is the registration of e.Identity.
@@ -367,6 +420,9 @@ func (r *Registry) deleteEntryLocked(e *entry) {
 	}
 	delete(r.regs, e.Identity)
 	r.dropDeviceLocked(e.Peer)
+	for _, o := range e.others {
+		r.dropDeviceLocked(o)
+	}
 }
 
 // dropDeviceLocked must be called with devMu held.
@@ -771,6 +827,7 @@ func (r *Registry) admit(req *request) (response, []outNotice, bool) {
 		Channels: slices.Clone(req.Channels), Since: ms, Expires: ms.Add(r.cfg.TTL)}, last: req.Timestamp}
 	if old != nil {
 		e.Since = old.Since
+		e.others = devicesAfter(old, e.Peer)
 	}
 	if hop > 0 {
 		e.path = req.Chain.sponsors()
