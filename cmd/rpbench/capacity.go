@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -28,6 +30,8 @@ const (
 	roleNode    = "node"
 	dirEnv      = "RPBENCH_DIR"
 	capacityEnv = "RPBENCH_CAPACITY"
+	// heapEnv names a file for the node process's heap profile.
+	heapEnv = "RPBENCH_NODE_HEAPPROFILE"
 	// clientsPerChannel: idle clients come in groups sharing a channel,
 	// as friends do.
 	clientsPerChannel = 10
@@ -49,13 +53,25 @@ func runNodeChild() error {
 	defer n.Close()
 	fmt.Printf("ADDR %s\n", n.Addrs()[0])
 	_, _ = io.Copy(io.Discard, os.Stdin)
+	if f := os.Getenv(heapEnv); f != "" {
+		// Where the node's memory per client goes, with every client still
+		// connected (the parent closes stdin before its clients).
+		out, err := os.Create(f)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		runtime.GC()
+		return pprof.WriteHeapProfile(out)
+	}
 	return nil
 }
 
 type childNode struct {
-	cmd  *exec.Cmd
-	in   io.WriteCloser
-	info peer.AddrInfo
+	cmd     *exec.Cmd
+	in      io.WriteCloser
+	info    peer.AddrInfo
+	stopped gosync.Once
 }
 
 func startChildNode(ctx context.Context, dir string, capacity int) (*childNode, error) {
@@ -112,7 +128,9 @@ func startChildNode(ctx context.Context, dir string, capacity int) (*childNode, 
 
 // stop closes the child's stdin (it shuts down cleanly) and waits, killing
 // it by its own PID if it does not exit.
-func (c *childNode) stop() {
+func (c *childNode) stop() { c.stopped.Do(c.doStop) }
+
+func (c *childNode) doStop() {
 	c.in.Close()
 	done := make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(done) }()
@@ -263,6 +281,7 @@ func runCapacity(ctx context.Context, p Params) (Result, error) {
 	}
 	t1, _ := cpuTicks(pid)
 	r.add("node CPU while idle", (t1-t0)/100/time.Since(start).Seconds()*100, "% of a core")
+	child.stop() // before the clients go, for the heap profile
 	r.target(">= 5000 idle registered clients at <= 100 KiB RSS each", n >= 5000 && perClient <= 100)
 	switch {
 	case limit != nil:

@@ -131,6 +131,11 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
+// streamReserve is what the resource manager accounts per idle client:
+// the sync stream's yamux window and some room for registration and
+// identify streams.
+const streamReserve = 320 << 10
+
 // nodeOpts sizes a node for a scenario.
 type nodeOpts struct {
 	capacity int      // registrations and connections
@@ -150,8 +155,13 @@ func startNode(ctx context.Context, dir string, o nodeOpts, log *slog.Logger) (*
 		NoDHT:   !o.dht,
 		P2P: p2p.Config{
 			ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-			Limits:      p2p.Limits{Conns: capacity + 512, ConnsInbound: capacity + 512, FD: 2*capacity + 1024},
-			ConnMgr:     p2p.ConnMgr{LowWater: capacity + 256, HighWater: capacity + 512},
+			Limits: p2p.Limits{Conns: capacity + 512, ConnsInbound: capacity + 512, FD: 2*capacity + 1024,
+				// yamux reserves its initial window (256 KiB) from the
+				// resource manager for every stream, and an idle
+				// registered client holds one (sync): the 512 MiB default
+				// stops near 1,950 clients while their real RSS is far less.
+				Memory: max(512<<20, int64(capacity)*streamReserve)},
+			ConnMgr: p2p.ConnMgr{LowWater: capacity + 256, HighWater: capacity + 512},
 		},
 		Routing: routing.Config{AllowInfinity: true, Capacity: capacity},
 		Logger:  log,
