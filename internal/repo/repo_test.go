@@ -39,24 +39,28 @@ func TestEveryPackageHasDocComment(t *testing.T) {
 		t.Fatal(err)
 	}
 	for dir := range dirs {
-		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool {
-			return !strings.HasSuffix(fi.Name(), "_test.go")
-		}, parser.ParseComments|parser.PackageClauseOnly)
+		files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 		if err != nil {
-			t.Errorf("%s: %v", dir, err)
-			continue
+			t.Fatal(err)
 		}
-		for name, pkg := range pkgs {
-			documented := false
-			for _, f := range pkg.Files {
-				if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
-					documented = true
-				}
+		documented, name := false, ""
+		for _, path := range files {
+			if strings.HasSuffix(path, "_test.go") {
+				continue
 			}
-			rel, _ := filepath.Rel(root, dir)
-			if !documented {
-				t.Errorf("package %s in %s has no doc comment", name, rel)
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ParseComments|parser.PackageClauseOnly)
+			if err != nil {
+				t.Errorf("%s: %v", path, err)
+				continue
 			}
+			name = f.Name.Name
+			if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
+				documented = true
+			}
+		}
+		rel, _ := filepath.Rel(root, dir)
+		if !documented {
+			t.Errorf("package %s in %s has no doc comment", name, rel)
 		}
 	}
 	if len(dirs) < 2 {

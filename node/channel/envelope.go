@@ -56,12 +56,6 @@ type Envelope struct {
 // ErrMalformed is returned for bytes that do not decode as an envelope.
 var ErrMalformed = errors.New("channel: malformed envelope")
 
-// signedBytes is the canonical encoding of every field but the signature.
-func (e *Envelope) signedBytes() []byte {
-	b := make([]byte, 0, headerSize+len(e.Ciphertext))
-	return e.appendSigned(b)
-}
-
 func (e *Envelope) appendSigned(b []byte) []byte {
 	b = append(b, e.Version)
 	b = append(b, e.Channel[:]...)

@@ -66,6 +66,7 @@ func New(cfg Config) (host.Host, error) {
 		opts = append(opts, libp2p.EnableRelayService(relayServiceOptions(cfg)...))
 	}
 	if len(cfg.StaticRelays) > 0 || cfg.RelayPeerSource != nil {
+		//lint:ignore SA1019 the replacements take either static relays or a peer source; a node may have both (friends' nodes and the DHT)
 		opts = append(opts, libp2p.EnableAutoRelay(autorelayOptions(cfg)...))
 	}
 	if cfg.AutoNATv2 {

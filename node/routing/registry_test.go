@@ -293,7 +293,7 @@ func TestExpiry(t *testing.T) {
 	if res := sc.mustRegister(t, n); !res.Expires.Equal(time.UnixMilli(end.UnixMilli())) {
 		t.Fatalf("expires %v, want the ticket's end %v", res.Expires, end)
 	}
-	if res := newClient(t, "f1", f.f1, f.c1).mustRegister(t, n); res.Expires.Sub(time.Now()) > time.Hour {
+	if res := newClient(t, "f1", f.f1, f.c1).mustRegister(t, n); time.Until(res.Expires) > time.Hour {
 		t.Fatalf("expires %v, beyond TTL", res.Expires)
 	}
 	var changes atomic.Int32

@@ -277,9 +277,3 @@ func (f *fetcher) peerGone(p peer.ID) {
 	f.flush(out)
 }
 
-// pendingCount is for tests and metrics.
-func (f *fetcher) pendingCount() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return len(f.pending)
-}
