@@ -276,4 +276,3 @@ func (f *fetcher) peerGone(p peer.ID) {
 	f.mu.Unlock()
 	f.flush(out)
 }
-
