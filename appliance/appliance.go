@@ -524,6 +524,7 @@ func (a *Appliance) forgetOwnerData(ctx context.Context) error {
 	if err := a.node.Registry.Reset(); err != nil {
 		return err
 	}
+	a.node.ForgetOwner()
 	return a.node.Store.Wipe("provisioning")
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"syscall"
 	"testing"
 	"time"
@@ -202,8 +203,8 @@ func TestBoardLEDPairingAndButtonReset(t *testing.T) {
 }
 
 // startInProcess runs the appliance in this process on loopback and
-// returns it once ready; the cleanup stops it.
-func startInProcess(t *testing.T, edit func(*Config)) *Appliance {
+// returns it once ready, and a stop function (also run at cleanup).
+func startInProcess(t *testing.T, edit func(*Config)) (*Appliance, func()) {
 	t.Helper()
 	cfg := Defaults()
 	cfg.DataDir = t.TempDir()
@@ -235,13 +236,17 @@ func startInProcess(t *testing.T, edit func(*Config)) *Appliance {
 	case <-time.After(30 * time.Second):
 		t.Fatal("not ready in 30 s")
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-errc; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return app
+	var once gosync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-errc; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return app, stop
 }
 
 // TestBranchAndPrune: the owner sees through which trust chain a flooding
@@ -251,7 +256,7 @@ func TestBranchAndPrune(t *testing.T) {
 	a, _ := channel.NewIdentity(rand.Reader)
 	b, _ := channel.NewIdentity(rand.Reader)
 	c, _ := channel.NewIdentity(rand.Reader)
-	app := startInProcess(t, func(cfg *Config) { cfg.Owner = owner.Public().String() })
+	app, _ := startInProcess(t, func(cfg *Config) { cfg.Owner = owner.Public().String() })
 	ctx := context.Background()
 	end := time.Now().Add(24 * time.Hour)
 	issue := func(from *channel.Identity, to channel.IdentityKey, hop int) *routing.Ticket {
@@ -308,11 +313,13 @@ func TestBranchAndPrune(t *testing.T) {
 
 // TestFollowOwnerChannelSurvivesRestart: the paired owner hands its node
 // channel's read-only key over the owner protocol; the node serves that
-// channel, refuses a full key, and still follows it after a restart.
+// channel and the channels listed in it, refuses a full key and a
+// stranger, still serves them after a restart (from what is stored), and
+// stops after a factory reset.
 func TestFollowOwnerChannelSurvivesRestart(t *testing.T) {
 	dataDir := t.TempDir()
 	edit := func(c *Config) { c.DataDir = dataDir; c.AdminSocket = filepath.Join(dataDir, "admin.sock") }
-	app := startInProcess(t, edit)
+	app, stop := startInProcess(t, edit)
 	ctx := context.Background()
 	phone, err := libp2p.New(libp2p.NoListenAddrs)
 	if err != nil {
@@ -324,19 +331,43 @@ func TestFollowOwnerChannelSurvivesRestart(t *testing.T) {
 	if err := provisioning.Pair(ctx, phone, r.Pairing.URI, ownerKey); err != nil {
 		t.Fatal(err)
 	}
-	full, _ := channel.NewKey(rand.Reader)
-	if err := owner.Follow(ctx, phone, app.node.Host.ID(), ownerKey, full.String()); err == nil {
+	nodeCh, _ := channel.NewKey(rand.Reader)
+	if err := owner.Follow(ctx, phone, app.node.Host.ID(), ownerKey, nodeCh.String()); err == nil {
 		t.Fatal("the node accepted a full key (it must only ever read the owner's node channel)")
 	}
-	ro, _ := full.ReadOnly()
-	if err := owner.Follow(ctx, phone, app.node.Host.ID(), ownerKey, ro.String()); err != nil {
-		t.Fatal(err)
-	}
-	if !app.node.Sync.Wants(full.ID()) {
-		t.Fatal("the node does not serve the owner's node channel")
-	}
+	ro, _ := nodeCh.ReadOnly()
 	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
 	if err := owner.Follow(ctx, phone, app.node.Host.ID(), stranger, ro.String()); !errors.Is(err, owner.ErrNotOwner) {
 		t.Fatalf("a stranger's follow: %v", err)
+	}
+	if err := owner.Follow(ctx, phone, app.node.Host.ID(), ownerKey, ro.String()); err != nil {
+		t.Fatal(err)
+	}
+	if !app.node.Sync.Wants(nodeCh.ID()) {
+		t.Fatal("the node does not serve the owner's node channel")
+	}
+	// A device lists a channel in the node channel (docs/DEVICES.md).
+	listed, _ := channel.NewKey(rand.Reader)
+	device, _ := channel.NewIdentity(rand.Reader)
+	body := append([]byte{'S'}, []byte(`{"channels":["`+listed.ID().String()+`"]}`)...)
+	env, err := nodeCh.Seal(device, channel.KindControl, body, time.Now(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.node.Sync.Publish(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the listed channel served", 10*time.Second, func() bool { return app.node.Sync.Wants(listed.ID()) })
+
+	stop()
+	app2, _ := startInProcess(t, edit)
+	if !app2.node.Sync.Wants(nodeCh.ID()) || !app2.node.Sync.Wants(listed.ID()) {
+		t.Fatal("after a restart the node no longer serves the owner's channels")
+	}
+	if err := app2.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if app2.node.Sync.Wants(nodeCh.ID()) || app2.node.Sync.Wants(listed.ID()) {
+		t.Fatal("after a factory reset the node still serves the old owner's channels")
 	}
 }

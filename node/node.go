@@ -95,6 +95,11 @@ type Node struct {
 	// opMu guards cfg.Channels, the channels the operator serves by hand;
 	// the sync layer's Accept reads them, so it must not wait on mu.
 	opMu gosync.RWMutex
+	// followMu guards the owner's node channel being followed.
+	followMu     gosync.Mutex
+	followCancel context.CancelFunc
+	followed     map[channel.ID]bool
+
 	// serveMu serialises changes of the served set.
 	serveMu  gosync.Mutex
 	served   map[channel.ID]bool

@@ -1,9 +1,12 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
@@ -23,8 +26,10 @@ const (
 var ErrNotReadOnly = errors.New("node: owner channel key is not read-only")
 
 // FollowOwner serves the node channel whose read-only key string is key
-// and, from then on, every channel ID the owner's devices list in it.
-// The node must be started.
+// and every channel ID the owner's devices list in it: those already
+// stored (after a restart) and, from then on, each new list. Following
+// another key, or ForgetOwner, stops following the previous one. The node
+// must be started.
 func (n *Node) FollowOwner(key string) error {
 	k, err := channel.ParseKey(key)
 	if err != nil {
@@ -39,33 +44,89 @@ func (n *Node) FollowOwner(key string) error {
 		return fmt.Errorf("node.FollowOwner: not running")
 	}
 	n.mu.Unlock()
+	n.ForgetOwner()
+	ctx, cancel := context.WithCancel(context.Background())
 	sub, unsub := n.Sync.Subscribe(256)
-	n.Serve(k.ID())
+	n.followMu.Lock()
+	n.followCancel = cancel
+	n.followed = map[channel.ID]bool{}
+	n.followMu.Unlock()
+	n.serveNew([]channel.ID{k.ID()})
+
+	// What the owner's devices listed before: the newest list stored.
+	if hs, err := n.Store.Headers(k.ID(), 0, math.MaxInt64, 0); err == nil {
+		for i := len(hs) - 1; i >= 0; i-- {
+			if ids, ok := n.readServeList(k, hs[i].ID); ok {
+				n.serveNew(ids)
+				break
+			}
+		}
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		defer unsub()
-		for st := range sub {
-			if st.Envelope.Channel != k.ID() {
-				continue
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case st, ok := <-sub:
+				if !ok {
+					return
+				}
+				if st.Envelope.Channel != k.ID() {
+					continue
+				}
+				if ids, ok := n.openServeList(k, st.ID, st.Envelope); ok {
+					n.serveNew(ids)
+				}
 			}
-			m, err := k.Open(st.Envelope)
-			if err != nil {
-				n.log.Warn("owner channel: message does not open", "id", st.ID, "err", err)
-				continue
-			}
-			ids, err := decodeServeList(m.Body)
-			if err != nil {
-				n.log.Warn("owner channel: bad serve list", "id", st.ID, "err", err)
-				continue
-			}
-			n.serveNew(ids)
 		}
 	}()
 	return nil
 }
 
-// serveNew serves the ids not served yet.
+// ForgetOwner stops following the owner's node channel and stops serving
+// what it listed (a factory reset).
+func (n *Node) ForgetOwner() {
+	n.followMu.Lock()
+	cancel, followed := n.followCancel, n.followed
+	n.followCancel, n.followed = nil, nil
+	n.followMu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	n.opMu.Lock()
+	n.cfg.Channels = slices.DeleteFunc(n.cfg.Channels, func(ch channel.ID) bool { return followed[ch] })
+	n.opMu.Unlock()
+	n.serveRegistered()
+}
+
+func (n *Node) readServeList(k *channel.Key, id channel.MessageID) ([]channel.ID, bool) {
+	e, err := n.Store.Get(id)
+	if err != nil {
+		return nil, false
+	}
+	return n.openServeList(k, id, e)
+}
+
+func (n *Node) openServeList(k *channel.Key, id channel.MessageID, e *channel.Envelope) ([]channel.ID, bool) {
+	m, err := k.Open(e)
+	if err != nil {
+		n.log.Warn("owner channel: message does not open", "id", id, "err", err)
+		return nil, false
+	}
+	ids, err := decodeServeList(m.Body)
+	if err != nil {
+		n.log.Debug("owner channel: not a serve list", "id", id, "err", err)
+		return nil, false
+	}
+	return ids, true
+}
+
+// serveNew serves the ids not served yet and remembers them as the
+// owner's.
 func (n *Node) serveNew(ids []channel.ID) {
 	have := map[channel.ID]bool{}
 	n.opMu.RLock()
@@ -74,12 +135,17 @@ func (n *Node) serveNew(ids []channel.ID) {
 	}
 	n.opMu.RUnlock()
 	var add []channel.ID
+	n.followMu.Lock()
 	for _, id := range ids {
+		if n.followed != nil {
+			n.followed[id] = true
+		}
 		if !have[id] {
 			add = append(add, id)
 			have[id] = true
 		}
 	}
+	n.followMu.Unlock()
 	if len(add) > 0 {
 		n.log.Info("owner channel: serving", "channels", len(add))
 		n.Serve(add...)

@@ -686,6 +686,11 @@ func (r *Registry) handle(s network.Stream) {
 	_ = s.SetDeadline(time.Now().Add(streamTimeout))
 	remote := s.Conn().RemotePeer()
 	resp, notices, changed := r.serve(s, remote)
+	// The change hooks run before the answer, so that a client told "OK"
+	// finds its channels already served.
+	if changed {
+		r.changed()
+	}
 	b, err := resp.encode()
 	if err == nil {
 		err = wire.WriteFrame(s, b)
@@ -694,9 +699,6 @@ func (r *Registry) handle(s network.Stream) {
 		r.log.Debug("could not answer a registration", "peer", remote, "err", err)
 	}
 	r.sendNotices(notices)
-	if changed {
-		r.changed()
-	}
 }
 
 // serve reads one request and decides it.
