@@ -280,7 +280,7 @@ func runCapacity(ctx context.Context, p Params) (Result, error) {
 	case <-ctx.Done():
 	}
 	t1, _ := cpuTicks(pid)
-	r.add("node CPU while idle", (t1-t0)/100/time.Since(start).Seconds()*100, "% of a core")
+	r.add("node CPU while idle (10 ms ticks)", (t1-t0)/100/time.Since(start).Seconds()*100, "% of a core")
 	child.stop() // before the clients go, for the heap profile
 	r.target(">= 5000 idle registered clients at <= 100 KiB RSS each", n >= 5000 && perClient <= 100)
 	switch {

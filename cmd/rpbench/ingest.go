@@ -107,7 +107,7 @@ func runIngest(ctx context.Context, p Params) (Result, error) {
 	r.add(fmt.Sprintf("publish, %d goroutines in the node", p.Writers), pubRate, "msg/s")
 	r.add("publish / verify", pubRate/verify, "x")
 	r.target(">= 0.70 x verify with 64 writers (push over loopback)", pushRate/verify >= 0.7 && p.Writers >= 64)
-	r.Limit = "CPU: Verify, Noise, yamux and protobuf on cores the writers share; one fsync per group commit"
+	r.Limit = "the store's group commit (bbolt page writes + fdatasync per batch, at most one batch per 64 writers), not CPU: see the CPU share in the header"
 	return r, nil
 }
 

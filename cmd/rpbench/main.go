@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -157,6 +158,7 @@ func runOne(ctx context.Context, name string, fn func(context.Context, Params) (
 	r.Scenario = name
 	r.Seconds = time.Since(start).Seconds()
 	r.CPUSeconds = (selfCPU() - cpu0).Seconds()
+	r.CPUBusy = r.CPUSeconds / r.Seconds / float64(runtime.NumCPU())
 	r.Load = loadAvg()
 	if err != nil {
 		r.Error = err.Error()

@@ -112,6 +112,9 @@ type Result struct {
 	TargetMet  *bool    `json:"target_met,omitempty"`
 	Seconds    float64  `json:"seconds"`
 	CPUSeconds float64  `json:"cpu_seconds"` // this process, user+system
+	// CPUBusy is CPUSeconds over wall time and cores: well below 1, the
+	// scenario waited on something else (fsync, round trips).
+	CPUBusy float64 `json:"cpu_busy"`
 	Load       string   `json:"load_after"`
 	Error      string   `json:"error,omitempty"`
 }
@@ -177,7 +180,7 @@ func selfCPU() time.Duration {
 }
 
 func printResult(w io.Writer, r Result) {
-	fmt.Fprintf(w, "\n== %s  (%.1f s, %.1f CPU-s, load %s)\n", r.Scenario, r.Seconds, r.CPUSeconds, r.Load)
+	fmt.Fprintf(w, "\n== %s  (%.1f s, %.1f CPU-s = %.0f %% of the cores, load %s)\n", r.Scenario, r.Seconds, r.CPUSeconds, 100*r.CPUBusy, r.Load)
 	for _, m := range r.Metrics {
 		note := ""
 		if m.Note != "" {
