@@ -115,8 +115,8 @@ type Result struct {
 	// CPUBusy is CPUSeconds over wall time and cores: well below 1, the
 	// scenario waited on something else (fsync, round trips).
 	CPUBusy float64 `json:"cpu_busy"`
-	Load       string   `json:"load_after"`
-	Error      string   `json:"error,omitempty"`
+	Load    string  `json:"load_after"`
+	Error   string  `json:"error,omitempty"`
 }
 
 func (r *Result) add(name string, v float64, unit string) {
