@@ -59,6 +59,20 @@ func (o opts) positional(args []string, min, max int, usage string) ([]string, e
 	return pos, nil
 }
 
+// start parses a client command's flags and positional arguments and
+// opens the client's home, as most commands begin.
+func (o opts) start(args []string, min, max int, usage string) ([]string, *client.Client, error) {
+	pos, err := o.positional(args, min, max, usage)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := o.open(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, c, nil
+}
+
 func (o opts) open(create bool) (*client.Client, error) {
 	c, err := client.Open(client.Config{Home: *o.home, Create: create, Owner: "redpanda " + o.fs.Name()})
 	if err != nil {
@@ -114,10 +128,7 @@ func cmdInit(_ context.Context, args []string, stdout, stderr io.Writer) error {
 
 func cmdID(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("id", stderr)
-	if _, err := o.positional(args, 0, 0, "[--home DIR]"); err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	_, c, err := o.start(args, 0, 0, "[--home DIR]")
 	if err != nil {
 		return err
 	}
@@ -128,11 +139,7 @@ func cmdID(_ context.Context, args []string, stdout, stderr io.Writer) error {
 
 func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel new", stderr)
-	pos, err := o.positional(args, 1, 1, "NAME")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
 		return err
 	}
@@ -148,11 +155,7 @@ func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) e
 
 func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel join", stderr)
-	pos, err := o.positional(args, 2, 2, "NAME KEY")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 2, 2, "NAME KEY")
 	if err != nil {
 		return err
 	}
@@ -170,10 +173,7 @@ func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) 
 
 func cmdChannelList(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel list", stderr)
-	if _, err := o.positional(args, 0, 0, ""); err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	_, c, err := o.start(args, 0, 0, "")
 	if err != nil {
 		return err
 	}
@@ -232,11 +232,7 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 
 func cmdChannelLeave(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel leave", stderr)
-	pos, err := o.positional(args, 1, 1, "NAME")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
 		return err
 	}
@@ -251,11 +247,7 @@ func cmdChannelLeave(_ context.Context, args []string, stdout, stderr io.Writer)
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("send", stderr)
 	timeout := o.fs.Duration("timeout", connectTimeout, "how long to wait for a super node")
-	pos, err := o.positional(args, 2, 2, "CHANNEL TEXT")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 2, 2, "CHANNEL TEXT")
 	if err != nil {
 		return err
 	}
@@ -313,11 +305,7 @@ func printMessage(w io.Writer, m client.Message, asJSON bool) error {
 
 func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("listen", stderr)
-	pos, err := o.positional(args, 0, 1, "[CHANNEL] [--json]")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 0, 1, "[CHANNEL] [--json]")
 	if err != nil {
 		return err
 	}
@@ -364,11 +352,7 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	o := clientFlags("history", stderr)
 	limit := o.fs.Int("limit", 50, "how many of the latest messages (0: all)")
-	pos, err := o.positional(args, 1, 1, "CHANNEL [--limit N]")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 1, "CHANNEL [--limit N]")
 	if err != nil {
 		return err
 	}
@@ -390,10 +374,7 @@ func cmdNodes(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdNodesAdd(ctx, args[1:], stdout, stderr)
 	}
 	o := clientFlags("nodes", stderr)
-	if _, err := o.positional(args, 0, 0, "[--json] | nodes add MULTIADDR"); err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	_, c, err := o.start(args, 0, 0, "[--json] | nodes add MULTIADDR")
 	if err != nil {
 		return err
 	}
@@ -439,11 +420,7 @@ func cmdNodes(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func cmdNodesAdd(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("nodes add", stderr)
-	pos, err := o.positional(args, 1, 1, "MULTIADDR (ending in /p2p/PEER-ID)")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 1, "MULTIADDR (ending in /p2p/PEER-ID)")
 	if err != nil {
 		return err
 	}

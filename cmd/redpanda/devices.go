@@ -19,10 +19,7 @@ func deviceCommand() *command {
 
 func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("device link", stderr)
-	if _, err := o.positional(args, 0, 0, ""); err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	_, c, err := o.start(args, 0, 0, "")
 	if err != nil {
 		return err
 	}
@@ -57,10 +54,7 @@ func cmdDeviceJoin(ctx context.Context, args []string, stdout, stderr io.Writer)
 
 func cmdDeviceList(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("device list", stderr)
-	if _, err := o.positional(args, 0, 0, ""); err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	_, c, err := o.start(args, 0, 0, "")
 	if err != nil {
 		return err
 	}
@@ -85,11 +79,7 @@ func cmdDeviceList(_ context.Context, args []string, stdout, stderr io.Writer) e
 // cmdHistoryBlock is `redpanda history block CHANNEL`.
 func cmdHistoryBlock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("history block", stderr)
-	pos, err := o.positional(args, 1, 1, "CHANNEL")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 1, "CHANNEL")
 	if err != nil {
 		return err
 	}
@@ -108,11 +98,7 @@ func cmdHistoryBlock(ctx context.Context, args []string, stdout, stderr io.Write
 // cmdChannelBlock is `redpanda channel block NAME`.
 func cmdChannelBlock(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel block", stderr)
-	pos, err := o.positional(args, 1, 1, "NAME")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
 		return err
 	}

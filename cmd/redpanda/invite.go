@@ -25,10 +25,7 @@ func completeCommand() *command {
 
 func cmdInvite(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("invite", stderr)
-	if _, err := o.positional(args, 0, 0, "[--home DIR]"); err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	_, c, err := o.start(args, 0, 0, "[--home DIR]")
 	if err != nil {
 		return err
 	}
@@ -47,11 +44,7 @@ func cmdInvite(_ context.Context, args []string, stdout, stderr io.Writer) error
 
 func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("accept", stderr)
-	pos, err := o.positional(args, 1, 2, "INVITATION [NAME]")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 2, "INVITATION [NAME]")
 	if err != nil {
 		return err
 	}
@@ -71,11 +64,7 @@ func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error
 
 func cmdComplete(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("complete", stderr)
-	pos, err := o.positional(args, 1, 2, "ANSWER [NAME]")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 2, "ANSWER [NAME]")
 	if err != nil {
 		return err
 	}

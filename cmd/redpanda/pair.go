@@ -134,11 +134,7 @@ func pairError(err error) error {
 
 func cmdNodeStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("node status", stderr)
-	pos, err := o.positional(args, 0, 1, "[NODE] [--json]")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 0, 1, "[NODE] [--json]")
 	if err != nil {
 		return err
 	}

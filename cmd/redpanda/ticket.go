@@ -42,10 +42,7 @@ func cmdTicketIssue(_ context.Context, args []string, stdout, stderr io.Writer) 
 
 func cmdTicketShow(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("ticket show", stderr)
-	if _, err := o.positional(args, 0, 0, ""); err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	_, c, err := o.start(args, 0, 0, "")
 	if err != nil {
 		return err
 	}
@@ -71,11 +68,7 @@ func cmdTicketShow(_ context.Context, args []string, stdout, stderr io.Writer) e
 
 func cmdTicketSet(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("ticket set", stderr)
-	pos, err := o.positional(args, 1, 1, "CHAIN")
-	if err != nil {
-		return err
-	}
-	c, err := o.open(false)
+	pos, c, err := o.start(args, 1, 1, "CHAIN")
 	if err != nil {
 		return err
 	}
