@@ -86,35 +86,9 @@ func TestBoardLEDPairingAndButtonReset(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	cfg.HTTP = "off"
-	cfg.UPnP = false
-	cfg.BoardRoot = root
-	cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
-
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var app *Appliance
-	ready := make(chan struct{})
-	errc := make(chan error, 1)
-	go func() {
-		errc <- Run(ctx, Options{
-			Config:     cfg,
-			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-			ButtonHold: 300 * time.Millisecond,
-			Started:    func(string, []string) { close(ready) },
-			testHook:   func(a *Appliance) { app = a },
-		})
-	}()
-	select {
-	case <-ready:
-	case err := <-errc:
-		t.Fatalf("Run: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("not ready in 30 s")
-	}
+	app, stop := startInProcess(t, func(c *Config) { c.BoardRoot = root; c.Relay = true },
+		func(o *Options) { o.ButtonHold = 300 * time.Millisecond })
+	ctx := context.Background()
 	read := func(name string) string {
 		b, _ := os.ReadFile(filepath.Join(info.LEDPath, name))
 		return strings.TrimSpace(string(b))
@@ -193,10 +167,7 @@ func TestBoardLEDPairingAndButtonReset(t *testing.T) {
 		t.Fatal("the old token paired after the reset")
 	}
 
-	cancel()
-	if err := <-errc; err != nil {
-		t.Fatalf("Run after cancel: %v", err)
-	}
+	stop()
 	if got := read("trigger"); got == "none" {
 		t.Errorf("LED not given back to its kernel trigger after stop")
 	}
@@ -204,7 +175,7 @@ func TestBoardLEDPairingAndButtonReset(t *testing.T) {
 
 // startInProcess runs the appliance in this process on loopback and
 // returns it once ready, and a stop function (also run at cleanup).
-func startInProcess(t *testing.T, edit func(*Config)) (*Appliance, func()) {
+func startInProcess(t *testing.T, edit func(*Config), editOpts ...func(*Options)) (*Appliance, func()) {
 	t.Helper()
 	cfg := Defaults()
 	cfg.DataDir = t.TempDir()
@@ -221,14 +192,16 @@ func startInProcess(t *testing.T, edit func(*Config)) (*Appliance, func()) {
 	var app *Appliance
 	ready := make(chan struct{})
 	errc := make(chan error, 1)
-	go func() {
-		errc <- Run(ctx, Options{
-			Config:   cfg,
-			Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Started:  func(string, []string) { close(ready) },
-			testHook: func(a *Appliance) { app = a },
-		})
-	}()
+	o := Options{
+		Config:   cfg,
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Started:  func(string, []string) { close(ready) },
+		testHook: func(a *Appliance) { app = a },
+	}
+	for _, e := range editOpts {
+		e(&o)
+	}
+	go func() { errc <- Run(ctx, o) }()
 	select {
 	case <-ready:
 	case err := <-errc:
