@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -95,6 +96,10 @@ type Node struct {
 	// opMu guards cfg.Channels, the channels the operator serves by hand;
 	// the sync layer's Accept reads them, so it must not wait on mu.
 	opMu gosync.RWMutex
+	// syncReady is Sync once it exists, for callbacks from goroutines
+	// that started before it (the DHT's authorizations).
+	syncReady atomic.Pointer[sync.Service]
+
 	// followMu guards the owner's node channel being followed.
 	followMu     gosync.Mutex
 	followCancel context.CancelFunc
@@ -235,7 +240,7 @@ func (n *Node) Start(ctx context.Context) error {
 			dc.Logger = n.cfg.Logger
 		}
 		dc.OnAuthorized = func(p peer.ID, ch channel.ID) {
-			if s := n.Sync; s != nil {
+			if s := n.syncReady.Load(); s != nil {
 				s.Resync(p, ch)
 			}
 		}
@@ -261,6 +266,7 @@ func (n *Node) Start(ctx context.Context) error {
 		scfg.Admit = newChannelLimiter(n.cfg.RateLimit, n.cfg.Now).admit
 	}
 	n.Sync = sync.New(n.Host, n.Store, scfg)
+	n.syncReady.Store(n.Sync)
 	n.served = map[channel.ID]bool{}
 	reg.OnChange(n.serveRegistered)
 	n.serveRegistered()
