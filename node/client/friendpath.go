@@ -1,0 +1,477 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+)
+
+// Friend paths: Relays for AgreeMultiPath that run over real channels.
+// Alice posts a control message (controlFriendPath) in her channel with a
+// friend, addressed to Bob's identity with a session ID; the friend's
+// client forwards it, once, into a channel it shares with Bob; Bob's
+// client hands it to the session. Replies travel back the same way.
+//
+// Which channel a friend forwards into: the one the session last came
+// from for that identity if there is one (so replies retrace the path),
+// else a channel whose history holds a text message Bob wrote (a channel
+// whose members include Bob as far as the friend can know; keys are
+// shared out of band, so authorship is the only membership evidence).
+//
+// Loops: a frame carries a hop (0 from the sender, 1 from the friend);
+// only hop 0 is ever forwarded, never into the channel it came from, and
+// never to its own author. Unknown sessions are ignored; frames, sessions
+// and forwards per author are bounded.
+
+const (
+	controlFriendPath   = byte('F')
+	friendPathVersion   = 1
+	friendPathHeader    = 5 + 32 + 32 + friendSessionSize // type, version, hop, paths, seq, to, from, session
+	friendSessionSize   = 16
+	maxFriendPayload    = 1024 // a confirmation of MaxPaths paths is 546 bytes
+	maxFriendSessions   = 16   // open sessions per client
+	friendInboxSize     = 8    // queued messages per path; more are dropped
+	friendForwardBurst  = 32   // forwards per author per friendForwardWindow
+	friendForwardWindow = time.Minute
+	friendRouteTTL      = 10 * time.Minute
+	// acceptGrace: once a responder saw the first path of a session, how
+	// long it waits for the others before running with what came.
+	acceptGrace = 3 * time.Second
+)
+
+// ErrBadFriendFrame: a friend-path control message does not parse.
+var ErrBadFriendFrame = errors.New("client: bad friend-path frame")
+
+// friendFrame is one friend-path control message.
+type friendFrame struct {
+	hop     byte // 0: posted by the sender, 1: forwarded by a friend
+	paths   byte // how many paths the sender's session has (1..MaxPaths)
+	seq     byte // the sender's count of frames on this path: the node and the friend may reorder them
+	to      channel.IdentityKey
+	from    channel.IdentityKey
+	session [friendSessionSize]byte
+	payload []byte
+}
+
+func (f friendFrame) encode() []byte {
+	b := make([]byte, 0, friendPathHeader+len(f.payload))
+	b = append(b, controlFriendPath, friendPathVersion, f.hop, f.paths, f.seq)
+	b = append(b, f.to[:]...)
+	b = append(b, f.from[:]...)
+	b = append(b, f.session[:]...)
+	return append(b, f.payload...)
+}
+
+// decodeFriendFrame parses a control body that starts with
+// controlFriendPath.
+func decodeFriendFrame(b []byte) (friendFrame, error) {
+	var f friendFrame
+	if len(b) < friendPathHeader || len(b) > friendPathHeader+maxFriendPayload {
+		return f, fmt.Errorf("%w: %d bytes", ErrBadFriendFrame, len(b))
+	}
+	if b[0] != controlFriendPath || b[1] != friendPathVersion {
+		return f, fmt.Errorf("%w: type %d version %d", ErrBadFriendFrame, b[0], b[1])
+	}
+	f.hop, f.paths = b[2], b[3]
+	if f.hop > 1 || f.paths < 1 || f.paths > MaxPaths {
+		return f, fmt.Errorf("%w: hop %d, %d paths", ErrBadFriendFrame, f.hop, f.paths)
+	}
+	f.seq = b[4]
+	copy(f.to[:], b[5:37])
+	copy(f.from[:], b[37:69])
+	copy(f.session[:], b[69:friendPathHeader])
+	f.payload = append([]byte(nil), b[friendPathHeader:]...)
+	return f, nil
+}
+
+// friendRelay is one path of a session: the channel with one friend.
+type friendRelay struct {
+	c       *Client
+	cs      *chanState
+	peer    channel.IdentityKey
+	session [friendSessionSize]byte
+	paths   byte
+	in      chan []byte
+	sent    atomic.Uint32   // frames sent: the next one's seq
+	next    byte            // receiving: the seq delivered next (under friendState.mu)
+	pending map[byte][]byte // receiving: frames that came early (under friendState.mu)
+}
+
+// Send posts msg in the channel with the friend, for the friend to forward.
+func (r *friendRelay) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > maxFriendPayload {
+		return fmt.Errorf("%w: payload of %d bytes", ErrBadFriendFrame, len(msg))
+	}
+	n := r.sent.Add(1) - 1
+	if n > 255 {
+		return fmt.Errorf("%w: more than 256 frames on one path", ErrBadFriendFrame)
+	}
+	f := friendFrame{hop: 0, paths: r.paths, seq: byte(n), to: r.peer, from: r.c.self.Public(), session: r.session, payload: msg}
+	_, err := r.c.post(ctx, r.cs, channel.KindControl, f.encode())
+	return err
+}
+
+// Receive returns the next message the friend forwarded from the peer.
+func (r *friendRelay) Receive(ctx context.Context) ([]byte, error) {
+	select {
+	case m := <-r.in:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-r.c.ctx.Done():
+		return nil, ErrClosed
+	}
+}
+
+type friendSession struct {
+	peer      channel.IdentityKey
+	paths     byte
+	accepting bool // responder side: paths are added as frames arrive
+	relays    map[channel.ID]*friendRelay
+	order     []*friendRelay
+	arrived   chan struct{} // accepting: pulsed when a path is added
+}
+
+type friendRoute struct {
+	ch   channel.ID
+	seen time.Time
+}
+
+// friendState is a client's friend-path state, kept beside the Client
+// (so the Client struct stays as it is) and dropped when it closes.
+type friendState struct {
+	mu        gosync.Mutex
+	sessions  map[[friendSessionSize]byte]*friendSession
+	acceptors map[channel.IdentityKey]chan [friendSessionSize]byte
+	routes    map[string]friendRoute // session||identity -> channel it came from
+	rate      map[channel.IdentityKey][]time.Time
+	// tamper, when set (tests only), rewrites every payload this client
+	// forwards toward an identity: a malicious friend.
+	tamper func(toward channel.IdentityKey, payload []byte) []byte
+}
+
+var friendStates gosync.Map // *Client -> *friendState
+
+func (c *Client) friends() *friendState {
+	if v, ok := friendStates.Load(c); ok {
+		return v.(*friendState)
+	}
+	st := &friendState{sessions: map[[friendSessionSize]byte]*friendSession{},
+		acceptors: map[channel.IdentityKey]chan [friendSessionSize]byte{},
+		routes:    map[string]friendRoute{}, rate: map[channel.IdentityKey][]time.Time{}}
+	v, loaded := friendStates.LoadOrStore(c, st)
+	if !loaded {
+		go func() { <-c.ctx.Done(); friendStates.Delete(c) }()
+	}
+	return v.(*friendState)
+}
+
+// FriendPaths builds one Relay per named channel (each shared with a
+// different friend) toward identity peer, all in one new session; call
+// the returned close function when the agreement is over.
+func (c *Client) FriendPaths(peer string, via []string) ([]Relay, func(), error) {
+	to, err := channel.ParseIdentityKey(peer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client.FriendPaths: %w", err)
+	}
+	if to == c.self.Public() {
+		return nil, nil, fmt.Errorf("client.FriendPaths: the peer is this client")
+	}
+	if len(via) == 0 || len(via) > MaxPaths {
+		return nil, nil, fmt.Errorf("client.FriendPaths: %d channels, want 1 to %d", len(via), MaxPaths)
+	}
+	var sid [friendSessionSize]byte
+	_, _ = rand.Read(sid[:])
+	s := &friendSession{peer: to, paths: byte(len(via)), relays: map[channel.ID]*friendRelay{}}
+	for _, name := range via {
+		cs, err := c.byName(name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client.FriendPaths: %w", err)
+		}
+		if !cs.key.CanWrite() || !cs.key.CanRead() {
+			return nil, nil, fmt.Errorf("client.FriendPaths: %q: %w", name, ErrCannotWrite)
+		}
+		if s.relays[cs.key.ID()] != nil {
+			return nil, nil, fmt.Errorf("client.FriendPaths: channel %q named twice", name)
+		}
+		r := &friendRelay{c: c, cs: cs, peer: to, session: sid, paths: s.paths, in: make(chan []byte, friendInboxSize)}
+		s.relays[cs.key.ID()] = r
+		s.order = append(s.order, r)
+	}
+	st := c.friends()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.sessions) >= maxFriendSessions {
+		return nil, nil, fmt.Errorf("client.FriendPaths: %d sessions open already", len(st.sessions))
+	}
+	st.sessions[sid] = s
+	relays := make([]Relay, len(s.order))
+	for i, r := range s.order {
+		relays[i] = r
+	}
+	return relays, func() { st.mu.Lock(); delete(st.sessions, sid); st.mu.Unlock() }, nil
+}
+
+// AgreeViaFriends is the initiator's side: it agrees with peer over the
+// named channels, one per friend, and joins the new channel as name.
+func (c *Client) AgreeViaFriends(ctx context.Context, name, peer string, via []string) (*Agreement, error) {
+	relays, done, err := c.FriendPaths(peer, via)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.AgreeThroughFriends(ctx, name, Initiator, relays)
+}
+
+// AcceptViaFriends is the responder's side: it waits for an agreement
+// that peer starts through friends (AcceptFriendPaths) and joins the new
+// channel as name.
+func (c *Client) AcceptViaFriends(ctx context.Context, name, peer string) (*Agreement, error) {
+	relays, done, err := c.AcceptFriendPaths(ctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return c.AgreeThroughFriends(ctx, name, Responder, relays)
+}
+
+// AcceptFriendPaths waits until peer starts a session through friends
+// and returns its paths: all the sender announced, or those that arrived
+// within a grace period after the first. Call the close function when the
+// agreement is over.
+func (c *Client) AcceptFriendPaths(ctx context.Context, peer string) ([]Relay, func(), error) {
+	from, err := channel.ParseIdentityKey(peer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client.AcceptFriendPaths: %w", err)
+	}
+	st := c.friends()
+	started := make(chan [friendSessionSize]byte, 1)
+	st.mu.Lock()
+	if st.acceptors[from] != nil {
+		st.mu.Unlock()
+		return nil, nil, fmt.Errorf("client.AcceptFriendPaths: already waiting for %s", peer)
+	}
+	st.acceptors[from] = started
+	st.mu.Unlock()
+	var sid [friendSessionSize]byte
+	select {
+	case sid = <-started:
+	case <-ctx.Done():
+		st.mu.Lock()
+		if st.acceptors[from] == started {
+			delete(st.acceptors, from)
+		}
+		st.mu.Unlock()
+		return nil, nil, fmt.Errorf("client.AcceptFriendPaths: %w", ctx.Err())
+	}
+	done := func() { st.mu.Lock(); delete(st.sessions, sid); st.mu.Unlock() }
+	st.mu.Lock()
+	s := st.sessions[sid]
+	st.mu.Unlock()
+	grace := time.NewTimer(acceptGrace)
+	defer grace.Stop()
+wait:
+	for {
+		st.mu.Lock()
+		n := len(s.order)
+		st.mu.Unlock()
+		if n >= int(s.paths) {
+			break
+		}
+		select {
+		case <-s.arrived:
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			done()
+			return nil, nil, fmt.Errorf("client.AcceptFriendPaths: %w", ctx.Err())
+		}
+	}
+	st.mu.Lock()
+	s.accepting = false // the set of paths is fixed from here on
+	relays := make([]Relay, len(s.order))
+	for i, r := range s.order {
+		relays[i] = r
+	}
+	st.mu.Unlock()
+	return relays, done, nil
+}
+
+// handleFriendPath takes a control message that is a friend-path frame:
+// it forwards hop-0 frames for others and delivers hop-1 frames for this
+// client. It reports whether m was one (handled or refused). Called under
+// procMu, so posting happens in the background.
+func (c *Client) handleFriendPath(cs *chanState, m *channel.Message) bool {
+	if len(m.Body) == 0 || m.Body[0] != controlFriendPath {
+		return false
+	}
+	if m.Author == c.self.Public() {
+		return true
+	}
+	f, err := decodeFriendFrame(m.Body)
+	if err != nil {
+		c.log.Warn("friend path: bad frame ignored", "channel", cs.name, "author", m.Author, "err", err)
+		return true
+	}
+	self := c.self.Public()
+	switch {
+	case f.hop == 0 && f.from == m.Author && f.to != self && f.to != m.Author:
+		c.forwardFriendFrame(cs, f)
+	case f.hop == 1 && f.to == self && f.from != self:
+		c.deliverFriendFrame(cs, f)
+	}
+	return true
+}
+
+func routeKey(sid [friendSessionSize]byte, id channel.IdentityKey) string {
+	return string(sid[:]) + string(id[:])
+}
+
+// forwardFriendFrame passes a hop-0 frame on toward its addressee.
+func (c *Client) forwardFriendFrame(from *chanState, f friendFrame) {
+	st := c.friends()
+	now := c.cfg.Now()
+	st.mu.Lock()
+	recent := st.rate[f.from][:0]
+	for _, t := range st.rate[f.from] {
+		if now.Sub(t) < friendForwardWindow {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= friendForwardBurst {
+		st.rate[f.from] = recent
+		st.mu.Unlock()
+		c.log.Warn("friend path: forward rate exceeded; dropped", "author", f.from)
+		return
+	}
+	st.rate[f.from] = append(recent, now)
+	for k, r := range st.routes {
+		if now.Sub(r.seen) > friendRouteTTL {
+			delete(st.routes, k)
+		}
+	}
+	st.routes[routeKey(f.session, f.from)] = friendRoute{ch: from.key.ID(), seen: now}
+	route, hasRoute := st.routes[routeKey(f.session, f.to)]
+	tamper := st.tamper
+	st.mu.Unlock()
+
+	var target *chanState
+	if hasRoute {
+		c.mu.Lock()
+		target = c.chans[route.ch]
+		c.mu.Unlock()
+	}
+	if target == nil {
+		target = c.channelWithAuthor(f.to, from.key.ID())
+	}
+	if target == nil || target.key.ID() == from.key.ID() || !target.key.CanWrite() {
+		c.log.Debug("friend path: no channel with the addressee; dropped", "to", f.to)
+		return
+	}
+	f.hop = 1
+	if tamper != nil {
+		f.payload = tamper(f.to, f.payload)
+	}
+	body := f.encode()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
+		defer cancel()
+		if _, err := c.post(ctx, target, channel.KindControl, body); err != nil && c.ctx.Err() == nil {
+			c.log.Debug("friend path: forward not delivered now", "err", err)
+		}
+	}()
+}
+
+// channelWithAuthor finds a channel, other than except, whose history
+// holds a text message written by id.
+func (c *Client) channelWithAuthor(id channel.IdentityKey, except channel.ID) *chanState {
+	want := id.String()
+	c.mu.Lock()
+	var cands []*chanState
+	for ch, cs := range c.chans {
+		if ch != except && cs.key.CanWrite() && cs.name != MasterChannel && cs.name != NodeChannel {
+			cands = append(cands, cs)
+		}
+	}
+	c.mu.Unlock()
+	errFound := errors.New("found")
+	for _, cs := range cands {
+		err := c.db.Meta(historyPrefix + cs.key.ID().String()).ForEach(func(_, v []byte) error {
+			if bytes.Contains(v, []byte(`"a":"`+want+`"`)) {
+				return errFound
+			}
+			return nil
+		})
+		if errors.Is(err, errFound) {
+			return cs
+		}
+	}
+	return nil
+}
+
+// deliverFriendFrame hands a hop-1 frame to its session, or starts a
+// session for a waiting AcceptViaFriends; anything else is dropped.
+func (c *Client) deliverFriendFrame(cs *chanState, f friendFrame) {
+	st := c.friends()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	s := st.sessions[f.session]
+	if s == nil {
+		started := st.acceptors[f.from]
+		if started == nil || len(st.sessions) >= maxFriendSessions {
+			return // an unknown session
+		}
+		s = &friendSession{peer: f.from, paths: f.paths, accepting: true,
+			relays: map[channel.ID]*friendRelay{}, arrived: make(chan struct{}, 1)}
+		st.sessions[f.session] = s
+		delete(st.acceptors, f.from) // one session per wait
+		started <- f.session
+	}
+	if s.peer != f.from {
+		return
+	}
+	r := s.relays[cs.key.ID()]
+	if r == nil {
+		if !s.accepting || len(s.order) >= int(s.paths) {
+			return
+		}
+		r = &friendRelay{c: c, cs: cs, peer: f.from, session: f.session, paths: s.paths, in: make(chan []byte, friendInboxSize)}
+		s.relays[cs.key.ID()] = r
+		s.order = append(s.order, r)
+		select {
+		case s.arrived <- struct{}{}:
+		default:
+		}
+	}
+	// Deliver in the sender's order: hold early frames until the gap fills.
+	if f.seq < r.next || f.seq-r.next >= friendInboxSize {
+		return // a duplicate, or too far ahead
+	}
+	if r.pending == nil {
+		r.pending = map[byte][]byte{}
+	}
+	r.pending[f.seq] = f.payload
+	for {
+		p, ok := r.pending[r.next]
+		if !ok {
+			return
+		}
+		select {
+		case r.in <- p:
+		default:
+			c.log.Warn("friend path: inbox full; dropped", "channel", cs.name)
+			return
+		}
+		delete(r.pending, r.next)
+		r.next++
+	}
+}
