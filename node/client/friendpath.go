@@ -27,8 +27,9 @@ import (
 //
 // Loops: a frame carries a hop (0 from the sender, 1 from the friend);
 // only hop 0 is ever forwarded, never into the channel it came from, and
-// never to its own author. Unknown sessions are ignored; frames, sessions
-// and forwards per author are bounded.
+// never to its own author. Frames of an unknown session are kept briefly
+// (a bounded few, for a responder about to wait) and then ignored; frames,
+// sessions and forwards per author are bounded.
 
 const (
 	controlFriendPath   = byte('F')
@@ -44,6 +45,12 @@ const (
 	// acceptGrace: once a responder saw the first path of a session, how
 	// long it waits for the others before running with what came.
 	acceptGrace = 3 * time.Second
+	// Frames of a session nobody waits for yet are kept this long, at
+	// most maxEarlyFrames of them, so that a responder who starts
+	// waiting a moment after the initiator (or catches up from a node)
+	// still gets them.
+	earlyTTL       = 2 * time.Minute
+	maxEarlyFrames = 32
 )
 
 // ErrBadFriendFrame: a friend-path control message does not parse.
@@ -139,6 +146,12 @@ type friendSession struct {
 	arrived   chan struct{} // accepting: pulsed when a path is added
 }
 
+type earlyFrame struct {
+	cs   *chanState
+	f    friendFrame
+	seen time.Time
+}
+
 type friendRoute struct {
 	ch   channel.ID
 	seen time.Time
@@ -152,6 +165,7 @@ type friendState struct {
 	acceptors map[channel.IdentityKey]chan [friendSessionSize]byte
 	routes    map[string]friendRoute // session||identity -> channel it came from
 	rate      map[channel.IdentityKey][]time.Time
+	early     []earlyFrame
 	// tamper, when set (tests only), rewrites every payload this client
 	// forwards toward an identity: a malicious friend.
 	tamper func(toward channel.IdentityKey, payload []byte) []byte
@@ -259,6 +273,20 @@ func (c *Client) AcceptFriendPaths(ctx context.Context, peer string) ([]Relay, f
 		return nil, nil, fmt.Errorf("client.AcceptFriendPaths: already waiting for %s", peer)
 	}
 	st.acceptors[from] = started
+	var replay []earlyFrame
+	kept := st.early[:0]
+	for _, e := range st.early {
+		switch {
+		case e.f.from == from && c.cfg.Now().Sub(e.seen) < earlyTTL:
+			replay = append(replay, e)
+		case c.cfg.Now().Sub(e.seen) < earlyTTL:
+			kept = append(kept, e)
+		}
+	}
+	st.early = kept
+	for _, e := range replay {
+		c.deliverFriendLocked(st, e.cs, e.f)
+	}
 	st.mu.Unlock()
 	var sid [friendSessionSize]byte
 	select {
@@ -424,11 +452,23 @@ func (c *Client) deliverFriendFrame(cs *chanState, f friendFrame) {
 	st := c.friends()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	c.deliverFriendLocked(st, cs, f)
+}
+
+func (c *Client) deliverFriendLocked(st *friendState, cs *chanState, f friendFrame) {
 	s := st.sessions[f.session]
 	if s == nil {
 		started := st.acceptors[f.from]
-		if started == nil || len(st.sessions) >= maxFriendSessions {
-			return // an unknown session
+		if started == nil {
+			// An unknown session: kept a while for a responder about to wait.
+			if len(st.early) >= maxEarlyFrames {
+				st.early = st.early[1:]
+			}
+			st.early = append(st.early, earlyFrame{cs: cs, f: f, seen: c.cfg.Now()})
+			return
+		}
+		if len(st.sessions) >= maxFriendSessions {
+			return
 		}
 		s = &friendSession{peer: f.from, paths: f.paths, accepting: true,
 			relays: map[channel.ID]*friendRelay{}, arrived: make(chan struct{}, 1)}
