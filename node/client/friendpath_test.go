@@ -286,3 +286,73 @@ func FuzzFriendFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestFriendFrameHandling drives handleFriendPath directly: frames are
+// delivered in the sender's order whatever order they come in; duplicates,
+// frames from someone else, frames for someone else and hop-1 frames at a
+// friend go nowhere; a frame of a session nobody waits for yet reaches
+// the responder who starts waiting a moment later.
+func TestFriendFrameHandling(t *testing.T) {
+	c := openClient(t, home(t, "me"))
+	peerC, other := openClient(t, home(t, "peer")), openClient(t, home(t, "other"))
+	peer, stranger := identity(t, peerC.ID()), identity(t, other.ID())
+	self := identity(t, c.ID())
+	if _, err := c.CreateChannel("x"); err != nil {
+		t.Fatal(err)
+	}
+	cs, _ := c.byName("x")
+	relays, done, err := c.FriendPaths(peerC.ID(), []string{"x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	r := relays[0].(*friendRelay)
+	frame := func(hop, seq byte, from, to channel.IdentityKey, sid [friendSessionSize]byte, p string) *channel.Message {
+		f := friendFrame{hop: hop, paths: 1, seq: seq, to: to, from: from, session: sid, payload: []byte(p)}
+		return &channel.Message{Kind: channel.KindControl, Author: from, Body: f.encode()}
+	}
+	for _, m := range []*channel.Message{
+		frame(1, 1, peer, self, r.session, "second"),
+		frame(1, 0, stranger, self, r.session, "not the peer"),
+		frame(1, 0, peer, stranger, r.session, "for someone else"),
+		frame(1, 0, peer, self, r.session, "first"),
+		frame(1, 0, peer, self, r.session, "duplicate"),
+		frame(0, 2, peer, self, r.session, "hop 0 addressed to me: not forwarded, not delivered"),
+	} {
+		if !c.handleFriendPath(cs, m) {
+			t.Fatal("a friend-path frame not recognised")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, want := range []string{"first", "second"} {
+		got, err := r.Receive(ctx)
+		if err != nil || string(got) != want {
+			t.Fatalf("got %q %v, want %q", got, err, want)
+		}
+	}
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancelShort()
+	if got, err := r.Receive(short); err == nil {
+		t.Fatalf("unexpected extra frame %q", got)
+	}
+	if st := c.friends(); len(st.routes) != 0 || len(st.rate) != 0 {
+		t.Fatal("a frame addressed to this client was treated as one to forward")
+	}
+	if c.handleFriendPath(cs, &channel.Message{Kind: channel.KindControl, Author: peer, Body: []byte{controlAdverts}}) {
+		t.Fatal("an advert was taken for a friend-path frame")
+	}
+
+	// A new session from the peer before anyone waits for it.
+	var sid [friendSessionSize]byte
+	sid[0] = 9
+	c.handleFriendPath(cs, frame(1, 0, peer, self, sid, "early"))
+	acc, doneAcc, err := c.AcceptFriendPaths(ctx, peerC.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doneAcc()
+	if got, err := acc[0].Receive(ctx); len(acc) != 1 || err != nil || string(got) != "early" {
+		t.Fatalf("early frame: %d paths, %q %v", len(acc), got, err)
+	}
+}
