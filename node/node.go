@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -379,11 +380,7 @@ func (n *Node) operatorServes(ch channel.ID) bool {
 func (n *Node) Served() []channel.ID {
 	n.serveMu.Lock()
 	defer n.serveMu.Unlock()
-	out := make([]channel.ID, 0, len(n.served))
-	for ch := range n.served {
-		out = append(out, ch)
-	}
-	return out
+	return slices.Collect(maps.Keys(n.served))
 }
 
 // keepConnected dials pi and redials it with exponential backoff whenever

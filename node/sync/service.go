@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -298,31 +300,19 @@ func (s *Service) Wants(ch channel.ID) bool {
 func (s *Service) wantList() []channel.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]channel.ID, 0, len(s.wants))
-	for ch := range s.wants {
-		out = append(out, ch)
-	}
-	return out
+	return slices.Collect(maps.Keys(s.wants))
 }
 
 // sessionList must be called with s.mu held.
 func (s *Service) sessionList() []*session {
-	out := make([]*session, 0, len(s.sessions))
-	for _, ss := range s.sessions {
-		out = append(out, ss)
-	}
-	return out
+	return slices.Collect(maps.Values(s.sessions))
 }
 
 // Peers returns the peers with a live session.
 func (s *Service) Peers() []peer.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]peer.ID, 0, len(s.sessions))
-	for p := range s.sessions {
-		out = append(out, p)
-	}
-	return out
+	return slices.Collect(maps.Keys(s.sessions))
 }
 
 // Publish stores a locally originated message after the relay rule and
