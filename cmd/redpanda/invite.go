@@ -38,7 +38,7 @@ func cmdInvite(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return printJSON(stdout, map[string]string{"invitation": inv})
 	}
 	fmt.Fprintln(stdout, inv)
-	fmt.Fprintln(stderr, "send this to your contact; they run `redpanda accept INVITATION` and send you the answer for `redpanda complete ANSWER`")
+	fmt.Fprintln(stderr, "send this to your contact; they run `redpanda accept INVITATION` and send you the answer for `redpanda complete ANSWER` (within 7 days: the invitation then expires)")
 	return nil
 }
 

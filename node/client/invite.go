@@ -56,7 +56,17 @@ var (
 	// ErrUnknownInvitation: an answer to an invitation this client has no
 	// pending record of (made elsewhere, or already completed).
 	ErrUnknownInvitation = errors.New("client: answer to an unknown invitation")
+	// ErrInvitationExpired: an answer to an invitation older than
+	// InvitationLifetime; its private half has been deleted.
+	ErrInvitationExpired = errors.New("client: invitation expired")
 )
+
+// InvitationLifetime is how long an invitation's private half is kept
+// waiting for its answer. An invitation travels over a channel nobody
+// trusts (an SMS); one left unanswered should not keep a usable key on
+// the phone forever, and an answer arriving weeks later is more likely
+// someone else's than the friend's.
+const InvitationLifetime = 7 * 24 * time.Hour
 
 // Agreement is what one side of a key agreement ends with.
 type Agreement struct {
@@ -81,6 +91,9 @@ func (c *Client) Invite() (string, error) {
 		return "", fmt.Errorf("client.Invite: %w", err)
 	}
 	pub := priv.PublicKey().Bytes()
+	if _, err := c.pruneInvites(); err != nil {
+		return "", fmt.Errorf("client.Invite: %w", err)
+	}
 	rec, _ := json.Marshal(inviteRecord{Private: priv.Bytes(), Created: c.cfg.Now().UTC()})
 	if err := c.db.Meta(bucketInvites).Put(pub, rec); err != nil {
 		return "", fmt.Errorf("client.Invite: %w", err)
@@ -121,18 +134,26 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
 	}
 	var pub, privBytes []byte
+	var created time.Time
 	err = c.db.Meta(bucketInvites).ForEach(func(k, v []byte) error {
 		if bytes.Equal(inviteTag(k), tag) {
 			var r inviteRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("invitation record: %w", err)
 			}
-			pub, privBytes = k, r.Private
+			pub, privBytes, created = k, r.Private, r.Created
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+	}
+	if pub != nil && c.inviteExpired(created) {
+		if err := c.db.Meta(bucketInvites).Delete(pub); err != nil {
+			return nil, fmt.Errorf("client.CompleteInvite: forget the expired invitation: %w", err)
+		}
+		return nil, fmt.Errorf("client.CompleteInvite: %w: made %s, answers are taken for %s; send a new invitation",
+			ErrInvitationExpired, created.Format(time.RFC3339), InvitationLifetime)
 	}
 	if pub == nil {
 		return nil, fmt.Errorf("client.CompleteInvite: %w: no invitation made here matches this answer (made with another home, or already completed)", ErrUnknownInvitation)
@@ -155,14 +176,43 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 	return ag, nil
 }
 
-// PendingInvites is how many invitations wait for an answer.
+// PendingInvites is how many invitations wait for an answer. Expired
+// ones are deleted on the way.
 func (c *Client) PendingInvites() (int, error) {
+	return c.pruneInvites()
+}
+
+func (c *Client) inviteExpired(created time.Time) bool {
+	return c.cfg.Now().Sub(created) > InvitationLifetime
+}
+
+// pruneInvites deletes the private halves of expired invitations (and of
+// records it cannot read, which could never complete) and counts the rest.
+func (c *Client) pruneInvites() (int, error) {
+	var stale [][]byte
 	n := 0
-	err := c.db.Meta(bucketInvites).ForEach(func(_, _ []byte) error { n++; return nil })
+	m := c.db.Meta(bucketInvites)
+	err := m.ForEach(func(k, v []byte) error {
+		var r inviteRecord
+		if json.Unmarshal(v, &r) != nil || c.inviteExpired(r.Created) {
+			stale = append(stale, k)
+			return nil
+		}
+		n++
+		return nil
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		err = nil
 	}
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range stale {
+		if err := m.Delete(k); err != nil {
+			return n, fmt.Errorf("forget an expired invitation: %w", err)
+		}
+	}
+	return n, nil
 }
 
 // agree joins the channel of root under name and computes the safety code.

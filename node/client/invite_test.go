@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestInviteRoundTrip(t *testing.T) {
@@ -181,4 +182,55 @@ func FuzzParseInvitation(f *testing.F) {
 			t.Fatalf("answer %q: tag %d, key %d bytes", s, len(tag), len(pub))
 		}
 	})
+}
+
+// An invitation left unanswered past InvitationLifetime is refused with
+// ErrInvitationExpired and its private half deleted; a fresh one made
+// later still completes, and making it prunes the stale one.
+func TestInviteExpires(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	alice, err := Open(Config{Home: home(t, "alice"), Create: true, Logger: quiet(), Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	bob := openClient(t, home(t, "bob"))
+
+	old, err := alice.Invite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Invite(); err != nil { // never answered
+		t.Fatal(err)
+	}
+	now = now.Add(InvitationLifetime - time.Minute)
+	if n, _ := alice.PendingInvites(); n != 2 {
+		t.Fatalf("%d pending just before expiry, want 2", n)
+	}
+	now = now.Add(2 * time.Minute)
+	ab, err := bob.AcceptInvite("alice", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.CompleteInvite("bob", ab.Answer); !errors.Is(err, ErrInvitationExpired) {
+		t.Fatalf("late answer: %v, want ErrInvitationExpired", err)
+	}
+	if _, err := alice.CompleteInvite("bob", ab.Answer); !errors.Is(err, ErrUnknownInvitation) {
+		t.Fatalf("late answer again: %v, want ErrUnknownInvitation (the key is gone)", err)
+	}
+	fresh, err := alice.Invite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := alice.PendingInvites(); n != 1 {
+		t.Fatalf("%d pending after a new invitation, want 1 (the stale one pruned)", n)
+	}
+	ab, err = bob.AcceptInvite("alice2", fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.CompleteInvite("bob", ab.Answer); err != nil {
+		t.Fatalf("fresh invitation: %v", err)
+	}
 }
