@@ -149,6 +149,8 @@ func TestFindContactAndAgree(t *testing.T) {
 	}
 
 	// The found paths carry the multi-path agreement with Carol.
+	ctx, cancel = context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	type side struct {
 		ag  *Agreement
 		err error
@@ -159,7 +161,7 @@ func TestFindContactAndAgree(t *testing.T) {
 		carolDone <- side{ag, err}
 	}()
 	waitAccepting(t, ln.carol, ln.alice)
-	agA, err := ln.alice.AgreeViaFriends(ctx, "carol", res.Identities[0], res.Via(res.Identities[0]))
+	agA, err := ln.alice.AgreeViaFriends(ctx, "carol", ln.carol.ID(), res.Via(ln.carol.ID()))
 	if err != nil {
 		t.Fatal(err)
 	}
