@@ -53,7 +53,7 @@ type command struct {
 
 // commands is the tree; add a subcommand by adding an entry.
 func commands() *command {
-	return &command{name: "redpanda", subs: append(clientCommands(), ticketCommand(), keyCommand(), inviteCommand(), acceptCommand(), completeCommand(), pairCommand(), nodeCommand(), deviceCommand(), backupCommand(), friendsCommand())}
+	return &command{name: "redpanda", subs: append(clientCommands(), ticketCommand(), keyCommand(), inviteCommand(), acceptCommand(), completeCommand(), pairCommand(), nodeCommand(), deviceCommand(), backupCommand(), friendsCommand(), contactsCommand())}
 }
 
 // run dispatches args to a subcommand.

@@ -245,7 +245,7 @@ func (c *Client) process(e *channel.Envelope) *Message {
 	case channel.KindReceipt:
 		c.recordReceipt(m)
 	case channel.KindControl:
-		if !c.handleDeviceControl(cs, m) && !c.handleFriendPath(cs, m) {
+		if !c.handleDeviceControl(cs, m) && !c.handleFriendPath(cs, m) && !c.handleLookup(cs, m) {
 			c.handleControl(cs, m)
 		}
 	case channel.KindBlock:
