@@ -13,6 +13,12 @@ import (
 // nothing wiped, and it may safely run twice. The file keeps its size;
 // bbolt reuses the freed pages.
 func (db *DB) Wipe(keep ...string) error {
+	// Apply the write-ahead log first (its applied segments are then
+	// deleted durably), so no message acknowledged before the wipe
+	// survives it, here or in a replay after a crash.
+	if err := db.flush(); err != nil {
+		return fmt.Errorf("store: wipe %s: %w", db.path, err)
+	}
 	err := db.write(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bMsgs, bIdx, bChans, bFP, bSync} {
 			if err := tx.DeleteBucket(name); err != nil {
