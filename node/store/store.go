@@ -158,6 +158,13 @@ func Open(path string, opt Options) (*DB, error) {
 		applierDone: make(chan struct{}),
 	}
 	db.pend.cond = sync.NewCond(&db.pend.mu)
+	// The WAL is checked before anything is written, so a refusal leaves
+	// every file as it was.
+	segs, err := loadWAL(path)
+	if err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
 	if err := db.initSchema(); err != nil {
 		_ = bdb.Close()
 		return nil, err
@@ -166,7 +173,7 @@ func Open(path string, opt Options) (*DB, error) {
 		_ = bdb.Close()
 		return nil, db.classify(err)
 	}
-	if err := db.replay(); err != nil {
+	if err := db.replay(segs); err != nil {
 		_ = bdb.Close()
 		return nil, err
 	}

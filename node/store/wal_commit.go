@@ -469,45 +469,55 @@ func (db *DB) applyGroup(g *group) error {
 	}))
 }
 
-// replay loads the segments a crash left behind, oldest first, as sealed
-// groups, and tries to apply them. It checks every segment before it
-// changes anything: damage followed by an acknowledged record is
-// ErrCorrupt with every file left untouched; a torn tail (a batch whose
-// write a crash cut short, never acknowledged) is truncated with a
-// warning. A full disk leaves the groups pending for the applier.
-func (db *DB) replay() error {
-	seqs, err := listSegments(db.path)
+// walFile is a segment read at Open.
+type walFile struct {
+	path string
+	seq  uint64
+	data []byte
+	scan segmentScan
+}
+
+// loadWAL reads and checks every segment a crash left behind, before
+// anything changes: damage followed by an acknowledged record (in the same
+// segment, or any damage in a segment that has a successor) is ErrCorrupt
+// with every file left untouched.
+func loadWAL(dbPath string) ([]walFile, error) {
+	seqs, err := listSegments(dbPath)
 	if err != nil {
-		return fmt.Errorf("store: open %s: list WAL segments: %w", db.path, err)
+		return nil, fmt.Errorf("store: open %s: list WAL segments: %w", dbPath, err)
 	}
-	type loaded struct {
-		path string
-		data []byte
-		scan segmentScan
-	}
-	var segs []loaded
+	var segs []walFile
 	for i, seq := range seqs {
-		p := segmentPath(db.path, seq)
+		p := segmentPath(dbPath, seq)
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return fmt.Errorf("store: open %s: read WAL segment: %w", db.path, err)
+			return nil, fmt.Errorf("store: open %s: read WAL segment: %w", dbPath, err)
 		}
 		s := scanSegment(data)
 		last := i == len(seqs)-1
 		if s.damage != nil && (!last || s.laterBatch >= 0) {
-			return walCorruptError(p, s.damage)
+			return nil, walCorruptError(p, s.damage)
 		}
 		for _, rec := range s.records {
 			if _, err := channel.UnmarshalEnvelope(rec); err != nil {
-				return walCorruptError(p, fmt.Errorf("a record with a valid checksum is not an envelope: %w", err))
+				return nil, walCorruptError(p, fmt.Errorf("a record with a valid checksum is not an envelope: %w", err))
 			}
 		}
-		segs = append(segs, loaded{p, data, s})
-		db.nextSeq = seq + 1
+		segs = append(segs, walFile{p, seq, data, s})
 	}
+	return segs, nil
+}
+
+// replay takes the segments loadWAL checked: a torn tail (a batch whose
+// write a crash cut short, never acknowledged) is truncated with a
+// warning, the records become sealed groups, oldest first, and are
+// applied to bbolt, skipping what is already stored. A full disk leaves
+// them pending for the applier.
+func (db *DB) replay(segs []walFile) error {
 	if len(segs) == 0 {
 		return nil
 	}
+	db.nextSeq = segs[len(segs)-1].seq + 1
 	if l := segs[len(segs)-1]; l.scan.damage != nil {
 		dropped := len(l.data) - l.scan.good
 		db.log.Warn("write-ahead log ends in a torn record from a crash; dropping it (it was never acknowledged)",
@@ -516,7 +526,7 @@ func (db *DB) replay() error {
 			return db.classify(fmt.Errorf("truncate torn WAL tail of %s: %w", l.path, err))
 		}
 	}
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bolt.Tx) error {
 		msgs := tx.Bucket(bMsgs)
 		seen := map[channel.MessageID]bool{}
 		for _, l := range segs {
@@ -530,7 +540,7 @@ func (db *DB) replay() error {
 					continue
 				}
 				seen[id] = true
-				e, _ := channel.UnmarshalEnvelope(rec) // checked above
+				e, _ := channel.UnmarshalEnvelope(rec) // checked by loadWAL
 				g.add(&pmsg{id: id, ch: e.Channel, ts: e.Timestamp, raw: bytes.Clone(rec)}, time.Now())
 			}
 			db.pend.groups = append(db.pend.groups, g)
