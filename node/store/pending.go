@@ -27,6 +27,9 @@ var (
 	maxPendingBytes = 32 << 20
 	// maxPutBatch bounds the Puts sharing one WAL write and fdatasync.
 	maxPutBatch = 1024
+	// walPreallocMin: a segment that took at least this many bytes is
+	// followed by a preallocated one (see createSegment).
+	walPreallocMin = int64(256 << 10)
 	// applyRetry is how long the applier waits after a failed apply (a
 	// full disk) before it tries again.
 	applyRetry = time.Second

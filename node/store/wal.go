@@ -129,6 +129,11 @@ func scanSegment(b []byte) segmentScan {
 	if s.damage == nil {
 		return s
 	}
+	if allZero(b[s.good:]) {
+		// The unused end of a preallocated segment.
+		s.damage = nil
+		return s
+	}
 	for o := s.good + 1; o+walHeader <= len(b); o++ {
 		if _, first, _, err := decodeRecord(b[o:]); err == nil && first {
 			s.laterBatch = o
@@ -136,6 +141,15 @@ func scanSegment(b []byte) segmentScan {
 		}
 	}
 	return s
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // segmentPath names segment seq of the store at dbPath.
@@ -179,14 +193,28 @@ type segment struct {
 }
 
 // createSegment makes a new, durable, empty segment: its magic and its
-// directory entry are synced before any record depends on them.
-func createSegment(dbPath string, seq uint64) (*segment, error) {
+// directory entry are synced before any record depends on them. With
+// prealloc > 0 the file is first filled with that many zero bytes: an
+// fdatasync of records written over them need not commit a new file size
+// to the file system's journal, which halves its latency or better. If
+// the zeros do not fit, the segment simply grows as it is written.
+func createSegment(dbPath string, seq uint64, prealloc int64) (*segment, error) {
 	path := segmentPath(dbPath, seq)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Write([]byte(walMagic)); err == nil {
+	_, err = f.Write([]byte(walMagic))
+	if err == nil && prealloc > int64(len(walMagic)) {
+		zeros := make([]byte, min(prealloc, 256<<10))
+		for off := int64(len(walMagic)); off < prealloc && err == nil; off += int64(len(zeros)) {
+			_, err = f.WriteAt(zeros[:min(int64(len(zeros)), prealloc-off)], off)
+		}
+		if err != nil {
+			err = f.Truncate(int64(len(walMagic)))
+		}
+	}
+	if err == nil {
 		err = fdatasync(f)
 	}
 	if err == nil {

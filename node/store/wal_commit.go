@@ -154,7 +154,7 @@ func (db *DB) putBatch(batch []*putReq, buf []byte) []byte {
 // applier could not. Called with walMu held.
 func (db *DB) appendWAL(batch []byte) error {
 	if db.seg == nil {
-		seg, err := createSegment(db.path, db.nextSeq)
+		seg, err := createSegment(db.path, db.nextSeq, 0)
 		if err != nil {
 			return db.classify(fmt.Errorf("create WAL segment: %w", err))
 		}
@@ -249,8 +249,9 @@ func (db *DB) applier() {
 func (db *DB) seal(rotate bool) {
 	var next *segment
 	if rotate {
+		seq, prealloc := db.reserveSeq()
 		var err error
-		if next, err = createSegment(db.path, db.reserveSeq()); err != nil {
+		if next, err = createSegment(db.path, seq, prealloc); err != nil {
 			// The committer makes one itself at its next append, and
 			// fails that Put cleanly if it cannot either.
 			db.log.Warn("cannot create the next WAL segment", "err", err)
@@ -272,13 +273,19 @@ func (db *DB) seal(rotate bool) {
 	}
 }
 
-// reserveSeq hands out the next segment number.
-func (db *DB) reserveSeq() uint64 {
+// reserveSeq hands out the next segment number, and how many bytes to
+// preallocate: a little more than the current segment took, when that was
+// a busy one. Under light load segments stay small and are not
+// preallocated, so an SD card is not worn by zeros written for nothing.
+func (db *DB) reserveSeq() (seq uint64, prealloc int64) {
 	db.walMu.Lock()
 	defer db.walMu.Unlock()
-	s := db.nextSeq
+	seq = db.nextSeq
 	db.nextSeq++
-	return s
+	if db.seg != nil && db.seg.size >= walPreallocMin {
+		prealloc = min(db.seg.size*5/4, int64(applyBytes)+1<<20)
+	}
+	return seq, prealloc
 }
 
 // applySealed applies the sealed groups in order, stopping at the first
