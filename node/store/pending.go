@@ -67,10 +67,13 @@ type chanPending struct {
 type group struct {
 	gen     uint64
 	segPath string // the segment holding its records; "" if none
-	byID    map[channel.MessageID]*pmsg
-	chans   map[channel.ID]*chanPending
-	tot     totals
-	born    time.Time // when its first message arrived
+	// replayed: loaded from a WAL at Open, so its messages may already
+	// be in bbolt. A live group's cannot be: Put checked.
+	replayed bool
+	byID     map[channel.MessageID]*pmsg
+	chans    map[channel.ID]*chanPending
+	tot      totals
+	born     time.Time // when its first message arrived
 }
 
 func newGroup() *group {

@@ -369,8 +369,8 @@ func (db *DB) flush() error {
 }
 
 // applyGroup writes a sealed group into bbolt in one transaction, with its
-// generation. A message already stored is skipped, so replaying a segment
-// that was applied before a crash changes nothing. Counters and
+// generation. In a replayed group a message already stored is skipped, so
+// replaying a segment that was applied before a crash changes nothing. Counters and
 // fingerprints are updated once per channel and hour, not per message.
 func (db *DB) applyGroup(g *group) error {
 	ms := make([]*pmsg, 0, len(g.byID))
@@ -391,7 +391,7 @@ func (db *DB) applyGroup(g *group) error {
 			var added []*pmsg
 			var tot totals
 			for _, m := range ms {
-				if msgs.Get(m.id[:]) != nil {
+				if g.replayed && msgs.Get(m.id[:]) != nil {
 					continue
 				}
 				if err := msgs.Put(m.id[:], m.raw); err != nil {
@@ -539,6 +539,7 @@ func (db *DB) replay(segs []walFile) error {
 		for _, l := range segs {
 			g := newGroup()
 			g.segPath = l.path
+			g.replayed = true
 			g.gen = db.nextGen
 			db.nextGen++
 			for _, rec := range l.scan.records {
