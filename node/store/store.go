@@ -115,11 +115,11 @@ type DB struct {
 	nextSeq   uint64
 	walBroken error
 	nextGen   uint64 // the applier's next group generation
-	// kick wakes the applier after a batch; flushReq asks it to apply
-	// everything now; applierStop ends it (Close) and applierErr is its
+	// kick wakes the applier after a batch; jobs runs work that must not
+	// overlap an apply (flush, sweeping pending messages) in it; applierStop ends it (Close) and applierErr is its
 	// last word, read after applierDone.
 	kick        chan struct{}
-	flushReq    chan chan error
+	jobs        chan applierJob
 	applierStop chan struct{}
 	applierDone chan struct{}
 	applierErr  error
@@ -153,7 +153,7 @@ func Open(path string, opt Options) (*DB, error) {
 		putsDone:    make(chan struct{}),
 		nextSeq:     1,
 		kick:        make(chan struct{}, 1),
-		flushReq:    make(chan chan error),
+		jobs:        make(chan applierJob),
 		applierStop: make(chan struct{}),
 		applierDone: make(chan struct{}),
 	}

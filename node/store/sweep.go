@@ -30,11 +30,20 @@ func (db *DB) Sweep() (removed int, err error) {
 		return 0, ErrClockUntrusted
 	}
 	// Apply the write-ahead log first, so messages acknowledged before the
-	// sweep are swept like the others.
-	if err := db.flush(); err != nil {
+	// sweep are swept like the others. On a full disk, where it cannot be
+	// applied, expire its messages in memory instead and sweep anyway:
+	// the space that frees is what the applier needs to make progress.
+	cutoff := db.cutoff()
+	err = db.runJob(func(applyErr error) error {
+		if errors.Is(applyErr, ErrDiskFull) {
+			removed = db.sweepPending(cutoff)
+			return nil
+		}
+		return applyErr
+	})
+	if err != nil {
 		return 0, err
 	}
-	cutoff := db.cutoff()
 	for {
 		n, more, syncRemoved, err := db.sweepChunk(cutoff)
 		removed += n

@@ -199,12 +199,12 @@ func (db *DB) applier() {
 	}
 	for {
 		force := false
-		var reply chan error
+		var job applierJob
 		select {
 		case <-db.kick:
 		case <-timerC:
 			timerC, force = nil, true
-		case reply = <-db.flushReq:
+		case job = <-db.jobs:
 			force = true
 		case <-db.applierStop:
 			db.applierErr = db.finalApply()
@@ -227,8 +227,11 @@ func (db *DB) applier() {
 		case sealed && (force || !failing):
 			err = db.applySealed()
 		}
-		if reply != nil {
-			reply <- err
+		if job.reply != nil {
+			if job.fn != nil {
+				err = job.fn(err)
+			}
+			job.reply <- err
 		}
 		db.pend.mu.RLock()
 		left, leftSealed := len(db.pend.open().byID), len(db.pend.groups) > 1
@@ -356,16 +359,71 @@ func (db *DB) finalApply() error {
 	return err
 }
 
-// flush applies every message acknowledged before the call.
-func (db *DB) flush() error {
+// applierJob asks the applier to apply everything now and then to run fn,
+// if set, with the apply's error; reply gets fn's result.
+type applierJob struct {
+	fn    func(applyErr error) error
+	reply chan error
+}
+
+func (db *DB) runJob(fn func(error) error) error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
 		return ErrClosed
 	}
 	reply := make(chan error, 1)
-	db.flushReq <- reply
+	db.jobs <- applierJob{fn: fn, reply: reply}
 	return <-reply
+}
+
+// flush applies every message acknowledged before the call.
+func (db *DB) flush() error { return db.runJob(nil) }
+
+// sweepPending drops expired messages from the sealed groups when they
+// cannot be applied (a full disk), and deletes the segments left with
+// nothing: on a disk filled by the WAL, that is the only way retention can
+// free space. A crash before the segment goes replays its expired
+// messages, which the next sweep removes again. It returns how many it
+// dropped. Run by the applier, so no apply overlaps it.
+func (db *DB) sweepPending(cutoff int64) (removed int) {
+	db.pend.mu.Lock()
+	var empty []*group
+	for _, g := range db.pend.groups[:len(db.pend.groups)-1] {
+		var expired []*pmsg
+		for _, m := range g.byID {
+			if m.ts < cutoff {
+				expired = append(expired, m)
+			}
+		}
+		if len(expired) == 0 {
+			continue
+		}
+		kept := newGroup()
+		kept.gen, kept.segPath, kept.replayed, kept.born = g.gen, g.segPath, g.replayed, g.born
+		for _, m := range g.byID {
+			if m.ts >= cutoff {
+				kept.add(m, g.born)
+			}
+		}
+		*g = *kept
+		removed += len(expired)
+		for _, m := range expired {
+			db.pend.count--
+			db.pend.bytes -= int64(len(m.raw))
+		}
+		if len(g.byID) == 0 {
+			empty = append(empty, g)
+		}
+	}
+	db.pend.cond.Broadcast()
+	db.pend.mu.Unlock()
+	if len(empty) > 0 {
+		// Empty groups apply without writing a message; this drops them
+		// and deletes their segments, in order.
+		_ = db.applySealed()
+	}
+	return removed
 }
 
 // applyGroup writes a sealed group into bbolt in one transaction, with its
