@@ -209,6 +209,26 @@ func TestDiskFull(t *testing.T) {
 	if err := db.Check(); err != nil {
 		t.Fatal(err)
 	}
+	// A factory reset works on a full disk too.
+	filled := false
+	for range 200 {
+		if _, err := db.Put(envelope(ch, time.Now().UnixMilli(), 16<<10)); errors.Is(err, ErrDiskFull) {
+			filled = true
+			break
+		}
+	}
+	if !filled {
+		t.Fatal("the disk did not fill again")
+	}
+	if err := db.Wipe(); err != nil {
+		t.Fatalf("Wipe on a full disk: %v", err)
+	}
+	if s, _ := db.Stats(); s.Messages != 0 {
+		t.Fatalf("%d messages after a wipe on a full disk", s.Messages)
+	}
+	if _, err := db.Put(envelope(ch, time.Now().UnixMilli(), 16<<10)); err != nil {
+		t.Fatalf("Put after a wipe on a full disk: %v", err)
+	}
 	t.Logf("%d messages of 16 KiB stored before the 2 MiB tmpfs filled; first refusal: %v", len(acked), fullErrs[0])
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"time"
@@ -304,7 +305,10 @@ func (db *DB) applySealed() error {
 		if g == nil {
 			return nil
 		}
-		err := db.applyGroup(g)
+		var err error
+		if len(g.byID) > 0 { // an emptied group (sweepPending) has nothing to write
+			err = db.applyGroup(g)
+		}
 		db.pend.mu.Lock()
 		db.pend.applyErr = err
 		if err == nil {
@@ -392,7 +396,7 @@ func (db *DB) sweepPending(cutoff int64) (removed int) {
 	for _, g := range db.pend.groups[:len(db.pend.groups)-1] {
 		var expired []*pmsg
 		for _, m := range g.byID {
-			if m.ts < cutoff {
+			if m.ts < cutoff || cutoff == math.MaxInt64 {
 				expired = append(expired, m)
 			}
 		}
@@ -402,7 +406,7 @@ func (db *DB) sweepPending(cutoff int64) (removed int) {
 		kept := newGroup()
 		kept.gen, kept.segPath, kept.replayed, kept.born = g.gen, g.segPath, g.replayed, g.born
 		for _, m := range g.byID {
-			if m.ts >= cutoff {
+			if m.ts >= cutoff && cutoff != math.MaxInt64 {
 				kept.add(m, g.born)
 			}
 		}
