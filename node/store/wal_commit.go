@@ -556,23 +556,31 @@ func loadWAL(dbPath string) ([]walFile, error) {
 		return nil, fmt.Errorf("store: open %s: list WAL segments: %w", dbPath, err)
 	}
 	var segs []walFile
-	for i, seq := range seqs {
+	for _, seq := range seqs {
 		p := segmentPath(dbPath, seq)
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return nil, fmt.Errorf("store: open %s: read WAL segment: %w", dbPath, err)
 		}
-		s := scanSegment(data)
-		last := i == len(seqs)-1
-		if s.damage != nil && (!last || s.laterBatch >= 0) {
-			return nil, walCorruptError(p, s.damage)
+		segs = append(segs, walFile{p, seq, data, scanSegment(data)})
+	}
+	// A torn tail is possible only in the segment Puts were appended to
+	// at the crash: the last one holding records (the applier may have
+	// made the next, still empty, one already). Puts move to a new
+	// segment only after a batch is synced, so damage with records in a
+	// later segment is damage to acknowledged records.
+	later := false
+	for i := len(segs) - 1; i >= 0; i-- {
+		s := &segs[i]
+		if s.scan.damage != nil && (later || s.scan.laterBatch >= 0) {
+			return nil, walCorruptError(s.path, s.scan.damage)
 		}
-		for _, rec := range s.records {
+		for _, rec := range s.scan.records {
 			if _, err := channel.UnmarshalEnvelope(rec); err != nil {
-				return nil, walCorruptError(p, fmt.Errorf("a record with a valid checksum is not an envelope: %w", err))
+				return nil, walCorruptError(s.path, fmt.Errorf("a record with a valid checksum is not an envelope: %w", err))
 			}
 		}
-		segs = append(segs, walFile{p, seq, data, s})
+		later = later || len(s.scan.records) > 0
 	}
 	return segs, nil
 }
@@ -587,7 +595,10 @@ func (db *DB) replay(segs []walFile) error {
 		return nil
 	}
 	db.nextSeq = segs[len(segs)-1].seq + 1
-	if l := segs[len(segs)-1]; l.scan.damage != nil {
+	for _, l := range segs {
+		if l.scan.damage == nil {
+			continue
+		}
 		dropped := len(l.data) - l.scan.good
 		db.log.Warn("write-ahead log ends in a torn record from a crash; dropping it (it was never acknowledged)",
 			"file", l.path, "bytes_dropped", dropped, "damage", l.scan.damage)

@@ -236,32 +236,40 @@ func TestWALTornTail(t *testing.T) {
 		data    []byte
 		kept    int // how many of kept survive
 		dropped int
+		next    []byte // a later segment, if any
 	}
 	var cases []tornCase
 	for cut := lastStart + 1; cut < len(data); cut++ {
-		cases = append(cases, tornCase{fmt.Sprintf("cut at %d", cut), data[:cut], 3, cut - lastStart})
+		cases = append(cases, tornCase{fmt.Sprintf("cut at %d", cut), data[:cut], 3, cut - lastStart, nil})
 	}
 	for _, off := range []int{0, 4, walHeader, len(data) - lastStart - 1} {
 		b := bytes.Clone(data)
 		b[lastStart+off] ^= 0x10
-		cases = append(cases, tornCase{fmt.Sprintf("bit flipped at +%d", off), b, 3, len(data) - lastStart})
+		cases = append(cases, tornCase{fmt.Sprintf("bit flipped at +%d", off), b, 3, len(data) - lastStart, nil})
 	}
 	// A batch whose first record is damaged but whose later records made
 	// it to disk (sectors written out of order): still never acknowledged.
 	batch, bstarts := segmentBytes(kept[:1], kept[1:]) // the last batch is kept[1], kept[2]
 	b := bytes.Clone(batch)
 	b[bstarts[1]+walHeader+2] ^= 1
-	cases = append(cases, tornCase{"last batch's first record damaged", b, 1, len(b) - bstarts[1]})
-	cases = append(cases, tornCase{"header cut short", []byte(walMagic[:3]), 0, 3})
+	cases = append(cases, tornCase{"last batch's first record damaged", b, 1, len(b) - bstarts[1], nil})
+	cases = append(cases, tornCase{"header cut short", []byte(walMagic[:3]), 0, 3, nil})
 	// Preallocated segments: a torn record followed by the zeros.
 	padded := append(bytes.Clone(data[:lastStart+9]), make([]byte, 5000)...)
-	cases = append(cases, tornCase{"cut, then preallocated zeros", padded, 3, 9 + 5000})
+	cases = append(cases, tornCase{"cut, then preallocated zeros", padded, 3, 9 + 5000, nil})
+	// The applier made the next segment while Puts still went to this one.
+	cases = append(cases, tornCase{"cut, next segment empty", data[:lastStart+20], 3, 20, []byte(walMagic)})
+	cases = append(cases, tornCase{"cut, next segment preallocated", data[:lastStart+20], 3, 20,
+		append([]byte(walMagic), make([]byte, 300)...)})
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := emptyStore(t)
 			seg := segmentPath(path, 1)
 			writeFile(t, seg, tc.data)
+			if tc.next != nil {
+				writeFile(t, segmentPath(path, 2), tc.next)
+			}
 			var logs logBuffer
 			db, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
