@@ -4,8 +4,14 @@
 // retention sweeper and the quotas. It also offers small named record
 // buckets (Meta) to packages that need durable state in the same file.
 //
-// A write is acknowledged only after its transaction is on disk (fsync);
-// concurrent writes share one transaction (group commit).
+// A write is acknowledged only after it is on disk. A Put is appended to a
+// write-ahead log beside the file (<file>.wal.<n>): concurrent Puts share
+// one sequential write and one fdatasync (group commit). Acknowledged
+// messages are readable at once from memory, and a background applier
+// moves them into bbolt in large transactions; Open replays a log a crash
+// left behind and Close applies and removes it. Other writes (sync state,
+// Meta, Sweep, Wipe) are bbolt transactions, also shared by concurrent
+// writers.
 //
 // The store does not validate envelopes: signatures, versions and clocks
 // are the relay rule's business, checked by the sync layer before Put. It

@@ -170,6 +170,17 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	check(db)
+	// A failed append was cut back: no segment holds a partial record,
+	// which a later batch would have turned into mid-file damage.
+	segs, err := loadWAL(path)
+	if err != nil {
+		t.Fatalf("WAL after the disk filled: %v", err)
+	}
+	for _, s := range segs {
+		if s.scan.damage != nil {
+			t.Fatalf("%s: %v after a failed append", s.path, s.scan.damage)
+		}
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -179,12 +190,54 @@ func TestDiskFull(t *testing.T) {
 	}
 	defer db.Close()
 	check(db)
-	t.Logf("%d messages of 16 KiB stored before the 2 MiB tmpfs filled", len(acked))
+	// Retention frees the disk (every message here is from 1970): sweeping
+	// must work on a full disk, where the WAL cannot be applied until it
+	// has, and then the store takes messages again.
+	recovered := false
+	for range 5 {
+		if _, err := db.Sweep(); err != nil {
+			t.Fatalf("Sweep on a full disk: %v", err)
+		}
+		if _, err := db.Put(envelope(ch, 1, 16<<10)); err == nil {
+			recovered = true
+			break
+		}
+	}
+	if !recovered {
+		t.Fatal("the store did not take messages again after retention freed the disk")
+	}
+	if err := db.Check(); err != nil {
+		t.Fatal(err)
+	}
+	// A factory reset works on a full disk too.
+	filled := false
+	for range 200 {
+		if _, err := db.Put(envelope(ch, time.Now().UnixMilli(), 16<<10)); errors.Is(err, ErrDiskFull) {
+			filled = true
+			break
+		}
+	}
+	if !filled {
+		t.Fatal("the disk did not fill again")
+	}
+	if err := db.Wipe(); err != nil {
+		t.Fatalf("Wipe on a full disk: %v", err)
+	}
+	if s, _ := db.Stats(); s.Messages != 0 {
+		t.Fatalf("%d messages after a wipe on a full disk", s.Messages)
+	}
+	if _, err := db.Put(envelope(ch, time.Now().UnixMilli(), 16<<10)); err != nil {
+		t.Fatalf("Put after a wipe on a full disk: %v", err)
+	}
+	t.Logf("%d messages of 16 KiB stored before the 2 MiB tmpfs filled; first refusal: %v", len(acked), fullErrs[0])
 }
 
 // childEnv makes the test binary, re-executed, act as the ingesting child
 // of TestSIGKILLDurability.
 const childEnv = "HOMENODE_STORE_KILL_CHILD"
+
+// childModeEnv chooses how the child's applier runs: "hold" or "churn".
+const childModeEnv = "HOMENODE_STORE_KILL_MODE"
 
 // TestSIGKILLDurability: a child process stores messages and prints each ID
 // once Put returned; it is killed with SIGKILL at random moments. After each
@@ -201,10 +254,17 @@ func TestSIGKILLDurability(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "kill.db")
 	acked := map[channel.MessageID]bool{}
-	killedWithAcks := 0
+	killedWithAcks, killedWithWAL := 0, 0
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestSIGKILLDurability$", "-test.count=1")
-		cmd.Env = append(os.Environ(), childEnv+"="+path)
+		// Alternate children that keep every acknowledged message in the
+		// WAL (kills land between ack and apply) with children that apply
+		// tiny groups constantly (kills land mid-apply and mid-rotation).
+		mode := "hold"
+		if round%2 == 1 {
+			mode = "churn"
+		}
+		cmd.Env = append(os.Environ(), childEnv+"="+path, childModeEnv+"="+mode)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -253,12 +313,26 @@ func TestSIGKILLDurability(t *testing.T) {
 			acked[id] = true
 		}
 
+		walRecords := 0
+		segs, err := loadWAL(path)
+		if err != nil {
+			t.Fatalf("round %d: WAL after SIGKILL: %v", round, err)
+		}
+		for _, s := range segs {
+			walRecords += len(s.scan.records)
+		}
+		if walRecords > 0 {
+			killedWithWAL++
+		}
 		db, err := Open(path, Options{Logger: quietLog})
 		if err != nil {
 			t.Fatalf("round %d: reopen after SIGKILL: %v", round, err)
 		}
 		if err := db.Check(); err != nil {
 			t.Fatalf("round %d: %v", round, err)
+		}
+		if n, seqs := pendingCount(db), segmentsOf(t, path); n != 0 || len(seqs) != 0 {
+			t.Fatalf("round %d: after Open %d messages pending, segments %v: the WAL was not applied", round, n, seqs)
 		}
 		for id := range acked {
 			if ok, err := db.Has(id); !ok || err != nil {
@@ -271,15 +345,23 @@ func TestSIGKILLDurability(t *testing.T) {
 			t.Fatalf("round %d: %d messages stored, %d acknowledged", round, s.Messages, len(acked))
 		}
 	}
+	if killedWithWAL < rounds/4 {
+		t.Fatalf("only %d of %d kills left records in the WAL: the replay was hardly tested", killedWithWAL, rounds)
+	}
 	if killedWithAcks < rounds/2 {
 		t.Fatalf("only %d of %d children acknowledged anything before the kill: the test proved little", killedWithAcks, rounds)
 	}
-	t.Logf("%d rounds, %d acknowledged messages, all present", rounds, len(acked))
+	t.Logf("%d rounds, %d acknowledged messages, all present; %d kills left records in the WAL", rounds, len(acked), killedWithWAL)
 }
 
 // ingestUntilKilled is the child: several writers, each printing an ID only
 // after Put returned. It never exits by itself.
 func ingestUntilKilled(path string) {
+	if os.Getenv(childModeEnv) == "hold" {
+		applyMsgs, applyBytes, applyAge = 1<<30, 1<<30, time.Hour
+	} else {
+		applyMsgs, applyAge = 16, time.Millisecond
+	}
 	db, err := Open(path, Options{Logger: quietLog, LockTimeout: 10 * time.Second})
 	if err != nil {
 		os.Stderr.WriteString("child: " + err.Error() + "\n")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -153,69 +154,41 @@ func addToFingerprint(b *bolt.Bucket, ch channel.ID, ts int64, id []byte, delta 
 // It returns ErrExists for a message already stored (nothing changes),
 // ErrQuotaExceeded when the channel's or the node's budget would be
 // exceeded, ErrDiskFull, or ErrClosed. It does not check the signature.
+//
+// Durable means in the write-ahead log (one fdatasync shared by every Put
+// waiting); the message is readable at once and reaches the database file
+// in the background.
 func (db *DB) Put(e *channel.Envelope) (channel.MessageID, error) {
 	raw, _ := e.MarshalBinary()
 	id := channel.MessageID(sha256.Sum256(raw))
 	if len(raw) > channel.MaxEnvelopeSize {
 		return id, fmt.Errorf("store: put %s: %w: %d bytes", id, channel.ErrTooLarge, len(raw))
 	}
-	size := uint64(len(raw))
-	var outcome error
-	err := db.write(func(tx *bolt.Tx) error {
-		// Refusals write nothing and return nil, so they never force the
-		// rest of the batch to be retried.
-		outcome = nil
-		msgs := tx.Bucket(bMsgs)
-		if msgs.Get(id[:]) != nil {
-			outcome = ErrExists
-			return nil
-		}
-		chans := tx.Bucket(bChans)
-		cs := getChanStats(chans, e.Channel)
-		if cs.bytes+size > uint64(db.opt.MaxChannelBytes) {
-			outcome = fmt.Errorf("store: put %s: %w: channel %s holds %d of its %d bytes",
-				id, ErrQuotaExceeded, e.Channel, cs.bytes, db.opt.MaxChannelBytes)
-			return nil
-		}
-		tot := getTotals(tx)
-		if tot.bytes+size > uint64(db.opt.MaxTotalBytes) {
-			outcome = fmt.Errorf("store: put %s: %w: the store holds %d of its %d bytes",
-				id, ErrQuotaExceeded, tot.bytes, db.opt.MaxTotalBytes)
-			return nil
-		}
-		if err := msgs.Put(append([]byte(nil), id[:]...), raw); err != nil {
-			return err
-		}
-		sz := binary.BigEndian.AppendUint32(nil, uint32(size))
-		if err := tx.Bucket(bIdx).Put(idxKey(e.Channel, e.Timestamp, id), sz); err != nil {
-			return err
-		}
-		if err := addToFingerprint(tx.Bucket(bFP), e.Channel, e.Timestamp, id[:], 1); err != nil {
-			return err
-		}
-		cs.count++
-		cs.bytes += size
-		cs.newest = max(cs.newest, e.Timestamp)
-		if err := putChanStats(chans, e.Channel, cs); err != nil {
-			return err
-		}
-		return putTotals(tx, totals{tot.count + 1, tot.bytes + size})
-	})
-	if err != nil {
-		return id, err
+	req := &putReq{m: &pmsg{id: id, ch: e.Channel, ts: e.Timestamp, raw: raw}, done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return id, ErrClosed
 	}
-	if outcome != nil && outcome != ErrExists {
-		db.log.Debug("message refused", "id", id, "err", outcome)
+	db.puts <- req
+	db.mu.RUnlock()
+	err := <-req.done
+	if err != nil && !errors.Is(err, ErrExists) {
+		db.log.Debug("message refused", "id", id, "err", err)
 	}
-	return id, outcome
+	return id, err
 }
 
 // GetRaw returns the canonical envelope bytes of a stored message, or
 // ErrNotFound.
 func (db *DB) GetRaw(id channel.MessageID) ([]byte, error) {
 	var raw []byte
-	err := db.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bMsgs).Get(id[:])
+	err := db.read(func(s *snapshot) error {
+		if m := s.pending(id); m != nil {
+			raw = bytes.Clone(m.raw)
+			return nil
+		}
+		v := s.tx.Bucket(bMsgs).Get(id[:])
 		if v == nil {
 			return ErrNotFound
 		}
@@ -241,8 +214,8 @@ func (db *DB) Get(id channel.MessageID) (*channel.Envelope, error) {
 // Has reports whether a message is stored.
 func (db *DB) Has(id channel.MessageID) (bool, error) {
 	var ok bool
-	err := db.view(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bMsgs).Get(id[:]) != nil
+	err := db.read(func(s *snapshot) error {
+		ok = s.has(id)
 		return nil
 	})
 	return ok, err
@@ -271,32 +244,62 @@ func scanIdx(tx *bolt.Tx, ch channel.ID, from, to int64, fn func(ts int64, id, s
 // (limit <= 0: all).
 func (db *DB) Headers(ch channel.ID, fromMs, toMs int64, limit int) ([]Header, error) {
 	var hs []Header
-	err := db.view(func(tx *bolt.Tx) error {
-		scanIdx(tx, ch, fromMs, toMs, func(ts int64, id, size []byte) bool {
+	err := db.read(func(s *snapshot) error {
+		pend := s.pendingIn(ch, fromMs, toMs)
+		var stored []Header
+		scanIdx(s.tx, ch, fromMs, toMs, func(ts int64, id, size []byte) bool {
 			h := Header{Channel: ch, Timestamp: ts}
 			copy(h.ID[:], id)
 			if len(size) == 4 {
 				h.Size = binary.BigEndian.Uint32(size)
 			}
-			hs = append(hs, h)
-			return limit <= 0 || len(hs) < limit
+			stored = append(stored, h)
+			return limit <= 0 || len(stored) < limit
 		})
+		// Merge the two ordered lists; a message is in only one of them.
+		hs = make([]Header, 0, len(stored)+len(pend))
+		i, j := 0, 0
+		for (i < len(stored) || j < len(pend)) && (limit <= 0 || len(hs) < limit) {
+			if j == len(pend) || i < len(stored) && headerBefore(stored[i], pend[j]) {
+				hs = append(hs, stored[i])
+				i++
+				continue
+			}
+			m := pend[j]
+			hs = append(hs, Header{ID: m.id, Channel: ch, Timestamp: m.ts, Size: uint32(len(m.raw))})
+			j++
+		}
+		if len(hs) == 0 {
+			hs = nil
+		}
 		return nil
 	})
 	return hs, err
+}
+
+func headerBefore(h Header, m *pmsg) bool {
+	if h.Timestamp != m.ts {
+		return h.Timestamp < m.ts
+	}
+	return bytes.Compare(h.ID[:], m.id[:]) < 0
 }
 
 // Fingerprint returns the count and XOR of the IDs of the channel's
 // messages with timestamps in [fromMs, toMs). Whole hours inside the range
 // come from per-hour fingerprints kept on every write; only the partial
 // hours at the edges are scanned, so a 7-day range costs ~168 reads plus
-// at most two hours of messages.
+// at most two hours of messages. Messages not yet applied from the
+// write-ahead log are added one by one.
 func (db *DB) Fingerprint(ch channel.ID, fromMs, toMs int64) (Fingerprint, error) {
 	var f Fingerprint
 	if toMs <= fromMs {
 		return f, nil
 	}
-	err := db.view(func(tx *bolt.Tx) error {
+	err := db.read(func(s *snapshot) error {
+		tx := s.tx
+		for _, m := range s.pendingIn(ch, fromMs, toMs) {
+			f.add(m.id[:], 1)
+		}
 		scan := func(from, to int64) {
 			scanIdx(tx, ch, from, to, func(_ int64, id, _ []byte) bool {
 				f.add(id, 1)

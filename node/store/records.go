@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	bolt "go.etcd.io/bbolt"
@@ -23,20 +25,42 @@ type ChannelStats struct {
 // order.
 func (db *DB) Channels() ([]ChannelStats, error) {
 	var out []ChannelStats
-	err := db.view(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bChans)
-		return b.ForEach(func(k, _ []byte) error {
+	err := db.read(func(s *snapshot) error {
+		seen := map[channel.ID]bool{}
+		b := s.tx.Bucket(bChans)
+		err := b.ForEach(func(k, _ []byte) error {
 			if len(k) != channel.IDSize {
 				return nil
 			}
 			var ch channel.ID
 			copy(ch[:], k)
-			s := getChanStats(b, ch)
-			out = append(out, ChannelStats{Channel: ch, Messages: int(s.count), Bytes: int64(s.bytes), Newest: s.newest})
+			seen[ch] = true
+			out = append(out, channelStats(ch, s.chanStats(ch)))
 			return nil
 		})
+		if err != nil {
+			return err
+		}
+		var only []ChannelStats // channels with pending messages only
+		for _, g := range s.groups {
+			for ch := range g.chans {
+				if !seen[ch] {
+					seen[ch] = true
+					only = append(only, channelStats(ch, s.chanStats(ch)))
+				}
+			}
+		}
+		if len(only) > 0 {
+			out = append(out, only...)
+			slices.SortFunc(out, func(a, b ChannelStats) int { return bytes.Compare(a.Channel[:], b.Channel[:]) })
+		}
+		return nil
 	})
 	return out, err
+}
+
+func channelStats(ch channel.ID, s chanStats) ChannelStats {
+	return ChannelStats{Channel: ch, Messages: int(s.count), Bytes: int64(s.bytes), Newest: s.newest}
 }
 
 // Stats describes the whole store. Bytes counts envelope bytes (what the
@@ -51,10 +75,20 @@ type Stats struct {
 // Stats returns the store's totals.
 func (db *DB) Stats() (Stats, error) {
 	var s Stats
-	err := db.view(func(tx *bolt.Tx) error {
-		t := getTotals(tx)
+	err := db.read(func(sn *snapshot) error {
+		t := sn.totals()
 		s.Messages, s.Bytes = int(t.count), int64(t.bytes)
-		s.Channels = tx.Bucket(bChans).Stats().KeyN
+		chans := sn.tx.Bucket(bChans)
+		s.Channels = chans.Stats().KeyN
+		counted := map[channel.ID]bool{}
+		for _, g := range sn.groups {
+			for ch := range g.chans {
+				if !counted[ch] && chans.Get(ch[:]) == nil {
+					s.Channels++
+				}
+				counted[ch] = true
+			}
+		}
 		return nil
 	})
 	if err != nil {

@@ -101,6 +101,28 @@ type DB struct {
 	committed chan struct{}
 	// stop is closed by Close to end sweepers.
 	stop chan struct{}
+
+	// The write-ahead log (wal.go, wal_commit.go): Puts queue on puts for
+	// putCommitter; acknowledged messages wait in pend until the applier
+	// moves them into bbolt.
+	puts     chan *putReq
+	putsDone chan struct{}
+	pend     pendingTable
+	// walMu guards seg, nextSeq and walBroken: the committer holds it for
+	// a whole batch, the applier only to switch segments.
+	walMu     sync.Mutex
+	seg       *segment // where Puts are appended; nil until the first
+	nextSeq   uint64
+	walBroken error
+	nextGen   uint64 // the applier's next group generation
+	// kick wakes the applier after a batch; jobs runs work that must not
+	// overlap an apply (flush, sweeping pending messages) in it; applierStop ends it (Close) and applierErr is its
+	// last word, read after applierDone.
+	kick        chan struct{}
+	jobs        chan applierJob
+	applierStop chan struct{}
+	applierDone chan struct{}
+	applierErr  error
 }
 
 // writeReq is one write waiting for the group commit.
@@ -120,19 +142,47 @@ func Open(path string, opt Options) (*DB, error) {
 		return nil, explainOpen(path, err)
 	}
 	db := &DB{
-		bolt:      bdb,
-		path:      path,
-		opt:       opt,
-		log:       opt.Logger.With("component", "store", "path", path),
-		queue:     make(chan *writeReq, maxBatch),
-		committed: make(chan struct{}),
-		stop:      make(chan struct{}),
+		bolt:        bdb,
+		path:        path,
+		opt:         opt,
+		log:         opt.Logger.With("component", "store", "path", path),
+		queue:       make(chan *writeReq, maxBatch),
+		committed:   make(chan struct{}),
+		stop:        make(chan struct{}),
+		puts:        make(chan *putReq, maxPutBatch),
+		putsDone:    make(chan struct{}),
+		nextSeq:     1,
+		kick:        make(chan struct{}, 1),
+		jobs:        make(chan applierJob),
+		applierStop: make(chan struct{}),
+		applierDone: make(chan struct{}),
+	}
+	db.pend.cond = sync.NewCond(&db.pend.mu)
+	// The WAL is checked before anything is written, so a refusal leaves
+	// every file as it was.
+	segs, err := loadWAL(path)
+	if err != nil {
+		_ = bdb.Close()
+		return nil, err
 	}
 	if err := db.initSchema(); err != nil {
 		_ = bdb.Close()
 		return nil, err
 	}
+	if err := db.bolt.View(func(tx *bolt.Tx) error { db.nextGen = getAppliedGen(tx) + 1; return nil }); err != nil {
+		_ = bdb.Close()
+		return nil, db.classify(err)
+	}
+	if err := db.replay(segs); err != nil {
+		_ = bdb.Close()
+		return nil, err
+	}
+	if len(db.pend.groups) == 0 {
+		db.pend.groups = []*group{newGroup()}
+	}
 	go db.committer()
+	go db.putCommitter()
+	go db.applier()
 	return db, nil
 }
 
@@ -224,7 +274,10 @@ func (db *DB) initSchema() (err error) {
 func (db *DB) Path() string { return db.path }
 
 // Close stops accepting work, waits for writes in flight to be durable,
-// stops sweepers and closes the file. Later calls return nil.
+// stops sweepers, applies the write-ahead log to the database, removes it
+// and closes the file. Later calls return nil. If the log cannot be
+// applied (a full disk) it stays beside the file, nothing in it is lost,
+// and the next Open applies it: Close logs that and still succeeds.
 func (db *DB) Close() error {
 	db.mu.Lock()
 	if db.closed {
@@ -233,9 +286,16 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	close(db.queue)
+	close(db.puts)
 	close(db.stop)
 	db.mu.Unlock()
 	<-db.committed
+	<-db.putsDone
+	close(db.applierStop)
+	<-db.applierDone
+	if err := db.applierErr; err != nil {
+		db.log.Warn("write-ahead log not applied at close; the next start applies it", "err", err)
+	}
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", db.path, err)
 	}

@@ -23,12 +23,27 @@ func (db *DB) cutoff() int64 {
 // Sweep deletes messages whose timestamp is older than Retention before
 // Now, and sync state older than that, and returns how many messages it
 // removed. Each chunk is durable on its own: an interrupted sweep loses
-// nothing but progress.
+// nothing but progress. Messages acknowledged before the call are swept
+// too; one acknowledged during it may wait for the next sweep.
 func (db *DB) Sweep() (removed int, err error) {
 	if db.opt.ClockTrusted != nil && !db.opt.ClockTrusted() {
 		return 0, ErrClockUntrusted
 	}
+	// Apply the write-ahead log first, so messages acknowledged before the
+	// sweep are swept like the others. On a full disk, where it cannot be
+	// applied, expire its messages in memory instead and sweep anyway:
+	// the space that frees is what the applier needs to make progress.
 	cutoff := db.cutoff()
+	err = db.runJob(func(applyErr error) error {
+		if errors.Is(applyErr, ErrDiskFull) {
+			removed = db.sweepPending(cutoff)
+			return nil
+		}
+		return applyErr
+	})
+	if err != nil {
+		return 0, err
+	}
 	for {
 		n, more, syncRemoved, err := db.sweepChunk(cutoff)
 		removed += n

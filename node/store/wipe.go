@@ -1,7 +1,9 @@
 package store
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,7 +15,23 @@ import (
 // nothing wiped, and it may safely run twice. The file keeps its size;
 // bbolt reuses the freed pages.
 func (db *DB) Wipe(keep ...string) error {
-	err := db.write(func(tx *bolt.Tx) error {
+	// Apply the write-ahead log first (its applied segments are then
+	// deleted durably), so no message acknowledged before the wipe
+	// survives it, here or in a replay after a crash. On a full disk,
+	// where it cannot be applied, drop it instead: a power cut between
+	// that and the wipe below leaves the wipe half done, and running it
+	// again finishes it.
+	err := db.runJob(func(applyErr error) error {
+		if errors.Is(applyErr, ErrDiskFull) {
+			db.sweepPending(math.MaxInt64)
+			return nil
+		}
+		return applyErr
+	})
+	if err != nil {
+		return fmt.Errorf("store: wipe %s: %w", db.path, err)
+	}
+	err = db.write(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bMsgs, bIdx, bChans, bFP, bSync} {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
