@@ -431,7 +431,12 @@ func isDiskFull(err error) bool {
 // whole file: an admin or test tool, not something to run on each start.
 func (db *DB) Check() error {
 	var errs []string
-	err := db.view(func(tx *bolt.Tx) error {
+	// In a write transaction: bbolt checks pages against the live
+	// freelist, and in a read transaction a commit running beside it (the
+	// WAL applier's) frees pages the reader still reaches, which Check
+	// would report as damage that is not there.
+	err := db.write(func(tx *bolt.Tx) error {
+		errs = errs[:0]
 		for e := range tx.Check() {
 			errs = append(errs, e.Error())
 		}
