@@ -1,7 +1,6 @@
 package channel
 
 import (
-	"crypto/ed25519"
 	"fmt"
 	"time"
 )
@@ -47,7 +46,7 @@ func Validate(e *Envelope, now time.Time, p Policy) error {
 			return fmt.Errorf("channel.Validate: %w: written %s, %s ahead of now (allowed skew %s)", ErrFromFuture, ts.UTC().Format(time.RFC3339Nano), ts.Sub(now), maxSkew)
 		}
 	}
-	if !ed25519.Verify(e.Channel[:], e.signingInput(), e.Signature[:]) {
+	if !verifySig(e.Channel[:], e.signingInput(), e.Signature[:]) {
 		return fmt.Errorf("channel.Validate: %w for channel %s", ErrBadSignature, e.Channel)
 	}
 	return nil
