@@ -11,8 +11,12 @@ import (
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
-// BenchmarkRelayHop measures one node-to-node hop at full speed: 64
-// goroutines publish on A; B, which wants the channel, fetches and stores
+// hopPublishers is more than the old window of 64, so A commits larger
+// batches than a 64-message window lets B take in one commit.
+const hopPublishers = 256
+
+// BenchmarkRelayHop measures one node-to-node hop at full speed:
+// hopPublishers goroutines publish on A; B, which wants the channel, fetches and stores
 // every message. It reports the rate at A and the rate at which B has
 // them all; when B's rate falls behind A's, the hop (not the publishers)
 // bounds a relay, and its queue grows without bound under sustained load.
@@ -45,7 +49,7 @@ func BenchmarkRelayHop(b *testing.B) {
 			start := time.Now()
 			var next atomic.Int64
 			var wg gosync.WaitGroup
-			for range 64 {
+			for range hopPublishers {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
