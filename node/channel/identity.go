@@ -72,5 +72,5 @@ func (i *Identity) Sign(domain string, msg []byte) []byte {
 
 // Verify checks a signature made by Sign.
 func (p IdentityKey) Verify(domain string, msg, sig []byte) bool {
-	return len(sig) == ed25519.SignatureSize && ed25519.Verify(p[:], append([]byte(domain), msg...), sig)
+	return verifySig(p[:], append([]byte(domain), msg...), sig)
 }

@@ -168,7 +168,7 @@ func (k *Key) Open(e *Envelope) (*Message, error) {
 	if err := checkStructure(e); err != nil {
 		return nil, fmt.Errorf("channel.Open: %w", err)
 	}
-	if !ed25519.Verify(e.Channel[:], e.signingInput(), e.Signature[:]) {
+	if !verifySig(e.Channel[:], e.signingInput(), e.Signature[:]) {
 		return nil, fmt.Errorf("channel.Open: %w", ErrBadSignature)
 	}
 	slot, ct := e.Ciphertext[:slotSize], e.Ciphertext[slotSize:]

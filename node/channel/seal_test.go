@@ -288,6 +288,16 @@ func TestValidate(t *testing.T) {
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("Validate = %v, want %v", err, tt.want)
 			}
+			// Revalidate says the same, but for the signature it
+			// leaves to the caller's earlier Validate.
+			want := tt.want
+			if want == ErrBadSignature {
+				want = nil
+			}
+			err = Revalidate(tt.e, tt.now, tt.p)
+			if want == nil && err != nil || want != nil && !errors.Is(err, want) {
+				t.Fatalf("Revalidate = %v, want %v", err, want)
+			}
 		})
 	}
 }

@@ -127,7 +127,7 @@ func VerifyStatement(s *Statement, ch channel.ID, node peer.ID, now time.Time) e
 	case len(s.Node) > maxPeerIDLen:
 		return fmt.Errorf("%w: statement peer ID too long", ErrMalformed)
 	}
-	if !ed25519.Verify(ed25519.PublicKey(ch[:]), s.signed(), s.Signature[:]) {
+	if !ch.VerifySignature(s.signed(), s.Signature[:]) {
 		return fmt.Errorf("%w: channel %s, node %s", ErrBadSignature, short(ch), node.ShortString())
 	}
 	// The signature is checked first so that a forged statement is called

@@ -16,13 +16,15 @@ const maxAnnouncers = 8
 
 // offer is a message a peer says it has.
 type offer struct {
-	id channel.MessageID
-	ch channel.ID
+	id   channel.MessageID
+	ch   channel.ID
+	size int // as announced; 0 when not known
 }
 
 // pendingFetch is a body this node wants and has not stored yet.
 type pendingFetch struct {
 	ch         channel.ID
+	size       int       // what the fetch counts against an announcer's window
 	announcers []peer.ID // in the order they offered it
 	next       int       // index of the next announcer to ask
 	asked      peer.ID   // announcer asked now, "" if none
@@ -33,19 +35,26 @@ type pendingFetch struct {
 
 // fetcher fetches each body once: from the first announcer, then from the
 // next one when the asked one times out, answers NotFound or disconnects.
+// Each announcer has a window of fetches left unanswered, bounded by count
+// (Config.MaxInFlight and the peer's Hello) and by announced bytes
+// (Config.FetchBytes): small messages get a window wide enough for a
+// node-to-node rate of thousands per second, large ones the old 64.
 type fetcher struct {
 	s        *Service
 	mu       gosync.Mutex
 	pending  map[channel.MessageID]*pendingFetch
-	inflight map[peer.ID]int
+	inflight map[peer.ID]window
 	waiting  map[peer.ID][]channel.MessageID
 }
+
+// window is what one announcer has been asked for and not answered yet.
+type window struct{ n, bytes int }
 
 func newFetcher(s *Service) *fetcher {
 	return &fetcher{
 		s:        s,
 		pending:  map[channel.MessageID]*pendingFetch{},
-		inflight: map[peer.ID]int{},
+		inflight: map[peer.ID]window{},
 		waiting:  map[peer.ID][]channel.MessageID{},
 	}
 }
@@ -86,7 +95,7 @@ func (f *fetcher) offer(p peer.ID, offers []offer) {
 				// Reconciliation fetches it later; memory stays bounded.
 				continue
 			}
-			pf = &pendingFetch{ch: o.ch}
+			pf = &pendingFetch{ch: o.ch, size: fetchCost(o.size)}
 			f.pending[o.id] = pf
 		}
 		if pf.ch != o.ch || len(pf.announcers) >= maxAnnouncers || contains(pf.announcers, p) {
@@ -110,6 +119,22 @@ func contains(ps []peer.ID, p peer.ID) bool {
 	return false
 }
 
+// fetchCost is what a fetch of an announced size counts against a
+// window: an unknown or impossible size counts as the largest envelope.
+func fetchCost(size int) int {
+	if size <= 0 || size > channel.MaxEnvelopeSize {
+		return channel.MaxEnvelopeSize
+	}
+	return size
+}
+
+// full reports whether p's window has no room for a fetch of size bytes.
+// An empty window always takes one, whatever its size. f.mu is held.
+func (f *fetcher) full(p peer.ID, size int) bool {
+	w := f.inflight[p]
+	return w.n >= f.limit(p) || w.n > 0 && w.bytes+size > f.s.cfg.FetchBytes
+}
+
 func (f *fetcher) limit(p peer.ID) int {
 	n := f.s.cfg.MaxInFlight
 	if ss := f.s.sessionFor(p); ss != nil {
@@ -128,7 +153,7 @@ func (f *fetcher) assign(id channel.MessageID, pf *pendingFetch, out sends) {
 			pf.next++
 			continue
 		}
-		if f.inflight[c] >= f.limit(c) {
+		if f.full(c, pf.size) {
 			pf.waitingOn = c
 			f.waiting[c] = append(f.waiting[c], id)
 			return
@@ -136,26 +161,41 @@ func (f *fetcher) assign(id channel.MessageID, pf *pendingFetch, out sends) {
 		pf.next++
 		pf.asked = c
 		pf.deadline = time.Now().Add(f.s.cfg.FetchTimeout)
-		f.inflight[c]++
+		w := f.inflight[c]
+		f.inflight[c] = window{n: w.n + 1, bytes: w.bytes + pf.size}
 		out[c] = append(out[c], id)
 		return
+	}
+	// Every announcer failed it (timed out, NotFound, gone): the next
+	// reconcile with those still connected fetches it if they have it,
+	// instead of it waiting for a reconnect.
+	for _, c := range pf.announcers {
+		if ss := f.s.sessionFor(c); ss != nil {
+			ss.needResync.Store(true)
+		}
 	}
 	delete(f.pending, id)
 }
 
-// release frees one of p's in-flight slots and hands it to a waiting
-// message. f.mu is held.
-func (f *fetcher) release(p peer.ID, out sends) {
-	if f.inflight[p] > 0 {
-		f.inflight[p]--
+// release frees the room of one fetch of size bytes in p's window and
+// hands it to waiting messages, in order. f.mu is held.
+func (f *fetcher) release(p peer.ID, size int, out sends) {
+	if w := f.inflight[p]; w.n > 0 {
+		f.inflight[p] = window{n: w.n - 1, bytes: max(0, w.bytes-size)}
 	}
-	for f.inflight[p] < f.limit(p) && len(f.waiting[p]) > 0 {
+	for len(f.waiting[p]) > 0 {
 		id := f.waiting[p][0]
-		f.waiting[p] = f.waiting[p][1:]
-		if pf := f.pending[id]; pf != nil && pf.waitingOn == p {
-			pf.waitingOn = ""
-			f.assign(id, pf, out)
+		pf := f.pending[id]
+		if pf == nil || pf.waitingOn != p {
+			f.waiting[p] = f.waiting[p][1:]
+			continue
 		}
+		if f.full(p, pf.size) {
+			break
+		}
+		f.waiting[p] = f.waiting[p][1:]
+		pf.waitingOn = ""
+		f.assign(id, pf, out)
 	}
 	if len(f.waiting[p]) == 0 {
 		delete(f.waiting, p)
@@ -193,7 +233,7 @@ func (f *fetcher) claim(p peer.ID, id channel.MessageID) claim {
 	if pf.asked != "" {
 		c := pf.asked
 		pf.asked = ""
-		f.release(c, out)
+		f.release(c, pf.size, out)
 	}
 	pf.waitingOn = ""
 	pf.delivering = true
@@ -227,7 +267,7 @@ func (f *fetcher) notFound(p peer.ID, ids []channel.MessageID) {
 	for _, id := range ids {
 		if pf := f.pending[id]; pf != nil && pf.asked == p {
 			pf.asked = ""
-			f.release(p, out)
+			f.release(p, pf.size, out)
 			f.assign(id, pf, out)
 		}
 	}
@@ -243,7 +283,7 @@ func (f *fetcher) expire(now time.Time) {
 		if pf.asked != "" && !pf.delivering && now.After(pf.deadline) {
 			c := pf.asked
 			pf.asked = ""
-			f.release(c, out)
+			f.release(c, pf.size, out)
 			if pf.asked == "" && pf.waitingOn == "" {
 				f.assign(id, pf, out)
 			}

@@ -11,19 +11,31 @@ import (
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
-// BenchmarkRelayHop measures one node-to-node hop at full speed: 64
-// goroutines publish on A; B, which wants the channel, fetches and stores
+// hopPublishers is more than the old window of 64, so A commits larger
+// batches than a 64-message window lets B take in one commit.
+const hopPublishers = 256
+
+// BenchmarkRelayHop measures one node-to-node hop at full speed:
+// hopPublishers goroutines publish on A; B, which wants the channel, fetches and stores
 // every message. It reports the rate at A and the rate at which B has
 // them all; when B's rate falls behind A's, the hop (not the publishers)
 // bounds a relay, and its queue grows without bound under sustained load.
-// 16 was the default before it became the fetch window.
+// "window=64" is the configuration before the windows were sized in
+// bytes (64 fetches, 64 messages ingesting per peer), run beside the
+// defaults as the baseline.
 //
 //	go test ./node/sync -run XXX -bench RelayHop -benchtime 3000x
 func BenchmarkRelayHop(b *testing.B) {
-	for _, ic := range []int{16, DefaultIngestConcurrency} {
-		b.Run(fmt.Sprintf("ingest-concurrency=%d", ic), func(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opt  func(*Config)
+	}{
+		{"window=64", func(c *Config) { c.MaxInFlight, c.IngestConcurrency = 64, 64 }},
+		{"defaults", func(*Config) {}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
 			w := newWriter(b)
-			opt := func(c *Config) { c.IngestConcurrency = ic }
+			opt := tc.opt
 			src, dst := newNode(b, nil, opt), newNode(b, nil, opt)
 			src.svc.Want(w.id())
 			dst.svc.Want(w.id())
@@ -37,7 +49,7 @@ func BenchmarkRelayHop(b *testing.B) {
 			start := time.Now()
 			var next atomic.Int64
 			var wg gosync.WaitGroup
-			for range 64 {
+			for range hopPublishers {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()

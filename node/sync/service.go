@@ -29,15 +29,21 @@ const ProtocolID = protocol.ID("/redpanda/sync/2.0.0")
 // Defaults for Config fields left zero.
 const (
 	DefaultFetchTimeout = 10 * time.Second
-	DefaultMaxInFlight  = 64
+	DefaultMaxInFlight  = 256
 	DefaultQueueBytes   = 1 << 20
-	// DefaultIngestConcurrency equals the fetch window: every body a peer
-	// may have in flight to us can share one group commit. At 16, one
-	// node-to-node hop stored 16 messages per fsync and fell behind its
-	// sender (BenchmarkRelayHop: ~1,100/s relayed against ~2,400/s
-	// published on a 2-core VM), so a sustained 1,000 msg/s relay queued
-	// for seconds.
-	DefaultIngestConcurrency = DefaultMaxInFlight
+	// DefaultFetchBytes bounds the bodies asked of one peer and not yet
+	// received by their announced sizes: 64 of the largest envelopes, as
+	// the fetch window always allowed, and half the 8 MiB at which the
+	// serving peer would drop us for not reading.
+	DefaultFetchBytes = 64 * channel.MaxEnvelopeSize
+	// DefaultIngestConcurrency and DefaultIngestBytes bound one peer's
+	// messages being validated and stored at once. The bytes keep the old
+	// worst case (64 of the largest envelopes); the count is high because a
+	// node-to-node hop holds rate × commit time messages waiting for the
+	// group commit, and at 64 the hop stored 64 per fsync and saturated
+	// near 1,000 msg/s on a 2-core VM (p99 4 s at 1,000 msg/s).
+	DefaultIngestConcurrency = 1024
+	DefaultIngestBytes       = 64 * channel.MaxEnvelopeSize
 	DefaultReconcileInterval = time.Minute
 	DefaultMaxPending        = 1 << 16
 )
@@ -89,15 +95,25 @@ type Config struct {
 	// FetchTimeout is how long an announcer has to deliver a body before
 	// the next announcer is asked; default 10 s.
 	FetchTimeout time.Duration
-	// MaxInFlight bounds the fetches left unanswered per peer; default 64.
+	// MaxInFlight bounds the fetches left unanswered per peer; default
+	// 256. It is also sent in Hello: the most this node lets a peer leave
+	// unanswered.
 	MaxInFlight int
+	// FetchBytes bounds the announced bytes of the fetches left unanswered
+	// per peer, so small messages get a wide window and large ones the old
+	// one; default DefaultFetchBytes. A fetch whose size was not announced
+	// counts as the largest envelope.
+	FetchBytes int
 	// QueueBytes is the soft limit of a peer's outbound queue: past it,
 	// announcements are dropped (reconciliation recovers them). Past 8x,
 	// the peer is disconnected with ErrPeerTooSlow. Default 1 MiB.
 	QueueBytes int
 	// IngestConcurrency bounds the messages of one peer being validated
-	// and stored at once; default DefaultMaxInFlight (64).
+	// and stored at once; default 1024.
 	IngestConcurrency int
+	// IngestBytes bounds the envelope bytes of one peer being validated
+	// and stored at once; default DefaultIngestBytes (~4 MiB).
+	IngestBytes int
 	// ReconcileInterval is how often sessions that dropped announcements
 	// reconcile again; default 1 min.
 	ReconcileInterval time.Duration
@@ -136,8 +152,14 @@ func (c *Config) setDefaults() {
 	if c.QueueBytes <= 0 {
 		c.QueueBytes = DefaultQueueBytes
 	}
+	if c.FetchBytes <= 0 {
+		c.FetchBytes = DefaultFetchBytes
+	}
 	if c.IngestConcurrency <= 0 {
 		c.IngestConcurrency = DefaultIngestConcurrency
+	}
+	if c.IngestBytes <= 0 {
+		c.IngestBytes = DefaultIngestBytes
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = DefaultReconcileInterval

@@ -60,7 +60,7 @@ type session struct {
 	closeErr     error
 	wake         chan struct{}
 	done         chan struct{}
-	ingestSlots  chan struct{}
+	ingest       *ingestGate
 	needResync   atomic.Bool
 	openedByPeer bool
 }
@@ -75,7 +75,7 @@ func newSession(s *Service, st network.Stream, c *counters) *session {
 		pushes:       map[uint64]chan error{},
 		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
-		ingestSlots:  make(chan struct{}, s.cfg.IngestConcurrency),
+		ingest:       newIngestGate(s.cfg.IngestConcurrency, s.cfg.IngestBytes),
 		openedByPeer: st.Stat().Direction == network.DirInbound,
 	}
 }
@@ -380,7 +380,7 @@ func (ss *session) handle(f *wirepb.Frame) error {
 		for _, h := range k.Announce.GetHeaders() {
 			hd, _ := wire.HeaderFromPB(h) // checked by DecodeFrame
 			if ss.svc.Wants(hd.Channel) && ss.svc.accept(ss.peer, hd.Channel) {
-				offers = append(offers, offer{id: hd.ID, ch: hd.Channel})
+				offers = append(offers, offer{id: hd.ID, ch: hd.Channel, size: int(hd.Size)})
 			}
 		}
 		if len(offers) > 0 {
@@ -484,23 +484,6 @@ func (ss *session) onFetch(ids [][]byte) {
 	}
 }
 
-// ingestAsync runs fn in one of the session's ingest slots. Taking a slot
-// blocks the reader, which is the back-pressure on a peer that sends
-// faster than this node can validate and store.
-func (ss *session) ingestAsync(fn func()) {
-	select {
-	case ss.ingestSlots <- struct{}{}:
-	case <-ss.done:
-		return
-	}
-	ss.svc.wg.Add(1)
-	go func() {
-		defer ss.svc.wg.Done()
-		defer func() { <-ss.ingestSlots }()
-		fn()
-	}()
-}
-
 func (ss *session) onBody(pe *wirepb.Envelope) {
 	e, err := wire.EnvelopeFromPB(pe)
 	if err != nil {
@@ -515,7 +498,7 @@ func (ss *session) onBody(pe *wirepb.Envelope) {
 		ss.sendReject(0, &id, fmt.Errorf("%w: body %s", ErrNotRequested, id))
 		return
 	}
-	ss.ingestAsync(func() {
+	ss.ingestAsync(e.Size(), func() {
 		_, err := ss.svc.ingest(ss.peer, e)
 		ss.svc.fetch.finish(id, err)
 		if err != nil && !errors.Is(err, store.ErrExists) {
@@ -531,7 +514,7 @@ func (ss *session) onPush(seq uint64, pe *wirepb.Envelope) {
 		ss.sendReject(seq, nil, err)
 		return
 	}
-	ss.ingestAsync(func() {
+	ss.ingestAsync(e.Size(), func() {
 		id, err := ss.svc.ingest(ss.peer, e)
 		if err != nil {
 			ss.sendReject(seq, &id, err)
