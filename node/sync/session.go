@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -43,15 +44,22 @@ type session struct {
 	c    *counters
 	log  *slog.Logger
 
-	mu           gosync.Mutex
-	q            [][]byte // encoded frames, length prefix included
-	qKinds       []int
-	qBytes       int // queued and being written
-	closing      bool
-	graceful     bool // close with FIN after a protocol error's Reject
-	closed       bool
-	wants        map[channel.ID]struct{}
-	hello        bool
+	mu       gosync.Mutex
+	q        [][]byte // encoded frames, length prefix included
+	qKinds   []int
+	qBytes   int // queued and being written
+	closing  bool
+	graceful bool // close with FIN after a protocol error's Reject
+	closed   bool
+	wants    map[channel.ID]struct{}
+	hello    bool // the peer's Hello arrived
+	// helloSent: our Hello is queued. An inbound session holds its Hello
+	// (and the writer) until the peer's Hello says whether it is light,
+	// so that a light client is not sent the node's whole want set.
+	helloSent bool
+	// light: the peer serves nobody and hears only about channels it
+	// wants (Hello.light).
+	light        bool
 	maxInFlight  int
 	reconciling  map[channel.ID]*reconcileRun
 	afterHello   []channel.ID // channels to reconcile once the peer's Hello arrives
@@ -119,10 +127,15 @@ func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
 	return true
 }
 
-// preload queues frames before the session is visible to anyone, without
-// the queue limits (the caller holds the service lock, and closing here
-// would need it).
-func (ss *session) preload(fs []*wirepb.Frame) {
+// sendHello puts our Hello frames at the head of the queue, before
+// anything queued while it was held, and lets the writer go; only the
+// first call counts. Callers that list wants hold the service lock, so
+// that no Want can slip between the want set read for the Hello and
+// helloSent. No queue limits: closing here would need that lock.
+func (ss *session) sendHello(fs []*wirepb.Frame) {
+	var bufs [][]byte
+	var kinds []int
+	n := 0
 	for _, f := range fs {
 		b, err := proto.Marshal(f)
 		if err != nil {
@@ -130,11 +143,24 @@ func (ss *session) preload(fs []*wirepb.Frame) {
 		}
 		buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
 		buf = append(buf, b...)
-		ss.q = append(ss.q, buf)
-		ss.qKinds = append(ss.qKinds, frameKind(f))
-		ss.qBytes += len(buf)
+		bufs = append(bufs, buf)
+		kinds = append(kinds, frameKind(f))
+		n += len(buf)
 	}
-	ss.wake <- struct{}{}
+	ss.mu.Lock()
+	if ss.helloSent {
+		ss.mu.Unlock()
+		return
+	}
+	ss.q = append(bufs, ss.q...)
+	ss.qKinds = append(kinds, ss.qKinds...)
+	ss.qBytes += n
+	ss.helloSent = true
+	ss.mu.Unlock()
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
 }
 
 // writers lends write buffers to sessions for one batch at a time: an
@@ -151,6 +177,11 @@ func (ss *session) writeLoop() {
 			return
 		}
 		ss.mu.Lock()
+		if !ss.helloSent {
+			// Nothing may overtake our Hello; sendHello wakes us.
+			ss.mu.Unlock()
+			continue
+		}
 		q, kinds := ss.q, ss.qKinds
 		ss.q, ss.qKinds = nil, nil
 		ss.mu.Unlock()
@@ -226,6 +257,9 @@ func (ss *session) readLoop() {
 // streams and the connection are untouched.
 func (ss *session) fail(err error) {
 	ss.log.Info("closing sync stream", "err", err)
+	// A held Hello goes out first, empty, so that a conforming peer can
+	// read the Reject.
+	ss.sendHello(ss.svc.helloFrames(nil))
 	ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Reject{Reject: &wirepb.Reject{
 		Reason: wirepb.Reason_REASON_MALFORMED, Detail: truncate(err.Error()),
 	}}}, false)
@@ -313,6 +347,34 @@ func helloFrames(agent string, maxInFlight int, wants []channel.ID) []*wirepb.Fr
 		n := min(len(rest), wire.MaxIDsPerFrame)
 		out = append(out, &wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(rest[:n])}}})
 		rest = rest[n:]
+	}
+	return out
+}
+
+// tellWant sends this node's want changes to the peer: all of them to a
+// full peer, only those for channels it wants to a light one, nothing
+// while our Hello is held (it is built from the want set later, so it
+// carries these changes).
+func (ss *session) tellWant(add, remove []channel.ID) {
+	ss.mu.Lock()
+	if !ss.helloSent {
+		ss.mu.Unlock()
+		return
+	}
+	if ss.light {
+		add, remove = ss.wantedLocked(add), ss.wantedLocked(remove)
+	}
+	ss.mu.Unlock()
+	ss.sendWant(add, remove)
+}
+
+// wantedLocked returns those of chs the peer wants.
+func (ss *session) wantedLocked(chs []channel.ID) []channel.ID {
+	var out []channel.ID
+	for _, ch := range chs {
+		if _, ok := ss.wants[ch]; ok {
+			out = append(out, ch)
+		}
 	}
 	return out
 }
@@ -419,15 +481,21 @@ func (ss *session) handle(f *wirepb.Frame) error {
 
 func (ss *session) onHello(h *wirepb.Hello) error {
 	ss.mu.Lock()
-	ss.hello = true
+	ss.light = h.GetLight()
 	ss.maxInFlight = max(1, int(h.GetMaxInFlight()))
+	ss.mu.Unlock()
+	ss.log.Debug("hello", "agent", h.GetAgent(), "wants", len(h.GetWant()), "light", h.GetLight())
+	if err := ss.setWants(h.GetWant(), nil); err != nil {
+		return err
+	}
+	// Our held Hello goes out before hello is set, so that no
+	// announcement or reconcile can overtake it.
+	ss.svc.sendHeldHello(ss)
+	ss.mu.Lock()
+	ss.hello = true
 	after := ss.afterHello
 	ss.afterHello = nil
 	ss.mu.Unlock()
-	ss.log.Debug("hello", "agent", h.GetAgent(), "wants", len(h.GetWant()))
-	if err := ss.onWant(h.GetWant(), nil); err != nil {
-		return err
-	}
 	// The opener reconciles everything shared; the other side only what
 	// it started wanting while the Hello was on its way.
 	if !ss.openedByPeer {
@@ -438,7 +506,36 @@ func (ss *session) onHello(h *wirepb.Hello) error {
 	return nil
 }
 
+// onWant applies a peer's Want. A light peer was told only about the
+// channels it wanted, so when it comes to want one this node serves, the
+// node tells it now and reconciles the channel: without this, both sides
+// coming to want a channel after their Hellos would never learn of it.
 func (ss *session) onWant(add, remove [][]byte) error {
+	if err := ss.setWants(add, remove); err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	light := ss.light
+	ss.mu.Unlock()
+	if !light || len(add) == 0 {
+		return nil
+	}
+	var shared []channel.ID
+	for _, b := range add {
+		ch, _ := wire.ChannelID(b)
+		if ss.svc.Wants(ch) && !slices.Contains(shared, ch) {
+			shared = append(shared, ch)
+		}
+	}
+	if len(shared) > 0 {
+		ss.sendWant(shared, nil)
+		ss.reconcileShared(shared)
+	}
+	return nil
+}
+
+// setWants records the peer's want changes.
+func (ss *session) setWants(add, remove [][]byte) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for _, b := range remove {
