@@ -250,3 +250,28 @@ func TestLightBothWantAfterHello(t *testing.T) {
 		})
 	}
 }
+
+// An idle session holds no writer goroutine: one starts when a frame is
+// queued and ends when the queue is drained, on both sides.
+func TestIdleSessionHoldsNoWriter(t *testing.T) {
+	x := newWriter(t)
+	n := newNode(t, nil)
+	light := newNode(t, nil, func(c *Config) { c.Light = true })
+	n.svc.Want(x.id())
+	light.svc.Want(x.id())
+	connect(t, light, n)
+	eventually(t, "session up", func() bool { return sessionUp(n, light) })
+	writing := func(ss *session) bool {
+		ss.mu.Lock()
+		defer ss.mu.Unlock()
+		return ss.writing
+	}
+	ns, ls := n.svc.sessionFor(light.h.ID()), light.svc.sessionFor(n.h.ID())
+	for round := range 3 {
+		eventually(t, "writers gone", func() bool { return !writing(ns) && !writing(ls) })
+		e := x.seal(t, "wake the writers", time.Now())
+		if _, err := light.svc.PushTo(context.Background(), n.h.ID(), e); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+	}
+}

@@ -510,12 +510,11 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 		ss.sendHello(s.helloFrames(slices.Collect(maps.Keys(s.wants))))
 	}
 	s.sessions[p] = ss
-	s.wg.Add(2)
+	s.wg.Add(1)
 	s.mu.Unlock()
 	if old != nil {
 		old.close(errors.New("replaced by a new stream"))
 	}
-	go ss.writeLoop()
 	go ss.readLoop()
 	return ss, nil
 }

@@ -66,7 +66,7 @@ type session struct {
 	pushes       map[uint64]chan error
 	pushSeq      uint64
 	closeErr     error
-	wake         chan struct{}
+	writing      bool // a writer goroutine is draining q
 	done         chan struct{}
 	ingestSlots  chan struct{}
 	needResync   atomic.Bool
@@ -81,7 +81,6 @@ func newSession(s *Service, st network.Stream, c *counters) *session {
 		maxInFlight:  1,
 		reconciling:  map[channel.ID]*reconcileRun{},
 		pushes:       map[uint64]chan error{},
-		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		ingestSlots:  make(chan struct{}, s.cfg.IngestConcurrency),
 		openedByPeer: st.Stat().Direction == network.DirInbound,
@@ -120,10 +119,7 @@ func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
 	ss.qKinds = append(ss.qKinds, frameKind(f))
 	ss.qBytes += len(buf)
 	ss.mu.Unlock()
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
+	ss.kick()
 	return true
 }
 
@@ -157,10 +153,7 @@ func (ss *session) sendHello(fs []*wirepb.Frame) {
 	ss.qBytes += n
 	ss.helloSent = true
 	ss.mu.Unlock()
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
+	ss.kick()
 }
 
 // writers lends write buffers to sessions for one batch at a time: an
@@ -168,19 +161,33 @@ func (ss *session) sendHello(fs []*wirepb.Frame) {
 // thirds of a node's memory per idle light client.
 var writers = gosync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
+// kick starts a writer for the queue unless one runs (or our Hello is
+// still held). Writers come and go with the traffic: an idle session
+// holds no goroutine for writing, which with thousands of idle light
+// clients is a stack (and its growth) per client saved.
+func (ss *session) kick() {
+	ss.mu.Lock()
+	if ss.writing || ss.closed || !ss.helloSent || len(ss.q) == 0 {
+		ss.mu.Unlock()
+		return
+	}
+	ss.writing = true
+	// Close closes every session before it waits, and a closed session
+	// starts no writer, so this Add never races the Wait.
+	ss.svc.wg.Add(1)
+	ss.mu.Unlock()
+	go ss.writeLoop()
+}
+
+// writeLoop drains the queue in batches and ends when it is empty.
 func (ss *session) writeLoop() {
 	defer ss.svc.wg.Done()
 	for {
-		select {
-		case <-ss.wake:
-		case <-ss.done:
-			return
-		}
 		ss.mu.Lock()
-		if !ss.helloSent {
-			// Nothing may overtake our Hello; sendHello wakes us.
+		if ss.closed || len(ss.q) == 0 {
+			ss.writing = false
 			ss.mu.Unlock()
-			continue
+			return
 		}
 		q, kinds := ss.q, ss.qKinds
 		ss.q, ss.qKinds = nil, nil
@@ -274,10 +281,7 @@ func (ss *session) fail(err error) {
 		ss.close(err)
 		return
 	}
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
+	ss.kick()
 	time.AfterFunc(closeFlushTimeout, func() { ss.close(err) })
 }
 
