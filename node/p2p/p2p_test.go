@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
 const (
@@ -254,6 +255,21 @@ func TestSystemLimitIsConfigured(t *testing.T) {
 			}
 			if got := lim.GetFDLimit(); got != tc.fd {
 				t.Fatalf("FD limit %d, want %d", got, tc.fd)
+			}
+			// A protocol every client holds a stream of (sync) is not held
+			// below the system limits by libp2p's scaled per-protocol default.
+			err = h.Network().ResourceManager().ViewProtocol("/test/every-client/1", func(s network.ProtocolScope) error {
+				pl := s.(rcmgr.ResourceScopeLimiter).Limit()
+				if got := pl.GetStreamLimit(network.DirInbound); got < tc.conns {
+					t.Errorf("inbound streams per protocol %d, want at least the %d connections", got, tc.conns)
+				}
+				if got := pl.GetMemoryLimit(); got != tc.memory {
+					t.Errorf("memory per protocol %d, want the system's %d", got, tc.memory)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
