@@ -458,12 +458,37 @@ func (s *Service) connected(p peer.ID) {
 	}
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-		defer cancel()
-		if _, err := s.open(ctx, p); err != nil {
+		// A light client is the only side that opens, so it tries again
+		// (a node out of streams for the moment) while the node stays
+		// connected and speaks sync.
+		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+			_, err := s.open(ctx, p)
+			cancel()
+			if err == nil {
+				return
+			}
 			s.log.Debug("no sync session", "peer", p, "err", err)
+			if !s.cfg.Light || !s.retryOpen(p, wait) {
+				return
+			}
 		}
 	}()
+}
+
+// retryOpen waits, then reports whether opening a session to p is worth
+// another try.
+func (s *Service) retryOpen(p peer.ID, wait time.Duration) bool {
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-time.After(wait):
+	}
+	if s.h.Network().Connectedness(p) != network.Connected || s.sessionFor(p) != nil {
+		return false
+	}
+	protos, err := s.h.Peerstore().SupportsProtocols(p, ProtocolID)
+	return err == nil && len(protos) > 0
 }
 
 func (s *Service) open(ctx context.Context, p peer.ID) (*session, error) {
