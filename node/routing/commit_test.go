@@ -2,11 +2,15 @@ package routing
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,5 +184,51 @@ func TestSameIdentityRegistersInTurn(t *testing.T) {
 	}
 	if !n.r.Registered(a.h.ID()) || !n.r.Registered(b.h.ID()) {
 		t.Fatal("both devices should be registered under the one identity")
+	}
+}
+
+// BenchmarkAdmit registers new identities on a real store (fsync per
+// commit), one at a time and 64 at once: the ratio is how many
+// registrations share a commit. Before admit wrote outside the registry
+// lock, the two were equal.
+func BenchmarkAdmit(b *testing.B) {
+	for _, par := range []int{1, 64} {
+		b.Run(fmt.Sprintf("concurrent=%d", par), func(b *testing.B) {
+			db, err := store.Open(filepath.Join(b.TempDir(), "node.db"), store.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			h := newHost(b)
+			r, err := NewRegistry(h, db.Meta("registrations"), Config{AllowInfinity: true, Capacity: 1 << 30,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			ch := newChannelID(b)
+			var next atomic.Int64
+			b.SetParallelism(max(1, par/runtime.GOMAXPROCS(0)))
+			run := func() {
+				id := newIdentity(b)
+				req := &request{Identity: id.Public(), Channels: []channel.ID{ch}, Timestamp: time.Now(),
+					Peer: h.ID(), Nonce: binary.AppendVarint(nil, next.Add(1))}
+				req.sign(id)
+				if resp, _, _ := r.admit(req); resp.Status != StatusOK {
+					b.Errorf("admit: %s %s", resp.Status, resp.Detail)
+				}
+			}
+			if par == 1 {
+				for b.Loop() {
+					run()
+				}
+				return
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					run()
+				}
+			})
+		})
 	}
 }
