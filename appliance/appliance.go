@@ -201,13 +201,9 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			HolePunching:   cfg.Relay,
 			StaticRelays:   relays,
 			Limits: p2p.Limits{
-				Conns: cfg.MaxConnections,
-				// yamux reserves its 256 KiB window per stream from the
-				// resource manager and every phone holds one sync stream:
-				// size the accounting for max_connections of them, or
-				// streams are refused long before the connection limit
-				// (docs/PERFORMANCE.md). Real RSS per client is ~130 KiB.
-				Memory:       max(512<<20, int64(cfg.MaxConnections)*320<<10),
+				// Memory and FD are left to node/p2p, which sizes them for
+				// Conns (a sync stream's yamux window per phone).
+				Conns:        cfg.MaxConnections,
 				ConnsPerIPv4: cfg.MaxConnectionsPerIP,
 				ConnsPerIPv6: cfg.MaxConnectionsPerIP,
 			},

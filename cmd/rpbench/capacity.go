@@ -39,8 +39,9 @@ const (
 	joinConcurrency = 32
 )
 
-// runNodeChild is the child: start a node, print its address, serve until
-// stdin closes.
+// runNodeChild is the child: start a node, print its address, answer
+// "stats" lines on stdin with a STATS line (goroutines, heap and stack
+// bytes), serve until stdin closes.
 func runNodeChild() error {
 	capacity, err := strconv.Atoi(os.Getenv(capacityEnv))
 	if err != nil {
@@ -52,7 +53,15 @@ func runNodeChild() error {
 	}
 	defer n.Close()
 	fmt.Printf("ADDR %s\n", n.Addrs()[0])
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "stats" {
+			var ms runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			fmt.Printf("STATS %d %d %d\n", runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse)
+		}
+	}
 	if f := os.Getenv(heapEnv); f != "" {
 		// Where the node's memory per client goes, with every client still
 		// connected (the parent closes stdin before its clients).
@@ -71,7 +80,29 @@ type childNode struct {
 	cmd     *exec.Cmd
 	in      io.WriteCloser
 	info    peer.AddrInfo
+	stats   chan childStats
 	stopped gosync.Once
+}
+
+// childStats is the node process's own account of where its memory is.
+type childStats struct {
+	goroutines          int
+	heapInuse, stackUse float64 // bytes
+}
+
+// stats asks the child for its goroutines, heap and stacks.
+func (c *childNode) askStats(ctx context.Context) (childStats, error) {
+	if _, err := io.WriteString(c.in, "stats\n"); err != nil {
+		return childStats{}, err
+	}
+	select {
+	case st := <-c.stats:
+		return st, nil
+	case <-ctx.Done():
+		return childStats{}, ctx.Err()
+	case <-time.After(30 * time.Second):
+		return childStats{}, errors.New("node process sent no stats in 30 s")
+	}
 }
 
 func startChildNode(ctx context.Context, dir string, capacity int) (*childNode, error) {
@@ -93,13 +124,19 @@ func startChildNode(ctx context.Context, dir string, capacity int) (*childNode, 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	c := &childNode{cmd: cmd, in: in}
+	c := &childNode{cmd: cmd, in: in, stats: make(chan childStats, 1)}
 	line := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
 				line <- a
+			}
+			if a, ok := strings.CutPrefix(sc.Text(), "STATS "); ok {
+				var st childStats
+				if _, err := fmt.Sscan(a, &st.goroutines, &st.heapInuse, &st.stackUse); err == nil {
+					c.stats <- st
+				}
 			}
 		}
 	}()
@@ -198,6 +235,10 @@ func runCapacity(ctx context.Context, p Params) (Result, error) {
 	if err != nil {
 		return r, err
 	}
+	baseStats, err := child.askStats(ctx)
+	if err != nil {
+		return r, err
+	}
 	shared, err := store.Open(filepath.Join(dir, "clients.db"), store.Options{Logger: p.Logger})
 	if err != nil {
 		return r, err
@@ -281,6 +322,12 @@ func runCapacity(ctx context.Context, p Params) (Result, error) {
 	}
 	t1, _ := cpuTicks(pid)
 	r.add("node CPU while idle (10 ms ticks)", (t1-t0)/100/time.Since(start).Seconds()*100, "% of a core")
+	// Where the RSS per client goes, from the node's own runtime.
+	if st, err := child.askStats(ctx); err == nil && n > 0 {
+		r.add("node goroutines per client", float64(st.goroutines-baseStats.goroutines)/float64(n), "")
+		r.add("node heap in use per client", (st.heapInuse-baseStats.heapInuse)/1024/float64(n), "KiB")
+		r.add("node goroutine stacks per client", (st.stackUse-baseStats.stackUse)/1024/float64(n), "KiB")
+	}
 	child.stop() // before the clients go, for the heap profile
 	r.target(">= 5000 idle registered clients at <= 100 KiB RSS each", n >= 5000 && perClient <= 100)
 	switch {

@@ -69,7 +69,7 @@ func newLite(dir string, db *store.DB, log *slog.Logger) (*lite, error) {
 		return nil, err
 	}
 	c := &lite{id: id, h: h, db: db, own: own}
-	c.svc = sync.New(h, db, sync.Config{Logger: log, Agent: "rpbench"})
+	c.svc = sync.New(h, db, sync.Config{Logger: log, Agent: "rpbench", Light: true})
 	c.sub, _ = c.svc.Subscribe(1 << 14)
 	return c, nil
 }
@@ -88,9 +88,9 @@ func (c *lite) join(ctx context.Context, n peer.AddrInfo, chs ...channel.ID) (ro
 	return res, c.session(ctx, n)
 }
 
-// session connects to n and waits for the sync session that the side with
-// the smaller peer ID opens on connect: pushing before it would open a
-// second stream that replaces the first under the push.
+// session connects to n and waits for the sync session the client (a
+// light one) opens on connect: pushing before it would open a second
+// stream that replaces the first under the push.
 func (c *lite) session(ctx context.Context, n peer.AddrInfo) error {
 	if err := c.h.Connect(ctx, n); err != nil {
 		return fmt.Errorf("connect: %w", err)

@@ -173,7 +173,9 @@ func (c *Client) start() error {
 		return fmt.Errorf("client.Open: %w", err)
 	}
 	c.h = h
-	c.svc = sync.New(h, c.db, sync.Config{Now: c.cfg.Now, Agent: "redpanda-client", Logger: c.cfg.Logger})
+	// Light: the client serves nobody, so a node tells it only about its
+	// own channels (Hello.light).
+	c.svc = sync.New(h, c.db, sync.Config{Now: c.cfg.Now, Agent: "redpanda-client", Logger: c.cfg.Logger, Light: true})
 	routing.HandleNotices(h, c.onNotice)
 	c.mu.Lock()
 	for id := range c.chans {

@@ -97,6 +97,12 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// StreamReserve is what the resource manager accounts for each idle
+// client: the sync stream's yamux window (256 KiB, fixed by the yamux
+// protocol) and room for its short registration and identify streams.
+// The RSS an idle client costs is far less (docs/PERFORMANCE.md).
+const StreamReserve = 320 << 10
+
 // Limits are the resource manager limits that matter on a home node. The
 // libp2p AutoScale defaults allow ~192 connections on a 4 GB board and 8 per
 // IPv4 address, which would turn away a household's phones behind one
@@ -111,11 +117,16 @@ type Limits struct {
 	ConnsOutbound int
 	// Streams is the total number of streams. Default: 16 × Conns.
 	Streams int
-	// Memory is the bytes libp2p may reserve. Default: 512 MiB.
+	// Memory is the bytes libp2p may reserve. yamux reserves its fixed
+	// 256 KiB initial window for every stream, and every connected phone
+	// holds one (sync) plus short ones (identify, registration), so the
+	// accounting, not the RAM, is what runs out first: a node holds about
+	// Memory / StreamReserve idle clients. Default: max(512 MiB,
+	// Conns × StreamReserve).
 	Memory int64
 	// FD is the file descriptors libp2p may use (TCP connections; QUIC
 	// shares one socket). The systemd unit must allow more (LimitNOFILE).
-	// Default: 4096.
+	// Default: max(4096, Conns + 1024).
 	FD int
 	// ConnsPerIPv4 is the connections from one IPv4 address (a carrier NAT
 	// address can hide many phones). Default: 256.
@@ -190,9 +201,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	setInt(&l.ConnsOutbound, 1024)
 	setInt(&l.Streams, 16*l.Conns)
 	if l.Memory == 0 {
-		l.Memory = 512 << 20
+		l.Memory = max(512<<20, int64(l.Conns)*StreamReserve)
 	}
-	setInt(&l.FD, 4096)
+	setInt(&l.FD, max(4096, l.Conns+1024))
 	setInt(&l.ConnsPerIPv4, 256)
 	setInt(&l.ConnsPerIPv6, 256)
 	if l.NewConnsPerSecondPerIP == 0 {

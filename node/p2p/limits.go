@@ -38,7 +38,20 @@ func newResourceManager(l Limits, reg prometheus.Registerer) (network.ResourceMa
 		Memory:          rcmgr.LimitVal64(max(1, l.Memory/8)),
 		FD:              rcmgr.LimitVal(max(1, l.FD/4)),
 	}
-	partial := rcmgr.PartialLimitConfig{System: system, Transient: transient}
+	// Every connected phone holds one long-lived sync stream, and a light
+	// client opens it, so they are all inbound. libp2p's scaled default
+	// per protocol (512 inbound streams + 256 per GiB of RAM/8, 64 MiB of
+	// accounting + 164 MiB per GiB/8) refused new sync streams at ~1,265
+	// on a 24 GB machine, and would near 600 on a 4 GB board. A protocol
+	// without its own limit may use what the system allows; the system
+	// and per-peer limits still bound it.
+	protocol := rcmgr.ResourceLimits{
+		StreamsInbound:  rcmgr.LimitVal(l.Streams),
+		StreamsOutbound: rcmgr.LimitVal(l.Streams),
+		Streams:         rcmgr.LimitVal(l.Streams),
+		Memory:          rcmgr.LimitVal64(l.Memory),
+	}
+	partial := rcmgr.PartialLimitConfig{System: system, Transient: transient, ProtocolDefault: protocol}
 	limiter := rcmgr.NewFixedLimiter(partial.Build(rcmgr.DefaultLimits.AutoScale()))
 
 	burst := max(l.ConnsPerIPv4, l.ConnsPerIPv6)

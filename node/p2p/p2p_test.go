@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 )
 
 const (
@@ -225,9 +226,16 @@ func TestSystemLimitIsConfigured(t *testing.T) {
 		name           string
 		limits         Limits
 		conns, inbound int
+		memory         int64
+		fd             int
 	}{
-		{"defaults", Limits{}, 2560, 2560},
-		{"explicit", Limits{Conns: 3000, ConnsInbound: 2800}, 3000, 2800},
+		{"defaults", Limits{}, 2560, 2560, 2560 * StreamReserve, 4096},
+		{"explicit", Limits{Conns: 3000, ConnsInbound: 2800}, 3000, 2800, 3000 * StreamReserve, 4096},
+		// 5,000 idle clients need their streams' yamux windows accounted
+		// and a descriptor each: raising Conns alone must be enough.
+		{"6,000 conns", Limits{Conns: 6000}, 6000, 6000, 6000 * StreamReserve, 7024},
+		{"small, explicit memory", Limits{Conns: 100, Memory: 64 << 20, FD: 200}, 100, 100, 64 << 20, 200},
+		{"small", Limits{Conns: 100}, 100, 100, 512 << 20, 4096},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,8 +250,26 @@ func TestSystemLimitIsConfigured(t *testing.T) {
 			if got := lim.GetConnLimit(network.DirInbound); got != tc.inbound {
 				t.Fatalf("inbound conn limit %d, want %d", got, tc.inbound)
 			}
-			if lim.GetConnTotalLimit() < 2000 {
-				t.Fatal("limit below the 2,000 connections a home node must allow")
+			if got := lim.GetMemoryLimit(); got != tc.memory {
+				t.Fatalf("memory limit %d, want %d", got, tc.memory)
+			}
+			if got := lim.GetFDLimit(); got != tc.fd {
+				t.Fatalf("FD limit %d, want %d", got, tc.fd)
+			}
+			// A protocol every client holds a stream of (sync) is not held
+			// below the system limits by libp2p's scaled per-protocol default.
+			err = h.Network().ResourceManager().ViewProtocol("/test/every-client/1", func(s network.ProtocolScope) error {
+				pl := s.(rcmgr.ResourceScopeLimiter).Limit()
+				if got := pl.GetStreamLimit(network.DirInbound); got < tc.conns {
+					t.Errorf("inbound streams per protocol %d, want at least the %d connections", got, tc.conns)
+				}
+				if got := pl.GetMemoryLimit(); got != tc.memory {
+					t.Errorf("memory per protocol %d, want the system's %d", got, tc.memory)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

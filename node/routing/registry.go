@@ -175,6 +175,13 @@ type Registry struct {
 	limiters map[peer.ID]*rate.Limiter
 	onChange []func()
 	closed   bool
+	// writing holds the identities whose registration is being written,
+	// outside mu, so that concurrent registrations share the store's
+	// group commit; a second request for the same identity waits on the
+	// channel. writingNew counts those that take a new place, against
+	// the capacity.
+	writing    map[channel.IdentityKey]chan struct{}
+	writingNew int
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -198,7 +205,7 @@ func NewRegistry(h host.Host, recs Records, cfg Config) (*Registry, error) {
 	r := &Registry{h: h, recs: recs, cfg: cfg, log: cfg.Logger.With("component", "routing"),
 		owner: cfg.Owner, regs: map[channel.IdentityKey]*entry{}, devices: map[peer.ID]int{}, revoked: map[channel.IdentityKey]bool{},
 		pending: map[channel.IdentityKey]pendingNotice{}, seen: map[[32]byte]time.Time{},
-		limiters: map[peer.ID]*rate.Limiter{}, stop: make(chan struct{})}
+		limiters: map[peer.ID]*rate.Limiter{}, writing: map[channel.IdentityKey]chan struct{}{}, stop: make(chan struct{})}
 	if err := r.load(); err != nil {
 		return nil, fmt.Errorf("routing.NewRegistry: %w", err)
 	}
@@ -748,17 +755,95 @@ func (r *Registry) allow(p peer.ID) bool {
 	return l.Allow()
 }
 
-// admit decides a request whose signature verified.
+// admit decides a request whose signature verified: it decides under the
+// registry lock, writes the registration outside it (so that concurrent
+// registrations share one group commit instead of one fsync each), then
+// installs it under the lock, unless the write failed or a revocation or
+// re-pairing meanwhile made it void.
 func (r *Registry) admit(req *request) (response, []outNotice, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// One write per identity at a time: the second request is decided
+	// against the first one's outcome.
+	for w := r.writing[req.Identity]; w != nil; w = r.writing[req.Identity] {
+		r.mu.Unlock()
+		<-w
+		r.mu.Lock()
+	}
+	d := r.decideLocked(req)
+	if d.e == nil {
+		return d.resp, d.notices, d.changed
+	}
+	e := d.e
+	done := make(chan struct{})
+	r.writing[e.Identity] = done
+	if d.old == nil {
+		r.writingNew++
+	}
+	r.mu.Unlock()
+	err := r.putReg(e)
+	r.mu.Lock()
+	delete(r.writing, e.Identity)
+	if d.old == nil {
+		r.writingNew--
+	}
+	close(done)
+	refuse := func(st Status, format string, a ...any) (response, []outNotice, bool) {
+		detail := fmt.Sprintf(format, a...)
+		r.log.Info("registration refused", "identity", req.Identity, "status", st.String(), "detail", detail)
+		return response{Status: st, Detail: detail, Load: r.loadLocked()}, d.notices, d.changed
+	}
+	if err != nil {
+		return refuse(StatusInternal, "could not store the registration: %v", err)
+	}
+	// Decided on a state that may have moved while writing.
+	var void Status
+	switch {
+	case r.throughRevokedLocked(e):
+		void = StatusRevoked
+	case e.Hop != HopInfinity && e.root != r.owner:
+		void = StatusBadChain // re-paired: the chain leads to the old owner
+	}
+	if void != 0 {
+		if err := r.recs.Delete(recKey(keyReg, e.Identity)); err != nil {
+			r.log.Warn("could not drop a voided registration", "identity", e.Identity, "err", err)
+		}
+		return refuse(void, "revoked or re-paired while registering")
+	}
+	cur := r.regs[e.Identity]
+	r.setEntryLocked(e)
+	r.clearPendingLocked(e.Identity)
+	if cur != nil && cur.Peer != e.Peer {
+		r.unprotectLocked(cur.Peer)
+	}
+	r.h.ConnManager().Protect(e.Peer, p2p.TagRegistered)
+	changed := d.changed || cur == nil || !slices.Equal(cur.Channels, e.Channels)
+	r.log.Info("registered", "identity", e.Identity, "peer", e.Peer, "hop", e.Hop, "channels", len(e.Channels))
+	return response{Status: StatusOK, Hop: e.Hop, Expires: e.Expires, Load: r.loadLocked()}, d.notices, changed
+}
+
+func (r *Registry) loadLocked() Load { return Load{Registered: len(r.regs), Capacity: r.cfg.Capacity} }
+
+// decision is what admit decided under the lock: an entry to write, or
+// the answer (e nil).
+type decision struct {
+	e       *entry
+	old     *entry
+	resp    response
+	notices []outNotice
+	changed bool
+}
+
+// decideLocked checks a request against the registry and makes room for
+// it (evicting when full). Registrations being written count against the
+// capacity.
+func (r *Registry) decideLocked(req *request) decision {
 	now := r.cfg.Now()
 	changed := r.expireLocked(now)
-	load := func() Load { return Load{Registered: len(r.regs), Capacity: r.cfg.Capacity} }
-	refuse := func(st Status, format string, a ...any) (response, []outNotice, bool) {
+	refuse := func(st Status, format string, a ...any) decision {
 		d := fmt.Sprintf(format, a...)
 		r.log.Info("registration refused", "identity", req.Identity, "status", st.String(), "detail", d)
-		return response{Status: st, Detail: d, Load: load()}, nil, changed
+		return decision{resp: response{Status: st, Detail: d, Load: r.loadLocked()}, changed: changed}
 	}
 	if r.closed {
 		return refuse(StatusInternal, "node shutting down")
@@ -799,7 +884,7 @@ func (r *Registry) admit(req *request) (response, []outNotice, bool) {
 	}
 
 	var notices []outNotice
-	if old == nil && len(r.regs) >= r.cfg.Capacity {
+	if old == nil && len(r.regs)+r.writingNew >= r.cfg.Capacity {
 		var worst *entry
 		for _, e := range r.regs {
 			if worst == nil || rank(e.Hop) > rank(worst.Hop) ||
@@ -841,20 +926,7 @@ func (r *Registry) admit(req *request) (response, []outNotice, bool) {
 	} else if hop == 0 {
 		e.root = r.owner
 	}
-	if err := r.putReg(e); err != nil {
-		return refuse(StatusInternal, "could not store the registration: %v", err)
-	}
-	r.setEntryLocked(e)
-	r.clearPendingLocked(e.Identity)
-	if old != nil && old.Peer != e.Peer {
-		r.unprotectLocked(old.Peer)
-	}
-	r.h.ConnManager().Protect(e.Peer, p2p.TagRegistered)
-	if old == nil || !slices.Equal(old.Channels, e.Channels) {
-		changed = true
-	}
-	r.log.Info("registered", "identity", e.Identity, "peer", e.Peer, "hop", hop, "channels", len(e.Channels))
-	return response{Status: StatusOK, Hop: hop, Expires: e.Expires, Load: load()}, notices, changed
+	return decision{e: e, old: old, notices: notices, changed: changed}
 }
 
 func (r *Registry) clearPendingLocked(id channel.IdentityKey) {

@@ -101,6 +101,9 @@ type rawPeer struct {
 	h  host.Host
 	st network.Stream
 	r  *bufio.Reader
+	// helloRead: the node's Hello was read. The node answers an opener's
+	// Hello with its own, so it is read lazily, before the first frame.
+	helloRead bool
 }
 
 func newRawPeer(t *testing.T) host.Host { return newRawPeerTB(t) }
@@ -126,11 +129,7 @@ func dialRaw(t *testing.T, h host.Host, to *node) *rawPeer {
 		t.Fatal(err)
 	}
 	_ = st.SetReadDeadline(time.Now().Add(20 * time.Second))
-	rp := &rawPeer{t: t, h: h, st: st, r: bufio.NewReader(st)}
-	if f := rp.read(); f.GetHello() == nil {
-		t.Fatalf("first frame from the node is %v, want hello", f)
-	}
-	return rp
+	return &rawPeer{t: t, h: h, st: st, r: bufio.NewReader(st)}
 }
 
 func (rp *rawPeer) write(b []byte) {
@@ -149,6 +148,12 @@ func (rp *rawPeer) send(f *wirepb.Frame) {
 
 func (rp *rawPeer) read() *wirepb.Frame {
 	rp.t.Helper()
+	if !rp.helloRead {
+		rp.helloRead = true
+		if f := rp.read(); f.GetHello() == nil {
+			rp.t.Fatalf("first frame from the node is %v, want hello", f)
+		}
+	}
 	f, _, err := wire.ReadSyncFrame(rp.r, wire.MaxFrameSize)
 	if err != nil {
 		rp.t.Fatalf("reading a frame: %v", err)

@@ -132,6 +132,12 @@ type Config struct {
 	Admit func(p peer.ID, ch channel.ID) error
 	// Agent is sent in Hello, for the peer's logs.
 	Agent string
+	// Light makes this a light client's service, one that serves nobody:
+	// its Hello says so (Hello.light), so a node tells it only about the
+	// channels it wants, and it opens every session itself and accepts
+	// none (a node opening to it would send its Hello before learning
+	// the client is light). Default false: a node.
+	Light bool
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -226,7 +232,9 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 		rejected: newRecentSet(4096),
 	}
 	s.fetch = newFetcher(s)
-	h.SetStreamHandler(ProtocolID, s.handleStream)
+	if !cfg.Light {
+		h.SetStreamHandler(ProtocolID, s.handleStream)
+	}
 	s.notifee = &network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { s.connected(c.RemotePeer()) },
 	}
@@ -285,7 +293,7 @@ func (s *Service) Want(chs ...channel.ID) {
 		return
 	}
 	for _, ss := range sessions {
-		ss.sendWant(added, nil)
+		ss.tellWant(added, nil)
 		// We gained interest, so we ask for the history.
 		ss.reconcileShared(added)
 	}
@@ -307,7 +315,7 @@ func (s *Service) Unwant(chs ...channel.ID) {
 		return
 	}
 	for _, ss := range sessions {
-		ss.sendWant(nil, removed)
+		ss.tellWant(nil, removed)
 	}
 }
 
@@ -323,6 +331,48 @@ func (s *Service) wantList() []channel.ID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Collect(maps.Keys(s.wants))
+}
+
+// intersect returns the keys in both a and b.
+func intersect(a, b map[channel.ID]struct{}) []channel.ID {
+	if len(b) < len(a) {
+		a, b = b, a
+	}
+	var out []channel.ID
+	for ch := range a {
+		if _, ok := b[ch]; ok {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// sendHeldHello sends our Hello on a session whose peer's Hello just
+// arrived, if it was held: to a light peer it lists only the channels
+// both want, to anyone else all this node wants.
+func (s *Service) sendHeldHello(ss *session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss.mu.Lock()
+	if ss.helloSent {
+		ss.mu.Unlock()
+		return
+	}
+	var wants []channel.ID
+	if ss.light {
+		wants = intersect(s.wants, ss.wants)
+	} else {
+		wants = slices.Collect(maps.Keys(s.wants))
+	}
+	ss.mu.Unlock()
+	ss.sendHello(s.helloFrames(wants))
+}
+
+// helloFrames is this side's Hello listing wants.
+func (s *Service) helloFrames(wants []channel.ID) []*wirepb.Frame {
+	fs := helloFrames(s.cfg.Agent, s.cfg.MaxInFlight, wants)
+	fs[0].GetHello().Light = s.cfg.Light
+	return fs
 }
 
 // sessionList must be called with s.mu held.
@@ -412,9 +462,10 @@ func (s *Service) session(ctx context.Context, p peer.ID) (*session, error) {
 }
 
 // connected opens a session to a newly connected peer when this side is
-// the opener: the smaller peer ID opens, so the pair gets one stream.
+// the opener: the smaller peer ID opens, so the pair gets one stream. A
+// light service opens every session (it accepts none).
 func (s *Service) connected(p peer.ID) {
-	if p == s.h.ID() || bytes.Compare([]byte(s.h.ID()), []byte(p)) > 0 {
+	if p == s.h.ID() || (!s.cfg.Light && bytes.Compare([]byte(s.h.ID()), []byte(p)) > 0) {
 		return
 	}
 	s.mu.Lock()
@@ -429,12 +480,37 @@ func (s *Service) connected(p peer.ID) {
 	}
 	go func() {
 		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
-		defer cancel()
-		if _, err := s.open(ctx, p); err != nil {
+		// A light client is the only side that opens, so it tries again
+		// (a node out of streams for the moment) while the node stays
+		// connected and speaks sync.
+		for wait := time.Second; ; wait = min(2*wait, time.Minute) {
+			ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+			_, err := s.open(ctx, p)
+			cancel()
+			if err == nil {
+				return
+			}
 			s.log.Debug("no sync session", "peer", p, "err", err)
+			if !s.cfg.Light || !s.retryOpen(p, wait) {
+				return
+			}
 		}
 	}()
+}
+
+// retryOpen waits, then reports whether opening a session to p is worth
+// another try.
+func (s *Service) retryOpen(p peer.ID, wait time.Duration) bool {
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-time.After(wait):
+	}
+	if s.h.Network().Connectedness(p) != network.Connected || s.sessionFor(p) != nil {
+		return false
+	}
+	protos, err := s.h.Peerstore().SupportsProtocols(p, ProtocolID)
+	return err == nil && len(protos) > 0
 }
 
 func (s *Service) open(ctx context.Context, p peer.ID) (*session, error) {
@@ -473,20 +549,19 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 		s.stats[p] = c
 	}
 	ss := newSession(s, st, c)
-	// Hello is queued before the session is visible, so that no Want or
-	// Announce can overtake it.
-	wants := make([]channel.ID, 0, len(s.wants))
-	for ch := range s.wants {
-		wants = append(wants, ch)
+	// The opener's Hello is queued before the session is visible, so that
+	// no Want or Announce can overtake it. The other side holds its Hello
+	// until the opener's arrives (the opener never waits, so neither side
+	// waits for ever) and then knows whether the peer is light.
+	if !ss.openedByPeer {
+		ss.sendHello(s.helloFrames(slices.Collect(maps.Keys(s.wants))))
 	}
-	ss.preload(helloFrames(s.cfg.Agent, s.cfg.MaxInFlight, wants))
 	s.sessions[p] = ss
-	s.wg.Add(2)
+	s.wg.Add(1)
 	s.mu.Unlock()
 	if old != nil {
 		old.close(errors.New("replaced by a new stream"))
 	}
-	go ss.writeLoop()
 	go ss.readLoop()
 	return ss, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -43,22 +44,29 @@ type session struct {
 	c    *counters
 	log  *slog.Logger
 
-	mu           gosync.Mutex
-	q            [][]byte // encoded frames, length prefix included
-	qKinds       []int
-	qBytes       int // queued and being written
-	closing      bool
-	graceful     bool // close with FIN after a protocol error's Reject
-	closed       bool
-	wants        map[channel.ID]struct{}
-	hello        bool
+	mu       gosync.Mutex
+	q        [][]byte // encoded frames, length prefix included
+	qKinds   []int
+	qBytes   int // queued and being written
+	closing  bool
+	graceful bool // close with FIN after a protocol error's Reject
+	closed   bool
+	wants    map[channel.ID]struct{}
+	hello    bool // the peer's Hello arrived
+	// helloSent: our Hello is queued. An inbound session holds its Hello
+	// (and the writer) until the peer's Hello says whether it is light,
+	// so that a light client is not sent the node's whole want set.
+	helloSent bool
+	// light: the peer serves nobody and hears only about channels it
+	// wants (Hello.light).
+	light        bool
 	maxInFlight  int
 	reconciling  map[channel.ID]*reconcileRun
 	afterHello   []channel.ID // channels to reconcile once the peer's Hello arrives
 	pushes       map[uint64]chan error
 	pushSeq      uint64
 	closeErr     error
-	wake         chan struct{}
+	writing      bool // a writer goroutine is draining q
 	done         chan struct{}
 	ingest       *ingestGate
 	needResync   atomic.Bool
@@ -73,7 +81,6 @@ func newSession(s *Service, st network.Stream, c *counters) *session {
 		maxInFlight:  1,
 		reconciling:  map[channel.ID]*reconcileRun{},
 		pushes:       map[uint64]chan error{},
-		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		ingest:       newIngestGate(s.cfg.IngestConcurrency, s.cfg.IngestBytes),
 		openedByPeer: st.Stat().Direction == network.DirInbound,
@@ -112,17 +119,19 @@ func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
 	ss.qKinds = append(ss.qKinds, frameKind(f))
 	ss.qBytes += len(buf)
 	ss.mu.Unlock()
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
+	ss.kick()
 	return true
 }
 
-// preload queues frames before the session is visible to anyone, without
-// the queue limits (the caller holds the service lock, and closing here
-// would need it).
-func (ss *session) preload(fs []*wirepb.Frame) {
+// sendHello puts our Hello frames at the head of the queue, before
+// anything queued while it was held, and lets the writer go; only the
+// first call counts. Callers that list wants hold the service lock, so
+// that no Want can slip between the want set read for the Hello and
+// helloSent. No queue limits: closing here would need that lock.
+func (ss *session) sendHello(fs []*wirepb.Frame) {
+	var bufs [][]byte
+	var kinds []int
+	n := 0
 	for _, f := range fs {
 		b, err := proto.Marshal(f)
 		if err != nil {
@@ -130,11 +139,21 @@ func (ss *session) preload(fs []*wirepb.Frame) {
 		}
 		buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
 		buf = append(buf, b...)
-		ss.q = append(ss.q, buf)
-		ss.qKinds = append(ss.qKinds, frameKind(f))
-		ss.qBytes += len(buf)
+		bufs = append(bufs, buf)
+		kinds = append(kinds, frameKind(f))
+		n += len(buf)
 	}
-	ss.wake <- struct{}{}
+	ss.mu.Lock()
+	if ss.helloSent {
+		ss.mu.Unlock()
+		return
+	}
+	ss.q = append(bufs, ss.q...)
+	ss.qKinds = append(kinds, ss.qKinds...)
+	ss.qBytes += n
+	ss.helloSent = true
+	ss.mu.Unlock()
+	ss.kick()
 }
 
 // writers lends write buffers to sessions for one batch at a time: an
@@ -142,15 +161,34 @@ func (ss *session) preload(fs []*wirepb.Frame) {
 // thirds of a node's memory per idle light client.
 var writers = gosync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
 
+// kick starts a writer for the queue unless one runs (or our Hello is
+// still held). Writers come and go with the traffic: an idle session
+// holds no goroutine for writing, which with thousands of idle light
+// clients is a stack (and its growth) per client saved.
+func (ss *session) kick() {
+	ss.mu.Lock()
+	if ss.writing || ss.closed || !ss.helloSent || len(ss.q) == 0 {
+		ss.mu.Unlock()
+		return
+	}
+	ss.writing = true
+	// Close closes every session before it waits, and a closed session
+	// starts no writer, so this Add never races the Wait.
+	ss.svc.wg.Add(1)
+	ss.mu.Unlock()
+	go ss.writeLoop()
+}
+
+// writeLoop drains the queue in batches and ends when it is empty.
 func (ss *session) writeLoop() {
 	defer ss.svc.wg.Done()
 	for {
-		select {
-		case <-ss.wake:
-		case <-ss.done:
+		ss.mu.Lock()
+		if ss.closed || len(ss.q) == 0 {
+			ss.writing = false
+			ss.mu.Unlock()
 			return
 		}
-		ss.mu.Lock()
 		q, kinds := ss.q, ss.qKinds
 		ss.q, ss.qKinds = nil, nil
 		ss.mu.Unlock()
@@ -197,11 +235,35 @@ func (ss *session) writeBatch(q [][]byte, kinds []int) (int, error) {
 	return n, w.Flush()
 }
 
+// readers lends read buffers to sessions while frames arrive: an idle
+// session waits for the next frame's first byte without one. A 4 KiB
+// buffer per session was a sixth of the live heap per idle light client.
+var readers = gosync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+
 func (ss *session) readLoop() {
 	defer ss.svc.wg.Done()
-	r := bufio.NewReader(countingReader{r: ss.st, n: &ss.c.bytesIn})
+	src := countingReader{r: ss.st, n: &ss.c.bytesIn}
+	var r *bufio.Reader
+	defer func() {
+		if r != nil {
+			r.Reset(nil)
+			readers.Put(r)
+		}
+	}()
+	pre := &prefixReader{r: src}
 	for {
-		f, _, err := wire.ReadSyncFrame(r, wire.MaxFrameSize)
+		var f *wirepb.Frame
+		var err error
+		if r == nil {
+			if _, err = io.ReadFull(src, pre.first[:]); err == nil {
+				pre.has = true
+				r = readers.Get().(*bufio.Reader)
+				r.Reset(pre)
+			}
+		}
+		if err == nil {
+			f, _, err = wire.ReadSyncFrame(r, wire.MaxFrameSize)
+		}
 		if err != nil {
 			switch {
 			case errors.Is(err, io.EOF):
@@ -213,6 +275,11 @@ func (ss *session) readLoop() {
 			}
 			return
 		}
+		if r.Buffered() == 0 {
+			r.Reset(nil)
+			readers.Put(r)
+			r = nil
+		}
 		ss.c.framesIn[frameKind(f)].Add(1)
 		if err := ss.handle(f); err != nil {
 			ss.fail(err)
@@ -221,11 +288,29 @@ func (ss *session) readLoop() {
 	}
 }
 
+// prefixReader yields a byte already read, then reads on from r.
+type prefixReader struct {
+	first [1]byte
+	has   bool
+	r     io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if p.has && len(b) > 0 {
+		b[0], p.has = p.first[0], false
+		return 1, nil
+	}
+	return p.r.Read(b)
+}
+
 // fail ends the session after a protocol error: it tells the peer why in
 // a Reject, lets the writer flush it, then closes the stream. Other
 // streams and the connection are untouched.
 func (ss *session) fail(err error) {
 	ss.log.Info("closing sync stream", "err", err)
+	// A held Hello goes out first, empty, so that a conforming peer can
+	// read the Reject.
+	ss.sendHello(ss.svc.helloFrames(nil))
 	ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Reject{Reject: &wirepb.Reject{
 		Reason: wirepb.Reason_REASON_MALFORMED, Detail: truncate(err.Error()),
 	}}}, false)
@@ -240,10 +325,7 @@ func (ss *session) fail(err error) {
 		ss.close(err)
 		return
 	}
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
+	ss.kick()
 	time.AfterFunc(closeFlushTimeout, func() { ss.close(err) })
 }
 
@@ -313,6 +395,34 @@ func helloFrames(agent string, maxInFlight int, wants []channel.ID) []*wirepb.Fr
 		n := min(len(rest), wire.MaxIDsPerFrame)
 		out = append(out, &wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(rest[:n])}}})
 		rest = rest[n:]
+	}
+	return out
+}
+
+// tellWant sends this node's want changes to the peer: all of them to a
+// full peer, only those for channels it wants to a light one, nothing
+// while our Hello is held (it is built from the want set later, so it
+// carries these changes).
+func (ss *session) tellWant(add, remove []channel.ID) {
+	ss.mu.Lock()
+	if !ss.helloSent {
+		ss.mu.Unlock()
+		return
+	}
+	if ss.light {
+		add, remove = ss.wantedLocked(add), ss.wantedLocked(remove)
+	}
+	ss.mu.Unlock()
+	ss.sendWant(add, remove)
+}
+
+// wantedLocked returns those of chs the peer wants.
+func (ss *session) wantedLocked(chs []channel.ID) []channel.ID {
+	var out []channel.ID
+	for _, ch := range chs {
+		if _, ok := ss.wants[ch]; ok {
+			out = append(out, ch)
+		}
 	}
 	return out
 }
@@ -419,15 +529,21 @@ func (ss *session) handle(f *wirepb.Frame) error {
 
 func (ss *session) onHello(h *wirepb.Hello) error {
 	ss.mu.Lock()
-	ss.hello = true
+	ss.light = h.GetLight()
 	ss.maxInFlight = max(1, int(h.GetMaxInFlight()))
+	ss.mu.Unlock()
+	ss.log.Debug("hello", "agent", h.GetAgent(), "wants", len(h.GetWant()), "light", h.GetLight())
+	if err := ss.setWants(h.GetWant(), nil); err != nil {
+		return err
+	}
+	// Our held Hello goes out before hello is set, so that no
+	// announcement or reconcile can overtake it.
+	ss.svc.sendHeldHello(ss)
+	ss.mu.Lock()
+	ss.hello = true
 	after := ss.afterHello
 	ss.afterHello = nil
 	ss.mu.Unlock()
-	ss.log.Debug("hello", "agent", h.GetAgent(), "wants", len(h.GetWant()))
-	if err := ss.onWant(h.GetWant(), nil); err != nil {
-		return err
-	}
 	// The opener reconciles everything shared; the other side only what
 	// it started wanting while the Hello was on its way.
 	if !ss.openedByPeer {
@@ -438,7 +554,36 @@ func (ss *session) onHello(h *wirepb.Hello) error {
 	return nil
 }
 
+// onWant applies a peer's Want. A light peer was told only about the
+// channels it wanted, so when it comes to want one this node serves, the
+// node tells it now and reconciles the channel: without this, both sides
+// coming to want a channel after their Hellos would never learn of it.
 func (ss *session) onWant(add, remove [][]byte) error {
+	if err := ss.setWants(add, remove); err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	light := ss.light
+	ss.mu.Unlock()
+	if !light || len(add) == 0 {
+		return nil
+	}
+	var shared []channel.ID
+	for _, b := range add {
+		ch, _ := wire.ChannelID(b)
+		if ss.svc.Wants(ch) && !slices.Contains(shared, ch) {
+			shared = append(shared, ch)
+		}
+	}
+	if len(shared) > 0 {
+		ss.sendWant(shared, nil)
+		ss.reconcileShared(shared)
+	}
+	return nil
+}
+
+// setWants records the peer's want changes.
+func (ss *session) setWants(add, remove [][]byte) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for _, b := range remove {

@@ -160,6 +160,7 @@ func FuzzReadFrame(f *testing.F) {
 func FuzzDecodeFrame(f *testing.F) {
 	for _, fr := range []*wirepb.Frame{
 		{Kind: &wirepb.Frame_Hello{Hello: &wirepb.Hello{Want: [][]byte{make([]byte, 32)}}}},
+		{Kind: &wirepb.Frame_Hello{Hello: &wirepb.Hello{Want: [][]byte{make([]byte, 32)}, Light: true}}},
 		{Kind: &wirepb.Frame_Push{Push: &wirepb.Push{Seq: 1, Envelope: &wirepb.Envelope{Version: 2, Channel: make([]byte, 32)}}}},
 		{Kind: &wirepb.Frame_Reconcile{Reconcile: &wirepb.Reconcile{Channel: make([]byte, 32), Ranges: []*wirepb.Range{
 			{FromMs: 1, ToMs: 9, Mode: &wirepb.Range_Fingerprint{Fingerprint: &wirepb.Fingerprint{Count: 3, Xor: make([]byte, 32)}}}}}}},

@@ -99,6 +99,7 @@ func goldenVectors(t *testing.T) [][2]string {
 		f    *wirepb.Frame
 	}{
 		{"frame.hello", &wirepb.Frame{Kind: &wirepb.Frame_Hello{Hello: &wirepb.Hello{Agent: "golden", Want: [][]byte{e.Channel[:]}, MaxInFlight: 64}}}},
+		{"frame.hello.light", &wirepb.Frame{Kind: &wirepb.Frame_Hello{Hello: &wirepb.Hello{Agent: "golden", Want: [][]byte{e.Channel[:]}, MaxInFlight: 64, Light: true}}}},
 		{"frame.announce", &wirepb.Frame{Kind: &wirepb.Frame_Announce{Announce: &wirepb.Announce{Headers: []*wirepb.Header{HeaderToPB(h)}}}}},
 		{"frame.fetch", &wirepb.Frame{Kind: &wirepb.Frame_Fetch{Fetch: &wirepb.Fetch{Ids: [][]byte{id[:]}}}}},
 		{"frame.push", &wirepb.Frame{Kind: &wirepb.Frame_Push{Push: &wirepb.Push{Seq: 7, Envelope: pe}}}},

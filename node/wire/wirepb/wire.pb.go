@@ -560,10 +560,15 @@ func (*Frame_Reconcile) isFrame_Kind() {}
 
 // Hello is the first frame each side sends: who it is and what it wants.
 type Hello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Agent         string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`                                   // free text, for logs only
-	Want          [][]byte               `protobuf:"bytes,2,rep,name=want,proto3" json:"want,omitempty"`                                     // channel IDs this side wants
-	MaxInFlight   uint32                 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"` // fetches this side may leave unanswered
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Agent       string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`                                   // free text, for logs only
+	Want        [][]byte               `protobuf:"bytes,2,rep,name=want,proto3" json:"want,omitempty"`                                     // channel IDs this side wants
+	MaxInFlight uint32                 `protobuf:"varint,3,opt,name=max_in_flight,json=maxInFlight,proto3" json:"max_in_flight,omitempty"` // fetches this side may leave unanswered
+	// light: this side serves nobody (a light client): tell it only about
+	// channels it lists in its own want set. A node then sends it Wants and
+	// announcements for those channels only. Peers that predate the flag
+	// read it as false and are served as before.
+	Light         bool `protobuf:"varint,4,opt,name=light,proto3" json:"light,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -617,6 +622,13 @@ func (x *Hello) GetMaxInFlight() uint32 {
 		return x.MaxInFlight
 	}
 	return 0
+}
+
+func (x *Hello) GetLight() bool {
+	if x != nil {
+		return x.Light
+	}
+	return false
 }
 
 // Want changes the set of channels the sender wants.
@@ -1690,11 +1702,12 @@ const file_wire_proto_rawDesc = "" +
 	"\x06reject\x18\t \x01(\v2\x18.redpanda.wire.v2.RejectH\x00R\x06reject\x12;\n" +
 	"\treconcile\x18\n" +
 	" \x01(\v2\x1b.redpanda.wire.v2.ReconcileH\x00R\treconcileB\x06\n" +
-	"\x04kind\"U\n" +
+	"\x04kind\"k\n" +
 	"\x05Hello\x12\x14\n" +
 	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x12\n" +
 	"\x04want\x18\x02 \x03(\fR\x04want\x12\"\n" +
-	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\"0\n" +
+	"\rmax_in_flight\x18\x03 \x01(\rR\vmaxInFlight\x12\x14\n" +
+	"\x05light\x18\x04 \x01(\bR\x05light\"0\n" +
 	"\x04Want\x12\x10\n" +
 	"\x03add\x18\x01 \x03(\fR\x03add\x12\x16\n" +
 	"\x06remove\x18\x02 \x03(\fR\x06remove\">\n" +
