@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +63,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		only    = fs.String("scenarios", "", "comma-separated subset of: ingest,capacity,relay,resync,dht")
 		verbose = fs.Bool("v", false, "log the nodes' warnings to stderr")
 		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
+		tracef  = fs.String("trace", "", "write an execution trace to `file` (go tool trace; -pprof=sync shows where goroutines wait)")
 	)
 	p := FullParams()
 	fs.IntVar(&p.Writers, "writers", p.Writers, "ingest: concurrent writers")
@@ -113,6 +115,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *tracef != "" {
+		f, err := os.Create(*tracef)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := trace.Start(f); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	rep := Report{Start: time.Now(), Machine: machine()}
 	for _, sc := range scenarios {

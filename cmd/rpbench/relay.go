@@ -109,12 +109,15 @@ func (l *latencies) scheduled(k int, every time.Duration) time.Time {
 	return l.start.Add(time.Duration(k) * every)
 }
 
-func median(d []time.Duration) time.Duration {
+func median(d []time.Duration) time.Duration { return percentile(d, 0.5) }
+
+// percentile sorts d and returns its q-quantile (0 for none).
+func percentile(d []time.Duration, q float64) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}
 	slices.Sort(d)
-	return d[len(d)/2]
+	return d[min(len(d)-1, int(float64(len(d))*q))]
 }
 
 func (l *latencies) stats() (median, p99, maxd time.Duration, n int) {
@@ -181,6 +184,8 @@ func runRelay(ctx context.Context, p Params) (Result, error) {
 	}
 	r.add("redpanda median post -> first node stored", ms(ours.firstHop), "ms")
 	r.add("redpanda median first -> second node stored", ms(ours.secondHop), "ms")
+	r.add("redpanda p99 post -> first node stored", ms(ours.firstHop99), "ms")
+	r.add("redpanda p99 first -> second node stored", ms(ours.secondHop99), "ms")
 	r.add("envelope size", float64(load.bytes/len(load.envs)), "B")
 	r.add("p99 redpanda / gossipsub", ratio(ms(ours.p99), ms(gs.p99)), "x")
 	r.add("median redpanda / gossipsub", ratio(ms(ours.median), ms(gs.median)), "x")
@@ -194,9 +199,10 @@ type relayOutcome struct {
 	median, p99, max time.Duration
 	// firstHop: scheduled post to stored by the sender's node; secondHop:
 	// from there to stored by the other node (redpanda only).
-	firstHop, secondHop time.Duration
-	delivered           int
-	bytesPerDelivery    float64
+	firstHop, secondHop     time.Duration
+	firstHop99, secondHop99 time.Duration
+	delivered               int
+	bytesPerDelivery        float64
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -309,6 +315,7 @@ func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome
 	}
 	hopMu.Unlock()
 	o.firstHop, o.secondHop = median(first), median(second)
+	o.firstHop99, o.secondHop99 = percentile(first, 0.99), percentile(second, 0.99)
 	if n := failed.Load(); n > 0 {
 		return o, fmt.Errorf("%d pushes failed", n)
 	}
