@@ -390,12 +390,11 @@ func TestDuplicateOfPending(t *testing.T) {
 
 // readAll is every read the node makes of the store, for comparison.
 type readAll struct {
-	raws      map[channel.MessageID]string
-	headers   map[string][]Header
-	fps       map[string]Fingerprint
-	channels  []ChannelStats
-	stats     Stats
-	missingOK bool
+	raws     map[channel.MessageID]string
+	headers  map[string][]Header
+	fps      map[string]Fingerprint
+	channels []ChannelStats
+	stats    Stats
 }
 
 func collectReads(t *testing.T, db *DB, m model, chans ...channel.ID) readAll {
