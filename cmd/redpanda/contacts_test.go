@@ -3,18 +3,11 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node"
-	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/client"
-	"github.com/redpanda-p2p/homenode/node/p2p"
-	"github.com/redpanda-p2p/homenode/node/routing"
 )
 
 // TestContactsCommands: Bob vouches for Carol's number with `contacts
@@ -22,33 +15,12 @@ import (
 // Bob's running client answers: she gets Carol's identity and the exact
 // `friends agree` command. Misuse and bad numbers fail clearly.
 func TestContactsCommands(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
+	cn := newClientNet(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	open := func(name string) *client.Client {
-		c, err := client.Open(client.Config{Home: filepath.Join(dir, name), Create: true, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	open := cn.open
 	alice, bob, carol := open("alice"), open("bob"), open("carol")
-	owner, err := channel.ParseIdentityKey(alice.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(node.Config{DataDir: t.TempDir(), NoDHT: true, Logger: quiet,
-		Routing: routing.Config{Owner: owner, Logger: quiet},
-		P2P:     p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	cn.start(alice)
 	shareCh := func(a *client.Client, an string, b *client.Client, bn string) {
 		k, err := a.CreateChannel(an)
 		if err != nil {
@@ -60,23 +32,7 @@ func TestContactsCommands(t *testing.T) {
 	}
 	shareCh(alice, "bob", bob, "alice")
 	shareCh(bob, "carol", carol, "bob")
-	for _, c := range []*client.Client{alice, bob, carol} {
-		if c != alice {
-			chain, err := alice.IssueTicket(c.ID(), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.SetTicket(chain); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := c.AddNode(n.Addrs()[0]); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cn.connect(ctx, alice, alice, bob, carol)
 	if _, err := carol.Send(ctx, "bob", "hi bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +46,7 @@ func TestContactsCommands(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	aliceHome, bobHome := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
+	aliceHome, bobHome := cn.home("alice"), cn.home("bob")
 	bob.Close()
 	alice.Close()
 

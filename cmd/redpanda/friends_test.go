@@ -4,48 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node"
-	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/client"
-	"github.com/redpanda-p2p/homenode/node/p2p"
-	"github.com/redpanda-p2p/homenode/node/routing"
 )
 
 // TestFriendsCommands: `friends accept` (Bob) and `friends agree` (Alice)
 // run as commands against one real node, through two friends whose
 // clients are running; both print the same channel and safety code.
 func TestFriendsCommands(t *testing.T) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir := t.TempDir()
-	open := func(name string) *client.Client {
-		c, err := client.Open(client.Config{Home: filepath.Join(dir, name), Create: true, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	cn := newClientNet(t)
+	open := cn.open
 	alice, bob := open("alice"), open("bob")
-	owner, err := channel.ParseIdentityKey(alice.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(node.Config{DataDir: t.TempDir(), NoDHT: true, Logger: quiet,
-		Routing: routing.Config{Owner: owner, Logger: quiet},
-		P2P:     p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: quiet}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	cn.start(alice)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -68,23 +40,7 @@ func TestFriendsCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, c := range append([]*client.Client{alice, bob}, friends...) {
-		if c != alice {
-			chain, err := alice.IssueTicket(c.ID(), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.SetTicket(chain); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := c.AddNode(n.Addrs()[0]); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Connect(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cn.connect(ctx, alice, append([]*client.Client{alice, bob}, friends...)...)
 	for i, f := range friends {
 		if _, err := bob.Send(ctx, fmt.Sprintf("f%d", i), "hello from bob"); err != nil {
 			t.Fatal(err)
@@ -110,10 +66,10 @@ func TestFriendsCommands(t *testing.T) {
 	}
 	bobOut := make(chan out, 1)
 	go func() {
-		o, _, err := runCLI("friends", "accept", "alice", "--from", aliceID, "--home", filepath.Join(dir, "bob"), "--timeout", "50s")
+		o, _, err := runCLI("friends", "accept", "alice", "--from", aliceID, "--home", cn.home("bob"), "--timeout", "50s")
 		bobOut <- out{o, err}
 	}()
-	aOut, _, err := runCLI("friends", "agree", "bob", "--with", bobID, "--via", "f0,f1", "--home", filepath.Join(dir, "alice"), "--timeout", "50s")
+	aOut, _, err := runCLI("friends", "agree", "bob", "--with", bobID, "--via", "f0,f1", "--home", cn.home("alice"), "--timeout", "50s")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +82,8 @@ func TestFriendsCommands(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"friends", "agree", "x", "--home", filepath.Join(dir, "alice")},
-		{"friends", "accept", "x", "--home", filepath.Join(dir, "bob")},
+		{"friends", "agree", "x", "--home", cn.home("alice")},
+		{"friends", "accept", "x", "--home", cn.home("bob")},
 	} {
 		if _, _, err := runCLI(args...); !errors.Is(err, errUsage) {
 			t.Errorf("%v: %v, want a usage error", args, err)
