@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -115,6 +116,9 @@ type DB struct {
 	nextSeq   uint64
 	walBroken error
 	nextGen   uint64 // the applier's next group generation
+	// removedUnsynced is an applied segment removed since the data
+	// directory was last synced (see removeSegment); the applier's alone.
+	removedUnsynced string
 	// kick wakes the applier after a batch; jobs runs work that must not
 	// overlap an apply (flush, sweeping pending messages) in it; applierStop ends it (Close) and applierErr is its
 	// last word, read after applierDone.
@@ -195,10 +199,28 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 		}
 	}()
 	return bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      timeout,
-		FreelistType: bolt.FreelistMapType, // O(1) page allocation in a multi-GiB file
+		Timeout:         timeout,
+		FreelistType:    bolt.FreelistMapType, // O(1) page allocation in a multi-GiB file
+		InitialMmapSize: initialMmapSize,
 	})
 }
+
+// initialMmapSize is the address space bbolt maps up front. Each time the
+// file outgrows the map, the writer remaps it: it waits for every read
+// transaction to end, blocks every new one (and so every Put, whose
+// duplicate check reads) and copies its whole transaction out of the old
+// map first, which for a WAL apply of thousands of messages took 50-300
+// ms: the relay latency tail. Reserving the map costs address space, not
+// memory (pages are loaded as touched, the file is not grown). A 32-bit
+// board (armv7) has only 2-3 GiB of address space for everything, so it
+// gets a modest reservation and remaps beyond it, rarely, as the map
+// doubles.
+var initialMmapSize = func() int {
+	if strconv.IntSize == 32 {
+		return 128 << 20
+	}
+	return 1 << 30
+}()
 
 // explainOpen turns an open failure into an error that says what to do.
 func explainOpen(path string, err error) error {

@@ -229,6 +229,11 @@ func (db *DB) applier() {
 			err = db.applySealed()
 		}
 		if job.reply != nil {
+			// A job may delete messages (Sweep, Wipe): the segments
+			// that could replay them must be gone for good first.
+			if serr := db.syncRemovals(); err == nil {
+				err = serr
+			}
 			if job.fn != nil {
 				err = job.fn(err)
 			}
@@ -260,6 +265,9 @@ func (db *DB) seal(rotate bool) {
 			// fails that Put cleanly if it cannot either.
 			db.log.Warn("cannot create the next WAL segment", "err", err)
 			next = nil
+		} else {
+			// Its directory sync made earlier removals durable too.
+			db.removedUnsynced = ""
 		}
 	}
 	db.walMu.Lock()
@@ -327,8 +335,15 @@ func (db *DB) applySealed() error {
 	}
 }
 
-// removeSegment deletes an applied segment and syncs the directory: a
-// Sweep or Wipe after it must not see the segment's messages replayed.
+// removeSegment deletes an applied segment without syncing the directory:
+// each directory sync is a filesystem journal commit, which the WAL's own
+// fdatasync then queued behind (10-35 ms, the relay latency tail). A
+// removal lost to a power cut only replays messages bbolt already holds,
+// which replay skips, so durability can wait for the next segment's
+// creation (createSegment syncs the same directory) or for
+// syncRemovals, which runs before anything that deletes messages (Sweep,
+// Wipe: a replay after them would bring deleted messages back) and at
+// Close. Run by the applier (or Open before it starts) only.
 func (db *DB) removeSegment(path string) {
 	if path == "" {
 		return
@@ -337,9 +352,20 @@ func (db *DB) removeSegment(path string) {
 		db.log.Warn("cannot remove applied WAL segment (it is replayed harmlessly at the next start)", "file", path, "err", err)
 		return
 	}
-	if err := syncDir(path); err != nil {
-		db.log.Warn("cannot sync the data directory", "err", err)
+	db.removedUnsynced = path
+}
+
+// syncRemovals makes the segment removals so far durable. It returns
+// the sync's error: a caller about to delete messages must not go on.
+func (db *DB) syncRemovals() error {
+	if db.removedUnsynced == "" {
+		return nil
 	}
+	if err := syncDir(db.removedUnsynced); err != nil {
+		return db.classify(fmt.Errorf("sync the data directory after removing applied WAL segments: %w", err))
+	}
+	db.removedUnsynced = ""
+	return nil
 }
 
 // finalApply runs when Close stops the applier, after the last Put:
@@ -359,6 +385,9 @@ func (db *DB) finalApply() error {
 			db.removeSegment(db.seg.path)
 		}
 		db.seg = nil
+	}
+	if serr := db.syncRemovals(); err == nil && serr != nil {
+		db.log.Warn("segments removed at close may be replayed (harmlessly) at the next start", "err", serr)
 	}
 	return err
 }
@@ -424,8 +453,12 @@ func (db *DB) sweepPending(cutoff int64) (removed int) {
 	db.pend.mu.Unlock()
 	if len(empty) > 0 {
 		// Empty groups apply without writing a message; this drops them
-		// and deletes their segments, in order.
+		// and deletes their segments, in order, durably: a Wipe counts
+		// on their messages not coming back.
 		_ = db.applySealed()
+		if err := db.syncRemovals(); err != nil {
+			db.log.Warn("dropped WAL segments may be replayed at the next start", "err", err)
+		}
 	}
 	return removed
 }
@@ -640,6 +673,9 @@ func (db *DB) replay(segs []walFile) error {
 			return err
 		}
 		db.log.Warn("disk full: the write-ahead log stays pending and is applied once there is room", "err", err)
+	}
+	if err := db.syncRemovals(); err != nil {
+		db.log.Warn("replayed segments may be replayed again (harmlessly) at the next start", "err", err)
 	}
 	return nil
 }
