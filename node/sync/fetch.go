@@ -95,6 +95,12 @@ func (f *fetcher) offer(p peer.ID, offers []offer) {
 				// Reconciliation fetches it later; memory stays bounded.
 				continue
 			}
+			// Asked again under the lock: a fetch of this ID may have
+			// finished (stored, then finish deleted its entry) since the
+			// check above, and without this it would be fetched twice.
+			if ok, err := f.s.db.Has(o.id); err != nil || ok {
+				continue
+			}
 			pf = &pendingFetch{ch: o.ch, size: fetchCost(o.size)}
 			f.pending[o.id] = pf
 		}

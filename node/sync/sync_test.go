@@ -210,3 +210,31 @@ func TestFetchFallsBackWhenAnnouncerStalls(t *testing.T) {
 		t.Fatalf("%d bodies from the staller, want 0", got)
 	}
 }
+
+// A node catching up from two peers that both hold what it missed, and
+// offer it at once (reconciles and announcements racing), fetches every
+// body exactly once: an offer that arrives just after a body was stored
+// must not start a second fetch.
+func TestCatchUpFromTwoPeersFetchesOnce(t *testing.T) {
+	a, b, c := newNode(t, nil), newNode(t, nil), newNode(t, nil)
+	w := newWriter(t)
+	for _, n := range []*node{a, b, c} {
+		n.svc.Want(w.id())
+	}
+	connect(t, a, b)
+	eventually(t, "A-B session", func() bool { return sessionUp(a, b) })
+	const missed = 400
+	for i := range missed {
+		if _, err := a.svc.Publish(context.Background(), w.seal(t, fmt.Sprintf("missed %d", i), time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "B holds everything", func() bool { return count(t, b, w.id()) == missed })
+	connect(t, c, a)
+	connect(t, c, b)
+	eventually(t, "C catches up", func() bool { return count(t, c, w.id()) == missed })
+	bodies := c.svc.Stats(a.h.ID()).FramesIn["body"] + c.svc.Stats(b.h.ID()).FramesIn["body"]
+	if bodies != missed {
+		t.Fatalf("C received %d bodies for %d missed messages", bodies, missed)
+	}
+}
