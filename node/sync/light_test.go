@@ -2,9 +2,12 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire"
@@ -273,5 +276,38 @@ func TestIdleSessionHoldsNoWriter(t *testing.T) {
 		if _, err := light.svc.PushTo(context.Background(), n.h.ID(), e); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
+	}
+}
+
+// A light client is the only side that opens a session, so when its
+// session ends while the connection stays it opens the next one itself,
+// and catches up on what it missed meanwhile.
+func TestLightClientReopensEndedSession(t *testing.T) {
+	defer func(w, a, f time.Duration) { reopenWait, reopenFlapAge, reopenFlapWait = w, a, f }(reopenWait, reopenFlapAge, reopenFlapWait)
+	reopenWait, reopenFlapAge, reopenFlapWait = 50*time.Millisecond, time.Minute, 200*time.Millisecond
+
+	w := newWriter(t)
+	n := newNode(t, nil)
+	light := newNode(t, nil, func(c *Config) { c.Light = true })
+	n.svc.Want(w.id())
+	light.svc.Want(w.id())
+	connect(t, light, n)
+	eventually(t, "session up", func() bool { return sessionUp(n, light) })
+	first := light.svc.sessionFor(n.h.ID())
+
+	// The node resets the stream; the connection stays.
+	n.svc.sessionFor(light.h.ID()).close(errors.New("test: stream cut"))
+	eventually(t, "first session gone", func() bool { return light.svc.sessionFor(n.h.ID()) != first })
+	id, err := n.svc.Publish(context.Background(), w.seal(t, "while the session was down", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a new session", func() bool {
+		ss := light.svc.sessionFor(n.h.ID())
+		return ss != nil && ss != first && !ss.openedByPeer
+	})
+	eventually(t, "the light client catches up", func() bool { return has(t, light, id) })
+	if n.h.Network().Connectedness(light.h.ID()) != network.Connected {
+		t.Fatal("the connection did not stay: the test did not test a reopen on a live connection")
 	}
 }

@@ -566,16 +566,46 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 	return ss, nil
 }
 
+// How soon a light client reopens a session that ended while its
+// connection stayed; variables so that tests need not wait a minute.
+var (
+	reopenWait     = time.Second
+	reopenFlapAge  = time.Minute
+	reopenFlapWait = time.Minute
+)
+
 func (s *Service) sessionEnded(ss *session) {
 	s.mu.Lock()
-	if s.sessions[ss.peer] == ss {
+	current := s.sessions[ss.peer] == ss
+	if current {
 		delete(s.sessions, ss.peer)
 		// Counters live as long as the peer's session, so that passing
 		// peers do not grow the map without bound.
 		delete(s.stats, ss.peer)
 	}
+	reopen := current && s.cfg.Light && !s.closed
+	if reopen {
+		s.wg.Add(1)
+	}
 	s.mu.Unlock()
 	s.fetch.peerGone(ss.peer)
+	if reopen {
+		// A light client is the only side that opens a session: if its
+		// session ends while the connection stays (a reset stream, the
+		// node cutting a slow reader off), nobody else will open the next.
+		go func() {
+			defer s.wg.Done()
+			wait := reopenWait
+			if time.Since(ss.started) < reopenFlapAge {
+				// A session that keeps ending soon after it starts is not
+				// retried faster than this.
+				wait = reopenFlapWait
+			}
+			if s.retryOpen(ss.peer, wait) {
+				s.connected(ss.peer)
+			}
+		}()
+	}
 }
 
 func (s *Service) sessionFor(p peer.ID) *session {

@@ -38,11 +38,12 @@ const (
 
 // session is the one sync stream with one peer.
 type session struct {
-	svc  *Service
-	peer peer.ID
-	st   network.Stream
-	c    *counters
-	log  *slog.Logger
+	svc     *Service
+	peer    peer.ID
+	started time.Time
+	st      network.Stream
+	c       *counters
+	log     *slog.Logger
 
 	mu       gosync.Mutex
 	q        [][]byte // encoded frames, length prefix included
@@ -75,7 +76,7 @@ type session struct {
 
 func newSession(s *Service, st network.Stream, c *counters) *session {
 	return &session{
-		svc: s, peer: st.Conn().RemotePeer(), st: st, c: c,
+		svc: s, peer: st.Conn().RemotePeer(), st: st, c: c, started: time.Now(),
 		log:          s.log.With("peer", st.Conn().RemotePeer().ShortString()),
 		wants:        map[channel.ID]struct{}{},
 		maxInFlight:  1,
