@@ -346,21 +346,27 @@ func (db *DB) committer() {
 	defer close(db.committed)
 	batch := make([]*writeReq, 0, maxBatch)
 	for req := range db.queue {
-		batch = append(batch[:0], req)
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case r, ok := <-db.queue:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch = drain(db.queue, append(batch[:0], req), maxBatch)
 		db.commit(batch)
 	}
+}
+
+// drain appends to batch whatever is already queued on q, up to max in
+// all, without waiting: the group commits' way of taking company that is
+// there but never waiting for it.
+func drain[T any](q <-chan T, batch []T, max int) []T {
+	for len(batch) < max {
+		select {
+		case r, ok := <-q:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // commit runs a batch. A write that fails is answered with its error and

@@ -30,19 +30,7 @@ func (db *DB) putCommitter() {
 	batch := make([]*putReq, 0, maxPutBatch)
 	var buf []byte
 	for req := range db.puts {
-		batch = append(batch[:0], req)
-	drain:
-		for len(batch) < maxPutBatch {
-			select {
-			case r, ok := <-db.puts:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, r)
-			default:
-				break drain
-			}
-		}
+		batch = drain(db.puts, append(batch[:0], req), maxPutBatch)
 		buf = db.putBatch(batch, buf[:0])
 	}
 }
