@@ -154,16 +154,11 @@ func GetBackup(ctx context.Context, h host.Host, node peer.ID, owner ed25519.Pri
 // owner proof: what a new phone does with only the node's address and
 // the passphrase.
 func FetchBackup(ctx context.Context, h host.Host, node peer.ID, lookup []byte) ([]byte, error) {
-	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), node, FetchProtocolID)
+	st, err := openStream(ctx, h, node, FetchProtocolID)
 	if err != nil {
-		return nil, fmt.Errorf("owner: open stream to %s: %w", node, err)
+		return nil, err
 	}
 	defer st.Close()
-	if d, ok := ctx.Deadline(); ok {
-		st.SetDeadline(d)
-	} else {
-		st.SetDeadline(time.Now().Add(stepTimeout))
-	}
 	if err := writeFrame(st, lookup); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"golang.org/x/time/rate"
 
@@ -203,17 +204,27 @@ func Follow(ctx context.Context, h host.Host, node peer.ID, owner ed25519.Privat
 	return err
 }
 
-func call(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateKey, req Request) (json.RawMessage, error) {
-	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), node, ProtocolID)
+// openStream opens a stream of proto to node with ctx's deadline, or
+// stepTimeout when ctx has none.
+func openStream(ctx context.Context, h host.Host, node peer.ID, proto protocol.ID) (network.Stream, error) {
+	st, err := h.NewStream(network.WithAllowLimitedConn(ctx, "redpanda"), node, proto)
 	if err != nil {
 		return nil, fmt.Errorf("owner: open stream to %s: %w", node, err)
 	}
-	defer st.Close()
 	if d, ok := ctx.Deadline(); ok {
 		st.SetDeadline(d)
 	} else {
 		st.SetDeadline(time.Now().Add(stepTimeout))
 	}
+	return st, nil
+}
+
+func call(ctx context.Context, h host.Host, node peer.ID, owner ed25519.PrivateKey, req Request) (json.RawMessage, error) {
+	st, err := openStream(ctx, h, node, ProtocolID)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
 	challenge, err := readFrame(st, MaxFrame)
 	if err != nil {
 		return nil, err
