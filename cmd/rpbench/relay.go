@@ -278,7 +278,7 @@ func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome
 	var hopMu gosync.Mutex
 	stored := [2]map[channel.MessageID]time.Time{{}, {}}
 	for i, n := range nodes {
-		sub, cancel := n.Sync.Subscribe(1 << 16)
+		sub, cancel := n.Sync.Subscribe(1 << 12)
 		defer cancel()
 		go func() {
 			for st := range sub {
