@@ -21,8 +21,10 @@ const ingestChannels = 8
 
 // runIngest: W writers push pre-sealed messages to one node over loopback
 // (each push returns once the node acknowledged it durable), then the same
-// number of messages are published inside the node by W goroutines. Both
-// rates are set against ed25519.Verify/s on all cores in the same run.
+// number of messages are published inside the node by W goroutines. The
+// node is a process of its own (see child.go), so its CPU per message is
+// measured apart from the writers'. Both rates are set against
+// ed25519.Verify/s on all cores in the same run.
 func runIngest(ctx context.Context, p Params) (Result, error) {
 	var r Result
 	dir, err := os.MkdirTemp("", "rpbench-ingest-")
@@ -31,26 +33,7 @@ func runIngest(ctx context.Context, p Params) (Result, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	ws := make([]*writer, ingestChannels)
-	chs := make([]channel.ID, ingestChannels)
-	for i := range ws {
-		if ws[i], err = newWriter(); err != nil {
-			return r, err
-		}
-		chs[i] = ws[i].key.ID()
-	}
-	seal := func() ([]*channel.Envelope, error) {
-		envs := make([]*channel.Envelope, p.IngestMessages)
-		now := time.Now()
-		for i := range envs {
-			var err error
-			if envs[i], err = ws[i%len(ws)].seal(p.Body, now); err != nil {
-				return nil, err
-			}
-		}
-		return envs, nil
-	}
-	envs, err := seal()
+	envs, chs, err := sealIngest(p.IngestMessages, p.Body)
 	if err != nil {
 		return r, err
 	}
@@ -66,12 +49,14 @@ func runIngest(ctx context.Context, p Params) (Result, error) {
 	r.add("curve25519-voi / ed25519.Verify", nodeVerify/verify, "x")
 	r.add("envelope size", float64(envs[0].Size()), "B")
 
-	n, err := startNode(ctx, filepath.Join(dir, "node"), nodeOpts{capacity: p.Writers}, p.Logger)
+	n, err := startChild(ctx, filepath.Join(dir, "node"), childOpts{name: "ingest", capacity: p.Writers})
 	if err != nil {
+		return r, fmt.Errorf("node process: %w", err)
+	}
+	defer n.stop()
+	if err := n.serve(ctx, chs...); err != nil {
 		return r, err
 	}
-	defer n.Close()
-	n.Serve(chs...)
 
 	shared, err := store.Open(filepath.Join(dir, "writers.db"), store.Options{Logger: p.Logger})
 	if err != nil {
@@ -85,39 +70,81 @@ func runIngest(ctx context.Context, p Params) (Result, error) {
 			return r, err
 		}
 		defer c.close()
-		if err := c.session(ctx, addrInfo(n.Host)); err != nil {
+		if err := c.session(ctx, n.info); err != nil {
 			return r, err
 		}
 		clients[i] = c
 	}
+	cpu0 := n.cpu()
 	pushed, err := parallel(ctx, p.Writers, envs, func(w int, e *channel.Envelope) error {
-		_, err := clients[w].svc.PushTo(ctx, n.Host.ID(), e)
+		_, err := clients[w].svc.PushTo(ctx, n.info.ID, e)
 		return err
 	})
 	if err != nil {
 		return r, fmt.Errorf("push: %w", err)
 	}
+	pushCPU := n.cpu() - cpu0
 	pushRate := float64(len(envs)) / pushed.Seconds()
 	r.add(fmt.Sprintf("push, %d writers over loopback", p.Writers), pushRate, "msg/s")
 	r.add("push / verify", pushRate/verify, "x")
 	r.add("push / node's verify", pushRate/nodeVerify, "x")
+	nodeCost(&r, "push", pushCPU, pushed, len(envs), verify)
 
-	if envs, err = seal(); err != nil {
-		return r, err
-	}
-	published, err := parallel(ctx, p.Writers, envs, func(_ int, e *channel.Envelope) error {
-		_, err := n.Sync.Publish(ctx, e)
-		return err
-	})
+	// The node seals these itself; it counts its CPU from after that.
+	reply, err := n.ask(ctx, "publish %d %d %d", p.Writers, p.IngestMessages, p.Body)
 	if err != nil {
 		return r, fmt.Errorf("publish: %w", err)
 	}
-	pubRate := float64(len(envs)) / published.Seconds()
+	var secs, cpuSecs float64
+	if _, err := fmt.Sscan(reply, &secs, &cpuSecs); err != nil {
+		return r, fmt.Errorf("publish reply %q: %w", reply, err)
+	}
+	published, pubCPU := time.Duration(secs*float64(time.Second)), time.Duration(cpuSecs*float64(time.Second))
+	pubRate := float64(p.IngestMessages) / published.Seconds()
 	r.add(fmt.Sprintf("publish, %d goroutines in the node", p.Writers), pubRate, "msg/s")
 	r.add("publish / verify", pubRate/verify, "x")
+	nodeCost(&r, "publish", pubCPU, published, p.IngestMessages, verify)
 	r.target(">= 0.70 x verify with 64 writers (push over loopback)", pushRate/verify >= 0.7 && p.Writers >= 64)
-	r.Limit = "each writer has one push in flight, so the rate is writers / (loopback round trip + the write-ahead log's fdatasync + the node's work), and writers and node share the cores (CPU share in the header); run it again with TMPDIR=/dev/shm (no real fsync) to see the log's share"
+	r.Limit = "each writer has one push in flight, so the rate is writers / (loopback round trip + the write-ahead log's fdatasync + the node's work); the writers' Noise, yamux and syscalls share the cores with the node. The node's CPU per message sets its ceiling with both cores to itself (the 'ceiling' lines)"
 	return r, nil
+}
+
+// nodeCost reports the node process's CPU per message during a phase, its
+// share of the cores, and the rate it could reach with every core to
+// itself at that cost (its ceiling), against the verify baseline.
+func nodeCost(r *Result, phase string, cpu, wall time.Duration, n int, verify float64) {
+	if n == 0 || cpu <= 0 {
+		return
+	}
+	per := cpu / time.Duration(n)
+	ceiling := float64(runtime.NumCPU()) / per.Seconds()
+	r.add("node CPU per message, "+phase, float64(per.Nanoseconds())/1000, "µs")
+	r.add("node process busy, "+phase, cpu.Seconds()/wall.Seconds()/float64(runtime.NumCPU())*100, "% of the cores")
+	r.add("node ceiling at that cost, "+phase, ceiling, "msg/s")
+	r.add("node ceiling / verify, "+phase, ceiling/verify, "x")
+}
+
+// sealIngest seals n messages of body bytes round-robin into
+// ingestChannels channels, returning them and the channels.
+func sealIngest(n, body int) ([]*channel.Envelope, []channel.ID, error) {
+	ws := make([]*writer, ingestChannels)
+	chs := make([]channel.ID, ingestChannels)
+	for i := range ws {
+		var err error
+		if ws[i], err = newWriter(); err != nil {
+			return nil, nil, err
+		}
+		chs[i] = ws[i].key.ID()
+	}
+	envs := make([]*channel.Envelope, n)
+	now := time.Now()
+	for i := range envs {
+		var err error
+		if envs[i], err = ws[i%len(ws)].seal(body, now); err != nil {
+			return nil, nil, err
+		}
+	}
+	return envs, chs, nil
 }
 
 // parallel runs fn over envs from w workers and returns the wall time.

@@ -66,8 +66,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		tiny    = fs.Bool("tiny", false, "smallest run that still exercises every path (tests)")
 		only    = fs.String("scenarios", "", "comma-separated subset of: ingest,relay,resync,dht,capacity")
 		verbose = fs.Bool("v", false, "log the nodes' warnings to stderr")
-		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
-		tracef  = fs.String("trace", "", "write an execution trace to `file` (go tool trace; -pprof=sync shows where goroutines wait)")
+		cpuprof = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`, and of each node process to file.NAME")
+		tracef  = fs.String("trace", "", "write an execution trace to `file`, and of each node process to file.NAME (go tool trace; -pprof=sync shows where goroutines wait)")
 	)
 	p := FullParams()
 	fs.IntVar(&p.Writers, "writers", p.Writers, "ingest: concurrent writers")
@@ -109,6 +109,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return fmt.Errorf("unknown scenario %q", s)
 		}
 	}
+	// Node processes profile and trace themselves into FILE.NAME.
+	childProfile, childTrace = *cpuprof, *tracef
 	if *cpuprof != "" {
 		f, err := os.Create(*cpuprof)
 		if err != nil {
@@ -170,7 +172,7 @@ func runOne(ctx context.Context, name string, fn func(context.Context, Params) (
 	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
 	start := time.Now()
-	cpu0 := selfCPU()
+	cpu0 := withChildrenCPU() // its node processes exit within it
 	g0 := runtime.NumGoroutine()
 	r, err := fn(ctx, p)
 	// A scenario must leave nothing running that would load the next one.
@@ -182,7 +184,7 @@ func runOne(ctx context.Context, name string, fn func(context.Context, Params) (
 	}
 	r.Scenario = name
 	r.Seconds = time.Since(start).Seconds()
-	r.CPUSeconds = (selfCPU() - cpu0).Seconds()
+	r.CPUSeconds = (withChildrenCPU() - cpu0).Seconds()
 	r.CPUBusy = r.CPUSeconds / r.Seconds / float64(runtime.NumCPU())
 	r.Load = loadAvg()
 	if err != nil {

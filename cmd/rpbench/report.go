@@ -111,7 +111,7 @@ type Result struct {
 	Target     string   `json:"target,omitempty"`
 	TargetMet  *bool    `json:"target_met,omitempty"`
 	Seconds    float64  `json:"seconds"`
-	CPUSeconds float64  `json:"cpu_seconds"` // this process, user+system
+	CPUSeconds float64  `json:"cpu_seconds"` // this process and its node processes, user+system
 	// CPUBusy is CPUSeconds over wall time and cores: well below 1, the
 	// scenario waited on something else (fsync, round trips).
 	CPUBusy float64 `json:"cpu_busy"`
@@ -169,6 +169,16 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// withChildrenCPU is selfCPU plus the CPU of node processes that have
+// exited (been waited for).
+func withChildrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return selfCPU()
+	}
+	return selfCPU() + time.Duration(ru.Utime.Nano()+ru.Stime.Nano())
 }
 
 func selfCPU() time.Duration {
