@@ -207,6 +207,7 @@ type Service struct {
 	stats    map[peer.ID]*counters
 
 	fetch    *fetcher
+	workers  *workerPool
 	rejected *recentSet
 	notifee  *network.NotifyBundle
 
@@ -232,6 +233,7 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 		rejected: newRecentSet(4096),
 	}
 	s.fetch = newFetcher(s)
+	s.workers = newWorkerPool(&s.wg, workerIdle)
 	if !cfg.Light {
 		h.SetStreamHandler(ProtocolID, s.handleStream)
 	}
@@ -271,6 +273,7 @@ func (s *Service) Close() error {
 	for _, ss := range sessions {
 		ss.close(ErrClosed)
 	}
+	s.workers.close()
 	s.wg.Wait()
 	return nil
 }
