@@ -3,6 +3,7 @@ package channel
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"runtime"
 	"testing"
@@ -366,6 +367,11 @@ func FuzzUnmarshalEnvelope(f *testing.F) {
 		back, _ := e.MarshalBinary()
 		if !bytes.Equal(back, b) {
 			t.Fatal("decode/encode is not the identity")
+		}
+		id := MessageID(sha256.Sum256(b))
+		clear(b) // the envelope must not alias its input
+		if e.ID() != id {
+			t.Fatal("ID is not the hash of the decoded bytes")
 		}
 		_ = Validate(e, testNow, Policy{})
 		if m, err := c.full.Open(e); err == nil && Validate(e, testNow, Policy{IgnoreClock: true}) != nil {
