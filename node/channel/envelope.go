@@ -173,13 +173,34 @@ func (e *Envelope) Clone() *Envelope {
 // lengths before it allocates and copies what it keeps, so the result does
 // not alias b. It checks structure only; Validate checks the rest.
 func UnmarshalEnvelope(b []byte) (*Envelope, error) {
+	v, err := ViewEnvelope(b)
+	if err != nil {
+		return nil, err
+	}
+	e := &v
+	// One allocation: the kept encoding, then the ciphertext's own copy
+	// (never the kept bytes, so changing it in place is noticed).
+	k := len(envelopeDomain) + len(b)
+	buf := make([]byte, 0, k+len(v.Ciphertext))
+	buf = append(append(buf, envelopeDomain...), b...)
+	e.Ciphertext = append(buf[k:k], v.Ciphertext...)
+	e.keep(buf[:k:k])
+	return e, nil
+}
+
+// ViewEnvelope decodes the canonical binary encoding like
+// UnmarshalEnvelope, with the same checks, but allocates nothing: the
+// result's Ciphertext aliases b and no encoding is kept. It is for passing
+// a stored envelope on (re-framing it for the wire) without copying it;
+// the result is valid only while b is unchanged.
+func ViewEnvelope(b []byte) (Envelope, error) {
 	if len(b) < headerSize+SignatureSize {
-		return nil, fmt.Errorf("%w: %d bytes is shorter than the %d-byte minimum", ErrMalformed, len(b), headerSize+SignatureSize)
+		return Envelope{}, fmt.Errorf("%w: %d bytes is shorter than the %d-byte minimum", ErrMalformed, len(b), headerSize+SignatureSize)
 	}
 	if len(b) > MaxEnvelopeSize {
-		return nil, fmt.Errorf("%w: %d bytes is over the %d-byte maximum", ErrTooLarge, len(b), MaxEnvelopeSize)
+		return Envelope{}, fmt.Errorf("%w: %d bytes is over the %d-byte maximum", ErrTooLarge, len(b), MaxEnvelopeSize)
 	}
-	e := &Envelope{Version: b[0]}
+	e := Envelope{Version: b[0]}
 	p := 1
 	p += copy(e.Channel[:], b[p:])
 	e.Timestamp = int64(binary.BigEndian.Uint64(b[p:]))
@@ -188,17 +209,10 @@ func UnmarshalEnvelope(b []byte) (*Envelope, error) {
 	n := int(binary.BigEndian.Uint32(b[p:]))
 	p += 4
 	if n != len(b)-headerSize-SignatureSize {
-		return nil, fmt.Errorf("%w: ciphertext length field says %d, envelope holds %d", ErrMalformed, n, len(b)-headerSize-SignatureSize)
+		return Envelope{}, fmt.Errorf("%w: ciphertext length field says %d, envelope holds %d", ErrMalformed, n, len(b)-headerSize-SignatureSize)
 	}
-	// One allocation: the kept encoding, then the ciphertext's own copy
-	// (never the kept bytes, so changing it in place is noticed).
-	k := len(envelopeDomain) + len(b)
-	buf := make([]byte, 0, k+n)
-	buf = append(append(buf, envelopeDomain...), b...)
-	e.Ciphertext = append(buf[k:k], b[p:p+n]...)
-	p += n
-	copy(e.Signature[:], b[p:])
-	e.keep(buf[:k:k])
+	e.Ciphertext = b[p : p+n : p+n]
+	copy(e.Signature[:], b[p+n:])
 	return e, nil
 }
 

@@ -148,3 +148,45 @@ func BenchmarkUnmarshalEnvelope(b *testing.B) {
 		_ = e.ID()
 	}
 }
+
+// TestViewEnvelope: a view has the fields UnmarshalEnvelope decodes,
+// refuses what it refuses for the same reason, and allocates nothing.
+func TestViewEnvelope(t *testing.T) {
+	c := newTestChannel(t, 66)
+	e, err := c.full.Seal(c.author, KindText, []byte("view"), testNow, detRand(67))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := e.MarshalBinary()
+	bad := bytes.Clone(raw)
+	bad[headerSize-1]++ // ciphertext length field
+	tests := []struct {
+		name    string
+		b       []byte
+		wantErr error
+	}{
+		{"sealed", raw, nil},
+		{"empty", nil, ErrMalformed},
+		{"short", raw[:headerSize+SignatureSize-1], ErrMalformed},
+		{"length field", bad, ErrMalformed},
+		{"too large", make([]byte, MaxEnvelopeSize+1), ErrTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := ViewEnvelope(tc.b)
+			u, uerr := UnmarshalEnvelope(tc.b)
+			if !errors.Is(err, tc.wantErr) || !errors.Is(uerr, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("view: %v, unmarshal: %v, want %v", err, uerr, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got, _ := v.MarshalBinary(); !bytes.Equal(got, tc.b) || v.ID() != u.ID() {
+				t.Fatal("view differs from the decoded envelope")
+			}
+			if n := testing.AllocsPerRun(100, func() { _, _ = ViewEnvelope(tc.b) }); n != 0 {
+				t.Fatalf("ViewEnvelope allocates %.0f times", n)
+			}
+		})
+	}
+}

@@ -357,9 +357,16 @@ func FuzzUnmarshalEnvelope(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, headerSize+SignatureSize))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		v, verr := ViewEnvelope(b)
 		e, err := UnmarshalEnvelope(b)
+		if (verr == nil) != (err == nil) {
+			t.Fatalf("view: %v, unmarshal: %v", verr, err)
+		}
 		if err != nil {
 			return
+		}
+		if v.ID() != e.ID() {
+			t.Fatal("view and decoded envelope differ")
 		}
 		if cap(e.Ciphertext) > MaxCiphertext {
 			t.Fatalf("ciphertext capacity %d over the cap", cap(e.Ciphertext))
