@@ -3,7 +3,6 @@ package sync
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
@@ -92,13 +90,24 @@ func newSession(s *Service, st network.Stream, c *counters) *session {
 // announcement) is dropped past the soft limit and marks the session for
 // a catch-up reconcile; any frame past the hard limit closes the session.
 func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
-	b, err := proto.Marshal(f)
+	buf, err := wire.AppendMsgFrame(nil, f)
 	if err != nil {
 		ss.log.Error("marshal frame", "err", err)
 		return false
 	}
-	buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
-	buf = append(buf, b...)
+	return ss.enqueueFrame(buf, frameKind(f), droppable)
+}
+
+// Frame kinds (Frame oneof field numbers) of the frames encoded by hand.
+const (
+	kindAnnounce = 3
+	kindBody     = 5
+	kindPush     = 7
+)
+
+// enqueueFrame is enqueue for a frame already encoded, length prefix
+// included, of the given kind (its Frame field number).
+func (ss *session) enqueueFrame(buf []byte, kind int, droppable bool) bool {
 	ss.mu.Lock()
 	if ss.closed || ss.closing {
 		ss.mu.Unlock()
@@ -117,7 +126,7 @@ func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
 		return false
 	}
 	ss.q = append(ss.q, buf)
-	ss.qKinds = append(ss.qKinds, frameKind(f))
+	ss.qKinds = append(ss.qKinds, kind)
 	ss.qBytes += len(buf)
 	ss.mu.Unlock()
 	ss.kick()
@@ -134,12 +143,10 @@ func (ss *session) sendHello(fs []*wirepb.Frame) {
 	var kinds []int
 	n := 0
 	for _, f := range fs {
-		b, err := proto.Marshal(f)
+		buf, err := wire.AppendMsgFrame(nil, f)
 		if err != nil {
 			continue
 		}
-		buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
-		buf = append(buf, b...)
 		bufs = append(bufs, buf)
 		kinds = append(kinds, frameKind(f))
 		n += len(buf)
@@ -616,12 +623,14 @@ func (ss *session) onFetch(ids [][]byte) {
 			missing = append(missing, b)
 			continue
 		}
-		e, err := channel.UnmarshalEnvelope(raw)
+		// The stored bytes go out re-framed, not decoded into an
+		// envelope and encoded again through protobuf.
+		e, err := channel.ViewEnvelope(raw)
 		if err != nil || !ss.svc.accept(ss.peer, e.Channel) {
 			missing = append(missing, b)
 			continue
 		}
-		if !ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Body{Body: &wirepb.Body{Envelope: wire.EnvelopeToPB(e)}}}, false) {
+		if !ss.enqueueFrame(wire.AppendBodyFrame(nil, &e), kindBody, false) {
 			return
 		}
 	}
@@ -689,7 +698,7 @@ func (ss *session) push(ctx context.Context, e *channel.Envelope) error {
 		}
 		ss.mu.Unlock()
 	}()
-	if !ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Push{Push: &wirepb.Push{Seq: seq, Envelope: wire.EnvelopeToPB(e)}}}, false) {
+	if !ss.enqueueFrame(wire.AppendPushFrame(nil, seq, e), kindPush, false) {
 		return fmt.Errorf("%w: %s", ErrNoSession, ss.peer)
 	}
 	select {
