@@ -190,7 +190,18 @@ func BenchmarkFrames(b *testing.B) {
 		}
 	})
 	frame := viaProto(b, pushPB(7, e))
-	b.Run("read-push", func(b *testing.B) {
+	b.Run("read-push/ReadSync", func(b *testing.B) {
+		b.ReportAllocs()
+		r := bytes.NewReader(frame)
+		for b.Loop() {
+			r.Reset(frame)
+			in, _, err := ReadSync(r, MaxFrameSize)
+			if err != nil || in.Envelope == nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("read-push/ReadSyncFrame", func(b *testing.B) {
 		b.ReportAllocs()
 		r := bytes.NewReader(frame)
 		for b.Loop() {
