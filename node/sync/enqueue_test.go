@@ -13,6 +13,7 @@ func TestHandEncodedKinds(t *testing.T) {
 		kind int
 		f    *wirepb.Frame
 	}{
+		{kindHello, &wirepb.Frame{Kind: &wirepb.Frame_Hello{}}},
 		{kindAnnounce, &wirepb.Frame{Kind: &wirepb.Frame_Announce{}}},
 		{kindBody, &wirepb.Frame{Kind: &wirepb.Frame_Body{}}},
 		{kindPush, &wirepb.Frame{Kind: &wirepb.Frame_Push{}}},

@@ -98,8 +98,10 @@ func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
 	return ss.enqueueFrame(buf, frameKind(f), droppable)
 }
 
-// Frame kinds (Frame oneof field numbers) of the frames encoded by hand.
+// Frame kinds (Frame oneof field numbers) named here: hand-encoded frames
+// and those wire.ReadSync decodes without a Frame.
 const (
+	kindHello    = 1
 	kindAnnounce = 3
 	kindBody     = 5
 	kindPush     = 7
@@ -260,7 +262,7 @@ func (ss *session) readLoop() {
 	}()
 	pre := &prefixReader{r: src}
 	for {
-		var f *wirepb.Frame
+		var in wire.Incoming
 		var err error
 		if r == nil {
 			if _, err = io.ReadFull(src, pre.first[:]); err == nil {
@@ -270,7 +272,7 @@ func (ss *session) readLoop() {
 			}
 		}
 		if err == nil {
-			f, _, err = wire.ReadSyncFrame(r, wire.MaxFrameSize)
+			in, _, err = wire.ReadSync(r, wire.MaxFrameSize)
 		}
 		if err != nil {
 			switch {
@@ -288,8 +290,13 @@ func (ss *session) readLoop() {
 			readers.Put(r)
 			r = nil
 		}
-		ss.c.framesIn[frameKind(f)].Add(1)
-		if err := ss.handle(f); err != nil {
+		if in.Envelope != nil {
+			err = ss.handleEnvelope(in)
+		} else {
+			ss.c.framesIn[frameKind(in.Frame)].Add(1)
+			err = ss.handle(in.Frame)
+		}
+		if err != nil {
 			ss.fail(err)
 			return
 		}
@@ -476,17 +483,46 @@ func (ss *session) sendReject(seq uint64, id *channel.MessageID, err error) {
 	ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Reject{Reject: rj}}, false)
 }
 
-// handle acts on one frame. An error is a protocol violation that ends the
-// session; a bad message inside a good frame is answered and survived.
-func (ss *session) handle(f *wirepb.Frame) error {
+// helloOrder checks that the peer's first frame, and only that one, is
+// its Hello.
+func (ss *session) helloOrder(kind int) error {
 	ss.mu.Lock()
 	hello := ss.hello
 	ss.mu.Unlock()
-	if _, isHello := f.GetKind().(*wirepb.Frame_Hello); isHello == hello {
+	if isHello := kind == kindHello; isHello == hello {
 		if hello {
 			return fmt.Errorf("%w: second hello", ErrProtocol)
 		}
-		return fmt.Errorf("%w: first frame is %s, not hello", ErrProtocol, frameKinds[frameKind(f)])
+		return fmt.Errorf("%w: first frame is %s, not hello", ErrProtocol, frameKinds[kind])
+	}
+	return nil
+}
+
+// handleEnvelope acts on a Push or Body that wire.ReadSync decoded
+// straight into its envelope, as handle acts on the same frame decoded
+// into protobuf structs.
+func (ss *session) handleEnvelope(in wire.Incoming) error {
+	kind := kindBody
+	if in.Push {
+		kind = kindPush
+	}
+	ss.c.framesIn[kind].Add(1)
+	if err := ss.helloOrder(kind); err != nil {
+		return err
+	}
+	if in.Push {
+		ss.pushed(in.Seq, in.Envelope)
+	} else {
+		ss.delivered(in.Envelope)
+	}
+	return nil
+}
+
+// handle acts on one frame. An error is a protocol violation that ends the
+// session; a bad message inside a good frame is answered and survived.
+func (ss *session) handle(f *wirepb.Frame) error {
+	if err := ss.helloOrder(frameKind(f)); err != nil {
+		return err
 	}
 	switch k := f.GetKind().(type) {
 	case *wirepb.Frame_Hello:
@@ -645,6 +681,11 @@ func (ss *session) onBody(pe *wirepb.Envelope) {
 		ss.sendReject(0, nil, err)
 		return
 	}
+	ss.delivered(e)
+}
+
+// delivered takes a fetched body, decoded and checked by the wire.
+func (ss *session) delivered(e *channel.Envelope) {
 	id := e.ID()
 	switch ss.svc.fetch.claim(ss.peer, id) {
 	case claimLate:
@@ -669,6 +710,11 @@ func (ss *session) onPush(seq uint64, pe *wirepb.Envelope) {
 		ss.sendReject(seq, nil, err)
 		return
 	}
+	ss.pushed(seq, e)
+}
+
+// pushed takes a pushed message, decoded and checked by the wire.
+func (ss *session) pushed(seq uint64, e *channel.Envelope) {
 	ss.ingestAsync(e.Size(), func() {
 		id, err := ss.svc.ingest(ss.peer, e)
 		if err != nil {
