@@ -530,7 +530,7 @@ func (ss *session) handle(f *wirepb.Frame) error {
 	case *wirepb.Frame_Want:
 		return ss.onWant(k.Want.GetAdd(), k.Want.GetRemove())
 	case *wirepb.Frame_Announce:
-		var offers []offer
+		offers := make([]offer, 0, len(k.Announce.GetHeaders()))
 		for _, h := range k.Announce.GetHeaders() {
 			hd, _ := wire.HeaderFromPB(h) // checked by DecodeFrame
 			if ss.svc.Wants(hd.Channel) && ss.svc.accept(ss.peer, hd.Channel) {
