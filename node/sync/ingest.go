@@ -139,10 +139,27 @@ func (p *workerPool) run(fn func()) bool {
 	return true
 }
 
-// work runs fn and then whatever the pool hands it, until it has been
-// idle for p.idle or the pool closes (a nil job).
+// workerStackFloor is stack a worker keeps in use below its jobs. The
+// garbage collector halves a goroutine's stack when less than a quarter
+// of it is in use, which is the case for a worker waiting (for its next
+// job or a group commit) between two signature checks: each check then
+// grew and copied the stack again. A floor of a quarter of the stack a
+// check needs (16-32 KiB) keeps it.
+const workerStackFloor = 8 << 10
+
+// work runs the worker's loop above the stack floor.
 func (p *workerPool) work(w *worker, fn func()) {
 	defer p.wg.Done()
+	var floor [workerStackFloor]byte
+	p.loop(w, fn, &floor)
+}
+
+// loop runs fn and then whatever the pool hands it, until it has been
+// idle for p.idle or the pool closes (a nil job). floor is only held.
+//
+//go:noinline
+func (p *workerPool) loop(w *worker, fn func(), floor *[workerStackFloor]byte) {
+	floor[0] = 1 // used, so the caller's frame keeps it
 	t := time.NewTimer(p.idle)
 	defer t.Stop()
 	for fn != nil {
