@@ -80,8 +80,13 @@ func (ss *session) ingestAsync(size int, fn func()) {
 }
 
 // workerIdle is how long an ingest worker waits for its next message
-// before it ends.
-const workerIdle = 10 * time.Second
+// before it ends, and maxIdleWorkers how many may wait at once: a burst
+// of a thousand messages waiting on one commit leaves no thousand stacks
+// behind it.
+const (
+	workerIdle     = 10 * time.Second
+	maxIdleWorkers = 256
+)
 
 // workerPool runs ingest jobs on long-lived goroutines. A goroutine per
 // message started with a small stack that the signature check then grew
@@ -96,14 +101,16 @@ const workerIdle = 10 * time.Second
 // never blocks, a reader waiting at its gate can never wait on a worker
 // that waits on that reader.
 type workerPool struct {
-	wg   *gosync.WaitGroup
-	idle time.Duration
+	wg      *gosync.WaitGroup
+	idle    time.Duration
+	maxIdle int
 
 	mu      gosync.Mutex
 	closed  bool
 	waiting []*worker // idle, most recently used last: its stack is warm
 
 	started atomic.Int64 // workers started, ever
+	alive   atomic.Int64 // workers not ended yet
 }
 
 // worker is one goroutine's inbox: it holds at most the one job given to
@@ -111,7 +118,7 @@ type workerPool struct {
 type worker struct{ jobs chan func() }
 
 func newWorkerPool(wg *gosync.WaitGroup, idle time.Duration) *workerPool {
-	return &workerPool{wg: wg, idle: idle}
+	return &workerPool{wg: wg, idle: idle, maxIdle: maxIdleWorkers}
 }
 
 // run hands fn to an idle worker or starts one; false once the pool is
@@ -135,6 +142,7 @@ func (p *workerPool) run(fn func()) bool {
 	p.wg.Add(1)
 	p.mu.Unlock()
 	p.started.Add(1)
+	p.alive.Add(1)
 	go p.work(&worker{jobs: make(chan func(), 1)}, fn)
 	return true
 }
@@ -150,6 +158,7 @@ const workerStackFloor = 8 << 10
 // work runs the worker's loop above the stack floor.
 func (p *workerPool) work(w *worker, fn func()) {
 	defer p.wg.Done()
+	defer p.alive.Add(-1)
 	var floor [workerStackFloor]byte
 	p.loop(w, fn, &floor)
 }
@@ -166,7 +175,7 @@ func (p *workerPool) loop(w *worker, fn func(), floor *[workerStackFloor]byte) {
 		fn()
 		fn = nil // let the job's closure go while idle
 		p.mu.Lock()
-		if p.closed {
+		if p.closed || len(p.waiting) >= p.maxIdle {
 			p.mu.Unlock()
 			return
 		}

@@ -58,6 +58,19 @@ func TestWorkerPool(t *testing.T) {
 				t.Fatalf("%d workers for %d jobs blocked at once, want %d", got, n, n)
 			}
 		}},
+		{"idle workers past the cap end at once", func(t *testing.T, p *workerPool, wg *gosync.WaitGroup) {
+			p.maxIdle = 3
+			const n = 10
+			var started gosync.WaitGroup
+			started.Add(n)
+			release := make(chan struct{})
+			for range n {
+				p.run(func() { started.Done(); <-release })
+			}
+			started.Wait()
+			close(release)
+			eventually(t, "3 workers left, all idle", func() bool { return p.alive.Load() == 3 && idleWorkers(p) == 3 })
+		}},
 		{"close ends idle workers and refuses jobs", func(t *testing.T, p *workerPool, wg *gosync.WaitGroup) {
 			for range 3 {
 				p.run(func() {})
