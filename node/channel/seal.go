@@ -149,7 +149,12 @@ func (k *Key) Seal(author *Identity, kind ContentKind, body []byte, now time.Tim
 	e.Ciphertext = make([]byte, slotSize, size+sealOverhead)
 	copy(e.Ciphertext, slot)
 	e.Ciphertext = aead.Seal(e.Ciphertext, e.Nonce[:], pt, additionalData(e, slot))
-	copy(e.Signature[:], ed25519.Sign(k.write, e.signingInput()))
+	// The signing input is kept with the signature appended: the
+	// envelope's canonical encoding, so its ID costs no second encoding.
+	in := make([]byte, 0, len(envelopeDomain)+e.Size())
+	in = e.appendSigned(append(in, envelopeDomain...))
+	copy(e.Signature[:], ed25519.Sign(k.write, in))
+	e.keep(append(in, e.Signature[:]...))
 	return e, nil
 }
 

@@ -3,6 +3,7 @@ package channel
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"runtime"
 	"testing"
@@ -356,9 +357,16 @@ func FuzzUnmarshalEnvelope(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, headerSize+SignatureSize))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		v, verr := ViewEnvelope(b)
 		e, err := UnmarshalEnvelope(b)
+		if (verr == nil) != (err == nil) {
+			t.Fatalf("view: %v, unmarshal: %v", verr, err)
+		}
 		if err != nil {
 			return
+		}
+		if v.ID() != e.ID() {
+			t.Fatal("view and decoded envelope differ")
 		}
 		if cap(e.Ciphertext) > MaxCiphertext {
 			t.Fatalf("ciphertext capacity %d over the cap", cap(e.Ciphertext))
@@ -366,6 +374,11 @@ func FuzzUnmarshalEnvelope(f *testing.F) {
 		back, _ := e.MarshalBinary()
 		if !bytes.Equal(back, b) {
 			t.Fatal("decode/encode is not the identity")
+		}
+		id := MessageID(sha256.Sum256(b))
+		clear(b) // the envelope must not alias its input
+		if e.ID() != id {
+			t.Fatal("ID is not the hash of the decoded bytes")
 		}
 		_ = Validate(e, testNow, Policy{})
 		if m, err := c.full.Open(e); err == nil && Validate(e, testNow, Policy{IgnoreClock: true}) != nil {

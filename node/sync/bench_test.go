@@ -50,6 +50,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			b.SetBytes(int64(len(raw)))
 			b.ResetTimer()
+			cpu := processCPU()
 			var next atomic.Int64
 			var wg gosync.WaitGroup
 			for range writers {
@@ -69,8 +70,10 @@ func BenchmarkIngest(b *testing.B) {
 				}()
 			}
 			wg.Wait()
+			cpu = processCPU() - cpu
 			b.StopTimer()
 			b.ReportMetric(float64(len(raw)), "envelope-B")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
 		})
 	}
 }

@@ -71,9 +71,9 @@ func (f *fetcher) flush(out sends) {
 }
 
 // offer records that p has these messages and fetches the ones this node
-// lacks.
+// lacks. It filters offers in place.
 func (f *fetcher) offer(p peer.ID, offers []offer) {
-	fresh := offers[:0:0]
+	fresh := offers[:0]
 	for _, o := range offers {
 		if f.s.rejected.has(o.id) {
 			continue

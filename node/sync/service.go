@@ -203,10 +203,15 @@ type Service struct {
 	closed   bool
 	wants    map[channel.ID]struct{}
 	sessions map[peer.ID]*session
-	subs     map[chan Stored]struct{}
-	stats    map[peer.ID]*counters
+	// live is the sessions map's values, replaced whenever the map
+	// changes (under mu), so that announcing a message, which happens far
+	// more often, reads the list without a lock or a copy.
+	live  atomic.Pointer[[]*session]
+	subs  map[chan Stored]struct{}
+	stats map[peer.ID]*counters
 
 	fetch    *fetcher
+	workers  *workerPool
 	rejected *recentSet
 	notifee  *network.NotifyBundle
 
@@ -232,6 +237,7 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 		rejected: newRecentSet(4096),
 	}
 	s.fetch = newFetcher(s)
+	s.workers = newWorkerPool(&s.wg, workerIdle)
 	if !cfg.Light {
 		h.SetStreamHandler(ProtocolID, s.handleStream)
 	}
@@ -271,6 +277,7 @@ func (s *Service) Close() error {
 	for _, ss := range sessions {
 		ss.close(ErrClosed)
 	}
+	s.workers.close()
 	s.wg.Wait()
 	return nil
 }
@@ -378,6 +385,21 @@ func (s *Service) helloFrames(wants []channel.ID) []*wirepb.Frame {
 // sessionList must be called with s.mu held.
 func (s *Service) sessionList() []*session {
 	return slices.Collect(maps.Values(s.sessions))
+}
+
+// sessionsChanged republishes the live list; s.mu is held.
+func (s *Service) sessionsChanged() {
+	l := s.sessionList()
+	s.live.Store(&l)
+}
+
+// liveSessions returns the sessions as of the last change; the caller
+// must not modify the slice.
+func (s *Service) liveSessions() []*session {
+	if l := s.live.Load(); l != nil {
+		return *l
+	}
+	return nil
 }
 
 // Peers returns the peers with a live session.
@@ -557,6 +579,7 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 		ss.sendHello(s.helloFrames(slices.Collect(maps.Keys(s.wants))))
 	}
 	s.sessions[p] = ss
+	s.sessionsChanged()
 	s.wg.Add(1)
 	s.mu.Unlock()
 	if old != nil {
@@ -579,6 +602,7 @@ func (s *Service) sessionEnded(ss *session) {
 	current := s.sessions[ss.peer] == ss
 	if current {
 		delete(s.sessions, ss.peer)
+		s.sessionsChanged()
 		// Counters live as long as the peer's session, so that passing
 		// peers do not grow the map without bound.
 		delete(s.stats, ss.peer)
@@ -629,10 +653,7 @@ func (s *Service) loop() {
 		case <-ft.C:
 			s.fetch.expire(time.Now())
 		case <-rt.C:
-			s.mu.Lock()
-			sessions := s.sessionList()
-			s.mu.Unlock()
-			for _, ss := range sessions {
+			for _, ss := range s.liveSessions() {
 				if !ss.needResync.Swap(false) {
 					continue
 				}
@@ -650,20 +671,31 @@ func (s *Service) loop() {
 
 // announce offers a newly stored message to every peer that wants its
 // channel, except those in skip (who delivered or announced it).
+//
+// The frame is encoded once, for the first peer that wants it, and the
+// same bytes are queued for every such peer: writers only read them.
 func (s *Service) announce(h wire.Header, skip []peer.ID) {
-	s.mu.Lock()
-	sessions := s.sessionList()
-	s.mu.Unlock()
+	var frame []byte
 next:
-	for _, ss := range sessions {
+	for _, ss := range s.liveSessions() {
 		for _, p := range skip {
 			if ss.peer == p {
 				continue next
 			}
 		}
-		if ss.peerWants(h.Channel) && s.accept(ss.peer, h.Channel) {
-			ss.sendAnnounce([]wire.Header{h})
+		if !ss.peerWants(h.Channel) || !s.accept(ss.peer, h.Channel) {
+			continue
 		}
+		if frame == nil {
+			var err error
+			frame, err = wire.AppendMsgFrame(nil, &wirepb.Frame{Kind: &wirepb.Frame_Announce{Announce: &wirepb.Announce{
+				Headers: []*wirepb.Header{wire.HeaderToPB(h)}}}})
+			if err != nil {
+				s.log.Error("marshal announcement", "err", err)
+				return
+			}
+		}
+		ss.enqueueFrame(frame, kindAnnounce, true)
 	}
 }
 

@@ -3,7 +3,6 @@ package sync
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
@@ -92,13 +90,26 @@ func newSession(s *Service, st network.Stream, c *counters) *session {
 // announcement) is dropped past the soft limit and marks the session for
 // a catch-up reconcile; any frame past the hard limit closes the session.
 func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
-	b, err := proto.Marshal(f)
+	buf, err := wire.AppendMsgFrame(nil, f)
 	if err != nil {
 		ss.log.Error("marshal frame", "err", err)
 		return false
 	}
-	buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
-	buf = append(buf, b...)
+	return ss.enqueueFrame(buf, frameKind(f), droppable)
+}
+
+// Frame kinds (Frame oneof field numbers) named here: hand-encoded frames
+// and those wire.ReadSync decodes without a Frame.
+const (
+	kindHello    = 1
+	kindAnnounce = 3
+	kindBody     = 5
+	kindPush     = 7
+)
+
+// enqueueFrame is enqueue for a frame already encoded, length prefix
+// included, of the given kind (its Frame field number).
+func (ss *session) enqueueFrame(buf []byte, kind int, droppable bool) bool {
 	ss.mu.Lock()
 	if ss.closed || ss.closing {
 		ss.mu.Unlock()
@@ -117,7 +128,7 @@ func (ss *session) enqueue(f *wirepb.Frame, droppable bool) bool {
 		return false
 	}
 	ss.q = append(ss.q, buf)
-	ss.qKinds = append(ss.qKinds, frameKind(f))
+	ss.qKinds = append(ss.qKinds, kind)
 	ss.qBytes += len(buf)
 	ss.mu.Unlock()
 	ss.kick()
@@ -134,12 +145,10 @@ func (ss *session) sendHello(fs []*wirepb.Frame) {
 	var kinds []int
 	n := 0
 	for _, f := range fs {
-		b, err := proto.Marshal(f)
+		buf, err := wire.AppendMsgFrame(nil, f)
 		if err != nil {
 			continue
 		}
-		buf := binary.AppendUvarint(make([]byte, 0, binary.MaxVarintLen64+len(b)), uint64(len(b)))
-		buf = append(buf, b...)
 		bufs = append(bufs, buf)
 		kinds = append(kinds, frameKind(f))
 		n += len(buf)
@@ -253,7 +262,7 @@ func (ss *session) readLoop() {
 	}()
 	pre := &prefixReader{r: src}
 	for {
-		var f *wirepb.Frame
+		var in wire.Incoming
 		var err error
 		if r == nil {
 			if _, err = io.ReadFull(src, pre.first[:]); err == nil {
@@ -263,7 +272,7 @@ func (ss *session) readLoop() {
 			}
 		}
 		if err == nil {
-			f, _, err = wire.ReadSyncFrame(r, wire.MaxFrameSize)
+			in, _, err = wire.ReadSync(r, wire.MaxFrameSize)
 		}
 		if err != nil {
 			switch {
@@ -281,8 +290,13 @@ func (ss *session) readLoop() {
 			readers.Put(r)
 			r = nil
 		}
-		ss.c.framesIn[frameKind(f)].Add(1)
-		if err := ss.handle(f); err != nil {
+		if in.Envelope != nil {
+			err = ss.handleEnvelope(in)
+		} else {
+			ss.c.framesIn[frameKind(in.Frame)].Add(1)
+			err = ss.handle(in.Frame)
+		}
+		if err != nil {
 			ss.fail(err)
 			return
 		}
@@ -469,17 +483,46 @@ func (ss *session) sendReject(seq uint64, id *channel.MessageID, err error) {
 	ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Reject{Reject: rj}}, false)
 }
 
-// handle acts on one frame. An error is a protocol violation that ends the
-// session; a bad message inside a good frame is answered and survived.
-func (ss *session) handle(f *wirepb.Frame) error {
+// helloOrder checks that the peer's first frame, and only that one, is
+// its Hello.
+func (ss *session) helloOrder(kind int) error {
 	ss.mu.Lock()
 	hello := ss.hello
 	ss.mu.Unlock()
-	if _, isHello := f.GetKind().(*wirepb.Frame_Hello); isHello == hello {
+	if isHello := kind == kindHello; isHello == hello {
 		if hello {
 			return fmt.Errorf("%w: second hello", ErrProtocol)
 		}
-		return fmt.Errorf("%w: first frame is %s, not hello", ErrProtocol, frameKinds[frameKind(f)])
+		return fmt.Errorf("%w: first frame is %s, not hello", ErrProtocol, frameKinds[kind])
+	}
+	return nil
+}
+
+// handleEnvelope acts on a Push or Body that wire.ReadSync decoded
+// straight into its envelope, as handle acts on the same frame decoded
+// into protobuf structs.
+func (ss *session) handleEnvelope(in wire.Incoming) error {
+	kind := kindBody
+	if in.Push {
+		kind = kindPush
+	}
+	ss.c.framesIn[kind].Add(1)
+	if err := ss.helloOrder(kind); err != nil {
+		return err
+	}
+	if in.Push {
+		ss.pushed(in.Seq, in.Envelope)
+	} else {
+		ss.delivered(in.Envelope)
+	}
+	return nil
+}
+
+// handle acts on one frame. An error is a protocol violation that ends the
+// session; a bad message inside a good frame is answered and survived.
+func (ss *session) handle(f *wirepb.Frame) error {
+	if err := ss.helloOrder(frameKind(f)); err != nil {
+		return err
 	}
 	switch k := f.GetKind().(type) {
 	case *wirepb.Frame_Hello:
@@ -487,7 +530,7 @@ func (ss *session) handle(f *wirepb.Frame) error {
 	case *wirepb.Frame_Want:
 		return ss.onWant(k.Want.GetAdd(), k.Want.GetRemove())
 	case *wirepb.Frame_Announce:
-		var offers []offer
+		offers := make([]offer, 0, len(k.Announce.GetHeaders()))
 		for _, h := range k.Announce.GetHeaders() {
 			hd, _ := wire.HeaderFromPB(h) // checked by DecodeFrame
 			if ss.svc.Wants(hd.Channel) && ss.svc.accept(ss.peer, hd.Channel) {
@@ -616,12 +659,14 @@ func (ss *session) onFetch(ids [][]byte) {
 			missing = append(missing, b)
 			continue
 		}
-		e, err := channel.UnmarshalEnvelope(raw)
+		// The stored bytes go out re-framed, not decoded into an
+		// envelope and encoded again through protobuf.
+		e, err := channel.ViewEnvelope(raw)
 		if err != nil || !ss.svc.accept(ss.peer, e.Channel) {
 			missing = append(missing, b)
 			continue
 		}
-		if !ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Body{Body: &wirepb.Body{Envelope: wire.EnvelopeToPB(e)}}}, false) {
+		if !ss.enqueueFrame(wire.AppendBodyFrame(nil, &e), kindBody, false) {
 			return
 		}
 	}
@@ -636,6 +681,11 @@ func (ss *session) onBody(pe *wirepb.Envelope) {
 		ss.sendReject(0, nil, err)
 		return
 	}
+	ss.delivered(e)
+}
+
+// delivered takes a fetched body, decoded and checked by the wire.
+func (ss *session) delivered(e *channel.Envelope) {
 	id := e.ID()
 	switch ss.svc.fetch.claim(ss.peer, id) {
 	case claimLate:
@@ -660,6 +710,11 @@ func (ss *session) onPush(seq uint64, pe *wirepb.Envelope) {
 		ss.sendReject(seq, nil, err)
 		return
 	}
+	ss.pushed(seq, e)
+}
+
+// pushed takes a pushed message, decoded and checked by the wire.
+func (ss *session) pushed(seq uint64, e *channel.Envelope) {
 	ss.ingestAsync(e.Size(), func() {
 		id, err := ss.svc.ingest(ss.peer, e)
 		if err != nil {
@@ -689,7 +744,7 @@ func (ss *session) push(ctx context.Context, e *channel.Envelope) error {
 		}
 		ss.mu.Unlock()
 	}()
-	if !ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Push{Push: &wirepb.Push{Seq: seq, Envelope: wire.EnvelopeToPB(e)}}}, false) {
+	if !ss.enqueueFrame(wire.AppendPushFrame(nil, seq, e), kindPush, false) {
 		return fmt.Errorf("%w: %s", ErrNoSession, ss.peer)
 	}
 	select {

@@ -29,8 +29,10 @@ func EnvelopeToPB(e *channel.Envelope) *wirepb.Envelope {
 }
 
 // EnvelopeFromPB converts a received envelope, checking every fixed-size
-// field and the ciphertext cap. The result does not alias p. Version,
-// timestamp and signature are left to channel.Validate.
+// field and the ciphertext cap. The result does not alias p and keeps its
+// canonical encoding and ID (channel.Envelope.Clone), so the relay path
+// encodes and hashes it once. Version, timestamp and signature are left
+// to channel.Validate.
 func EnvelopeFromPB(p *wirepb.Envelope) (*channel.Envelope, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: missing envelope", ErrMalformedFrame)
@@ -38,7 +40,7 @@ func EnvelopeFromPB(p *wirepb.Envelope) (*channel.Envelope, error) {
 	if p.GetVersion() > math.MaxUint8 {
 		return nil, fmt.Errorf("%w: envelope version %d does not fit a byte", ErrMalformedFrame, p.GetVersion())
 	}
-	e := &channel.Envelope{Version: uint8(p.GetVersion()), Timestamp: p.GetTimestamp()}
+	e := channel.Envelope{Version: uint8(p.GetVersion()), Timestamp: p.GetTimestamp()}
 	if err := copyFixed(e.Channel[:], p.GetChannel(), "envelope channel"); err != nil {
 		return nil, err
 	}
@@ -51,8 +53,8 @@ func EnvelopeFromPB(p *wirepb.Envelope) (*channel.Envelope, error) {
 	if n := len(p.GetCiphertext()); n > channel.MaxCiphertext {
 		return nil, fmt.Errorf("%w: ciphertext of %d bytes, cap %d", channel.ErrTooLarge, n, channel.MaxCiphertext)
 	}
-	e.Ciphertext = append([]byte(nil), p.GetCiphertext()...)
-	return e, nil
+	e.Ciphertext = p.GetCiphertext()
+	return e.Clone(), nil
 }
 
 // HeaderToPB converts a header for the wire.

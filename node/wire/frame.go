@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 
@@ -38,6 +39,11 @@ var (
 // before the first byte returns io.EOF; a stream ending mid-frame returns
 // io.ErrUnexpectedEOF.
 func ReadFrame(r io.Reader, max int) ([]byte, error) {
+	return readFrame(r, max, nil)
+}
+
+// readFrame is ReadFrame reading into buf's capacity when the frame fits.
+func readFrame(r io.Reader, max int, buf []byte) ([]byte, error) {
 	n, err := readUvarint(r)
 	if err != nil {
 		return nil, err
@@ -45,7 +51,12 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, cap %d", ErrFrameTooLarge, n, max)
 	}
-	b := make([]byte, n)
+	var b []byte
+	if n <= uint64(cap(buf)) {
+		b = buf[:n]
+	} else {
+		b = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, b); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -105,13 +116,30 @@ func WriteMsg(w io.Writer, m proto.Message) error {
 }
 
 // ReadSyncFrame reads and decodes one sync Frame of at most max bytes.
+// The frame's bytes are read into a pooled buffer: decoding copies every
+// field out of them, so a buffer per frame was garbage at once.
 func ReadSyncFrame(r io.Reader, max int) (*wirepb.Frame, int, error) {
-	b, err := ReadFrame(r, max)
+	bp := frameBufs.Get().(*[]byte)
+	defer putFrameBuf(bp)
+	b, err := readFrame(r, max, *bp)
 	if err != nil {
 		return nil, 0, err
 	}
+	*bp = b[:0]
 	f, err := DecodeFrame(b)
 	return f, len(b), err
+}
+
+// maxPooledFrame is the largest buffer kept for reuse: a frame larger
+// than a few envelopes is rare, and a pool of 1 MiB buffers is not.
+const maxPooledFrame = 64 << 10
+
+var frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func putFrameBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledFrame {
+		frameBufs.Put(bp)
+	}
 }
 
 // DecodeFrame unmarshals a sync Frame and checks its structure: a known
