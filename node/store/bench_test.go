@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -196,4 +197,111 @@ func BenchmarkFingerprint(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkApply measures the applier alone: moving one group of 2,048
+// acknowledged messages (64 channels) from the write-ahead log into bbolt,
+// on a fresh store and on the pre-filled one of 100k messages. Puts run
+// with the timer stopped and the automatic apply held back, so only the
+// flush (one applyGroup) is timed; ns/op is per message.
+func BenchmarkApply(b *testing.B) {
+	const ciphertext, group = 512, 2048
+	for _, fill := range []int{0, prefillMsgs} {
+		name := "fresh"
+		if fill > 0 {
+			name = fmt.Sprintf("prefilled=%dk", fill/1000)
+		}
+		b.Run(name, func(b *testing.B) {
+			defer holdApplier()()
+			path := filepath.Join(b.TempDir(), "bench.db")
+			chans := make([]channel.ID, 64)
+			for i := range chans {
+				chans[i] = newChannel()
+			}
+			if fill > 0 {
+				var src string
+				src, chans = prefilled(b, ciphertext)
+				copyFile(b, src, path)
+			}
+			db := openAt(b, path, Options{})
+			now := time.Now().UnixMilli()
+			b.ResetTimer()
+			for done := 0; done < b.N; done += group {
+				b.StopTimer()
+				es := make([]*channel.Envelope, min(group, b.N-done))
+				for i := range es {
+					es[i] = envelope(chans[(done+i)%len(chans)], now+int64(done+i), ciphertext)
+				}
+				putAll(b, db, es)
+				b.StartTimer()
+				if err := db.flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// holdApplier keeps the applier from applying on its own (by count, size
+// or age) until the returned function restores the tunables.
+func holdApplier() (restore func()) {
+	msgs, bytes, age := applyMsgs, applyBytes, applyAge
+	applyMsgs, applyBytes, applyAge = 1<<30, 1<<40, time.Hour
+	return func() { applyMsgs, applyBytes, applyAge = msgs, bytes, age }
+}
+
+// BenchmarkHas: the duplicate check the relay runs before each signature
+// check, on the pre-filled store of 100k messages: a stored message, an
+// unknown one (what an ingest of new messages asks), and unknown ones
+// asked from every core at once.
+func BenchmarkHas(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "bench.db")
+	src, _ := prefilled(b, 512)
+	copyFile(b, src, path)
+	db := openAt(b, path, Options{})
+	var stored []channel.MessageID
+	for _, ch := range prefill.chans[:20] {
+		hs, err := db.Headers(ch, math.MinInt64, math.MaxInt64, 50)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, h := range hs {
+			stored = append(stored, h.ID)
+		}
+	}
+	unknown := make([]channel.MessageID, 1024)
+	for i := range unknown {
+		rand.Read(unknown[i][:])
+	}
+	tests := []struct {
+		name string
+		ids  []channel.MessageID
+		want bool
+	}{
+		{"stored", stored, true},
+		{"unknown", unknown, false},
+	}
+	for _, tc := range tests {
+		b.Run(tc.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				if ok, err := db.Has(tc.ids[i%len(tc.ids)]); ok != tc.want || err != nil {
+					b.Fatal(ok, err)
+				}
+				i++
+			}
+		})
+		b.Run(tc.name+"/parallel", func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					if ok, err := db.Has(tc.ids[i%len(tc.ids)]); ok != tc.want || err != nil {
+						b.Error(ok, err)
+						return
+					}
+					i++
+				}
+			})
+		})
+	}
 }

@@ -1,8 +1,15 @@
 // Package store keeps a node's channel messages durably in one bbolt file:
-// messages by ID, an index by (channel, timestamp, ID), per-channel counters
-// and per-hour fingerprints for set reconciliation, per-peer sync state, the
-// retention sweeper and the quotas. It also offers small named record
-// buckets (Meta) to packages that need durable state in the same file.
+// message bodies by arrival sequence number, an ID -> sequence index, an
+// index by (channel, timestamp, ID), per-channel counters and per-hour
+// fingerprints for set reconciliation, per-peer sync state, the retention
+// sweeper and the quotas. It also offers small named record buckets (Meta)
+// to packages that need durable state in the same file.
+//
+// The file's layout is schema version 2 (the buckets are listed in
+// store.go): bodies are appended in arrival order, so applying messages
+// with random IDs writes full pages at the end of one bucket instead of
+// dirtying a random leaf page each. Open migrates a version 1 file (bodies
+// keyed by ID) in place, in bounded, resumable batches (migrate.go).
 //
 // A write is acknowledged only after it is on disk. A Put is appended to a
 // write-ahead log beside the file (<file>.wal.<n>): concurrent Puts share

@@ -174,7 +174,7 @@ func (s *snapshot) pending(id channel.MessageID) *pmsg {
 }
 
 func (s *snapshot) has(id channel.MessageID) bool {
-	return s.pending(id) != nil || s.tx.Bucket(bMsgs).Get(id[:]) != nil
+	return s.pending(id) != nil || s.tx.Bucket(bIDs).Get(id[:]) != nil
 }
 
 // chanStats is a channel's counters over bbolt and the pending groups.
