@@ -240,7 +240,9 @@ func (db *DB) Get(id channel.MessageID) (*channel.Envelope, error) {
 // Has reports whether a message is stored. The relay asks it of every
 // incoming message before its signature check, so it is kept cheap: the
 // pending groups first (a duplicate usually arrives soon after the
-// original, before it is applied), then a single read of the ID index.
+// original, before it is applied), then the in-memory ID filter, which
+// answers for almost every new message, and only then a read of the ID
+// index.
 func (db *DB) Has(id channel.MessageID) (bool, error) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
@@ -252,6 +254,9 @@ func (db *DB) Has(id channel.MessageID) (bool, error) {
 	// snapshot (applied generation, group list) is needed.
 	if db.pendingHas(id) {
 		return true, nil
+	}
+	if !db.filter.Load().mayHave(id[:]) {
+		return false, nil
 	}
 	var ok bool
 	err := db.classify(db.bolt.View(func(tx *bolt.Tx) error {

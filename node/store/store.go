@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -135,6 +136,9 @@ type DB struct {
 	applierStop chan struct{}
 	applierDone chan struct{}
 	applierErr  error
+	// filter holds every ID in bbolt (and some no longer there): the
+	// duplicate checks read bbolt only for IDs it may hold (filter.go).
+	filter atomic.Pointer[idFilter]
 }
 
 // writeReq is one write waiting for the group commit.
@@ -184,6 +188,10 @@ func Open(path string, opt Options) (*DB, error) {
 	if err := db.bolt.View(func(tx *bolt.Tx) error { db.nextGen = getAppliedGen(tx) + 1; return nil }); err != nil {
 		_ = bdb.Close()
 		return nil, db.classify(err)
+	}
+	if err := db.rebuildFilter(true); err != nil {
+		_ = bdb.Close()
+		return nil, err
 	}
 	if err := db.replay(segs); err != nil {
 		_ = bdb.Close()

@@ -228,6 +228,9 @@ func (db *DB) applier() {
 			}
 			job.reply <- err
 		}
+		if ferr := db.rebuildFilter(false); ferr != nil {
+			db.log.Warn("cannot rebuild the ID filter; duplicate checks read the database more often", "err", ferr)
+		}
 		db.pend.mu.RLock()
 		left, leftSealed := len(db.pend.open().byID), len(db.pend.groups) > 1
 		db.pend.mu.RUnlock()
@@ -467,6 +470,12 @@ func (db *DB) applyGroup(g *group) error {
 	slices.SortFunc(ms, func(a, b *pmsg) int {
 		return cmp.Or(bytes.Compare(a.ch[:], b.ch[:]), cmp.Compare(a.ts, b.ts), bytes.Compare(a.id[:], b.id[:]))
 	})
+	// Before the commit: a reader that sees the group in bbolt (and so
+	// no longer among the pending) must find its IDs in the filter.
+	f := db.filter.Load()
+	for _, m := range ms {
+		f.add(m.id[:])
+	}
 	return db.classify(db.bolt.Update(func(tx *bolt.Tx) error {
 		return safeCall(func(tx *bolt.Tx) error {
 			body, ids, idx := tx.Bucket(bBody), tx.Bucket(bIDs), tx.Bucket(bIdx)
