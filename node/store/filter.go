@@ -81,8 +81,14 @@ func (f *idFilter) full() bool { return f.added.Load() >= f.size }
 
 // buildIDFilter makes a filter of every ID in the transaction's index.
 func buildIDFilter(tx *bolt.Tx) *idFilter {
-	f := newIDFilter(int(getTotals(tx).count))
+	// Sized by counting the keys, not by the totals record: memory
+	// follows what is really there even if that record were damaged.
 	c := tx.Bucket(bIDs).Cursor()
+	n := 0
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	f := newIDFilter(n)
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
 		if len(k) == channel.IDSize {
 			f.add(k)
