@@ -13,16 +13,16 @@ import (
 
 // Schema version 1 kept each body in bucket "msgs" under its message ID
 // and an index value of the size alone (uint32). Open migrates such a
-// file to version 2 in place, walking the index in batches of
+// file to version 2 in place, moving bodies out of msgs in batches of
 // migrateBatch messages, each its own durable transaction: memory stays
-// bounded, the bodies freed by one batch hold the next one's (the file
-// barely grows), and a crash loses only the batch in flight. The first
-// batch sets the schema to 2 with kMigrating, so an older homenode
-// refuses the half-migrated file rather than misread it.
+// bounded, the pages freed by one batch hold the next one's bodies (the
+// file barely grows), and a crash loses only the batch in flight (the
+// next start resumes with what is left in msgs). The first batch sets the
+// schema to 2 with kMigrating, so an older homenode refuses the
+// half-migrated file rather than misread it.
 var (
 	bMsgsV1 = []byte("msgs") // schema 1: id -> canonical envelope bytes
-	// kMigrating, in bInfo while a migration runs: the last index key
-	// migrated (empty before the first).
+	// kMigrating, in bInfo (empty value) while a migration runs.
 	kMigrating = []byte("migrating")
 
 	v1Buckets        = [][]byte{bInfo, bMsgsV1, bIdx, bChans, bFP, bSync, bMeta}
@@ -80,67 +80,66 @@ func (db *DB) migrateStep(limit int) (moved int, done bool, err error) {
 				return err
 			}
 		}
-		from := bytes.Clone(info.Get(kMigrating))
 		msgs, body, ids, idx := tx.Bucket(bMsgsV1), tx.Bucket(bBody), tx.Bucket(bIDs), tx.Bucket(bIdx)
 		body.FillPercent = 1.0
+		// Bodies are taken in ID order from the front of msgs, which each
+		// batch empties: its deletions free whole pages, its ids are
+		// appended in order, and only the index updates land at random.
 		// Collect first, then change: bbolt cursors may skip keys when the
 		// bucket changes under them.
-		type entry struct{ key, id, raw []byte }
+		type entry struct{ id, raw, key []byte }
 		var es []entry
-		c := idx.Cursor()
-		k, v := c.Seek(from)
-		if k != nil && len(from) > 0 && bytes.Equal(k, from) {
-			k, v = c.Next()
-		}
-		for ; k != nil && len(es) < limit; k, v = c.Next() {
-			if len(v) != 4 || len(k) != channel.IDSize+8+channel.IDSize {
-				continue // not a version 1 entry: nothing to move
+		c := msgs.Cursor()
+		for k, v := c.First(); k != nil && len(es) < limit; k, v = c.Next() {
+			e, err := channel.UnmarshalEnvelope(v)
+			if err != nil {
+				return corruptError(db.path, fmt.Errorf("stored message %x does not decode: %w", k, err))
 			}
-			key := bytes.Clone(k)
-			id := key[channel.IDSize+8:]
-			raw := msgs.Get(id)
-			if raw == nil {
-				return corruptError(db.path, fmt.Errorf("index entry of message %x has no body", id))
-			}
-			es = append(es, entry{key: key, id: id, raw: raw})
-		}
-		last := k == nil
-		var lastKey []byte
-		if len(es) > 0 {
-			lastKey = es[len(es)-1].key
+			id := bytes.Clone(k)
+			es = append(es, entry{id: id, raw: v, key: idxKey(e.Channel, e.Timestamp, channel.MessageID(id))})
 		}
 		seq := body.Sequence()
-		for i := range es {
-			e := &es[i]
+		dropped := 0
+		for _, e := range es {
+			if err := msgs.Delete(e.id); err != nil {
+				return err
+			}
+			if len(idx.Get(e.key)) != 4 {
+				dropped++ // never indexed: unreachable but by ID in version 1 too
+				continue
+			}
 			seq++
-			if err := body.Put(seqKey(seq), e.raw); err != nil {
+			sk := seqKey(seq)
+			if err := body.Put(sk, e.raw); err != nil {
+				return err
+			}
+			if err := ids.Put(e.id, sk); err != nil {
 				return err
 			}
 			if err := idx.Put(e.key, idxValue(seq, uint32(len(e.raw)))); err != nil {
 				return err
 			}
-			e.raw = seqKey(seq) // what ids gets
+		}
+		if dropped > 0 {
+			db.log.Warn("dropping message bodies that had no index entry", "count", dropped)
 		}
 		if err := body.SetSequence(seq); err != nil {
 			return err
 		}
-		slices.SortFunc(es, func(a, b entry) int { return bytes.Compare(a.id, b.id) })
-		for _, e := range es {
-			if err := ids.Put(e.id, e.raw); err != nil {
-				return err
-			}
-			if err := msgs.Delete(e.id); err != nil {
-				return err
-			}
+		moved = len(es) - dropped
+		if len(es) == limit {
+			return nil // maybe more
 		}
-		moved = len(es)
-		if !last {
-			return info.Put(kMigrating, lastKey)
-		}
-		// Every indexed body has moved; whatever is left in msgs was
-		// never indexed (unreachable in version 1 too).
-		if left := msgs.Stats().KeyN; left > 0 {
-			db.log.Warn("dropping message bodies that had no index entry", "count", left)
+		// Every body has moved: an index entry still of version 1 has
+		// none.
+		err := idx.ForEach(func(k, v []byte) error {
+			if len(v) == 4 {
+				return corruptError(db.path, fmt.Errorf("index entry of message %x has no body", k[min(len(k), channel.IDSize+8):]))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if err := tx.DeleteBucket(bMsgsV1); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return err
