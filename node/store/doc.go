@@ -9,7 +9,9 @@
 // store.go): bodies are appended in arrival order, so applying messages
 // with random IDs writes full pages at the end of one bucket instead of
 // dirtying a random leaf page each. Open migrates a version 1 file (bodies
-// keyed by ID) in place, in bounded, resumable batches (migrate.go).
+// keyed by ID) in place, in bounded, resumable batches (migrate.go); Open
+// blocks meanwhile (100k messages took 3.5 s on a 2-core x86 server). An
+// older homenode refuses a version 2 file.
 //
 // The duplicate check (Has, and Put's) looks at the pending messages, then
 // at an in-memory Bloom filter of the stored IDs (filter.go: 1.25 bytes
