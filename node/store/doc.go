@@ -1,8 +1,22 @@
 // Package store keeps a node's channel messages durably in one bbolt file:
-// messages by ID, an index by (channel, timestamp, ID), per-channel counters
-// and per-hour fingerprints for set reconciliation, per-peer sync state, the
-// retention sweeper and the quotas. It also offers small named record
-// buckets (Meta) to packages that need durable state in the same file.
+// message bodies by arrival sequence number, an ID -> sequence index, an
+// index by (channel, timestamp, ID), per-channel counters and per-hour
+// fingerprints for set reconciliation, per-peer sync state, the retention
+// sweeper and the quotas. It also offers small named record buckets (Meta)
+// to packages that need durable state in the same file.
+//
+// The file's layout is schema version 2 (the buckets are listed in
+// store.go): bodies are appended in arrival order, so applying messages
+// with random IDs writes full pages at the end of one bucket instead of
+// dirtying a random leaf page each. Open migrates a version 1 file (bodies
+// keyed by ID) in place, in bounded, resumable batches (migrate.go); Open
+// blocks meanwhile (100k messages took 3.5 s on a 2-core x86 server). An
+// older homenode refuses a version 2 file.
+//
+// The duplicate check (Has, and Put's) looks at the pending messages, then
+// at an in-memory Bloom filter of the stored IDs (filter.go: 1.25 bytes
+// per ID it is sized for, 1.7 MiB for ~900k messages), and reads bbolt
+// only when the filter says the ID may be there.
 //
 // A write is acknowledged only after it is on disk. A Put is appended to a
 // write-ahead log beside the file (<file>.wal.<n>): concurrent Puts share

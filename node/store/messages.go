@@ -70,6 +70,32 @@ func parseIdx(ch channel.ID, k []byte) (ts int64, id []byte, ok bool) {
 
 func fpKey(ch channel.ID, hour int64) []byte { return idxSeek(ch, hour) }
 
+// seqKey is a body's key (and an ids value): its arrival sequence number.
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq) }
+
+// idxValue is an index entry's value: where the body is, and its size.
+func idxValue(seq uint64, size uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(make([]byte, 0, 12), seq), size)
+}
+
+// parseIdxValue splits an index value; ok is false for a damaged one.
+func parseIdxValue(v []byte) (seq uint64, size uint32, ok bool) {
+	if len(v) != 12 {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint32(v[8:]), true
+}
+
+// getBody returns a stored message's bytes (aliasing the transaction's
+// memory), or nil.
+func getBody(tx *bolt.Tx, id []byte) []byte {
+	seq := tx.Bucket(bIDs).Get(id)
+	if seq == nil {
+		return nil
+	}
+	return tx.Bucket(bBody).Get(seq)
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && a < 0 {
@@ -188,7 +214,7 @@ func (db *DB) GetRaw(id channel.MessageID) ([]byte, error) {
 			raw = bytes.Clone(m.raw)
 			return nil
 		}
-		v := s.tx.Bucket(bMsgs).Get(id[:])
+		v := getBody(s.tx, id[:])
 		if v == nil {
 			return ErrNotFound
 		}
@@ -211,14 +237,47 @@ func (db *DB) Get(id channel.MessageID) (*channel.Envelope, error) {
 	return e, nil
 }
 
-// Has reports whether a message is stored.
+// Has reports whether a message is stored. The relay asks it of every
+// incoming message before its signature check, so it is kept cheap: the
+// pending groups first (a duplicate usually arrives soon after the
+// original, before it is applied), then the in-memory ID filter, which
+// answers for almost every new message, and only then a read of the ID
+// index.
 func (db *DB) Has(id channel.MessageID) (bool, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return false, ErrClosed
+	}
+	// A group leaves the table only after its transaction committed, so
+	// a message missing here but acknowledged is in the read below; no
+	// snapshot (applied generation, group list) is needed.
+	if db.pendingHas(id) {
+		return true, nil
+	}
+	if !db.filter.Load().mayHave(id[:]) {
+		return false, nil
+	}
 	var ok bool
-	err := db.read(func(s *snapshot) error {
-		ok = s.has(id)
-		return nil
-	})
+	err := db.classify(db.bolt.View(func(tx *bolt.Tx) error {
+		return safeCall(func(tx *bolt.Tx) error {
+			ok = tx.Bucket(bIDs).Get(id[:]) != nil
+			return nil
+		}, tx)
+	}))
 	return ok, err
+}
+
+// pendingHas reports whether an acknowledged message waits in memory.
+func (db *DB) pendingHas(id channel.MessageID) bool {
+	db.pend.mu.RLock()
+	defer db.pend.mu.RUnlock()
+	for _, g := range db.pend.groups {
+		if g.byID[id] != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // scanIdx calls fn for the channel's index entries with timestamps in
@@ -247,12 +306,10 @@ func (db *DB) Headers(ch channel.ID, fromMs, toMs int64, limit int) ([]Header, e
 	err := db.read(func(s *snapshot) error {
 		pend := s.pendingIn(ch, fromMs, toMs)
 		var stored []Header
-		scanIdx(s.tx, ch, fromMs, toMs, func(ts int64, id, size []byte) bool {
+		scanIdx(s.tx, ch, fromMs, toMs, func(ts int64, id, v []byte) bool {
 			h := Header{Channel: ch, Timestamp: ts}
 			copy(h.ID[:], id)
-			if len(size) == 4 {
-				h.Size = binary.BigEndian.Uint32(size)
-			}
+			_, h.Size, _ = parseIdxValue(v)
 			stored = append(stored, h)
 			return limit <= 0 || len(stored) < limit
 		})

@@ -130,6 +130,7 @@ func (p *pendingTable) full() bool {
 type snapshot struct {
 	tx     *bolt.Tx
 	groups []*group
+	filter *idFilter // loaded after tx began: it holds every ID tx holds
 }
 
 // snap runs fn on a snapshot. Holding p.mu shared across the start of the
@@ -142,7 +143,7 @@ func (db *DB) snap(fn func(*snapshot) error) error {
 	return db.classify(db.bolt.View(func(tx *bolt.Tx) error {
 		return safeCall(func(tx *bolt.Tx) error {
 			applied := getAppliedGen(tx)
-			s := &snapshot{tx: tx}
+			s := &snapshot{tx: tx, filter: db.filter.Load()}
 			for _, g := range db.pend.groups {
 				if g.gen == 0 || g.gen > applied {
 					s.groups = append(s.groups, g)
@@ -174,7 +175,7 @@ func (s *snapshot) pending(id channel.MessageID) *pmsg {
 }
 
 func (s *snapshot) has(id channel.MessageID) bool {
-	return s.pending(id) != nil || s.tx.Bucket(bMsgs).Get(id[:]) != nil
+	return s.pending(id) != nil || s.filter.mayHave(id[:]) && s.tx.Bucket(bIDs).Get(id[:]) != nil
 }
 
 // chanStats is a channel's counters over bbolt and the pending groups.

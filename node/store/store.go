@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,14 +30,22 @@ const (
 const maxBatch = 256
 
 // schemaVersion is the layout of the buckets below; bump it with a
-// migration when the layout changes.
-const schemaVersion = 1
+// migration when the layout changes. Version 1 kept bodies in a bucket
+// "msgs" keyed by message ID; Open migrates such a file (migrate.go).
+const schemaVersion = 2
 
 // Root bucket names.
+//
+// Bodies are keyed by an arrival sequence number, not by message ID: IDs
+// are random hashes, so with bodies (~1.2 KB, three to a page) keyed by
+// them every applied message dirtied, and often split, a different leaf
+// page. Keyed by sequence, bodies are appended to the end of the bucket,
+// full pages one after another; what stays random (ids) is small.
 var (
 	bInfo   = []byte("info")   // "schema" -> version; "totals" -> count|bytes
-	bMsgs   = []byte("msgs")   // id -> canonical envelope bytes
-	bIdx    = []byte("idx")    // channel|ts|id -> size (uint32)
+	bBody   = []byte("body")   // seq -> canonical envelope bytes
+	bIDs    = []byte("ids")    // id -> seq
+	bIdx    = []byte("idx")    // channel|ts|id -> seq|size (uint64|uint32)
 	bChans  = []byte("chans")  // channel -> count|bytes|newest
 	bFP     = []byte("fp")     // channel|hour -> count|xor(ids)
 	bSync   = []byte("sync")   // len(peer)|peer|channel -> ms
@@ -44,7 +53,7 @@ var (
 	kSchema = []byte("schema") // in bInfo
 	kTotals = []byte("totals") // in bInfo
 
-	rootBuckets = [][]byte{bInfo, bMsgs, bIdx, bChans, bFP, bSync, bMeta}
+	rootBuckets = [][]byte{bInfo, bBody, bIDs, bIdx, bChans, bFP, bSync, bMeta}
 )
 
 // Options configure a DB. Zero fields take the defaults above.
@@ -127,6 +136,9 @@ type DB struct {
 	applierStop chan struct{}
 	applierDone chan struct{}
 	applierErr  error
+	// filter holds every ID in bbolt (and some no longer there): the
+	// duplicate checks read bbolt only for IDs it may hold (filter.go).
+	filter atomic.Pointer[idFilter]
 }
 
 // writeReq is one write waiting for the group commit.
@@ -176,6 +188,10 @@ func Open(path string, opt Options) (*DB, error) {
 	if err := db.bolt.View(func(tx *bolt.Tx) error { db.nextGen = getAppliedGen(tx) + 1; return nil }); err != nil {
 		_ = bdb.Close()
 		return nil, db.classify(err)
+	}
+	if err := db.rebuildFilter(true); err != nil {
+		_ = bdb.Close()
+		return nil, err
 	}
 	if err := db.replay(segs); err != nil {
 		_ = bdb.Close()
@@ -275,17 +291,26 @@ func (db *DB) initSchema() (err error) {
 		if len(v) != 4 {
 			return corruptError(db.path, errors.New("bad schema record"))
 		}
-		if got := binary.BigEndian.Uint32(v); got != schemaVersion {
+		want := rootBuckets
+		switch got := binary.BigEndian.Uint32(v); {
+		case got == 1:
+			want = v1Buckets
+		case got == schemaVersion && info.Get(kMigrating) != nil:
+			want = migratingBuckets
+		case got != schemaVersion:
 			return fmt.Errorf("store: %s has schema version %d, this homenode understands %d; "+
 				"run the homenode version that wrote it, or move the file aside", db.path, got, schemaVersion)
 		}
-		for _, name := range rootBuckets {
+		for _, name := range want {
 			if tx.Bucket(name) == nil {
 				return corruptError(db.path, fmt.Errorf("bucket %q is missing", name))
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		err = db.migrate()
+	}
 	if err != nil && !errors.Is(err, ErrCorrupt) && isDiskFull(err) {
 		return fmt.Errorf("store: open %s: %w: %v", db.path, ErrDiskFull, err)
 	}

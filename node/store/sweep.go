@@ -65,6 +65,7 @@ type victim struct {
 	ts   int64
 	id   []byte
 	key  []byte
+	seq  []byte
 	size uint64
 }
 
@@ -79,26 +80,28 @@ func (db *DB) sweepChunk(cutoff int64) (removed int, more bool, syncRemoved int,
 			}
 			var ch channel.ID
 			copy(ch[:], k)
-			scanIdx(tx, ch, math.MinInt64, cutoff, func(ts int64, id, size []byte) bool {
+			scanIdx(tx, ch, math.MinInt64, cutoff, func(ts int64, id, val []byte) bool {
 				if len(vs) >= sweepChunk {
 					more = true
 					return false
 				}
-				v := victim{ch: ch, ts: ts, id: append([]byte(nil), id...), key: idxKey(ch, ts, channel.MessageID(id))}
-				if len(size) == 4 {
-					v.size = uint64(binary.BigEndian.Uint32(size))
-				}
+				seq, size, _ := parseIdxValue(val)
+				v := victim{ch: ch, ts: ts, id: append([]byte(nil), id...), key: idxKey(ch, ts, channel.MessageID(id)),
+					seq: seqKey(seq), size: uint64(size)}
 				vs = append(vs, v)
 				return true
 			})
 		}
 		// Delete after scanning: bbolt cursors may skip keys when the
 		// bucket changes under them.
-		msgs, idx, fp, chans := tx.Bucket(bMsgs), tx.Bucket(bIdx), tx.Bucket(bFP), tx.Bucket(bChans)
+		body, ids, idx, fp, chans := tx.Bucket(bBody), tx.Bucket(bIDs), tx.Bucket(bIdx), tx.Bucket(bFP), tx.Bucket(bChans)
 		stats := map[channel.ID]chanStats{}
 		tot := getTotals(tx)
 		for _, v := range vs {
-			if err := msgs.Delete(v.id); err != nil {
+			if err := body.Delete(v.seq); err != nil {
+				return err
+			}
+			if err := ids.Delete(v.id); err != nil {
 				return err
 			}
 			if err := idx.Delete(v.key); err != nil {

@@ -206,7 +206,7 @@ func createSegment(dbPath string, seq uint64, prealloc int64) (*segment, error) 
 	}
 	_, err = f.Write([]byte(walMagic))
 	if err == nil && prealloc > int64(len(walMagic)) {
-		zeros := make([]byte, min(prealloc, 256<<10))
+		zeros := zeroChunk[:]
 		for off := int64(len(walMagic)); off < prealloc && err == nil; off += int64(len(zeros)) {
 			_, err = f.WriteAt(zeros[:min(int64(len(zeros)), prealloc-off)], off)
 		}
@@ -227,6 +227,10 @@ func createSegment(dbPath string, seq uint64, prealloc int64) (*segment, error) 
 	}
 	return &segment{f: f, path: path, seq: seq, size: int64(len(walMagic))}, nil
 }
+
+// zeroChunk is what preallocation writes, shared (only ever read) so a
+// new segment every applyAge does not allocate its own.
+var zeroChunk [256 << 10]byte
 
 // errWALBroken: an append failed and the segment could not be cut back to
 // its last good record, so nothing more may be appended to it.

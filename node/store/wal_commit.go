@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -226,6 +227,9 @@ func (db *DB) applier() {
 				err = job.fn(err)
 			}
 			job.reply <- err
+		}
+		if ferr := db.rebuildFilter(false); ferr != nil {
+			db.log.Warn("cannot rebuild the ID filter; duplicate checks read the database more often", "err", ferr)
 		}
 		db.pend.mu.RLock()
 		left, leftSealed := len(db.pend.open().byID), len(db.pend.groups) > 1
@@ -453,93 +457,131 @@ func (db *DB) sweepPending(cutoff int64) (removed int) {
 
 // applyGroup writes a sealed group into bbolt in one transaction, with its
 // generation. In a replayed group a message already stored is skipped, so
-// replaying a segment that was applied before a crash changes nothing. Counters and
-// fingerprints are updated once per channel and hour, not per message.
+// replaying a segment that was applied before a crash changes nothing.
+// Messages are taken in index order (channel, timestamp, ID): their bodies
+// get increasing sequence numbers, appended to the end of bBody, and index
+// entries, counters and fingerprints are written in key order, once per
+// channel and hour, not per message.
 func (db *DB) applyGroup(g *group) error {
 	ms := make([]*pmsg, 0, len(g.byID))
 	for _, m := range g.byID {
 		ms = append(ms, m)
 	}
-	// Key order: neighbouring puts land on the same bbolt pages.
-	slices.SortFunc(ms, func(a, b *pmsg) int { return bytes.Compare(a.id[:], b.id[:]) })
-	type fpDelta struct {
-		count int64
-		xor   [32]byte
+	slices.SortFunc(ms, func(a, b *pmsg) int {
+		return cmp.Or(bytes.Compare(a.ch[:], b.ch[:]), cmp.Compare(a.ts, b.ts), bytes.Compare(a.id[:], b.id[:]))
+	})
+	// Before the commit: a reader that sees the group in bbolt (and so
+	// no longer among the pending) must find its IDs in the filter.
+	f := db.filter.Load()
+	for _, m := range ms {
+		f.add(m.id[:])
 	}
 	return db.classify(db.bolt.Update(func(tx *bolt.Tx) error {
 		return safeCall(func(tx *bolt.Tx) error {
-			msgs, idx := tx.Bucket(bMsgs), tx.Bucket(bIdx)
-			chans := map[channel.ID]*chanStats{}
-			fps := map[string]*fpDelta{}
-			var added []*pmsg
-			var tot totals
-			for _, m := range ms {
-				if g.replayed && msgs.Get(m.id[:]) != nil {
-					continue
+			body, ids, idx := tx.Bucket(bBody), tx.Bucket(bIDs), tx.Bucket(bIdx)
+			// Bodies are only ever appended: pages filled to the brim
+			// are never split again.
+			body.FillPercent = 1.0
+			added := ms
+			if g.replayed {
+				added = make([]*pmsg, 0, len(ms))
+				for _, m := range ms {
+					if ids.Get(m.id[:]) == nil {
+						added = append(added, m)
+					}
 				}
-				if err := msgs.Put(m.id[:], m.raw); err != nil {
+			}
+			if len(added) == 0 {
+				return tx.Bucket(bInfo).Put(kAppliedGen, binary.BigEndian.AppendUint64(nil, g.gen))
+			}
+			// One slab for every key and value the transaction writes
+			// (bbolt keeps references to them until the commit) rather
+			// than three small allocations a message.
+			const per = 8 + channel.IDSize + 8 + channel.IDSize + 12
+			slab := make([]byte, 0, len(added)*per)
+			seqs := make([][]byte, len(added))
+			seq := body.Sequence()
+			for i, m := range added {
+				seq++
+				slab = binary.BigEndian.AppendUint64(slab, seq)
+				seqs[i] = slab[len(slab)-8:]
+				if err := body.Put(seqs[i], m.raw); err != nil {
 					return err
 				}
-				added = append(added, m)
-				size := uint64(len(m.raw))
-				cs := chans[m.ch]
-				if cs == nil {
-					cs = &chanStats{newest: m.ts}
-					chans[m.ch] = cs
+			}
+			if err := body.SetSequence(seq); err != nil {
+				return err
+			}
+			type fpDelta struct {
+				key   []byte
+				count int64
+				xor   [32]byte
+			}
+			var (
+				fps   []fpDelta // in key order: added is sorted by channel, then time
+				chans []chanStats
+				chIDs []channel.ID
+				tot   totals
+			)
+			for i, m := range added {
+				start := len(slab)
+				slab = append(slab, m.ch[:]...)
+				slab = binary.BigEndian.AppendUint64(slab, sortable(m.ts))
+				slab = append(slab, m.id[:]...)
+				key := slab[start:]
+				size := uint32(len(m.raw))
+				slab = binary.BigEndian.AppendUint32(append(slab, seqs[i]...), size)
+				if err := idx.Put(key, slab[len(slab)-12:]); err != nil {
+					return err
 				}
+				if n := len(chIDs); n == 0 || chIDs[n-1] != m.ch {
+					chIDs = append(chIDs, m.ch)
+					chans = append(chans, chanStats{newest: m.ts})
+				}
+				cs := &chans[len(chans)-1]
 				cs.count++
-				cs.bytes += size
+				cs.bytes += uint64(size)
 				cs.newest = max(cs.newest, m.ts)
-				k := string(fpKey(m.ch, floorDiv(m.ts, hourMs)))
-				d := fps[k]
-				if d == nil {
-					d = &fpDelta{}
-					fps[k] = d
+				hour := floorDiv(m.ts, hourMs)
+				if n := len(fps); n == 0 || !bytes.Equal(fps[n-1].key[:channel.IDSize], m.ch[:]) ||
+					unsortable(binary.BigEndian.Uint64(fps[n-1].key[channel.IDSize:])) != hour {
+					fps = append(fps, fpDelta{key: fpKey(m.ch, hour)})
 				}
+				d := &fps[len(fps)-1]
 				d.count++
-				for i := range d.xor {
-					d.xor[i] ^= m.id[i]
+				for j := range d.xor {
+					d.xor[j] ^= m.id[j]
 				}
 				tot.count++
-				tot.bytes += size
-			}
-			keys := make([][]byte, len(added))
-			for i, m := range added {
-				keys[i] = idxKey(m.ch, m.ts, m.id)
+				tot.bytes += uint64(size)
 			}
 			order := make([]int, len(added))
 			for i := range order {
 				order[i] = i
 			}
-			slices.SortFunc(order, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+			slices.SortFunc(order, func(a, b int) int { return bytes.Compare(added[a].id[:], added[b].id[:]) })
 			for _, i := range order {
-				sz := binary.BigEndian.AppendUint32(nil, uint32(len(added[i].raw)))
-				if err := idx.Put(keys[i], sz); err != nil {
+				if err := ids.Put(added[i].id[:], seqs[i]); err != nil {
 					return err
 				}
 			}
 			fpb := tx.Bucket(bFP)
-			fpKeys := make([]string, 0, len(fps))
-			for k := range fps {
-				fpKeys = append(fpKeys, k)
-			}
-			slices.Sort(fpKeys)
-			for _, k := range fpKeys {
-				d := fps[k]
+			for _, d := range fps {
 				count, xor := d.count, d.xor
-				if v := fpb.Get([]byte(k)); len(v) == 40 {
+				if v := fpb.Get(d.key); len(v) == 40 {
 					count += int64(binary.BigEndian.Uint64(v))
 					for i := range xor {
 						xor[i] ^= v[8+i]
 					}
 				}
 				v := append(binary.BigEndian.AppendUint64(make([]byte, 0, 40), uint64(count)), xor[:]...)
-				if err := fpb.Put([]byte(k), v); err != nil {
+				if err := fpb.Put(d.key, v); err != nil {
 					return err
 				}
 			}
 			cb := tx.Bucket(bChans)
-			for ch, d := range chans {
+			for i, ch := range chIDs {
+				d := chans[i]
 				cs := getChanStats(cb, ch)
 				cs.count += d.count
 				cs.bytes += d.bytes
@@ -548,11 +590,9 @@ func (db *DB) applyGroup(g *group) error {
 					return err
 				}
 			}
-			if tot.count > 0 {
-				t := getTotals(tx)
-				if err := putTotals(tx, totals{t.count + tot.count, t.bytes + tot.bytes}); err != nil {
-					return err
-				}
+			t := getTotals(tx)
+			if err := putTotals(tx, totals{t.count + tot.count, t.bytes + tot.bytes}); err != nil {
+				return err
 			}
 			return tx.Bucket(bInfo).Put(kAppliedGen, binary.BigEndian.AppendUint64(nil, g.gen))
 		}, tx)
@@ -628,7 +668,7 @@ func (db *DB) replay(segs []walFile) error {
 		}
 	}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		msgs := tx.Bucket(bMsgs)
+		ids := tx.Bucket(bIDs)
 		seen := map[channel.MessageID]bool{}
 		for _, l := range segs {
 			g := newGroup()
@@ -638,7 +678,7 @@ func (db *DB) replay(segs []walFile) error {
 			db.nextGen++
 			for _, rec := range l.scan.records {
 				id := channel.MessageID(sha256.Sum256(rec))
-				if seen[id] || msgs.Get(id[:]) != nil {
+				if seen[id] || ids.Get(id[:]) != nil {
 					continue
 				}
 				seen[id] = true

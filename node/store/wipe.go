@@ -32,7 +32,7 @@ func (db *DB) Wipe(keep ...string) error {
 		return fmt.Errorf("store: wipe %s: %w", db.path, err)
 	}
 	err = db.write(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bMsgs, bIdx, bChans, bFP, bSync} {
+		for _, name := range [][]byte{bBody, bIDs, bIdx, bChans, bFP, bSync} {
 			if err := tx.DeleteBucket(name); err != nil {
 				return err
 			}
