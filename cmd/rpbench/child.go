@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"runtime/trace"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -59,28 +58,11 @@ func runNodeChild() (err error) {
 	if err != nil {
 		return fmt.Errorf("%s: %w", capacityEnv, err)
 	}
-	if f := os.Getenv(cpuProfEnv); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfiles, err := startProfiles(os.Getenv(cpuProfEnv), os.Getenv(traceEnv))
+	if err != nil {
+		return err
 	}
-	if f := os.Getenv(traceEnv); f != "" {
-		out, err := os.Create(f)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		if err := trace.Start(out); err != nil {
-			return err
-		}
-		defer trace.Stop()
-	}
+	defer stopProfiles()
 	var peers []string
 	if s := os.Getenv(peersEnv); s != "" {
 		peers = strings.Split(s, ",")

@@ -111,28 +111,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	// Node processes profile and trace themselves into FILE.NAME.
 	childProfile, childTrace = *cpuprof, *tracef
-	if *cpuprof != "" {
-		f, err := os.Create(*cpuprof)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfiles, err := startProfiles(*cpuprof, *tracef)
+	if err != nil {
+		return err
 	}
-	if *tracef != "" {
-		f, err := os.Create(*tracef)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := trace.Start(f); err != nil {
-			return err
-		}
-		defer trace.Stop()
-	}
+	defer stopProfiles()
 	rep := Report{Start: time.Now(), Machine: machine()}
 	for _, sc := range scenarios {
 		if len(want) > 0 && !want[sc.name] {
@@ -191,4 +174,39 @@ func runOne(ctx context.Context, name string, fn func(context.Context, Params) (
 		r.Error = err.Error()
 	}
 	return r
+}
+
+// startProfiles starts a CPU profile into cpuFile and an execution trace
+// into traceFile, each only if named; stop ends both and closes the files.
+func startProfiles(cpuFile, traceFile string) (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	start := func(name string, begin func(io.Writer) error, end func()) error {
+		if name == "" {
+			return nil
+		}
+		f, err := os.Create(name)
+		if err != nil {
+			return err
+		}
+		if err := begin(f); err != nil {
+			f.Close()
+			return err
+		}
+		stops = append(stops, func() { end(); f.Close() })
+		return nil
+	}
+	if err := start(cpuFile, pprof.StartCPUProfile, pprof.StopCPUProfile); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := start(traceFile, trace.Start, trace.Stop); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }

@@ -43,17 +43,7 @@ func BenchmarkPut(b *testing.B) {
 				name = fmt.Sprintf("writers=%d/prefilled=%dk", writers, fill/1000)
 			}
 			b.Run(name, func(b *testing.B) {
-				path := filepath.Join(b.TempDir(), "bench.db")
-				chans := make([]channel.ID, 64)
-				for i := range chans {
-					chans[i] = newChannel()
-				}
-				if fill > 0 {
-					var src string
-					src, chans = prefilled(b, ciphertext)
-					copyFile(b, src, path)
-				}
-				db := openAt(b, path, Options{})
+				db, chans := benchStore(b, fill, ciphertext)
 				now := time.Now().UnixMilli()
 				es := make([]*channel.Envelope, b.N)
 				for i := range es {
@@ -214,17 +204,7 @@ func BenchmarkApply(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			defer holdApplier()()
-			path := filepath.Join(b.TempDir(), "bench.db")
-			chans := make([]channel.ID, 64)
-			for i := range chans {
-				chans[i] = newChannel()
-			}
-			if fill > 0 {
-				var src string
-				src, chans = prefilled(b, ciphertext)
-				copyFile(b, src, path)
-			}
-			db := openAt(b, path, Options{})
+			db, chans := benchStore(b, fill, ciphertext)
 			now := time.Now().UnixMilli()
 			var cpu time.Duration
 			writes := boltWrites(db)
@@ -346,4 +326,21 @@ func BenchmarkFilterRebuild(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// benchStore opens a store for a benchmark: fresh with 64 channels, or a
+// copy of the prefilled store (fill > 0) with its channels.
+func benchStore(b *testing.B, fill int, ciphertext int) (*DB, []channel.ID) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "bench.db")
+	chans := make([]channel.ID, 64)
+	for i := range chans {
+		chans[i] = newChannel()
+	}
+	if fill > 0 {
+		var src string
+		src, chans = prefilled(b, ciphertext)
+		copyFile(b, src, path)
+	}
+	return openAt(b, path, Options{}), chans
 }
