@@ -9,6 +9,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Schema version 1 kept each body in bucket "msgs" under its message ID
@@ -141,7 +142,7 @@ func (db *DB) migrateStep(limit int) (moved int, done bool, err error) {
 		if err != nil {
 			return err
 		}
-		if err := tx.DeleteBucket(bMsgsV1); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(bMsgsV1); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		done = true
