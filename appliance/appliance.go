@@ -214,6 +214,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			MaxChannelBytes: cfg.MaxChannelBytes,
 			MaxTotalBytes:   cfg.MaxTotalBytes,
 			ClockTrusted:    a.clockOK.Load,
+			MigrateProgress: migrateProgress,
 		},
 		RateLimit: node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
 		Routing: routing.Config{
@@ -377,6 +378,20 @@ func (a *Appliance) shutdown(cancel context.CancelFunc, wg *gosync.WaitGroup) er
 }
 
 // every runs f each interval until ctx ends.
+// migrateGrace is how much more start-up time each migration progress
+// report asks systemd for: reports come at least every second while
+// batches commit, so a stalled migration still times out.
+const migrateGrace = time.Minute
+
+// migrateProgress keeps systemd's start timeout (TimeoutStartSec) from
+// killing the conversion of an older message store, which takes minutes
+// on a Pi with a full one, while it makes progress, and shows how far it
+// got in `systemctl status`. Outside systemd both are no-ops.
+func migrateProgress(moved int) {
+	_ = sdnotify.ExtendTimeout(migrateGrace)
+	_ = sdnotify.Status(fmt.Sprintf("converting the message store to the new format: %d messages so far", moved))
+}
+
 func every(ctx context.Context, interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -22,6 +22,14 @@ func Status(line string) error {
 	return send("STATUS=" + strings.NewReplacer("\n", " ", "\r", " ").Replace(line))
 }
 
+// ExtendTimeout asks systemd for d more time to finish starting (or
+// stopping) from now: for start-up work whose length depends on the data,
+// such as converting an older message store, which must not be killed by
+// TimeoutStartSec while it is making progress.
+func ExtendTimeout(d time.Duration) error {
+	return send(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", d.Microseconds()))
+}
+
 func send(state string) error {
 	// (false, nil) means no NOTIFY_SOCKET: not under systemd, nothing to do.
 	if _, err := daemon.SdNotify(false, state); err != nil {

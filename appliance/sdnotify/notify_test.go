@@ -64,6 +64,7 @@ func TestNotifications(t *testing.T) {
 		{"status", func() error { return sdnotify.Status("owned by x; 3 peers") }, "STATUS=owned by x; 3 peers"},
 		{"status newline", func() error { return sdnotify.Status("a\nb") }, "STATUS=a b"},
 		{"stopping", sdnotify.Stopping, "STOPPING=1"},
+		{"extend timeout", func() error { return sdnotify.ExtendTimeout(90 * time.Second) }, "EXTEND_TIMEOUT_USEC=90000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

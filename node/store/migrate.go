@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	bolt "go.etcd.io/bbolt"
@@ -34,10 +35,14 @@ var (
 // variable so tests can make migrations take many steps.
 var migrateBatch = 2048
 
+// migrateReport is how often a migration calls Options.MigrateProgress.
+const migrateReport = time.Second
+
 // migrate brings a version 1 file, or one whose migration a crash
 // interrupted, to version 2; on a version 2 file it does nothing.
 func (db *DB) migrate() error {
 	moved := 0
+	var reported time.Time // zero: the first batch reports at once
 	for {
 		n, done, err := db.migrateStep(migrateBatch)
 		if err != nil {
@@ -45,6 +50,10 @@ func (db *DB) migrate() error {
 				db.path, schemaVersion, err)
 		}
 		moved += n
+		if db.opt.MigrateProgress != nil && n > 0 && time.Since(reported) >= migrateReport {
+			db.opt.MigrateProgress(moved)
+			reported = time.Now()
+		}
 		if done {
 			if moved > 0 {
 				db.log.Info("store migrated to the new schema", "version", schemaVersion, "messages", moved)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,7 +160,19 @@ func TestMigrateV1(t *testing.T) {
 					want = append(want, e)
 				}
 			}
-			db := openAt(t, path, Options{Retention: 1 << 62})
+			var progress []int
+			db := openAt(t, path, Options{Retention: 1 << 62, MigrateProgress: func(moved int) { progress = append(progress, moved) }})
+			// Progress is told after the first batch Open moved (then at
+			// most once a second), and only when there was one to move.
+			left := max(0, len(tc.v1)-tc.steps*migrateBatch)
+			switch {
+			case left == 0 && len(progress) > 0:
+				t.Errorf("progress %v with nothing to migrate", progress)
+			case left > 0 && (len(progress) == 0 || progress[0] != min(left, migrateBatch)):
+				t.Errorf("progress %v, want a first report of %d", progress, min(left, migrateBatch))
+			case !slices.IsSorted(progress) || len(progress) > 0 && progress[len(progress)-1] > left:
+				t.Errorf("progress %v not rising to at most %d", progress, left)
+			}
 			first := collectReads(t, db, want, a, b)
 			if first.stats.Messages != len(want) {
 				t.Fatalf("Stats: %d messages, want %d", first.stats.Messages, len(want))

@@ -71,6 +71,12 @@ type Options struct {
 	// expire messages by it, so Sweep then deletes nothing and returns
 	// ErrClockUntrusted. Default: the clock is always trusted.
 	ClockTrusted func() bool
+	// MigrateProgress, when set, is called while Open migrates a file of
+	// an older schema (which can take minutes on a Pi with a full store),
+	// with the messages moved so far: after the first batch, then at most
+	// every migrateReport. The appliance tells systemd the start is still
+	// making progress.
+	MigrateProgress func(moved int)
 }
 
 func (o *Options) setDefaults() {
