@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance/status"
@@ -67,6 +68,10 @@ func runPairingQR(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return drawPairingQR(stdout, p.URI, false)
 	}
 
+	// A getty starting on the same console may hang it up under us.
+	if f, ok := stdout.(*os.File); ok {
+		stdout = newConsoleWriter(f)
+	}
 	shown := ""
 	for {
 		p, err := ask()
