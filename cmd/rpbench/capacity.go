@@ -120,14 +120,12 @@ func runCapacity(ctx context.Context, p Params) (Result, error) {
 
 	// Idle: nothing is sent; what the node burns is its own timers.
 	time.Sleep(time.Second) // let the last sessions' hello and reconcile finish
-	t0, _ := cpuTicks(pid)
-	start := time.Now()
+	cpu0, start := child.cpu(), time.Now()
 	select {
 	case <-time.After(p.IdleFor):
 	case <-ctx.Done():
 	}
-	t1, _ := cpuTicks(pid)
-	r.add("node CPU while idle (10 ms ticks)", (t1-t0)/100/time.Since(start).Seconds()*100, "% of a core")
+	r.add("node CPU while idle (10 ms ticks)", (child.cpu()-cpu0).Seconds()/time.Since(start).Seconds()*100, "% of a core")
 	// Where the RSS per client goes, from the node's own runtime.
 	if st, err := child.askStats(ctx); err == nil && n > 0 {
 		r.add("node goroutines per client", float64(st.goroutines-baseStats.goroutines)/float64(n), "")
