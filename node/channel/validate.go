@@ -28,7 +28,7 @@ func Validate(e *Envelope, now time.Time, p Policy) error {
 		return err
 	}
 	if !verifySig(e.Channel[:], e.signingInput(), e.Signature[:]) {
-		return fmt.Errorf("channel.Validate: %w for channel %s", ErrBadSignature, e.Channel)
+		return signatureError(e)
 	}
 	return nil
 }
@@ -38,7 +38,8 @@ func Validate(e *Envelope, now time.Time, p Policy) error {
 // signed bytes, so the signature cannot have changed, while the time
 // window can have. It returns the errors Validate would, so a copy of a
 // stored message is refused for the same reason as before, one signature
-// check cheaper.
+// check cheaper. A caller that checks signatures in batches
+// (BatchVerifier) runs it first, for the rest of Validate in its order.
 func Revalidate(e *Envelope, now time.Time, p Policy) error {
 	return checkUnsigned("channel.Revalidate", e, now, p)
 }

@@ -14,24 +14,63 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"filippo.io/edwards25519"
 )
 
 // groupOrder is L, the order of the Ed25519 base point.
 var groupOrder, _ = new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10)
 
-// stdVerify is the reference: the standard library, with its panic on a
-// wrong public-key length turned into false like verifySig.
+// stdVerify is crypto/ed25519, with its panic on a wrong public-key length
+// turned into false like verifySig.
 func stdVerify(pub, msg, sig []byte) bool {
 	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, msg, sig)
 }
 
-// agree fails t unless verifySig and crypto/ed25519 give the same answer,
-// and returns that answer.
+// zip215Verify is the reference for verifySig: ZIP 215 written out on
+// filippo.io/edwards25519, a different curve implementation from the
+// node's. A and R decode from any encoding of a point (edwards25519's
+// SetBytes takes non-canonical ones, as ZIP 215 asks), S must be below L,
+// k = SHA-512(R || A || M) mod L, and [8]([S]B - R - [k]A) must be the
+// identity.
+func zip215Verify(pub, msg, sig []byte) bool {
+	if len(pub) != ed25519.PublicKeySize || len(sig) != ed25519.SignatureSize {
+		return false
+	}
+	a, err := new(edwards25519.Point).SetBytes(pub)
+	if err != nil {
+		return false
+	}
+	r, err := new(edwards25519.Point).SetBytes(sig[:32])
+	if err != nil {
+		return false
+	}
+	s, err := edwards25519.NewScalar().SetCanonicalBytes(sig[32:])
+	if err != nil {
+		return false
+	}
+	h := sha512.New()
+	h.Write(sig[:32])
+	h.Write(pub)
+	h.Write(msg)
+	k, err := edwards25519.NewScalar().SetUniformBytes(h.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	minusA := new(edwards25519.Point).Negate(a)
+	p := new(edwards25519.Point).VarTimeDoubleScalarBaseMult(k, minusA, s) // [S]B - [k]A
+	p.Subtract(p, r)
+	p.MultByCofactor(p)
+	return p.Equal(edwards25519.NewIdentityPoint()) == 1
+}
+
+// agree fails t unless verifySig and the ZIP 215 reference give the same
+// answer, and returns that answer.
 func agree(t testing.TB, what string, pub, msg, sig []byte) bool {
 	t.Helper()
-	want := stdVerify(pub, msg, sig)
+	want := zip215Verify(pub, msg, sig)
 	if got := verifySig(pub, msg, sig); got != want {
-		t.Fatalf("%s: verifySig = %v, crypto/ed25519 = %v\npub %x\nmsg %x\nsig %x", what, got, want, pub, msg, sig)
+		t.Fatalf("%s: verifySig = %v, ZIP 215 reference = %v\npub %x\nmsg %x\nsig %x", what, got, want, pub, msg, sig)
 	}
 	return want
 }
@@ -136,7 +175,8 @@ func TestVerifySigEdgeCases(t *testing.T) {
 		{"identity A, R = [r]B, S = r", identity, slices.Concat(rPoint, rScalar), true},
 		{"identity A non-canonical (y = p+1)", identityPlusP, slices.Concat(rPoint, rScalar), true},
 		{"identity A, identity R, S = 0", identity, slices.Concat(identity, zero32), true},
-		{"identity A, non-canonical identity R, S = 0", identity, slices.Concat(identityPlusP, zero32), false},
+		// crypto/ed25519 refuses a non-canonical R; ZIP 215 takes it.
+		{"identity A, non-canonical identity R, S = 0", identity, slices.Concat(identityPlusP, zero32), true},
 		{"short signature", pub, good[:63], false},
 		{"long signature", pub, append(slices.Clone(good), 0), false},
 		{"short public key", pub[:31], good, false},
@@ -153,7 +193,8 @@ func TestVerifySigEdgeCases(t *testing.T) {
 }
 
 // TestVerifySigEncodingGrid tries every awkward encoding as A and as R
-// with S values at the edges: whatever crypto/ed25519 says, verifySig says.
+// with S values at the edges: whatever the ZIP 215 reference says,
+// verifySig says.
 func TestVerifySigEncodingGrid(t *testing.T) {
 	enc := encodings(t)
 	_, r := basePointMultiple(9)
@@ -210,25 +251,63 @@ func TestVerifySigSpeccheck(t *testing.T) {
 	}
 }
 
+// TestVerifySigEd25519Vectors: the set was made of signatures that the
+// most permissive rule accepts (small-order and non-canonical A and R, S
+// below L), which is ZIP 215: every vector verifies, while crypto/ed25519
+// refuses some, so the set still tells the two rules apart.
 func TestVerifySigEd25519Vectors(t *testing.T) {
 	var vecs []struct{ A, R, S, M string }
 	readGzipJSON(t, "ed25519vectors.json.gz", &vecs)
 	if len(vecs) < 100 {
 		t.Fatalf("only %d vectors", len(vecs))
 	}
-	accepted := 0
+	std := 0
 	for _, v := range vecs {
-		if agree(t, "vector "+v.M, mustHex(t, v.A), []byte(v.M), slices.Concat(mustHex(t, v.R), mustHex(t, v.S))) {
-			accepted++
+		pub, sig := mustHex(t, v.A), slices.Concat(mustHex(t, v.R), mustHex(t, v.S))
+		if !agree(t, "vector "+v.M, pub, []byte(v.M), sig) {
+			t.Fatalf("vector %s refused", v.M)
+		}
+		if stdVerify(pub, []byte(v.M), sig) {
+			std++
 		}
 	}
-	if accepted == 0 || accepted == len(vecs) {
-		t.Fatalf("%d of %d vectors verify: the set no longer tells acceptance rules apart", accepted, len(vecs))
+	if std == len(vecs) {
+		t.Fatalf("crypto/ed25519 accepts all %d vectors: the set no longer tells the rules apart", len(vecs))
+	}
+	t.Logf("ZIP 215 accepts %d of %d vectors, crypto/ed25519 %d", len(vecs), len(vecs), std)
+}
+
+// TestVerifySigZIP215SmallOrder is ZIP 215's own test set, made here: every
+// encoding of a small-order point (canonical or not) as A and as R, S = 0,
+// message "Zcash", must verify; there are 14 such encodings, so 196 cases.
+func TestVerifySigZIP215SmallOrder(t *testing.T) {
+	var small [][]byte
+	for _, b := range encodings(t) {
+		p, err := new(edwards25519.Point).SetBytes(b)
+		if err != nil {
+			continue
+		}
+		if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) == 1 {
+			small = append(small, b)
+		}
+	}
+	if len(small) != 14 {
+		t.Fatalf("%d small-order encodings, want 14", len(small))
+	}
+	zero := make([]byte, 32)
+	for _, a := range small {
+		for _, r := range small {
+			if !agree(t, "small order", a, []byte("Zcash"), slices.Concat(r, zero)) {
+				t.Fatalf("A %x, R %x, S 0 refused", a, r)
+			}
+		}
 	}
 }
 
-// TestVerifySigRandom compares the two on random valid signatures and on
-// each with one bit flipped in the key, the message or the signature.
+// TestVerifySigRandom compares verifySig with the reference on random
+// valid signatures and on each with one bit flipped in the key, the
+// message or the signature; crypto/ed25519 must say the same on all of
+// these, since none has a small-order component made on purpose.
 func TestVerifySigRandom(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	for i := range 200 {
@@ -243,24 +322,31 @@ func TestVerifySigRandom(t *testing.T) {
 			msg[j] = byte(rng.Uint32())
 		}
 		sig := ed25519.Sign(priv, msg)
+		both := func(what string, pub, msg, sig []byte) {
+			t.Helper()
+			if got, std := agree(t, what, pub, msg, sig), stdVerify(pub, msg, sig); got != std {
+				t.Fatalf("case %d, %s: verifySig = %v, crypto/ed25519 = %v", i, what, got, std)
+			}
+		}
 		if !agree(t, "valid", pub, msg, sig) {
 			t.Fatalf("case %d: valid signature rejected", i)
 		}
+		both("valid", pub, msg, sig)
 		flip := func(b []byte) []byte {
 			c := slices.Clone(b)
 			bit := rng.IntN(len(c) * 8)
 			c[bit/8] ^= 1 << (bit % 8)
 			return c
 		}
-		agree(t, "flipped key bit", flip(pub), msg, sig)
-		agree(t, "flipped signature bit", pub, msg, flip(sig))
+		both("flipped key bit", flip(pub), msg, sig)
+		both("flipped signature bit", pub, msg, flip(sig))
 		if len(msg) > 0 {
-			agree(t, "flipped message bit", pub, flip(msg), sig)
+			both("flipped message bit", pub, flip(msg), sig)
 		}
 	}
 }
 
-// FuzzVerifySig compares verifySig with crypto/ed25519. The fuzzer picks a
+// FuzzVerifySig compares verifySig with the ZIP 215 reference. The fuzzer picks a
 // key seed and a message, the test signs, and the fuzzer's masks then
 // damage the key and signature, so inputs stay near valid signatures
 // (random bytes alone almost never are).
@@ -299,7 +385,7 @@ func BenchmarkVerifySig(b *testing.B) {
 			}
 		}
 	})
-	b.Run("curve25519-voi-stdlib", func(b *testing.B) {
+	b.Run("curve25519-voi-zip215", func(b *testing.B) {
 		for b.Loop() {
 			if !verifySig(pub, msg, sig) {
 				b.Fatal("verify")
