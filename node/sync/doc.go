@@ -14,7 +14,9 @@
 // to what is missing, not to what is stored. Every message passes the relay
 // rule (channel.Validate, duplicate, Accept hook, quota) before it is
 // stored or forwarded; a refused one is answered with a Reject and a
-// reason.
+// reason. The signature checks of messages ingested at the same moment,
+// from any peers, are done together in batches (channel.BatchVerifier,
+// under the same ZIP 215 rule as a single check).
 //
 // Flow control: each peer has a bounded outbound queue (announcements are
 // dropped past a soft limit and recovered by reconciliation; a peer that

@@ -28,12 +28,14 @@ func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, 
 	// A copy of a stored message (the ID is a hash of the signed bytes)
 	// needs no signature check; the other checks still run, in the same
 	// order, so its refusal reason is what it always was.
+	// The signature check of a new message joins whatever other ingests
+	// are checking at the same moment in one batch (sigChecks).
 	held, _ := s.db.Has(id)
-	validate := channel.Validate
-	if held {
-		validate = channel.Revalidate
+	err := channel.Revalidate(e, s.cfg.Now(), pol)
+	if err == nil && !held {
+		err = s.sigs.check(e)
 	}
-	if err := validate(e, s.cfg.Now(), pol); err != nil {
+	if err != nil {
 		return id, fmt.Errorf("sync: message %s: %w", id, err)
 	}
 	who := from

@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -212,6 +213,7 @@ type Service struct {
 
 	fetch    *fetcher
 	workers  *workerPool
+	sigs     *sigChecks
 	rejected *recentSet
 	notifee  *network.NotifyBundle
 
@@ -238,6 +240,7 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 	}
 	s.fetch = newFetcher(s)
 	s.workers = newWorkerPool(&s.wg, workerIdle)
+	s.sigs = newSigChecks(channel.NewBatchVerifier(rand.Reader, 0))
 	if !cfg.Light {
 		h.SetStreamHandler(ProtocolID, s.handleStream)
 	}

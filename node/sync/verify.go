@@ -1,0 +1,145 @@
+package sync
+
+import (
+	"runtime"
+	gosync "sync"
+	"sync/atomic"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+)
+
+// maxSigBatch is the most signatures checked in one batch. The batch
+// equation's cost per signature falls steeply up to a dozen or so and
+// little after 32 (go test ./node/channel -bench VerifySignatures), while
+// every check in a batch waits for the whole of it.
+const maxSigBatch = 32
+
+// sigChecks gathers the write-signature checks of concurrent ingests into
+// batches (channel.BatchVerifier), with no timer and no goroutine of its
+// own: a check that arrives while fewer than GOMAXPROCS-1 checks run
+// (at least one) is done at once by its caller (alone, if nothing else
+// waits: a batch of one is a plain verification); one that arrives while
+// they all run waits in the queue, and the next runner to come back takes
+// everything queued, up to maxSigBatch, as one batch. So a quiet node
+// verifies each message as it comes, and a busy one in batches as large
+// as the load makes them. One core is left to the rest of ingest: with a
+// runner on every core nothing else ran to queue a check, and batches
+// never formed (rpbench ingest: nearly every check alone).
+//
+// A caller runs batches only until its own check is done; if work is left
+// queued it hands its place to a new goroutine that drains the queue, so
+// no ingest waits behind others' checks, and a queued check always has a
+// runner.
+type sigChecks struct {
+	bv       *channel.BatchVerifier
+	maxRun   int
+	maxBatch int
+
+	mu      gosync.Mutex
+	queue   []*sigCheck
+	running int
+
+	batches atomic.Int64 // batches of two or more checked
+	batched atomic.Int64 // checks in those batches
+	largest atomic.Int64 // the largest batch so far
+}
+
+// sigCheck is one envelope's check; done gets a value when a runner other
+// than its caller has set err.
+type sigCheck struct {
+	e    *channel.Envelope
+	err  error
+	done chan struct{}
+}
+
+var sigCheckPool = gosync.Pool{New: func() any { return &sigCheck{done: make(chan struct{}, 1)} }}
+
+func newSigChecks(bv *channel.BatchVerifier) *sigChecks {
+	return &sigChecks{bv: bv, maxRun: max(1, runtime.GOMAXPROCS(0)-1), maxBatch: maxSigBatch}
+}
+
+// check returns nil if e's write signature is valid, or the error
+// channel.Validate returns for a bad one.
+func (q *sigChecks) check(e *channel.Envelope) error {
+	c := sigCheckPool.Get().(*sigCheck)
+	c.e = e
+	q.mu.Lock()
+	q.queue = append(q.queue, c)
+	if q.running < q.maxRun {
+		q.running++
+		q.mu.Unlock()
+		q.run(c)
+	} else {
+		q.mu.Unlock()
+		<-c.done
+	}
+	err := c.err
+	c.e, c.err = nil, nil
+	sigCheckPool.Put(c)
+	return err
+}
+
+// run checks batches from the front of the queue until own is done (own
+// nil: until the queue is empty), holding one of the maxRun places. Own
+// may be in another runner's batch; run then takes that runner's signal
+// off own.done before it returns, so a pooled check never carries a stale
+// one.
+func (q *sigChecks) run(own *sigCheck) {
+	batch := make([]*sigCheck, 0, q.maxBatch)
+	envs := make([]*channel.Envelope, 0, q.maxBatch)
+	errs := make([]error, q.maxBatch)
+	ownDone := own == nil
+	for {
+		q.mu.Lock()
+		n := min(len(q.queue), q.maxBatch)
+		if n == 0 {
+			q.running--
+			q.mu.Unlock()
+			if !ownDone {
+				<-own.done // another runner has own in its batch
+			}
+			return
+		}
+		if !ownDone {
+			select {
+			case <-own.done: // another runner checked own
+				ownDone = true
+			default:
+			}
+		}
+		if ownDone && own != nil {
+			// Work is left and this caller has its answer: a new
+			// goroutine takes over this place.
+			q.mu.Unlock()
+			go q.run(nil)
+			return
+		}
+		batch = append(batch[:0], q.queue[:n]...)
+		rest := copy(q.queue, q.queue[n:])
+		clear(q.queue[rest:])
+		q.queue = q.queue[:rest]
+		q.mu.Unlock()
+
+		envs = envs[:0]
+		for _, c := range batch {
+			envs = append(envs, c.e)
+		}
+		q.bv.VerifySignatures(envs, errs[:n])
+		if n > 1 {
+			q.batches.Add(1)
+			q.batched.Add(int64(n))
+			if int64(n) > q.largest.Load() {
+				q.largest.Store(int64(n)) // a race between runners only understates it
+			}
+		}
+		for i, c := range batch {
+			c.err = errs[i]
+			if c == own {
+				ownDone = true
+			} else {
+				c.done <- struct{}{}
+			}
+		}
+		clear(batch)
+	}
+}
