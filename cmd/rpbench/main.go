@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	)
 	p := FullParams()
 	fs.IntVar(&p.Writers, "writers", p.Writers, "ingest: concurrent writers")
+	fs.IntVar(&p.Window, "window", p.Window, "ingest: pushes each writer keeps in flight (1: wait for each ack)")
 	fs.IntVar(&p.IngestMessages, "ingest-messages", p.IngestMessages, "ingest: messages in total")
 	fs.IntVar(&p.Clients, "clients", p.Clients, "capacity: clients to ramp up to")
 	fs.IntVar(&p.Pairs, "pairs", p.Pairs, "relay: client pairs (one on S1, one on S2, one channel each)")

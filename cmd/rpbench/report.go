@@ -15,6 +15,7 @@ import (
 // are what make bench runs; TinyParams are for the test.
 type Params struct {
 	Writers        int           `json:"writers"`
+	Window         int           `json:"window"`
 	IngestMessages int           `json:"ingest_messages"`
 	VerifyFor      time.Duration `json:"verify_for"`
 	Clients        int           `json:"clients"`
@@ -36,7 +37,7 @@ type Params struct {
 // FullParams is the default run: the issue's targets at full size.
 func FullParams() Params {
 	return Params{
-		Writers: 64, IngestMessages: 20000, VerifyFor: 2 * time.Second,
+		Writers: 64, Window: 16, IngestMessages: 20000, VerifyFor: 2 * time.Second,
 		Clients: 6000, ClientStep: 500, IdleFor: 5 * time.Second,
 		Pairs: 50, Rate: 1000, RelayFor: 20 * time.Second,
 		Shared: 1000, Missed: 5000,
@@ -48,7 +49,7 @@ func FullParams() Params {
 // ShortParams keeps every scenario well under a minute on 2 cores.
 func ShortParams() Params {
 	return Params{
-		Writers: 64, IngestMessages: 4000, VerifyFor: time.Second,
+		Writers: 64, Window: 16, IngestMessages: 4000, VerifyFor: time.Second,
 		Clients: 1500, ClientStep: 500, IdleFor: 2 * time.Second,
 		Pairs: 20, Rate: 1000, RelayFor: 5 * time.Second,
 		Shared: 200, Missed: 1000,
@@ -60,7 +61,7 @@ func ShortParams() Params {
 // TinyParams runs each scenario's code paths once, in seconds.
 func TinyParams() Params {
 	return Params{
-		Writers: 4, IngestMessages: 100, VerifyFor: 100 * time.Millisecond,
+		Writers: 4, Window: 4, IngestMessages: 100, VerifyFor: 100 * time.Millisecond,
 		Clients: 20, ClientStep: 10, IdleFor: 200 * time.Millisecond,
 		Pairs: 2, Rate: 100, RelayFor: 500 * time.Millisecond,
 		Shared: 10, Missed: 30,
@@ -77,6 +78,7 @@ func (p Params) override(q Params, set map[string]bool) Params {
 		}
 	}
 	keep("writers", &p.Writers, q.Writers)
+	keep("window", &p.Window, q.Window)
 	keep("ingest-messages", &p.IngestMessages, q.IngestMessages)
 	keep("clients", &p.Clients, q.Clients)
 	keep("pairs", &p.Pairs, q.Pairs)
