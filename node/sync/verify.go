@@ -89,6 +89,7 @@ func (q *sigChecks) run(own *sigCheck) {
 	envs := make([]*channel.Envelope, 0, q.maxBatch)
 	errs := make([]error, q.maxBatch)
 	ownDone := own == nil
+	yielded := false
 	for {
 		q.mu.Lock()
 		n := min(len(q.queue), q.maxBatch)
@@ -114,6 +115,15 @@ func (q *sigChecks) run(own *sigCheck) {
 			go q.run(nil)
 			return
 		}
+		if n == 1 && !yielded {
+			// Alone: let goroutines that are ready to run (ingests a
+			// step before their check) queue theirs first, once.
+			yielded = true
+			q.mu.Unlock()
+			runtime.Gosched()
+			continue
+		}
+		yielded = false
 		batch = append(batch[:0], q.queue[:n]...)
 		rest := copy(q.queue, q.queue[n:])
 		clear(q.queue[rest:])
