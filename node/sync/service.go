@@ -214,6 +214,7 @@ type Service struct {
 	fetch    *fetcher
 	workers  *workerPool
 	sigs     *sigChecks
+	wanters  *wanters
 	rejected *recentSet
 	notifee  *network.NotifyBundle
 
@@ -241,6 +242,7 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 	s.fetch = newFetcher(s)
 	s.workers = newWorkerPool(&s.wg, workerIdle)
 	s.sigs = newSigChecks(channel.NewBatchVerifier(rand.Reader, 0))
+	s.wanters = newWanters()
 	if !cfg.Light {
 		h.SetStreamHandler(ProtocolID, s.handleStream)
 	}
@@ -601,6 +603,7 @@ var (
 )
 
 func (s *Service) sessionEnded(ss *session) {
+	s.wanters.drop(ss)
 	s.mu.Lock()
 	current := s.sessions[ss.peer] == ss
 	if current {
@@ -679,8 +682,9 @@ func (s *Service) loop() {
 // same bytes are queued for every such peer: writers only read them.
 func (s *Service) announce(h wire.Header, skip []peer.ID) {
 	var frame []byte
+	var buf [16]*session
 next:
-	for _, ss := range s.liveSessions() {
+	for _, ss := range s.wanters.appendFor(h.Channel, buf[:0]) {
 		for _, p := range skip {
 			if ss.peer == p {
 				continue next

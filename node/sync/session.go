@@ -626,20 +626,31 @@ func (ss *session) onWant(add, remove [][]byte) error {
 	return nil
 }
 
-// setWants records the peer's want changes.
+// setWants records the peer's want changes, and then tells the service's
+// index of who wants what (the session's reader is the only caller, so the
+// index sees the changes in order).
 func (ss *session) setWants(add, remove [][]byte) error {
+	var added, removed []channel.ID
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
 	for _, b := range remove {
 		ch, _ := wire.ChannelID(b)
-		delete(ss.wants, ch)
+		if _, ok := ss.wants[ch]; ok {
+			delete(ss.wants, ch)
+			removed = append(removed, ch)
+		}
 	}
 	for _, b := range add {
 		ch, _ := wire.ChannelID(b)
-		ss.wants[ch] = struct{}{}
+		if _, ok := ss.wants[ch]; !ok {
+			ss.wants[ch] = struct{}{}
+			added = append(added, ch)
+		}
 	}
-	if len(ss.wants) > maxPeerWants {
-		return fmt.Errorf("%w: peer wants %d channels, cap %d", ErrProtocol, len(ss.wants), maxPeerWants)
+	n := len(ss.wants)
+	ss.mu.Unlock()
+	ss.svc.wanters.update(ss, added, removed)
+	if n > maxPeerWants {
+		return fmt.Errorf("%w: peer wants %d channels, cap %d", ErrProtocol, n, maxPeerWants)
 	}
 	return nil
 }
