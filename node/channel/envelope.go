@@ -120,6 +120,19 @@ func (e *Envelope) signingInput() []byte {
 	return e.appendSigned(b)
 }
 
+// Encoding returns the canonical binary encoding of the signed envelope,
+// as MarshalBinary does, but without a copy when e still matches the
+// encoding it was decoded or sealed with: those bytes are never written
+// again, so the caller may keep them (a store does, until it has written
+// them) but must not change them.
+func (e *Envelope) Encoding() []byte {
+	if k := e.kept(); k != nil {
+		return k[:len(k):len(k)]
+	}
+	b, _ := e.MarshalBinary()
+	return b
+}
+
 // MarshalBinary returns the canonical binary encoding of the signed
 // envelope: the header, the ciphertext and the signature. The result is
 // the caller's.

@@ -78,12 +78,24 @@ func TestKeptEncoding(t *testing.T) {
 				if mk.name != "copy by value" && e.kept() == nil {
 					t.Fatal("a made envelope keeps no encoding")
 				}
+				held := e.Encoding()
+				before := bytes.Clone(held)
 				mu.mutate(e)
+				if !bytes.Equal(held, before) {
+					t.Fatal("a change of the envelope changed the bytes Encoding returned before it")
+				}
 				ref := fieldsOnly(e)
 				want, _ := ref.MarshalBinary()
 				got, _ := e.MarshalBinary()
 				if !bytes.Equal(got, want) {
 					t.Fatal("MarshalBinary is not the encoding of the current fields")
+				}
+				enc := e.Encoding()
+				if !bytes.Equal(enc, want) || cap(enc) != len(enc) {
+					t.Fatalf("Encoding is not the encoding of the current fields (or can be appended to in place: cap %d, len %d)", cap(enc), len(enc))
+				}
+				if e.kept() != nil && &e.Encoding()[0] != &enc[0] {
+					t.Fatal("Encoding copied a kept encoding")
 				}
 				if e.ID() != MessageID(sha256.Sum256(want)) {
 					t.Fatal("ID is not the hash of the current fields")

@@ -105,6 +105,7 @@ const (
 	kindAnnounce = 3
 	kindBody     = 5
 	kindPush     = 7
+	kindAck      = 8
 )
 
 // enqueueFrame is enqueue for a frame already encoded, length prefix
@@ -732,7 +733,7 @@ func (ss *session) pushed(seq uint64, e *channel.Envelope) {
 			ss.sendReject(seq, &id, err)
 			return
 		}
-		ss.enqueue(&wirepb.Frame{Kind: &wirepb.Frame_Ack{Ack: &wirepb.Ack{Seq: seq, Id: id[:]}}}, false)
+		ss.enqueueFrame(wire.AppendAckFrame(nil, seq, id), kindAck, false)
 	})
 }
 

@@ -36,10 +36,13 @@ func AppendMsgFrame(dst []byte, m proto.Message) ([]byte, error) {
 const (
 	frameBody = 5
 	framePush = 7
+	frameAck  = 8
 
 	bodyEnvelope = 1
 	pushSeq      = 1
 	pushEnvelope = 2
+	ackSeq       = 1
+	ackID        = 2
 
 	envVersion    = 1
 	envChannel    = 2
@@ -129,4 +132,21 @@ func AppendPushFrame(dst []byte, seq uint64, e *channel.Envelope) []byte {
 	dst = protowire.AppendTag(dst, pushEnvelope, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(env))
 	return appendEnvelope(dst, e)
+}
+
+// AppendAckFrame appends an Ack frame of seq and id, length prefix
+// included: the bytes of WriteMsg(Frame{Ack{seq, id}}). A node sends one
+// for every pushed message.
+func AppendAckFrame(dst []byte, seq uint64, id channel.MessageID) []byte {
+	ack := protowire.SizeTag(ackID) + protowire.SizeBytes(len(id))
+	if seq != 0 {
+		ack += protowire.SizeTag(ackSeq) + protowire.SizeVarint(seq)
+	}
+	dst = appendFrameHead(dst, frameAck, ack)
+	if seq != 0 {
+		dst = protowire.AppendTag(dst, ackSeq, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, seq)
+	}
+	dst = protowire.AppendTag(dst, ackID, protowire.BytesType)
+	return protowire.AppendBytes(dst, id[:])
 }
