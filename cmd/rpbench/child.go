@@ -112,6 +112,9 @@ func childCommand(ctx context.Context, n *node.Node, out *childOut, cmd []string
 		runtime.GC()
 		runtime.ReadMemStats(&ms)
 		return fmt.Sprintf("%d %d %d", runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse), nil
+	case "sigs": // signature checks, in batches, batches, largest batch
+		st := n.Sync.SignatureStats()
+		return fmt.Sprintf("%d %d %d %d", st.Checks, st.Batched, st.Batches, st.Largest), nil
 	case "serve": // serve CHANNEL-HEX...
 		chs := make([]channel.ID, len(args))
 		for i, a := range args {

@@ -129,6 +129,7 @@ type pushed struct {
 	writers, window, n int
 	took               time.Duration
 	nodeCPU, selfCPU   time.Duration
+	sigs               [4]int64 // the node's signature checks, checks in batches, batches, largest batch
 }
 
 func (p pushed) rate() float64 { return float64(p.n) / p.took.Seconds() }
@@ -137,13 +138,37 @@ func (p pushed) rate() float64 { return float64(p.n) / p.took.Seconds() }
 // flight per writer, each returning once acknowledged durable, and
 // measures the time and the CPU of the node and of this process.
 func pushPhase(ctx context.Context, n *childNode, clients []*lite, envs []*channel.Envelope, window int) (pushed, error) {
+	sigs0, err := n.sigStats(ctx)
+	if err != nil {
+		return pushed{}, err
+	}
 	cpu0, self0 := n.cpu(), selfCPU()
 	took, err := parallel(ctx, len(clients)*window, envs, func(w int, e *channel.Envelope) error {
 		_, err := clients[w%len(clients)].svc.PushTo(ctx, n.info.ID, e)
 		return err
 	})
-	return pushed{writers: len(clients), window: window, n: len(envs), took: took,
-		nodeCPU: n.cpu() - cpu0, selfCPU: selfCPU() - self0}, err
+	p := pushed{writers: len(clients), window: window, n: len(envs), took: took,
+		nodeCPU: n.cpu() - cpu0, selfCPU: selfCPU() - self0}
+	if err != nil {
+		return p, err
+	}
+	sigs1, err := n.sigStats(ctx)
+	for i := range 3 {
+		p.sigs[i] = sigs1[i] - sigs0[i]
+	}
+	p.sigs[3] = sigs1[3]
+	return p, err
+}
+
+// sigStats is the node's signature-check counters (see the sigs command).
+func (c *childNode) sigStats(ctx context.Context) ([4]int64, error) {
+	var st [4]int64
+	s, err := c.ask(ctx, "sigs")
+	if err != nil {
+		return st, err
+	}
+	_, err = fmt.Sscan(s, &st[0], &st[1], &st[2], &st[3])
+	return st, err
 }
 
 // report adds the phase's rate, its ratio to verify, and the CPU per
@@ -153,6 +178,12 @@ func (p pushed) report(r *Result, phase string, verify float64) {
 	r.add(phase+" / verify", p.rate()/verify, "x")
 	nodeCost(r, phase, p.nodeCPU, p.took, p.n, verify)
 	r.add("writers' CPU per message, "+phase, float64(p.selfCPU.Nanoseconds())/float64(p.n)/1000, "µs")
+	if checks, batched, batches := p.sigs[0], p.sigs[1], p.sigs[2]; checks > 0 {
+		r.add("signatures checked in batches, "+phase, 100*float64(batched)/float64(checks), "%")
+		if batches > 0 {
+			r.add("mean batch, "+phase, float64(batched)/float64(batches), "signatures")
+		}
+	}
 }
 
 // nodeCost reports the node process's CPU per message during a phase, its

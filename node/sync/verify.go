@@ -39,9 +39,22 @@ type sigChecks struct {
 	queue   []*sigCheck
 	running int
 
+	checks  atomic.Int64 // signatures checked
 	batches atomic.Int64 // batches of two or more checked
 	batched atomic.Int64 // checks in those batches
 	largest atomic.Int64 // the largest batch so far
+}
+
+// SignatureStats counts a service's write-signature checks since it
+// started: how many, and how many of them in batches of two or more.
+type SignatureStats struct {
+	Checks, Batches, Batched, Largest int64
+}
+
+// SignatureStats reports how the service's signature checks were batched.
+func (s *Service) SignatureStats() SignatureStats {
+	q := s.sigs
+	return SignatureStats{Checks: q.checks.Load(), Batches: q.batches.Load(), Batched: q.batched.Load(), Largest: q.largest.Load()}
 }
 
 // sigCheck is one envelope's check; done gets a value when a runner other
@@ -135,6 +148,7 @@ func (q *sigChecks) run(own *sigCheck) {
 			envs = append(envs, c.e)
 		}
 		q.bv.VerifySignatures(envs, errs[:n])
+		q.checks.Add(int64(n))
 		if n > 1 {
 			q.batches.Add(1)
 			q.batched.Add(int64(n))
