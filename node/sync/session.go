@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	gosync "sync"
 	"sync/atomic"
@@ -197,6 +198,7 @@ func (ss *session) kick() {
 
 // writeLoop drains the queue in batches and ends when it is empty.
 func (ss *session) writeLoop() {
+	yielded := false
 	for {
 		ss.mu.Lock()
 		if ss.closed || len(ss.q) == 0 {
@@ -204,6 +206,17 @@ func (ss *session) writeLoop() {
 			ss.mu.Unlock()
 			return
 		}
+		if len(ss.q) == 1 && !yielded {
+			// One frame: let goroutines that are ready to run (pushers
+			// woken by their acks, workers finishing a commit) queue
+			// theirs first, once, so they share this write and its
+			// syscall, Noise message and yamux frame.
+			yielded = true
+			ss.mu.Unlock()
+			runtime.Gosched()
+			continue
+		}
+		yielded = false
 		q, kinds := ss.q, ss.qKinds
 		ss.q, ss.qKinds = nil, nil
 		ss.mu.Unlock()
