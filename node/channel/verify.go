@@ -6,9 +6,12 @@ import (
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
-// zip215 is protocol v2's one rule for every Ed25519 signature: the write
-// signature of an envelope, author signatures, identities and DHT
-// statements. It is ZIP 215's: S must be canonical (below the group order
+// zip215 is protocol v2's one rule for the Ed25519 signatures that relays
+// and members check and must agree on: the write signature of an
+// envelope, author signatures, identities (registrations, hop tickets,
+// blocks) and DHT statements. (The pairing proof and the owner's login
+// are checked only by the one node they are for, with crypto/ed25519; an
+// honest signature verifies under either rule.) It is ZIP 215's: S must be canonical (below the group order
 // L); A and R may be any encoding of a curve point, small-order and
 // non-canonical ones included; and the equation is cofactored,
 // [8][S]B = [8]R + [8][k]A.
@@ -21,8 +24,9 @@ import (
 // cheaper per signature, BatchVerifier) accept exactly the same
 // signatures, so whether a relay stores a message cannot depend on how
 // busy it was. Under crypto/ed25519's rule a batch may accept what a
-// single check refuses, and nodes could disagree. Every verifier of v2
-// (relays, and phones through the client SDK) uses this function.
+// single check refuses, and nodes could disagree. Every such verifier of
+// v2 (relays, and phones through the client SDK) uses this function; an
+// implementation of its own must follow ZIP 215 too.
 var zip215 = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
 
 // verifySig reports whether sig is pub's Ed25519 signature of msg under
