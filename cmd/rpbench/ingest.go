@@ -22,11 +22,13 @@ import (
 const ingestChannels = 8
 
 // runIngest: W writers push pre-sealed messages to one node over loopback
-// (each push returns once the node acknowledged it durable), then the same
-// number of messages are published inside the node by W goroutines. The
-// node is a process of its own (see child.go), so its CPU per message is
-// measured apart from the writers'. Both rates are set against
-// ed25519.Verify/s on all cores in the same run.
+// (each push returns once the node acknowledged it durable): a quarter of
+// them one push in flight per writer, the rest with Window pushes in
+// flight per writer (in chunks), then the same number of messages are
+// published inside the node by W goroutines. The node is a process of its
+// own (see child.go), so its CPU per message is measured apart from the
+// writers'. Every rate is set against ed25519.Verify/s on all cores,
+// measured in slices before, between and after the chunks of the pushes.
 func runIngest(ctx context.Context, p Params) (Result, error) {
 	var r Result
 	dir, err := os.MkdirTemp("", "rpbench-ingest-")

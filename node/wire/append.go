@@ -39,9 +39,8 @@ const (
 	frameAck  = 8
 
 	bodyEnvelope = 1
-	pushSeq      = 1
+	seqField     = 1 // Push.seq and Ack.seq
 	pushEnvelope = 2
-	ackSeq       = 1
 	ackID        = 2
 
 	envVersion    = 1
@@ -119,18 +118,7 @@ func AppendBodyFrame(dst []byte, e *channel.Envelope) []byte {
 // AppendPushFrame appends a Push frame of seq and e, length prefix
 // included: the bytes of WriteMsg(Frame{Push{seq, EnvelopeToPB(e)}}).
 func AppendPushFrame(dst []byte, seq uint64, e *channel.Envelope) []byte {
-	env := envelopeSize(e)
-	push := protowire.SizeTag(pushEnvelope) + protowire.SizeBytes(env)
-	if seq != 0 {
-		push += protowire.SizeTag(pushSeq) + protowire.SizeVarint(seq)
-	}
-	dst = appendFrameHead(dst, framePush, push)
-	if seq != 0 {
-		dst = protowire.AppendTag(dst, pushSeq, protowire.VarintType)
-		dst = protowire.AppendVarint(dst, seq)
-	}
-	dst = protowire.AppendTag(dst, pushEnvelope, protowire.BytesType)
-	dst = protowire.AppendVarint(dst, uint64(env))
+	dst = appendSeqFrameHead(dst, framePush, seq, pushEnvelope, envelopeSize(e))
 	return appendEnvelope(dst, e)
 }
 
@@ -138,15 +126,23 @@ func AppendPushFrame(dst []byte, seq uint64, e *channel.Envelope) []byte {
 // included: the bytes of WriteMsg(Frame{Ack{seq, id}}). A node sends one
 // for every pushed message.
 func AppendAckFrame(dst []byte, seq uint64, id channel.MessageID) []byte {
-	ack := protowire.SizeTag(ackID) + protowire.SizeBytes(len(id))
+	dst = appendSeqFrameHead(dst, frameAck, seq, ackID, len(id))
+	return append(dst, id[:]...)
+}
+
+// appendSeqFrameHead is appendFrameHead for the messages that hold a seq
+// (field 1, left out when zero, as proto3 does) and then one bytes field
+// of inner bytes (Push, Ack): it appends everything up to those bytes.
+func appendSeqFrameHead(dst []byte, kind protowire.Number, seq uint64, field protowire.Number, inner int) []byte {
+	msg := protowire.SizeTag(field) + protowire.SizeBytes(inner)
 	if seq != 0 {
-		ack += protowire.SizeTag(ackSeq) + protowire.SizeVarint(seq)
+		msg += protowire.SizeTag(seqField) + protowire.SizeVarint(seq)
 	}
-	dst = appendFrameHead(dst, frameAck, ack)
+	dst = appendFrameHead(dst, kind, msg)
 	if seq != 0 {
-		dst = protowire.AppendTag(dst, ackSeq, protowire.VarintType)
+		dst = protowire.AppendTag(dst, seqField, protowire.VarintType)
 		dst = protowire.AppendVarint(dst, seq)
 	}
-	dst = protowire.AppendTag(dst, ackID, protowire.BytesType)
-	return protowire.AppendBytes(dst, id[:])
+	dst = protowire.AppendTag(dst, field, protowire.BytesType)
+	return protowire.AppendVarint(dst, uint64(inner))
 }

@@ -61,7 +61,7 @@ func decodeEnvelopeFrame(b []byte) (Incoming, bool) {
 	envField := protowire.Number(bodyEnvelope)
 	if in.Push {
 		envField = pushEnvelope
-		if num, typ, n := protowire.ConsumeTag(msg); n > 0 && num == pushSeq && typ == protowire.VarintType {
+		if num, typ, n := protowire.ConsumeTag(msg); n > 0 && num == seqField && typ == protowire.VarintType {
 			seq, m := protowire.ConsumeVarint(msg[n:])
 			if m < 0 {
 				return Incoming{}, false

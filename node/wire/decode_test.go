@@ -60,7 +60,7 @@ func TestDecodeEnvelopeFrame(t *testing.T) {
 	}
 	seqLast := protowire.AppendTag(nil, pushEnvelope, protowire.BytesType)
 	seqLast = protowire.AppendBytes(seqLast, env)
-	seqLast = protowire.AppendVarint(protowire.AppendTag(seqLast, pushSeq, protowire.VarintType), 9)
+	seqLast = protowire.AppendVarint(protowire.AppendTag(seqLast, seqField, protowire.VarintType), 9)
 	seqLastFrame := protowire.AppendBytes(protowire.AppendTag(nil, framePush, protowire.BytesType), seqLast)
 	bigVersion := protowire.AppendVarint(protowire.AppendTag(nil, envVersion, protowire.VarintType), 1<<32+2)
 	bigVersion = append(bigVersion, env[2:]...) // env starts with version 2: tag and one byte
