@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	gosync "sync"
 	"testing"
 	"time"
 
@@ -253,5 +254,58 @@ func TestMisuse(t *testing.T) {
 	}
 	if chs, _ := c.Channels(); len(chs) != 0 {
 		t.Fatalf("channels after leave: %+v", chs)
+	}
+}
+
+// TestConcurrentSends: an app may post from many goroutines at once (a
+// queue of posts after a reconnect, the chunks of a photo): one client's
+// concurrent Sends share its one session with the node, and each returns
+// acknowledged, with the node holding every message.
+func TestConcurrentSends(t *testing.T) {
+	alice := openClient(t, home(t, "alice"))
+	if _, err := alice.CreateChannel("family"); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, ownedBy(t, alice.ID()))
+	addNodes(t, alice, n)
+	connect(t, alice)
+
+	const count = 48
+	ids := make([]string, count)
+	errs := make(chan error, count)
+	var wg gosync.WaitGroup
+	for i := range count {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := alice.Send(context.Background(), "family", fmt.Sprintf("message %d", i))
+			if err == nil && (len(res.AckedBy) != 1 || res.AckedBy[0] != n.Host.ID().String()) {
+				err = fmt.Errorf("send %d acked by %v, want the node", i, res.AckedBy)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids[i] = res.ID
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for i, s := range ids {
+		id, err := channel.ParseMessageID(s)
+		if err != nil {
+			t.Fatalf("send %d: ID %q: %v", i, s, err)
+		}
+		if seen[s] {
+			t.Fatalf("send %d: ID %s twice", i, s)
+		}
+		seen[s] = true
+		if ok, err := n.Store.Has(id); err != nil || !ok {
+			t.Fatalf("send %d acknowledged, but the node does not hold %s (err %v)", i, s, err)
+		}
 	}
 }
