@@ -198,6 +198,19 @@ func BenchmarkVerifySignatures(b *testing.B) {
 			i++
 		}
 	})
+	// A batch holding one bad signature is checked again one at a time.
+	b.Run("batch=32/one-bad", func(b *testing.B) {
+		bv := NewBatchVerifier(rand.Reader, 0)
+		batch := append([]*Envelope(nil), envs[:32]...)
+		bad := *batch[5]
+		bad.Signature[0] ^= 1
+		batch[5] = &bad
+		errs := make([]error, len(batch))
+		for b.Loop() {
+			bv.VerifySignatures(batch, errs)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/sig")
+	})
 	for _, n := range []int{1, 2, 8, 32, 64, 128} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			bv := NewBatchVerifier(rand.Reader, 0)
