@@ -75,7 +75,7 @@ func (b *BatchVerifier) Keys() int {
 // VerifySignatures checks the write signature of each of envs and sets
 // errs[i] (len(errs) >= len(envs)) to nil when envs[i]'s is valid, or to
 // the error Validate returns for a bad signature. Only the signature is
-// checked: the caller runs Revalidate for the rest of the relay rule.
+// checked: the caller runs ValidateUnsigned first for the rest.
 func (b *BatchVerifier) VerifySignatures(envs []*Envelope, errs []error) {
 	if len(envs) == 1 {
 		errs[0] = nil

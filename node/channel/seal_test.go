@@ -295,9 +295,15 @@ func TestValidate(t *testing.T) {
 			if want == ErrBadSignature {
 				want = nil
 			}
+			verr := err
 			err = Revalidate(tt.e, tt.now, tt.p)
 			if want == nil && err != nil || want != nil && !errors.Is(err, want) {
 				t.Fatalf("Revalidate = %v, want %v", err, want)
+			}
+			// ValidateUnsigned too, with Validate's very text.
+			uerr := ValidateUnsigned(tt.e, tt.now, tt.p)
+			if want == nil && uerr != nil || want != nil && (uerr == nil || uerr.Error() != verr.Error()) {
+				t.Fatalf("ValidateUnsigned = %v, Validate = %v", uerr, verr)
 			}
 		})
 	}

@@ -38,10 +38,17 @@ func Validate(e *Envelope, now time.Time, p Policy) error {
 // signed bytes, so the signature cannot have changed, while the time
 // window can have. It returns the errors Validate would, so a copy of a
 // stored message is refused for the same reason as before, one signature
-// check cheaper. A caller that checks signatures in batches
-// (BatchVerifier) runs it first, for the rest of Validate in its order.
+// check cheaper.
 func Revalidate(e *Envelope, now time.Time, p Policy) error {
 	return checkUnsigned("channel.Revalidate", e, now, p)
+}
+
+// ValidateUnsigned is every check of Validate but the signature, with
+// Validate's errors, for a caller that checks the write signature itself
+// afterwards, in a batch (BatchVerifier.VerifySignatures): the two
+// together are Validate, in its order.
+func ValidateUnsigned(e *Envelope, now time.Time, p Policy) error {
+	return checkUnsigned("channel.Validate", e, now, p)
 }
 
 // checkUnsigned is every check of Validate but the signature, cheapest

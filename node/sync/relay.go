@@ -31,8 +31,10 @@ func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, 
 	// The signature check of a new message joins whatever other ingests
 	// are checking at the same moment in one batch (sigChecks).
 	held, _ := s.db.Has(id)
-	err := channel.Revalidate(e, s.cfg.Now(), pol)
-	if err == nil && !held {
+	var err error
+	if held {
+		err = channel.Revalidate(e, s.cfg.Now(), pol)
+	} else if err = channel.ValidateUnsigned(e, s.cfg.Now(), pol); err == nil {
 		err = s.sigs.check(e)
 	}
 	if err != nil {

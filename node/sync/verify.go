@@ -98,14 +98,16 @@ func (q *sigChecks) check(e *channel.Envelope) error {
 // off own.done before it returns, so a pooled check never carries a stale
 // one.
 func (q *sigChecks) run(own *sigCheck) {
-	batch := make([]*sigCheck, 0, q.maxBatch)
-	envs := make([]*channel.Envelope, 0, q.maxBatch)
-	errs := make([]error, q.maxBatch)
+	// On the stack: a lone check at a quiet node allocates nothing here.
+	var batchBuf [maxSigBatch]*sigCheck
+	var envsBuf [maxSigBatch]*channel.Envelope
+	var errs [maxSigBatch]error
+	batch, envs := batchBuf[:0], envsBuf[:0]
 	ownDone := own == nil
 	yielded := false
 	for {
 		q.mu.Lock()
-		n := min(len(q.queue), q.maxBatch)
+		n := min(len(q.queue), q.maxBatch, maxSigBatch)
 		if n == 0 {
 			q.running--
 			q.mu.Unlock()
