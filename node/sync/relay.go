@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	gosync "sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -35,7 +36,13 @@ func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, 
 	if held {
 		err = channel.Revalidate(e, s.cfg.Now(), pol)
 	} else if err = channel.ValidateUnsigned(e, s.cfg.Now(), pol); err == nil {
-		err = s.sigs.check(e)
+		// A peer that sent a bad signature lately is checked alone
+		// (suspects); the clock is the machine's, not the policy's.
+		now := time.Now()
+		err = s.sigs.check(e, from != "" && s.suspects.is(from, now))
+		if from != "" && errors.Is(err, channel.ErrBadSignature) {
+			s.suspects.mark(from, now)
+		}
 	}
 	if err != nil {
 		return id, fmt.Errorf("sync: message %s: %w", id, err)

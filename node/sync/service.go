@@ -214,6 +214,7 @@ type Service struct {
 	fetch    *fetcher
 	workers  *workerPool
 	sigs     *sigChecks
+	suspects *suspects
 	wanters  *wanters
 	rejected *recentSet
 	notifee  *network.NotifyBundle
@@ -243,6 +244,7 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 	s.workers = newWorkerPool(&s.wg, workerIdle)
 	s.sigs = newSigChecks(channel.NewBatchVerifier(rand.Reader, 0))
 	s.wanters = newWanters()
+	s.suspects = newSuspects()
 	if !cfg.Light {
 		h.SetStreamHandler(ProtocolID, s.handleStream)
 	}

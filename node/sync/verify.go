@@ -4,6 +4,9 @@ import (
 	"runtime"
 	gosync "sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
@@ -40,21 +43,76 @@ type sigChecks struct {
 	running int
 
 	checks  atomic.Int64 // signatures checked
+	alone   atomic.Int64 // of them, checked alone for a suspect peer
 	batches atomic.Int64 // batches of two or more checked
 	batched atomic.Int64 // checks in those batches
 	largest atomic.Int64 // the largest batch so far
 }
 
 // SignatureStats counts a service's write-signature checks since it
-// started: how many, and how many of them in batches of two or more.
+// started: how many, how many of them in batches of two or more (and in
+// how many batches, the largest of how many), and how many were checked
+// alone because their peer had sent a bad signature.
 type SignatureStats struct {
-	Checks, Batches, Batched, Largest int64
+	Checks, Batches, Batched, Largest, Alone int64
 }
 
 // SignatureStats reports how the service's signature checks were batched.
 func (s *Service) SignatureStats() SignatureStats {
 	q := s.sigs
-	return SignatureStats{Checks: q.checks.Load(), Batches: q.batches.Load(), Batched: q.batched.Load(), Largest: q.largest.Load()}
+	return SignatureStats{Checks: q.checks.Load(), Batches: q.batches.Load(), Batched: q.batched.Load(),
+		Largest: q.largest.Load(), Alone: q.alone.Load()}
+}
+
+// suspectFor is how long a peer that sent a message with a bad write
+// signature has its messages checked alone, and maxSuspects how many
+// such peers are remembered at once.
+const (
+	suspectFor  = 10 * time.Minute
+	maxSuspects = 4096
+)
+
+// suspects are the peers that sent a bad write signature lately. A batch
+// holding a bad signature is checked again one signature at a time, so a
+// peer sending them would take back the gain of every batch its messages
+// joined; checked alone, they cost that peer's messages a single check
+// each and leave everyone else's batches whole.
+type suspects struct {
+	mu    gosync.Mutex
+	until map[peer.ID]time.Time
+}
+
+func newSuspects() *suspects { return &suspects{until: map[peer.ID]time.Time{}} }
+
+// mark makes p a suspect from now for suspectFor. A full table drops its
+// expired entries, and if that frees nothing, all of them: bounded, and
+// a flood of new peers only makes the old ones batch again.
+func (s *suspects) mark(p peer.ID, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.until[p]; !ok && len(s.until) >= maxSuspects {
+		for q, t := range s.until {
+			if now.After(t) {
+				delete(s.until, q)
+			}
+		}
+		if len(s.until) >= maxSuspects {
+			clear(s.until)
+		}
+	}
+	s.until[p] = now.Add(suspectFor)
+}
+
+// is reports whether p is a suspect at now.
+func (s *suspects) is(p peer.ID, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.until[p]
+	if ok && now.After(t) {
+		delete(s.until, p)
+		return false
+	}
+	return ok
 }
 
 // sigCheck is one envelope's check; done gets a value when a runner other
@@ -72,8 +130,16 @@ func newSigChecks(bv *channel.BatchVerifier) *sigChecks {
 }
 
 // check returns nil if e's write signature is valid, or the error
-// channel.Validate returns for a bad one.
-func (q *sigChecks) check(e *channel.Envelope) error {
+// channel.Validate returns for a bad one. With alone it is checked by
+// itself, outside the batches (a suspect peer's message).
+func (q *sigChecks) check(e *channel.Envelope, alone bool) error {
+	if alone {
+		var errs [1]error
+		q.bv.VerifySignatures([]*channel.Envelope{e}, errs[:])
+		q.checks.Add(1)
+		q.alone.Add(1)
+		return errs[0]
+	}
 	c := sigCheckPool.Get().(*sigCheck)
 	c.e = e
 	q.mu.Lock()
