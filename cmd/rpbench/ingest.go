@@ -97,7 +97,9 @@ func runIngest(ctx context.Context, p Params) (Result, error) {
 		rest = envs
 	}
 	var many pushed
-	chunk := (len(rest) + verifySlices - 2) / (verifySlices - 1)
+	// One slice before the pushes, one before each chunk, one after.
+	chunks := verifySlices - 2
+	chunk := (len(rest) + chunks - 1) / chunks
 	for len(rest) > 0 {
 		sample()
 		c := rest[:min(chunk, len(rest))]
