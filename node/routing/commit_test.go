@@ -2,6 +2,7 @@ package routing
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,10 +10,13 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"slices"
 	gosync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
@@ -184,6 +188,47 @@ func TestSameIdentityRegistersInTurn(t *testing.T) {
 	}
 	if !n.r.Registered(a.h.ID()) || !n.r.Registered(b.h.ID()) {
 		t.Fatal("both devices should be registered under the one identity")
+	}
+}
+
+// TestOlderRequestFromAnotherDeviceJoins: when two devices of one
+// identity register at once, the request signed first can be decided
+// second. It is not a replay: that device joins the registration, whose
+// channels stay the newer request's; the same device's older request is
+// still refused as stale.
+func TestOlderRequestFromAnotherDeviceJoins(t *testing.T) {
+	n := startNode(t, "", Config{AllowInfinity: true, Capacity: 4})
+	id := newIdentity(t)
+	phone, tablet := newHost(t), newHost(t)
+	newer, older := newChannelID(t), newChannelID(t)
+	now := time.UnixMilli(time.Now().UnixMilli())
+	req := func(p host.Host, ts time.Time, ch channel.ID) *request {
+		r := &request{Identity: id.Public(), Channels: []channel.ID{ch}, Timestamp: ts, Peer: p.ID(), Nonce: make([]byte, nonceSize)}
+		if _, err := rand.Read(r.Nonce); err != nil {
+			t.Fatal(err)
+		}
+		r.sign(id)
+		return r
+	}
+	admit := func(r *request) response {
+		resp, _, _ := n.r.admit(r)
+		return resp
+	}
+	if resp := admit(req(tablet, now, newer)); resp.Status != StatusOK {
+		t.Fatalf("the newer request: %s %s", resp.Status, resp.Detail)
+	}
+	if resp := admit(req(phone, now.Add(-time.Second), older)); resp.Status != StatusOK {
+		t.Fatalf("another device's older request: %s %s, want it to join", resp.Status, resp.Detail)
+	}
+	if !n.r.Registered(phone.ID()) || !n.r.Registered(tablet.ID()) {
+		t.Fatal("both devices should be registered")
+	}
+	us := n.r.Users()
+	if len(us) != 1 || !slices.Equal(us[0].Channels, []channel.ID{newer}) || us[0].Peer != tablet.ID() {
+		t.Fatalf("registrations %+v: want one, the newer request's (tablet, its channel)", us)
+	}
+	if resp := admit(req(tablet, now.Add(-2*time.Second), older)); resp.Status != StatusReplay {
+		t.Fatalf("the same device's older request: %s %s, want a replay refusal", resp.Status, resp.Detail)
 	}
 }
 

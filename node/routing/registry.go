@@ -861,8 +861,17 @@ func (r *Registry) decideLocked(req *request) decision {
 	}
 	r.seen[sig] = req.Timestamp.Add(r.cfg.ReplayWindow)
 	old := r.regs[req.Identity]
+	joining := false
 	if old != nil && req.Timestamp.Before(old.last) {
-		return refuse(StatusReplay, "request is older than the registration it would replace")
+		if req.Peer == old.Peer {
+			return refuse(StatusReplay, "request is older than the registration it would replace")
+		}
+		// Another device of the identity, whose request was signed
+		// before the last accepted one but decided after it (two devices
+		// registering at once, as after the node restarts): not a replay,
+		// which seen has caught, so the device joins the registration,
+		// while the newer request's channels, hop and chain stay.
+		joining = true
 	}
 
 	hop, err := req.Chain.verify(r.owner, req.Identity, now, func(k channel.IdentityKey) bool { return r.revoked[k] })
@@ -909,6 +918,14 @@ func (r *Registry) decideLocked(req *request) decision {
 		changed = true
 	}
 
+	if joining {
+		e := *old
+		e.others = append(slices.DeleteFunc(slices.Clone(old.others), func(d peer.ID) bool { return d == req.Peer }), req.Peer)
+		if len(e.others) > MaxDevices-1 {
+			e.others = e.others[len(e.others)-(MaxDevices-1):]
+		}
+		return decision{e: &e, old: old, notices: notices, changed: changed}
+	}
 	ms := time.UnixMilli(now.UnixMilli()) // what the records keep
 	e := &entry{Registration: Registration{Identity: req.Identity, Peer: req.Peer, Hop: hop,
 		Channels: slices.Clone(req.Channels), Since: ms, Expires: ms.Add(r.cfg.TTL)}, last: req.Timestamp}
