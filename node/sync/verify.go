@@ -34,9 +34,8 @@ const maxSigBatch = 32
 // no ingest waits behind others' checks, and a queued check always has a
 // runner.
 type sigChecks struct {
-	bv       *channel.BatchVerifier
-	maxRun   int
-	maxBatch int
+	bv     *channel.BatchVerifier
+	maxRun int
 
 	mu      gosync.Mutex
 	queue   []*sigCheck
@@ -126,7 +125,7 @@ type sigCheck struct {
 var sigCheckPool = gosync.Pool{New: func() any { return &sigCheck{done: make(chan struct{}, 1)} }}
 
 func newSigChecks(bv *channel.BatchVerifier) *sigChecks {
-	return &sigChecks{bv: bv, maxRun: max(1, runtime.GOMAXPROCS(0)-1), maxBatch: maxSigBatch}
+	return &sigChecks{bv: bv, maxRun: max(1, runtime.GOMAXPROCS(0)-1)}
 }
 
 // check returns nil if e's write signature is valid, or the error
@@ -173,7 +172,7 @@ func (q *sigChecks) run(own *sigCheck) {
 	yielded := false
 	for {
 		q.mu.Lock()
-		n := min(len(q.queue), q.maxBatch, maxSigBatch)
+		n := min(len(q.queue), maxSigBatch)
 		if n == 0 {
 			q.running--
 			q.mu.Unlock()

@@ -82,10 +82,3 @@ func (w *wanters) appendFor(ch channel.ID, out []*session) []*session {
 	}
 	return out
 }
-
-// channels is how many channels some session wants (for tests).
-func (w *wanters) channels() int {
-	w.mu.RLock()
-	defer w.mu.RUnlock()
-	return len(w.by)
-}

@@ -61,3 +61,10 @@ func TestWantersFollowWants(t *testing.T) {
 		t.Fatalf("%d channels still indexed after Close", c)
 	}
 }
+
+// channels is how many channels some session wants (for tests).
+func (w *wanters) channels() int {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return len(w.by)
+}
