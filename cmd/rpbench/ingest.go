@@ -16,6 +16,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
 // ingestChannels is how many channels the writers post to.
@@ -178,7 +179,7 @@ type pushed struct {
 	writers, window, n int
 	took               time.Duration
 	nodeCPU, selfCPU   time.Duration
-	sigs               [4]int64 // the node's signature checks, checks in batches, batches, largest batch
+	sigs               sync.SignatureStats // the node's, during the phase (Largest: so far)
 }
 
 func (p pushed) rate() float64 { return float64(p.n) / p.took.Seconds() }
@@ -190,10 +191,10 @@ func (p *pushed) add(o pushed) {
 	p.took += o.took
 	p.nodeCPU += o.nodeCPU
 	p.selfCPU += o.selfCPU
-	for i := range 3 {
-		p.sigs[i] += o.sigs[i]
-	}
-	p.sigs[3] = max(p.sigs[3], o.sigs[3])
+	p.sigs.Checks += o.sigs.Checks
+	p.sigs.Batched += o.sigs.Batched
+	p.sigs.Batches += o.sigs.Batches
+	p.sigs.Largest = max(p.sigs.Largest, o.sigs.Largest)
 }
 
 // pushPhase pushes envs to node n from the writers, window pushes in
@@ -215,21 +216,19 @@ func pushPhase(ctx context.Context, n *childNode, clients []*lite, envs []*chann
 		return p, err
 	}
 	sigs1, err := n.sigStats(ctx)
-	for i := range 3 {
-		p.sigs[i] = sigs1[i] - sigs0[i]
-	}
-	p.sigs[3] = sigs1[3]
+	p.sigs = sync.SignatureStats{Checks: sigs1.Checks - sigs0.Checks, Batched: sigs1.Batched - sigs0.Batched,
+		Batches: sigs1.Batches - sigs0.Batches, Largest: sigs1.Largest}
 	return p, err
 }
 
 // sigStats is the node's signature-check counters (see the sigs command).
-func (c *childNode) sigStats(ctx context.Context) ([4]int64, error) {
-	var st [4]int64
+func (c *childNode) sigStats(ctx context.Context) (sync.SignatureStats, error) {
+	var st sync.SignatureStats
 	s, err := c.ask(ctx, "sigs")
 	if err != nil {
 		return st, err
 	}
-	_, err = fmt.Sscan(s, &st[0], &st[1], &st[2], &st[3])
+	_, err = fmt.Sscan(s, &st.Checks, &st.Batched, &st.Batches, &st.Largest)
 	return st, err
 }
 
@@ -240,10 +239,10 @@ func (p pushed) report(r *Result, phase string, verify float64) {
 	r.add(phase+" / verify", p.rate()/verify, "x")
 	nodeCost(r, phase, p.nodeCPU, p.took, p.n, verify)
 	r.add("writers' CPU per message, "+phase, float64(p.selfCPU.Nanoseconds())/float64(p.n)/1000, "µs")
-	if checks, batched, batches := p.sigs[0], p.sigs[1], p.sigs[2]; checks > 0 {
-		r.add("signatures checked in batches, "+phase, 100*float64(batched)/float64(checks), "%")
-		if batches > 0 {
-			r.add("mean batch, "+phase, float64(batched)/float64(batches), "signatures")
+	if st := p.sigs; st.Checks > 0 {
+		r.add("signatures checked in batches, "+phase, 100*float64(st.Batched)/float64(st.Checks), "%")
+		if st.Batches > 0 {
+			r.add("mean batch, "+phase, float64(st.Batched)/float64(st.Batches), "signatures")
 		}
 	}
 }
