@@ -66,7 +66,7 @@ func (c *Client) CreateChannel(name string) (string, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return "", fmt.Errorf("client.CreateChannel: %w", err)
 	}
-	c.channelChanged("channel-add", name, k.String())
+	c.channelChanged(channelItem(name, k))
 	return k.String(), nil
 }
 
@@ -79,7 +79,7 @@ func (c *Client) JoinChannel(name, keyString string) (Channel, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return Channel{}, fmt.Errorf("client.JoinChannel: %w", err)
 	}
-	c.channelChanged("channel-add", name, k.String())
+	c.channelChanged(channelItem(name, k))
 	return c.channelInfo(name)
 }
 
@@ -220,21 +220,30 @@ func (c *Client) ShareChannel(name, capability string) (string, error) {
 	return k.String(), nil
 }
 
-// LeaveChannel forgets the channel's key and stops syncing it. Its
-// history stays in the home: joining the channel again shows it.
+// LeaveChannel forgets the channel's key and stops syncing it, here and
+// on the identity's other devices. Its history stays in the home:
+// joining the channel again shows it.
 func (c *Client) LeaveChannel(name string) error {
+	if err := c.leave(name, goneLeft); err != nil {
+		return fmt.Errorf("client.LeaveChannel: %w", err)
+	}
+	return nil
+}
+
+// leave forgets the named channel and tells the other devices it is gone
+// (left or blocked).
+func (c *Client) leave(name, gone string) error {
 	cs, err := c.byName(name)
 	if err != nil {
-		return fmt.Errorf("client.LeaveChannel: %w", err)
+		return err
 	}
-	if err := c.db.Meta(bucketChannels).Delete([]byte(name)); err != nil {
-		return fmt.Errorf("client.LeaveChannel: %w", err)
+	if internalChannel(name) {
+		return fmt.Errorf("%w: %s is this identity's own", ErrBadName, name)
 	}
-	c.mu.Lock()
-	delete(c.chans, cs.key.ID())
-	c.mu.Unlock()
-	c.svc.Unwant(cs.key.ID())
-	c.channelChanged("channel-del", name, "")
+	if err := c.forgetChannel(cs); err != nil {
+		return err
+	}
+	c.channelChanged(stateItem{Kind: itemChannel, ID: cs.key.ID().String(), Name: name, Gone: gone})
 	return nil
 }
 

@@ -13,7 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mr-tron/base58"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
@@ -33,14 +35,20 @@ const (
 	// DefaultLinkLifetime is how long a device link string is valid.
 	DefaultLinkLifetime = 10 * time.Minute
 
-	linkPrefix      = "rpdev"
-	linkVersion     = 1
-	linkPayload     = 1 + 32 + 32 + 8 // version, seed, master secret, expiry
-	linkChecksum    = 4
-	controlDevice   = byte('D')
-	controlServe    = byte('S')
-	bucketDevices   = "devices" // peer ID -> deviceRecord
-	maxControlBytes = 16 * 1024
+	linkPrefix    = "rpdev"
+	linkVersion   = 2               // 1: without the node hint; still read
+	linkPayload   = 1 + 32 + 32 + 8 // version, seed, master secret, expiry
+	linkChecksum  = 4
+	controlDevice = byte('D')
+	controlServe  = byte('S')
+	bucketDevices = "devices" // peer ID -> deviceRecord
+	// maxControlBytes bounds a master-channel control body: a state
+	// message fills at most one envelope.
+	maxControlBytes = channel.MaxBody
+	// A link's node hint: one node, at most linkHintAddrs addresses, so
+	// the string stays short enough to type and for a QR code.
+	linkHintAddrs = 2
+	maxLinkLen    = 400
 )
 
 // Sentinel errors of the device layer.
@@ -70,12 +78,16 @@ type deviceRecord struct {
 
 // deviceControl is a control message in the master channel.
 type deviceControl struct {
-	Op   string `json:"op"`             // device-join, device-leave, channel-add, channel-del
-	From string `json:"from"`           // posting device's peer ID
-	Peer string `json:"peer,omitempty"` // device ops
-	Name string `json:"name,omitempty"` // device or channel name
-	Key  string `json:"key,omitempty"`  // channel-add: the key string
+	Op    string      `json:"op"`              // device-join, device-leave, state; channel-add, channel-del (before state)
+	From  string      `json:"from"`            // posting device's peer ID
+	Peer  string      `json:"peer,omitempty"`  // device ops
+	Name  string      `json:"name,omitempty"`  // device or channel name
+	Key   string      `json:"key,omitempty"`   // channel-add: the key string
+	Items []stateItem `json:"items,omitempty"` // state: changed items (devicestate.go)
+	Snap  *snapPart   `json:"snap,omitempty"`  // state: part of a snapshot
 }
+
+const opState = "state"
 
 // serveList is what the node channel carries: every channel ID the
 // identity's node should serve. Whole lists, so the newest one is the
@@ -91,15 +103,45 @@ func derivedKey(seed []byte, label string) *channel.Key {
 	return k
 }
 
-// EncodeLink makes a device link string: identity seed, master secret
-// and expiry, versioned and checksummed. It is a secret.
-func encodeLink(seed, master []byte, expires time.Time) string {
-	p := make([]byte, 0, linkPayload+linkChecksum)
+// encodeLink makes a device link string: identity seed, master secret,
+// expiry and, when hint is set, a node the new device reaches the
+// identity's state through; versioned and checksummed. It is a secret.
+//
+//	version(1)=2 | seed(32) | master(32) | expiry(8) | nodes(1) |
+//	  [len(1) peer ID | naddrs(1) | (len(1) multiaddr)*] | checksum(4)
+func encodeLink(seed, master []byte, expires time.Time, hint *peer.AddrInfo) string {
+	p := make([]byte, 0, linkPayload+128)
 	p = append(p, linkVersion)
 	p = append(p, seed...)
 	p = append(p, master...)
 	p = binary.BigEndian.AppendUint64(p, uint64(expires.Unix()))
+	p = appendLinkHint(p, hint)
 	return linkPrefix + base58.Encode(append(p, linkSum(p)...))
+}
+
+// appendLinkHint appends the node hint of a version 2 link (the inverse
+// of decodeLinkHint).
+func appendLinkHint(p []byte, hint *peer.AddrInfo) []byte {
+	if hint == nil {
+		return append(p, 0)
+	}
+	id := []byte(hint.ID)
+	p = append(p, 1, byte(len(id)))
+	p = append(p, id...)
+	addrs := hint.Addrs[:min(len(hint.Addrs), linkHintAddrs)]
+	p = append(p, byte(len(addrs)))
+	for _, a := range addrs {
+		p = append(p, byte(len(a.Bytes())))
+		p = append(p, a.Bytes()...)
+	}
+	return p
+}
+
+// linkData is what a device link string holds.
+type linkData struct {
+	seed, master []byte
+	expires      time.Time
+	node         *peer.AddrInfo // the node hint, if any
 }
 
 func linkSum(p []byte) []byte {
@@ -110,35 +152,112 @@ func linkSum(p []byte) []byte {
 
 // decodeLink parses a link string and checks its checksum, version and
 // expiry.
-func decodeLink(s string, now time.Time) (seed, master []byte, err error) {
+func decodeLink(s string, now time.Time) (linkData, error) {
 	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, linkPrefix) || len(s) > 200 {
-		return nil, nil, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
+	if !strings.HasPrefix(s, linkPrefix) || len(s) > maxLinkLen {
+		return linkData{}, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
 	}
 	b, err := base58.Decode(s[len(linkPrefix):])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
+		return linkData{}, fmt.Errorf("%w: %v", ErrBadLink, err)
 	}
-	if len(b) != linkPayload+linkChecksum {
-		return nil, nil, fmt.Errorf("%w: %d bytes, want %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum)
+	if len(b) < linkPayload+linkChecksum {
+		return linkData{}, fmt.Errorf("%w: %d bytes, want at least %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum)
 	}
-	p := b[:linkPayload]
-	if string(linkSum(p)) != string(b[linkPayload:]) {
-		return nil, nil, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
+	p := b[:len(b)-linkChecksum]
+	if string(linkSum(p)) != string(b[len(p):]) {
+		return linkData{}, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
 	}
-	if p[0] != linkVersion {
-		return nil, nil, fmt.Errorf("%w: version %d, this client reads %d", ErrBadLink, p[0], linkVersion)
+	if p[0] != 1 && p[0] != linkVersion {
+		return linkData{}, fmt.Errorf("%w: version %d, this client reads 1 and %d", ErrBadLink, p[0], linkVersion)
+	}
+	var d linkData
+	switch rest := p[linkPayload:]; {
+	case p[0] == 1 && len(rest) != 0:
+		return linkData{}, fmt.Errorf("%w: %d bytes after a version 1 link", ErrBadLink, len(rest))
+	case p[0] == linkVersion:
+		if d.node, err = decodeLinkHint(rest); err != nil {
+			return linkData{}, fmt.Errorf("%w: node hint: %v", ErrBadLink, err)
+		}
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint64(p[65:])), 0)
 	if now.After(exp) {
-		return nil, nil, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
+		return linkData{}, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
 	}
-	return p[1:33], p[33:65], nil
+	d.seed, d.master, d.expires = p[1:33], p[33:65], exp
+	return d, nil
+}
+
+// decodeLinkHint parses the node hint of a version 2 link.
+func decodeLinkHint(b []byte) (*peer.AddrInfo, error) {
+	take := func(n int) ([]byte, error) {
+		if n > len(b) {
+			return nil, errors.New("truncated")
+		}
+		v := b[:n]
+		b = b[n:]
+		return v, nil
+	}
+	n, err := take(1)
+	if err != nil {
+		return nil, err
+	}
+	if n[0] == 0 {
+		if len(b) != 0 {
+			return nil, fmt.Errorf("%d bytes after it", len(b))
+		}
+		return nil, nil
+	}
+	if n[0] != 1 {
+		return nil, fmt.Errorf("%d nodes, at most 1", n[0])
+	}
+	l, err := take(1)
+	if err != nil {
+		return nil, err
+	}
+	idb, err := take(int(l[0]))
+	if err != nil {
+		return nil, err
+	}
+	id, err := peer.IDFromBytes(idb)
+	if err != nil {
+		return nil, err
+	}
+	ai := &peer.AddrInfo{ID: id}
+	na, err := take(1)
+	if err != nil {
+		return nil, err
+	}
+	if na[0] > linkHintAddrs {
+		return nil, fmt.Errorf("%d addresses, at most %d", na[0], linkHintAddrs)
+	}
+	for range int(na[0]) {
+		l, err := take(1)
+		if err != nil {
+			return nil, err
+		}
+		ab, err := take(int(l[0]))
+		if err != nil {
+			return nil, err
+		}
+		ma, err := multiaddr.NewMultiaddrBytes(ab)
+		if err != nil {
+			return nil, err
+		}
+		ai.Addrs = append(ai.Addrs, ma)
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%d bytes after it", len(b))
+	}
+	return ai, nil
 }
 
 // LinkDevice returns a link string for a new device of this identity,
 // valid for ttl (default DefaultLinkLifetime). It makes the master and
-// node channels first if this is the identity's first device.
+// node channels first if this is the identity's first device, and posts
+// a snapshot of the identity's state (channels, nodes, tickets) in the
+// master channel, which the new device reads from the node the link
+// names (this client's own node, else the best it uses).
 func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultLinkLifetime
@@ -147,20 +266,61 @@ func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, err
 	if err != nil {
 		return "", fmt.Errorf("client.LinkDevice: %w", err)
 	}
-	return encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl)), nil
+	expires := c.cfg.Now().Add(ttl)
+	if err := c.postSnapshot(expires.Unix()); err != nil {
+		return "", fmt.Errorf("client.LinkDevice: %w", err)
+	}
+	return encodeLink(c.self.Seed(), master.key.Secret(), expires, c.linkHint()), nil
+}
+
+// linkHint is the node a new device starts from: the one this client
+// owns, else the best it is registered with, else the best it knows.
+func (c *Client) linkHint() *peer.AddrInfo {
+	ns, err := c.Nodes()
+	if err != nil || len(ns) == 0 {
+		return nil
+	}
+	pick := ns[0]
+	if own, err := c.OwnedNode(); err == nil {
+		for _, n := range ns {
+			if n.ID == own {
+				pick = n
+			}
+		}
+	}
+	p, err := peer.Decode(pick.ID)
+	if err != nil {
+		return nil
+	}
+	ai := &peer.AddrInfo{ID: p}
+	for _, a := range pick.Addrs {
+		if ma, err := multiaddr.NewMultiaddr(a); err == nil && len(ai.Addrs) < linkHintAddrs && len(ma.Bytes()) < 256 {
+			ai.Addrs = append(ai.Addrs, ma)
+		}
+	}
+	if len(ai.Addrs) == 0 {
+		return nil
+	}
+	return ai
 }
 
 // ensureMaster adds the master and node channels when missing and
-// announces this device in the master channel.
-func (c *Client) ensureMaster(ctx context.Context) (*chanState, error) {
+// announces this device in the master channel. The device that makes
+// them (or links others, or pairs a node) speaks for the identity's state.
+func (c *Client) ensureMaster(context.Context) (*chanState, error) {
 	if cs, err := c.byName(MasterChannel); err == nil {
+		c.stateKnown()
 		return cs, nil
 	}
 	k := derivedKey(c.self.Seed(), "master-channel")
-	return c.setupMaster(ctx, k, "first device")
+	cs, err := c.setupMaster(k, "first device")
+	if err == nil {
+		c.stateKnown()
+	}
+	return cs, err
 }
 
-func (c *Client) setupMaster(ctx context.Context, k *channel.Key, name string) (*chanState, error) {
+func (c *Client) setupMaster(k *channel.Key, name string) (*chanState, error) {
 	if err := c.addChannel(MasterChannel, k); err != nil && !errors.Is(err, ErrChannelExists) {
 		return nil, err
 	}
@@ -172,29 +332,30 @@ func (c *Client) setupMaster(ctx context.Context, k *channel.Key, name string) (
 		return nil, err
 	}
 	c.recordDevice(c.h.ID().String(), name)
-	c.postDevice(ctx, deviceControl{Op: "device-join", Peer: c.h.ID().String(), Name: name})
-	c.postServeList(ctx)
+	c.postDevice(deviceControl{Op: "device-join", Peer: c.h.ID().String(), Name: name})
+	c.postServeList()
 	return cs, nil
 }
 
 // JoinDevice makes a new device of the identity in link, in the empty
-// home cfg.Home, opens it and announces it in the master channel. The
-// other devices' channels arrive through the master channel once the
-// device is connected.
+// home cfg.Home, opens it, adds the node the link names and announces
+// the device in the master channel. The identity's channels, nodes and
+// tickets arrive through the master channel once the device is connected
+// (Connect, then WaitDeviceState).
 func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, error) {
 	now := time.Now
 	if cfg.Now != nil {
 		now = cfg.Now
 	}
-	seed, master, err := decodeLink(link, now())
+	d, err := decodeLink(link, now())
 	if err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
-	mk, err := channel.KeyFromSecret(master)
+	mk, err := channel.KeyFromSecret(d.master)
 	if err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
-	if err := seedHome(cfg.Home, seed); err != nil {
+	if err := seedHome(cfg.Home, d.seed); err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
 	cfg.Create = true
@@ -205,7 +366,27 @@ func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, er
 	if name == "" {
 		name = "device"
 	}
-	if _, err := c.setupMaster(ctx, mk, name); err != nil {
+	if err := c.db.Meta(bucketDevState).Put(keyLinkExpiry, binary.BigEndian.AppendUint64(nil, uint64(d.expires.Unix()))); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("client.JoinDevice: %w", err)
+	}
+	if d.node != nil {
+		addrs := make([]string, len(d.node.Addrs))
+		for i, a := range d.node.Addrs {
+			addrs[i] = a.String()
+		}
+		err := c.updateNode(d.node.ID, func(r *nodeRecord, existed bool) {
+			if !existed {
+				r.Hop, r.Source = HopUnknown, "link"
+			}
+			r.Addrs = mergeAddrs(addrs, r.Addrs)
+		})
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("client.JoinDevice: %w", err)
+		}
+	}
+	if _, err := c.setupMaster(mk, name); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
@@ -260,7 +441,7 @@ func (c *Client) UnlinkDevice(ctx context.Context) error {
 	if _, err := c.byName(MasterChannel); err != nil {
 		return fmt.Errorf("client.UnlinkDevice: %w", ErrNoMaster)
 	}
-	c.postDevice(ctx, deviceControl{Op: "device-leave", Peer: c.h.ID().String()})
+	c.postDevice(deviceControl{Op: "device-leave", Peer: c.h.ID().String()})
 	_ = c.db.Meta(bucketDevices).Delete([]byte(c.h.ID().String()))
 	return nil
 }
@@ -292,50 +473,24 @@ func (c *Client) recordDevice(p, name string) {
 	}
 }
 
-// channelChanged is called by CreateChannel, JoinChannel and LeaveChannel:
-// the other devices and the node hear of it.
-func (c *Client) channelChanged(op, name, key string) {
-	if _, err := c.byName(MasterChannel); err != nil {
-		return
-	}
-	c.background(func(ctx context.Context) {
-		c.postDevice(ctx, deviceControl{Op: op, Name: name, Key: key})
-		c.postServeList(ctx)
-	})
-}
-
-func (c *Client) background(fn func(ctx context.Context)) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-		defer cancel()
-		fn(ctx)
-	}()
-}
-
-func (c *Client) postDevice(ctx context.Context, dc deviceControl) {
+// postDevice posts a device op in the master channel, through the
+// outbox.
+func (c *Client) postDevice(dc deviceControl) {
 	cs, err := c.byName(MasterChannel)
 	if err != nil {
 		return
 	}
 	dc.From = c.h.ID().String()
 	b, _ := json.Marshal(dc)
-	if _, err := c.post(ctx, cs, channel.KindControl, append([]byte{controlDevice}, b...)); err != nil && !errors.Is(err, ErrNotDelivered) {
-		c.log.Warn("master channel: not posted", "op", dc.Op, "err", err)
+	if _, err := c.postLater(cs, channel.KindControl, append([]byte{controlDevice}, b...)); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("master channel: not stored", "op", dc.Op, "err", err)
 	}
 }
 
 // postServeList posts, in the node channel, every channel ID of this
 // identity (the master channel's included, the node channel's not: the
 // node serves that one by itself).
-func (c *Client) postServeList(ctx context.Context) {
+func (c *Client) postServeList() {
 	cs, err := c.byName(NodeChannel)
 	if err != nil {
 		return
@@ -348,8 +503,8 @@ func (c *Client) postServeList(ctx context.Context) {
 	}
 	l.At = c.cfg.Now().UnixMilli()
 	b, _ := json.Marshal(l)
-	if _, err := c.post(ctx, cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrNotDelivered) {
-		c.log.Warn("node channel: not posted", "err", err)
+	if _, err := c.postLater(cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("node channel: not stored", "err", err)
 	}
 }
 
@@ -366,6 +521,18 @@ func decodeDeviceControl(b []byte) (deviceControl, error) {
 	case "device-join", "device-leave":
 		if dc.Peer == "" {
 			return dc, fmt.Errorf("client: device control %s without a peer", dc.Op)
+		}
+	case opState:
+		if len(dc.Items) > maxStateItems || (len(dc.Items) == 0 && dc.Snap == nil) {
+			return dc, fmt.Errorf("client: device state of %d items (1 to %d)", len(dc.Items), maxStateItems)
+		}
+		for _, it := range dc.Items {
+			if err := it.check(); err != nil {
+				return dc, fmt.Errorf("client: device state: %w", err)
+			}
+		}
+		if s := dc.Snap; s != nil && (s.ID == "" || len(s.ID) > 32 || s.Parts < 1 || s.Parts > maxSnapParts || s.Part < 0 || s.Part >= s.Parts) {
+			return dc, fmt.Errorf("client: device state: snapshot part %d of %d", s.Part, s.Parts)
 		}
 	case "channel-add":
 		if _, err := channel.ParseKey(dc.Key); err != nil {
@@ -409,19 +576,22 @@ func (c *Client) handleDeviceControl(cs *chanState, m *channel.Message) bool {
 		c.recordDevice(dc.Peer, dc.Name)
 	case "device-leave":
 		_ = c.db.Meta(bucketDevices).Delete([]byte(dc.Peer))
-	case "channel-add":
-		k, _ := channel.ParseKey(dc.Key)
-		if err := c.addChannel(dc.Name, k); err != nil && !errors.Is(err, ErrChannelExists) {
-			c.log.Warn("master channel: channel not added", "name", dc.Name, "err", err)
+	case opState:
+		c.applyState(dc, m)
+	case "channel-add", "channel-del":
+		// Before versioned state: the op as an item versioned by its
+		// envelope's timestamp.
+		it := stateItem{Kind: itemChannel, At: m.Timestamp.UnixMilli(), By: dc.From, Name: dc.Name}
+		if dc.Op == "channel-add" {
+			k, _ := channel.ParseKey(dc.Key)
+			it.ID, it.Key = k.ID().String(), k.String()
+		} else if dcs, err := c.byName(dc.Name); err == nil {
+			it.ID, it.Gone = dcs.key.ID().String(), goneLeft
+		} else {
+			return true
 		}
-	case "channel-del":
-		if dcs, err := c.byName(dc.Name); err == nil && dc.Name != MasterChannel && dc.Name != NodeChannel {
-			if err := c.db.Meta(bucketChannels).Delete([]byte(dc.Name)); err == nil {
-				c.mu.Lock()
-				delete(c.chans, dcs.key.ID())
-				c.mu.Unlock()
-				c.svc.Unwant(dcs.key.ID())
-			}
+		if err := it.check(); err == nil {
+			c.applyState(deviceControl{Op: opState, From: dc.From, Items: []stateItem{it}}, m)
 		}
 	}
 	return true

@@ -33,7 +33,7 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 	if err := n.FollowOwner(nodeKey); err != nil {
 		t.Fatal(err)
 	}
-	a.postServeList(ctx) // the node follows from now on: tell it again
+	a.postServeList() // the node follows from now on: tell it again
 	var devs []*Client
 	for _, name := range []string{"tablet", "desktop"} {
 		d, err := JoinDevice(ctx, Config{Home: home(t, name), Logger: quiet()}, link, name)
@@ -119,7 +119,7 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 func TestDeviceLinkRejected(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	seed, master := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, 32)
-	good := encodeLink(seed, master, now.Add(time.Minute))
+	good := encodeLink(seed, master, now.Add(time.Minute), nil)
 	flip := []byte(good)
 	if flip[20] == 'a' {
 		flip[20] = 'b'
@@ -139,13 +139,13 @@ func TestDeviceLinkRejected(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, _, err := decodeLink(tc.s, tc.at); !errors.Is(err, tc.want) {
+			if _, err := decodeLink(tc.s, tc.at); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
 	}
-	s, m, err := decodeLink(good, now)
-	if err != nil || !bytes.Equal(s, seed) || !bytes.Equal(m, master) {
+	d, err := decodeLink(good, now)
+	if err != nil || !bytes.Equal(d.seed, seed) || !bytes.Equal(d.master, master) || d.node != nil {
 		t.Fatalf("round trip: %v", err)
 	}
 }

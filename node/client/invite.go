@@ -227,6 +227,7 @@ func (c *Client) agree(name string, root []byte) (*Agreement, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return nil, err
 	}
+	c.channelChanged(channelItem(name, k))
 	ch, err := c.channelInfo(name)
 	if err != nil {
 		return nil, err

@@ -308,7 +308,7 @@ func (c *Client) History(name string, limit int) ([]Message, error) {
 	return out, nil
 }
 
-// sendReceipt posts, in the background, that this client received ids.
+// sendReceipt posts, through the outbox, that this client received ids.
 func (c *Client) sendReceipt(ch channel.ID, ids []channel.MessageID) {
 	c.mu.Lock()
 	cs := c.chans[ch]
@@ -324,15 +324,9 @@ func (c *Client) sendReceipt(ch channel.ID, ids []channel.MessageID) {
 			body = append(body, id[:]...)
 		}
 		ids = ids[n:]
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-			defer cancel()
-			if _, err := c.post(ctx, cs, channel.KindReceipt, body); err != nil && c.ctx.Err() == nil {
-				c.log.Debug("receipt not delivered now; reconciliation sends it later", "err", err)
-			}
-		}()
+		if _, err := c.postLater(cs, channel.KindReceipt, body); err != nil && !errors.Is(err, ErrClosed) {
+			c.log.Warn("receipt not stored", "err", err)
+		}
 	}
 }
 

@@ -73,7 +73,32 @@ func (c *Client) AddNode(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("client.AddNode: %w", err)
 	}
+	c.nodeChanged(ai.ID)
 	return ai.ID.String(), nil
+}
+
+// RemoveNode forgets a super node (by peer ID), here and on the
+// identity's other devices: its record, the statements handed to it and
+// the connection. A member's advert can make it known again.
+func (c *Client) RemoveNode(nodeID string) error {
+	p, err := peer.Decode(nodeID)
+	if err != nil {
+		return fmt.Errorf("client.RemoveNode: peer ID %q: %w", nodeID, err)
+	}
+	c.procMu.Lock()
+	_, err = c.db.Meta(bucketNodes).Get([]byte(p))
+	if err == nil {
+		err = c.dropNodeLocked(p)
+	}
+	c.procMu.Unlock()
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("client.RemoveNode: node %s is not known (`redpanda nodes` lists them)", p)
+	}
+	if err != nil {
+		return fmt.Errorf("client.RemoveNode: %w", err)
+	}
+	c.nodeChanged(p)
+	return nil
 }
 
 func mergeAddrs(first, rest []string) []string {
