@@ -137,7 +137,7 @@ func cmdID(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel new", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
@@ -150,10 +150,11 @@ func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintln(stdout, key)
 	fmt.Fprintln(stderr, "this key gives full access: share it only with members (channel share --capability read for a read-only key)")
+	deliverChanges(ctx, c, stderr)
 	return nil
 }
 
-func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel join", stderr)
 	pos, c, err := o.start(args, 2, 2, "NAME KEY")
 	if err != nil {
@@ -164,6 +165,7 @@ func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	deliverChanges(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ch)
 	}
@@ -230,7 +232,7 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-func cmdChannelLeave(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelLeave(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel leave", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
@@ -240,6 +242,7 @@ func cmdChannelLeave(_ context.Context, args []string, stdout, stderr io.Writer)
 	if err := c.LeaveChannel(pos[0]); err != nil {
 		return err
 	}
+	deliverChanges(ctx, c, stderr)
 	fmt.Fprintf(stdout, "left %s\n", pos[0])
 	return nil
 }
@@ -418,7 +421,7 @@ func cmdNodes(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return tw.Flush()
 }
 
-func cmdNodesAdd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdNodesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("nodes add", stderr)
 	pos, c, err := o.start(args, 1, 1, "MULTIADDR (ending in /p2p/PEER-ID)")
 	if err != nil {
@@ -429,6 +432,7 @@ func cmdNodesAdd(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	deliverChanges(ctx, c, stderr)
 	fmt.Fprintf(stdout, "added %s\n", id)
 	return nil
 }

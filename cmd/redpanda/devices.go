@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -33,6 +34,7 @@ func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "%s\n", s)
 	fmt.Fprintf(stderr, "secret: it holds this identity; valid %s\n", client.DefaultLinkLifetime)
+	deliverChanges(ctx, c, stderr)
 	return nil
 }
 
@@ -49,7 +51,48 @@ func cmdDeviceJoin(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer c.Close()
 	fmt.Fprintf(stdout, "%s\n", c.ID())
+	// Fetch the identity's state (channels, nodes, tickets) from the node
+	// the link names, so the next command finds it here.
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	err = c.Connect(cctx)
+	if err == nil {
+		err = c.WaitDeviceState(cctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "redpanda: joined, but the other devices' channels and nodes are not here yet (%s); they arrive the next time this device is online (listen)\n", shortReason(err))
+	} else {
+		chs, _ := c.Channels()
+		ns, _ := c.Nodes()
+		fmt.Fprintf(stderr, "joined as %q: %d channel(s), %d node(s) from the other devices\n", *name, len(chs), len(ns))
+	}
+	deliverChanges(ctx, c, stderr)
 	return nil
+}
+
+// deliverChanges waits, at most client.DefaultFlushTimeout, until what
+// the command queued for the identity's other devices and its home node
+// (the client's outbox) reached a super node, and says plainly when it
+// could not: the change is kept and goes out the next time the client is
+// online.
+func deliverChanges(ctx context.Context, c *client.Client, stderr io.Writer) {
+	fctx, cancel := context.WithTimeout(ctx, client.DefaultFlushTimeout)
+	defer cancel()
+	if n, err := c.Flush(fctx); n > 0 {
+		fmt.Fprintf(stderr, "redpanda: %d change(s) for your other devices and your node not delivered yet (%s); kept, they go out the next time this client is online (send, listen)\n", n, shortReason(err))
+	}
+}
+
+// shortReason is why a client could not reach its nodes, in a few words.
+func shortReason(err error) string {
+	switch {
+	case errors.Is(err, client.ErrNoNodes):
+		return "no super node known: redpanda pair, or nodes add"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no super node answered in time"
+	default:
+		return "no super node reachable"
+	}
 }
 
 func cmdDeviceList(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,12 +139,16 @@ func cmdHistoryBlock(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 // cmdChannelBlock is `redpanda channel block NAME`.
-func cmdChannelBlock(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelBlock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel block", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return c.BlockChannel(pos[0])
+	if err := c.BlockChannel(pos[0]); err != nil {
+		return err
+	}
+	deliverChanges(ctx, c, stderr)
+	return nil
 }
