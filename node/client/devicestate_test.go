@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mr-tron/base58"
+	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
@@ -640,9 +641,22 @@ func TestDeviceLinkHint(t *testing.T) {
 	if d.node == nil || d.node.ID != ai.ID || len(d.node.Addrs) != linkHintAddrs || !d.node.Addrs[0].Equal(ai.Addrs[0]) {
 		t.Fatalf("hint %+v, want %s with %d addresses", d.node, ai.ID, linkHintAddrs)
 	}
-	t.Logf("link with a hint of two IPv4 TCP addresses: %d characters", len(s))
-	if len(s) > maxLinkLen {
-		t.Fatalf("link of %d characters", len(s))
+	for _, l := range []struct {
+		what string
+		s    string
+	}{
+		{"no hint", encodeLink(seed, master, now, nil)},
+		{"a hint of one IPv4 TCP address", encodeLink(seed, master, now, &peer.AddrInfo{ID: ai.ID, Addrs: ai.Addrs[:1]})},
+		{"a hint of two IPv4 TCP addresses", s},
+	} {
+		q, err := qrcode.New(l.s, qrcode.Low)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("link with %s: %d characters, QR version %d (%d modules) at low error correction", l.what, len(l.s), q.VersionNumber, len(q.Bitmap())-8)
+		if len(l.s) > maxLinkLen {
+			t.Fatalf("link of %d characters", len(l.s))
+		}
 	}
 	raw := func(version byte, tail ...byte) string {
 		p := append([]byte{version}, seed...)
