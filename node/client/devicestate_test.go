@@ -734,3 +734,37 @@ func TestStateItemChecks(t *testing.T) {
 		}
 	}
 }
+
+// TestOneShotChannelReachesTheNode: a channel made by a one-shot command
+// (open, create, close) is served by the owner's node afterwards: the
+// statement for it is handed over before the client closes, as part of
+// delivering the announcement.
+func TestOneShotChannelReachesTheNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	h := home(t, "phone")
+	phone := openClient(t, h)
+	n := startDHTNode(t, ownedBy(t, phone.ID()), time.Now)
+	addNodes(t, phone, n)
+	connect(t, phone)
+	if _, err := phone.HomeNodeKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := phone.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(Config{Home: h, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := c.CreateChannel("fam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := served(n, channelID(t, key)); !got[0] {
+		t.Fatal("the node has no statement for a channel made by a one-shot command")
+	}
+}
