@@ -216,6 +216,7 @@ type devState struct {
 	got      chan struct{}           // closed once a whole snapshot was applied
 	gotOnce  gosync.Once
 	regBusy  atomic.Bool
+	regAgain atomic.Bool
 	snapBusy atomic.Bool
 }
 
@@ -542,25 +543,36 @@ func (c *Client) applyTicket(it stateItem) {
 
 // registerSoon registers again in the background when the client is
 // online, so the nodes serve the channels another device added and the
-// nodes it added are used.
+// nodes it added are used. Calls while a registration runs make it run
+// once more after, with the state as it is then.
 func (c *Client) registerSoon() {
 	d := c.devState()
+	d.regAgain.Store(true)
+	if !d.regBusy.CompareAndSwap(false, true) {
+		return // the running one goes again
+	}
 	c.mu.Lock()
 	online := c.dialing && !c.closed
-	if online && d.regBusy.CompareAndSwap(false, true) {
+	if online {
 		c.wg.Add(1)
-	} else {
-		online = false
 	}
 	c.mu.Unlock()
 	if !online {
+		d.regBusy.Store(false)
 		return
 	}
 	go func() {
 		defer c.wg.Done()
-		defer d.regBusy.Store(false)
-		if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
-			c.log.Warn("registering after another device's change", "err", err)
+		for {
+			for d.regAgain.Swap(false) && c.ctx.Err() == nil {
+				if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
+					c.log.Warn("registering after another device's change", "err", err)
+				}
+			}
+			d.regBusy.Store(false)
+			if c.ctx.Err() != nil || !d.regAgain.Load() || !d.regBusy.CompareAndSwap(false, true) {
+				return
+			}
 		}
 	}()
 }

@@ -38,6 +38,10 @@ const (
 	maxOutbox   = 4096
 	outboxTick  = 2 * time.Second
 	outboxPushN = 8 // entries pushed at once
+	// An entry no node took is pushed again by the background sender
+	// after a pause that doubles up to outboxMaxWait, so one in a channel
+	// no node serves yet is not pushed every tick for a week.
+	outboxMaxWait = 5 * time.Minute
 )
 
 // outbox is the client's in-memory view of its outbox.
@@ -45,12 +49,19 @@ type outbox struct {
 	flushMu gosync.Mutex // one flush at a time
 	kick    chan struct{}
 
-	mu   gosync.Mutex
-	here map[channel.MessageID]bool // queued by this process and not yet reported
+	mu    gosync.Mutex
+	here  map[channel.MessageID]bool // queued by this process and not yet reported
+	retry map[channel.MessageID]retry
+}
+
+// retry is when an entry no node took is pushed again.
+type retry struct {
+	at   time.Time
+	wait time.Duration
 }
 
 func newOutbox() *outbox {
-	return &outbox{kick: make(chan struct{}, 1), here: map[channel.MessageID]bool{}}
+	return &outbox{kick: make(chan struct{}, 1), here: map[channel.MessageID]bool{}, retry: map[channel.MessageID]retry{}}
 }
 
 // postLater seals body for cs, stores it durably and queues it for the
@@ -108,7 +119,7 @@ func (c *Client) runOutbox() {
 		if len(up) == 0 {
 			continue
 		}
-		if _, err := c.flushOutbox(c.ctx, up); err != nil && c.ctx.Err() == nil {
+		if _, err := c.flushOutbox(c.ctx, up, true); err != nil && c.ctx.Err() == nil {
 			c.log.Debug("outbox: not all delivered yet", "err", err)
 		}
 		c.snapshotIfDue()
@@ -149,9 +160,10 @@ func permanent(err error) bool {
 }
 
 // flushOutbox pushes every outbox entry to nodes and drops the entries
-// one of them acknowledged (or already held). It returns how many entries
+// one of them acknowledged (or already held). With paced, entries that
+// failed recently wait for their retry time. It returns how many entries
 // remain and the last reason one was not delivered.
-func (c *Client) flushOutbox(ctx context.Context, nodes []peer.ID) (int, error) {
+func (c *Client) flushOutbox(ctx context.Context, nodes []peer.ID, paced bool) (int, error) {
 	c.out.flushMu.Lock()
 	defer c.out.flushMu.Unlock()
 	entries, err := c.outboxEntries()
@@ -177,7 +189,17 @@ func (c *Client) flushOutbox(ctx context.Context, nodes []peer.ID) (int, error) 
 		wg      gosync.WaitGroup
 		sem     = make(chan struct{}, outboxPushN)
 	)
+	now := time.Now()
 	for _, en := range entries {
+		c.out.mu.Lock()
+		r, waiting := c.out.retry[en.id]
+		c.out.mu.Unlock()
+		if paced && waiting && now.Before(r.at) {
+			mu.Lock()
+			left++
+			mu.Unlock()
+			continue
+		}
 		if ctx.Err() != nil {
 			mu.Lock()
 			left++
@@ -194,6 +216,10 @@ func (c *Client) flushOutbox(ctx context.Context, nodes []peer.ID) (int, error) 
 				c.forgetQueued(en.id)
 				return
 			}
+			c.out.mu.Lock()
+			w := min(max(2*c.out.retry[en.id].wait, outboxTick), outboxMaxWait)
+			c.out.retry[en.id] = retry{at: time.Now().Add(w), wait: w}
+			c.out.mu.Unlock()
 			mu.Lock()
 			left++
 			lastErr = err
@@ -259,6 +285,7 @@ func (c *Client) pushEntry(ctx context.Context, id channel.MessageID, nodes []pe
 func (c *Client) forgetQueued(id channel.MessageID) {
 	c.out.mu.Lock()
 	delete(c.out.here, id)
+	delete(c.out.retry, id)
 	c.out.mu.Unlock()
 }
 
@@ -296,13 +323,13 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 	}
 	if err == nil {
 		var left int
-		left, err = c.flushOutbox(ctx, c.activeNodes())
+		left, err = c.flushOutbox(ctx, c.activeNodes(), false)
 		var rej *sync.RejectError
 		if left > 0 && errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_NOT_WANTED {
 			// A node that does not serve the channel yet: registering
 			// again lists this device's channels as they are now.
 			if err = c.register(ctx); err == nil {
-				_, err = c.flushOutbox(ctx, c.activeNodes())
+				_, err = c.flushOutbox(ctx, c.activeNodes(), false)
 			}
 		}
 	}

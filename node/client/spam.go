@@ -21,6 +21,9 @@ func (c *Client) BlockChannel(name string) error {
 	if err != nil {
 		return fmt.Errorf("client.BlockChannel: %w", err)
 	}
+	if internalChannel(name) {
+		return fmt.Errorf("client.BlockChannel: %w: %s is this identity's own", ErrBadName, name)
+	}
 	id := cs.key.ID()
 	if err := c.db.Meta(bucketBlocked).Put(id[:], []byte(name)); err != nil {
 		return fmt.Errorf("client.BlockChannel: %w", err)
