@@ -103,6 +103,11 @@ type Client struct {
 	dialing  bool
 	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold
 	unsubscr func()
+
+	// Close stops processing (procQuit; procDone once the batch under
+	// way is done and its receipts are queued) before it flushes.
+	procQuit, procDone chan struct{}
+	procOnce           gosync.Once
 }
 
 type chanState struct {
@@ -195,9 +200,11 @@ func (c *Client) start() error {
 	sub, unsub := c.svc.Subscribe(4096)
 	c.unsubscr = unsub
 	c.catchUp()
+	c.procQuit, c.procDone = make(chan struct{}), make(chan struct{})
 	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
+		defer close(c.procDone)
 		c.processLoop(sub)
 	}()
 	go c.runOutbox()
@@ -244,6 +251,10 @@ func (c *Client) PeerID() string { return c.h.ID().String() }
 // and the home is free for another process.
 func (c *Client) Close() error {
 	if !c.isClosed() {
+		// What arrives from now on is stored and processed next time
+		// (catch-up); what was processed has its receipts queued.
+		c.procOnce.Do(func() { close(c.procQuit) })
+		<-c.procDone
 		c.flushBeforeClose()
 	}
 	c.mu.Lock()

@@ -768,3 +768,47 @@ func TestOneShotChannelReachesTheNode(t *testing.T) {
 		t.Fatal("the node has no statement for a channel made by a one-shot command")
 	}
 }
+
+// TestReceiptOutlivesTheReader: the reader closes the moment a message
+// is shown (a `listen` stopped at once); its delivery receipt still
+// reaches the sender.
+func TestReceiptOutlivesTheReader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	alice := openClient(t, home(t, "alice"))
+	n := startNode(t, ownedBy(t, alice.ID()))
+	key, err := alice.CreateChannel("fam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob, err := Open(Config{Home: home(t, "bob"), Create: true, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := bob.JoinChannel("fam", key); err != nil {
+		t.Fatal(err)
+	}
+	ticket(t, alice, bob)
+	addNodes(t, alice, n)
+	addNodes(t, bob, n)
+	connect(t, alice)
+	connect(t, bob)
+	msgs, stop, err := bob.Subscribe("fam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	res, err := alice.Send(ctx, "fam", "read me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	collect(t, msgs, 1)
+	if err := bob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Bob's receipt at Alice", func() bool {
+		h, _ := alice.History("fam", 0)
+		return len(h) == 1 && h[0].ID == res.ID && slices.Contains(h[0].DeliveredTo, bob.ID())
+	})
+}

@@ -131,6 +131,8 @@ func (c *Client) processLoop(sub <-chan sync.Stored) {
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-c.procQuit:
+			return
 		case <-tick.C:
 			c.catchUp() // the subscription drops messages when far behind
 		case st, ok := <-sub:
