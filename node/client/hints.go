@@ -42,9 +42,9 @@ const (
 
 type hintRecord struct {
 	Addrs      []string             `json:"addrs,omitempty"`
-	Channels   []string             `json:"channels,omitempty"` // channel IDs (hex), newest first
-	Source     string               `json:"source"`             // key, invitation, answer, ticket, link, advert, node
-	Learned    time.Time            `json:"learned"`            // last changed
+	Channels   []string             `json:"channels,omitempty"`   // channel IDs (hex), newest first
+	Source     string               `json:"source"`               // key, invitation, answer, ticket, link, advert, node
+	Learned    time.Time            `json:"learned"`              // last changed
 	Introduced map[string]time.Time `json:"introduced,omitempty"` // own node peer ID -> when it accepted
 	Refused    map[string]time.Time `json:"refused,omitempty"`    // own node peer ID -> when it did not
 }
