@@ -57,7 +57,8 @@ func (c *Client) loadChannels() error {
 }
 
 // CreateChannel makes a new channel with full access under name and
-// returns its full key string (what members join with).
+// returns its full key string (what members join with), with the hint of
+// this client's home node when it has one.
 func (c *Client) CreateChannel(name string) (string, error) {
 	k, err := channel.NewKey(rand.Reader)
 	if err != nil {
@@ -68,7 +69,11 @@ func (c *Client) CreateChannel(name string) (string, error) {
 	}
 	c.channelChanged("channel-add", name, k.String())
 	c.refreshSoon()
-	return k.String(), nil
+	s, err := k.StringWithHint(c.shareHint())
+	if err != nil {
+		return k.String(), nil
+	}
+	return s, nil
 }
 
 // JoinChannel adds the channel of keyString (any capability) under name.
