@@ -352,3 +352,42 @@ func randomNode(t *testing.T) hint.Node {
 	}
 	return hint.Node{ID: id, Addrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/1")}}
 }
+
+// TestHintedStringSizes prints how long an invitation and its answer are
+// with a hint of one and of two address entries, and checks each still
+// fits one SMS (160 characters).
+//
+//	go test ./node/client -run TestHintedStringSizes -v
+func TestHintedStringSizes(t *testing.T) {
+	n := randomNode(t)
+	for _, tc := range []struct {
+		entries int
+		addrs   []string
+	}{
+		{1, []string{"/ip4/192.168.1.20/tcp/4001", "/ip4/192.168.1.20/udp/4001/quic-v1"}},
+		{2, []string{"/ip4/203.0.113.7/tcp/4001", "/ip4/192.168.1.20/tcp/4001"}},
+	} {
+		n.Addrs = nil
+		for _, a := range tc.addrs {
+			n.Addrs = append(n.Addrs, multiaddr.StringCast(a))
+		}
+		h, err := hint.Encode([]hint.Node{n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Base58 lengths vary by a character with the value: try a few.
+		invMin, invMax, ansMin, ansMax := 1000, 0, 1000, 0
+		for range 50 {
+			pub := make([]byte, x25519Size+inviteTagSize)
+			rand.Read(pub)
+			inv := encodeInvite(PrefixInvitation, append(append([]byte{inviteVersion}, pub[:x25519Size]...), h...))
+			ans := encodeInvite(PrefixAnswer, append(append([]byte{inviteVersion}, pub...), h...))
+			invMin, invMax = min(invMin, len(inv)), max(invMax, len(inv))
+			ansMin, ansMax = min(ansMin, len(ans)), max(ansMax, len(ans))
+		}
+		if invMax > 160 || ansMax > 160 {
+			t.Fatalf("invitation up to %d, answer up to %d characters: more than one SMS", invMax, ansMax)
+		}
+		t.Logf("hint of %d address entries (%d B): invitation %d-%d characters, answer %d-%d", tc.entries, len(h), invMin, invMax, ansMin, ansMax)
+	}
+}
