@@ -391,3 +391,35 @@ func TestHintedStringSizes(t *testing.T) {
 		t.Logf("hint of %d address entries (%d B): invitation %d-%d characters, answer %d-%d", tc.entries, len(h), invMin, invMax, ansMin, ansMax)
 	}
 }
+
+// TestOwnNodesBecomeFriends: a client registered at two nodes — its own
+// and a friend's, from the friend's ticket — introduces each to the
+// other; they prove the channels it shares through both.
+func TestOwnNodesBecomeFriends(t *testing.T) {
+	alice := openClient(t, home(t, "alice"))
+	bob := openClient(t, home(t, "bob"))
+	a := startHomeNode(t, t.TempDir(), alice.ID(), freePort(t))
+	b := startHomeNode(t, t.TempDir(), bob.ID(), freePort(t))
+	addNodes(t, alice, a)
+	connect(t, alice)
+	key, err := bob.CreateChannel("notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addNodes(t, bob, b)
+	ticket(t, alice, bob) // its hint makes A one of Bob's nodes
+	connect(t, bob)
+	if n, _ := bob.node(a.Host.ID()); !n.Registered || n.Hop != 1 {
+		t.Fatalf("Bob at A: %+v", n)
+	}
+	id := channelID(t, key)
+	waitUntil(t, "A and B, both Bob's nodes, prove his channel to each other", func() bool {
+		return b.Discovery.Authorized(a.Host.ID(), id) && a.Discovery.Authorized(b.Host.ID(), id)
+	})
+	if f, ok := friendOf(b, a.Host.ID()); !ok || f.Introducers != 1 {
+		t.Fatalf("B's entry for A: %+v %v", f, ok)
+	}
+	if f, ok := friendOf(a, b.Host.ID()); !ok || f.Introducers != 1 {
+		t.Fatalf("A's entry for B: %+v %v", f, ok)
+	}
+}

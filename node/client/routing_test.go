@@ -122,6 +122,10 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// And remembered it to introduce to her own nodes.
+	if r, ok := carol.hintRecords()[n.Host.ID()]; !ok || r.Source != "advert" || len(r.Channels) != 1 || r.Channels[0] != channelID(t, key).String() {
+		t.Fatalf("Carol's record of N to introduce: %+v %v", r, ok)
+	}
 	connect(t, carol) // now registers at N, the best by hop
 	if got := nodeOf(t, carol, nID); !got.Registered || got.Hop != 2 {
 		t.Fatalf("Carol's registration at N: %+v", got)
