@@ -574,14 +574,14 @@ func (s *Service) handleAuthz(st network.Stream) {
 		sv := s.served[t.Channel]
 		s.mu.Unlock()
 		serves := sv != nil && now.Before(sv.st.Until)
-		if serves {
-			reply = append(reply, sv.st)
-			s.noteShown(p, t.Channel)
-		}
 		// A node that proved a channel this node serves is kept as a
 		// friend, so that either side finds the other after a restart.
 		if s.friendProved(p, t.Channel, serves) {
 			save = true
+		}
+		if serves {
+			reply = append(reply, sv.st)
+			s.noteShown(p, t.Channel)
 		}
 	}
 	frame, err := encodeFrame(reply)
