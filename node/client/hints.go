@@ -214,9 +214,16 @@ func (c *Client) rememberNode(p peer.ID, addrs []multiaddr.Multiaddr, source str
 	for _, a := range addrs {
 		as = append(as, a.String())
 	}
-	before := slices.Clone(r.Addrs)
-	r.Addrs = mergeAddrs(as, r.Addrs)
-	changed := !existed || !slices.Equal(before, r.Addrs)
+	// Changed means news: a new address or channel, not another order.
+	changed := !existed
+	for _, a := range as {
+		if !slices.Contains(r.Addrs, a) {
+			changed = true
+		}
+	}
+	if changed {
+		r.Addrs = mergeAddrs(as, r.Addrs)
+	}
 	for _, ch := range chs {
 		id := ch.String()
 		if !slices.Contains(r.Channels, id) {
@@ -313,7 +320,7 @@ func (c *Client) noteOwnNodes() {
 		for _, a := range h.Addrs {
 			as = append(as, a.String())
 		}
-		if merged := mergeAddrs(r.Addrs, as); !slices.Equal(merged, r.Addrs) {
+		if merged := mergeAddrs(r.Addrs, as); len(merged) != len(r.Addrs) {
 			_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.Addrs = mergeAddrs(r.Addrs, as) })
 		}
 	}

@@ -162,6 +162,15 @@ func TestFriendsNodesFindEachOther(t *testing.T) {
 	waitUntil(t, "A is in B's DHT routing table", func() bool {
 		return b.Discovery.DHT().RoutingTable().Find(a.Host.ID()) != ""
 	})
+	// Once introduced, nothing is due again until there is news (or a day
+	// has passed): the client does not repeat itself every round.
+	waitUntil(t, "Bob's introductions done", func() bool { return !bob.introductionsDue() })
+	for range 3 {
+		bob.noteOwnNodes()
+		if bob.introductionsDue() {
+			t.Fatalf("an introduction is due again with nothing new: %+v", bob.hintRecords())
+		}
+	}
 
 	// A restarts on the same address; nobody introduces anything again.
 	if err := a.Close(); err != nil {
