@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,7 +21,8 @@ import (
 // `channel share --qr` draws for it (error correction L, half-block
 // characters, 4-module quiet zone) with hints of 0, 1 and 2 address
 // entries, and checks the case that matters most: a full key with its
-// home node on one address stays a version-5 code.
+// home node on one address stays a version-5 code, and that zbarimg (when
+// installed) reads every one back.
 //
 //	go test ./cmd/redpanda -run TestKeyStringSizes -v
 func TestKeyStringSizes(t *testing.T) {
@@ -71,6 +74,27 @@ func TestKeyStringSizes(t *testing.T) {
 			if k == full && strings.HasPrefix(c.name, "1 address") && q.VersionNumber > 5 {
 				t.Errorf("a full key with a one-address hint needs QR version %d (%d chars); it fitted version 5", q.VersionNumber, len(s))
 			}
+			scanned(t, q, s)
 		}
+	}
+}
+
+// scanned decodes q with zbarimg, when it is installed, and checks it
+// reads back s: the hinted key strings stay scannable.
+func scanned(t *testing.T, q *qrcode.QRCode, s string) {
+	t.Helper()
+	if _, err := exec.LookPath("zbarimg"); err != nil {
+		return
+	}
+	png := filepath.Join(t.TempDir(), "key.png")
+	if err := q.WriteFile(320, png); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("zbarimg", "-q", "--raw", png).Output()
+	if err != nil {
+		t.Fatalf("zbarimg cannot read the QR code of a %d-character key string: %v", len(s), err)
+	}
+	if got := strings.TrimSpace(string(out)); got != s {
+		t.Fatalf("zbarimg read %q, the key string is %q", got, s)
 	}
 }
