@@ -336,8 +336,8 @@ func capAddrs(as []multiaddr.Multiaddr) []multiaddr.Multiaddr {
 	return as
 }
 
-// friendBootstrap are the friends with addresses, proved ones first, for
-// kad-dht's bootstrap.
+// friendBootstrapLocked are the friends with addresses, the most recently
+// seen, proved or introduced first, for kad-dht's bootstrap.
 func (s *Service) friendBootstrapLocked() []peer.AddrInfo {
 	type fp struct {
 		p peer.ID
