@@ -125,11 +125,13 @@ func (s *Service) Friends() []Friend {
 	return out
 }
 
-// introduced adds or refreshes the node a registered user introduced.
-func (s *Service) introduced(by peer.ID, in Introduction) Verdict {
+// introduced adds or refreshes the node a registered user introduced. It
+// reports whether there was news (a new node, introducer, address or
+// channel): a mere refresh is saved with the periodic save.
+func (s *Service) introduced(by peer.ID, in Introduction) (Verdict, bool) {
 	p := in.Node.ID
 	if p == "" || p == s.h.ID() || p == by {
-		return IntroInvalid
+		return IntroInvalid, false
 	}
 	now := s.cfg.Now()
 	s.mu.Lock()
@@ -139,12 +141,13 @@ func (s *Service) introduced(by peer.ID, in Introduction) Verdict {
 	fresh := f == nil
 	if fresh {
 		if !s.roomLocked(false) {
-			return IntroFull
+			return IntroFull, false
 		}
 		f = newFriend(now)
 		s.friends[p] = f
 	}
-	if _, ok := f.by[by]; !ok {
+	_, known := f.by[by]
+	if !known {
 		s.limitIntroducerLocked(by, p)
 		f.by[by] = now
 		trimOldest(f.by, maxFriendIntroducers)
@@ -163,10 +166,11 @@ func (s *Service) introduced(by peer.ID, in Introduction) Verdict {
 	trimOldest(f.channels, maxFriendChannels)
 	// Only news makes it due at once: introducing the same node over and
 	// over must not make this node dial it over and over.
-	if fresh || news || len(f.addrs) != addrs {
+	changed := fresh || news || !known || len(f.addrs) != addrs
+	if changed {
 		f.next, f.wait = time.Time{}, 0
 	}
-	return IntroAccepted
+	return IntroAccepted, changed
 }
 
 // friendProved records that p proved it serves ch (a statement naming it,

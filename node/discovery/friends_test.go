@@ -248,7 +248,7 @@ func TestFriendTableBounds(t *testing.T) {
 			first = p
 		}
 		last = p
-		if v := s.introduced(u, Introduction{Node: peer.AddrInfo{ID: p, Addrs: unreachable}, Channels: []channel.ID{ch}}); v != IntroAccepted {
+		if v, _ := s.introduced(u, Introduction{Node: peer.AddrInfo{ID: p, Addrs: unreachable}, Channels: []channel.ID{ch}}); v != IntroAccepted {
 			t.Fatalf("introduction %d: %v", i, v)
 		}
 	}
@@ -260,6 +260,11 @@ func TestFriendTableBounds(t *testing.T) {
 	}
 	if _, ok := friendOf(&superNode{disc: s}, last); !ok {
 		t.Fatal("the newest introduction was dropped")
+	}
+
+	// The same introduction again is no news.
+	if v, news := s.introduced(u, Introduction{Node: peer.AddrInfo{ID: last, Addrs: unreachable}, Channels: []channel.ID{ch}}); v != IntroAccepted || news {
+		t.Fatalf("the same introduction again: %v, news %v", v, news)
 	}
 
 	// Many introducers: the table stops at MaxFriends; never-proved

@@ -214,11 +214,16 @@ func (s *Service) serveIntroductions(allow func(peer.ID) bool) {
 			_, _ = st.Write(reply)
 			return
 		}
+		changed := false
 		for i, in := range intros {
-			reply[i] = byte(s.introduced(p, in))
+			v, news := s.introduced(p, in)
+			reply[i] = byte(v)
+			changed = changed || news
 		}
-		s.saveFriends()
-		s.kick(s.friendKick)
+		if changed {
+			s.saveFriends()
+			s.kick(s.friendKick)
+		}
 		_, _ = st.Write(reply)
 	})
 }
