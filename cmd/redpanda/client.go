@@ -137,6 +137,24 @@ func cmdID(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// updateNodes tells the client's nodes about a change (a new channel, a
+// friend's node) before a one-shot command exits, as a running client
+// would by itself, and delivers what the command queued for the
+// identity's other devices and its home node (the client's outbox). It
+// says plainly what could not be done: that is kept for the next time
+// the client is online.
+func updateNodes(ctx context.Context, c *client.Client, stderr io.Writer) {
+	uctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	n, err := c.Flush(uctx)
+	switch {
+	case n > 0:
+		fmt.Fprintf(stderr, "redpanda: %d change(s) for your other devices and your node not delivered yet (%s); kept, they go out the next time this client is online (send, listen)\n", n, shortReason(err))
+	case err != nil && ctx.Err() == nil:
+		fmt.Fprintf(stderr, "redpanda: your nodes were not told yet (%v); they will be when this client next connects\n", err)
+	}
+}
+
 func cmdChannelNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel new", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
@@ -148,9 +166,9 @@ func cmdChannelNew(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr)
 	fmt.Fprintln(stdout, key)
 	fmt.Fprintln(stderr, "this key gives full access: share it only with members (channel share --capability read for a read-only key)")
-	deliverChanges(ctx, c, stderr)
 	return nil
 }
 
@@ -165,7 +183,9 @@ func cmdChannelJoin(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	deliverChanges(ctx, c, stderr)
+	// The node serves the channel, takes its statement and meets the
+	// sharer's node (the key string's hint) now, not at the next connect.
+	defer updateNodes(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ch)
 	}
@@ -203,7 +223,8 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 	o := clientFlags("channel share", stderr)
 	capName := o.fs.String("capability", "", "share a weaker key: read or write (default: the key this client holds)")
 	qr := o.fs.Bool("qr", false, "print a QR code of the key for a phone to scan")
-	pos, err := o.positional(args, 1, 1, "NAME [--capability read|write] [--qr]")
+	noHint := o.fs.Bool("no-hint", false, "leave out where your home node is (for a client that predates node hints)")
+	pos, err := o.positional(args, 1, 1, "NAME [--capability read|write] [--qr] [--no-hint]")
 	if err != nil {
 		return err
 	}
@@ -215,7 +236,7 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer c.Close()
-	key, err := c.ShareChannel(pos[0], *capName)
+	key, err := c.ShareChannelKey(pos[0], *capName, !*noHint)
 	if err != nil {
 		return err
 	}
@@ -242,7 +263,7 @@ func cmdChannelLeave(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := c.LeaveChannel(pos[0]); err != nil {
 		return err
 	}
-	deliverChanges(ctx, c, stderr)
+	updateNodes(ctx, c, stderr)
 	fmt.Fprintf(stdout, "left %s\n", pos[0])
 	return nil
 }
@@ -432,7 +453,7 @@ func cmdNodesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	deliverChanges(ctx, c, stderr)
+	updateNodes(ctx, c, stderr)
 	fmt.Fprintf(stdout, "added %s\n", id)
 	return nil
 }

@@ -34,7 +34,7 @@ func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "%s\n", s)
 	fmt.Fprintf(stderr, "secret: it holds this identity; valid %s\n", client.DefaultLinkLifetime)
-	deliverChanges(ctx, c, stderr)
+	updateNodes(ctx, c, stderr)
 	return nil
 }
 
@@ -66,21 +66,8 @@ func cmdDeviceJoin(ctx context.Context, args []string, stdout, stderr io.Writer)
 		ns, _ := c.Nodes()
 		fmt.Fprintf(stderr, "joined as %q: %d channel(s), %d node(s) from the other devices\n", *name, len(chs), len(ns))
 	}
-	deliverChanges(ctx, c, stderr)
+	updateNodes(ctx, c, stderr)
 	return nil
-}
-
-// deliverChanges waits, at most client.DefaultFlushTimeout, until what
-// the command queued for the identity's other devices and its home node
-// (the client's outbox) reached a super node, and says plainly when it
-// could not: the change is kept and goes out the next time the client is
-// online.
-func deliverChanges(ctx context.Context, c *client.Client, stderr io.Writer) {
-	fctx, cancel := context.WithTimeout(ctx, client.DefaultFlushTimeout)
-	defer cancel()
-	if n, err := c.Flush(fctx); n > 0 {
-		fmt.Fprintf(stderr, "redpanda: %d change(s) for your other devices and your node not delivered yet (%s); kept, they go out the next time this client is online (send, listen)\n", n, shortReason(err))
-	}
 }
 
 // shortReason is why a client could not reach its nodes, in a few words.
@@ -149,6 +136,6 @@ func cmdChannelBlock(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := c.BlockChannel(pos[0]); err != nil {
 		return err
 	}
-	deliverChanges(ctx, c, stderr)
+	updateNodes(ctx, c, stderr)
 	return nil
 }

@@ -77,7 +77,7 @@ func cmdTicketSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	deliverChanges(ctx, c, stderr)
+	defer updateNodes(ctx, c, stderr) // registers at the ticket's nodes
 	fmt.Fprintf(stdout, "ticket set: hop %d at the nodes of %s, until %s\n", t.Hop, t.Owner, t.Expires.Local().Format("2006-01-02"))
 	return nil
 }

@@ -103,6 +103,7 @@ type Client struct {
 	dialing  bool
 	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold
 	unsubscr func()
+	hints    hintState // node hints and introductions (hints.go)
 
 	// Close stops processing (procQuit; procDone once the batch under
 	// way is done and its receipts are queued) before it flushes.

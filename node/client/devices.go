@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mr-tron/base58"
-	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
@@ -36,7 +36,7 @@ const (
 	DefaultLinkLifetime = 10 * time.Minute
 
 	linkPrefix    = "rpdev"
-	linkVersion   = 2               // 1: without the node hint; still read
+	linkVersion   = 1
 	linkPayload   = 1 + 32 + 32 + 8 // version, seed, master secret, expiry
 	linkChecksum  = 4
 	controlDevice = byte('D')
@@ -45,10 +45,6 @@ const (
 	// maxControlBytes bounds a master-channel control body: a state
 	// message fills at most one envelope.
 	maxControlBytes = channel.MaxBody
-	// A link's node hint: one node, at most linkHintAddrs addresses, so
-	// the string stays short enough to type and for a QR code.
-	linkHintAddrs = 2
-	maxLinkLen    = 400
 )
 
 // Sentinel errors of the device layer.
@@ -103,45 +99,17 @@ func derivedKey(seed []byte, label string) *channel.Key {
 	return k
 }
 
-// encodeLink makes a device link string: identity seed, master secret,
-// expiry and, when hint is set, a node the new device reaches the
-// identity's state through; versioned and checksummed. It is a secret.
-//
-//	version(1)=2 | seed(32) | master(32) | expiry(8) | nodes(1) |
-//	  [len(1) peer ID | naddrs(1) | (len(1) multiaddr)*] | checksum(4)
-func encodeLink(seed, master []byte, expires time.Time, hint *peer.AddrInfo) string {
-	p := make([]byte, 0, linkPayload+128)
+// EncodeLink makes a device link string: identity seed, master secret
+// and expiry, versioned and checksummed, and a node hint (the identity's
+// home nodes; may be empty). It is a secret.
+func encodeLink(seed, master []byte, expires time.Time, hint []byte) string {
+	p := make([]byte, 0, linkPayload+len(hint)+linkChecksum)
 	p = append(p, linkVersion)
 	p = append(p, seed...)
 	p = append(p, master...)
 	p = binary.BigEndian.AppendUint64(p, uint64(expires.Unix()))
-	p = appendLinkHint(p, hint)
+	p = append(p, hint...)
 	return linkPrefix + base58.Encode(append(p, linkSum(p)...))
-}
-
-// appendLinkHint appends the node hint of a version 2 link (the inverse
-// of decodeLinkHint).
-func appendLinkHint(p []byte, hint *peer.AddrInfo) []byte {
-	if hint == nil {
-		return append(p, 0)
-	}
-	id := []byte(hint.ID)
-	p = append(p, 1, byte(len(id)))
-	p = append(p, id...)
-	addrs := hint.Addrs[:min(len(hint.Addrs), linkHintAddrs)]
-	p = append(p, byte(len(addrs)))
-	for _, a := range addrs {
-		p = append(p, byte(len(a.Bytes())))
-		p = append(p, a.Bytes()...)
-	}
-	return p
-}
-
-// linkData is what a device link string holds.
-type linkData struct {
-	seed, master []byte
-	expires      time.Time
-	node         *peer.AddrInfo // the node hint, if any
 }
 
 func linkSum(p []byte) []byte {
@@ -152,112 +120,49 @@ func linkSum(p []byte) []byte {
 
 // decodeLink parses a link string and checks its checksum, version and
 // expiry.
-func decodeLink(s string, now time.Time) (linkData, error) {
+func decodeLink(s string, now time.Time) (seed, master []byte, err error) {
+	seed, master, _, err = decodeLinkHint(s, now)
+	return seed, master, err
+}
+
+// decodeLinkHint is decodeLink that also returns the link's node hint
+// (nil when none; at most channel.MaxHintBytes, unread).
+func decodeLinkHint(s string, now time.Time) (seed, master, hint []byte, err error) {
 	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, linkPrefix) || len(s) > maxLinkLen {
-		return linkData{}, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
+	if !strings.HasPrefix(s, linkPrefix) || len(s) > 400 {
+		return nil, nil, nil, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
 	}
 	b, err := base58.Decode(s[len(linkPrefix):])
 	if err != nil {
-		return linkData{}, fmt.Errorf("%w: %v", ErrBadLink, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
 	}
-	if len(b) < linkPayload+linkChecksum {
-		return linkData{}, fmt.Errorf("%w: %d bytes, want at least %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum)
+	if len(b) < linkPayload+linkChecksum || len(b) > linkPayload+channel.MaxHintBytes+linkChecksum {
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes, want %d to %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum, linkPayload+channel.MaxHintBytes+linkChecksum)
 	}
-	p := b[:len(b)-linkChecksum]
-	if string(linkSum(p)) != string(b[len(p):]) {
-		return linkData{}, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
+	signed := b[:len(b)-linkChecksum]
+	if string(linkSum(signed)) != string(b[len(b)-linkChecksum:]) {
+		return nil, nil, nil, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
 	}
-	if p[0] != 1 && p[0] != linkVersion {
-		return linkData{}, fmt.Errorf("%w: version %d, this client reads 1 and %d", ErrBadLink, p[0], linkVersion)
+	p := signed[:linkPayload]
+	if len(signed) > linkPayload {
+		hint = signed[linkPayload:]
 	}
-	var d linkData
-	switch rest := p[linkPayload:]; {
-	case p[0] == 1 && len(rest) != 0:
-		return linkData{}, fmt.Errorf("%w: %d bytes after a version 1 link", ErrBadLink, len(rest))
-	case p[0] == linkVersion:
-		if d.node, err = decodeLinkHint(rest); err != nil {
-			return linkData{}, fmt.Errorf("%w: node hint: %v", ErrBadLink, err)
-		}
+	if p[0] != linkVersion {
+		return nil, nil, nil, fmt.Errorf("%w: version %d, this client reads %d", ErrBadLink, p[0], linkVersion)
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint64(p[65:])), 0)
 	if now.After(exp) {
-		return linkData{}, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
+		return nil, nil, nil, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
 	}
-	d.seed, d.master, d.expires = p[1:33], p[33:65], exp
-	return d, nil
-}
-
-// decodeLinkHint parses the node hint of a version 2 link.
-func decodeLinkHint(b []byte) (*peer.AddrInfo, error) {
-	take := func(n int) ([]byte, error) {
-		if n > len(b) {
-			return nil, errors.New("truncated")
-		}
-		v := b[:n]
-		b = b[n:]
-		return v, nil
-	}
-	n, err := take(1)
-	if err != nil {
-		return nil, err
-	}
-	if n[0] == 0 {
-		if len(b) != 0 {
-			return nil, fmt.Errorf("%d bytes after it", len(b))
-		}
-		return nil, nil
-	}
-	if n[0] != 1 {
-		return nil, fmt.Errorf("%d nodes, at most 1", n[0])
-	}
-	l, err := take(1)
-	if err != nil {
-		return nil, err
-	}
-	idb, err := take(int(l[0]))
-	if err != nil {
-		return nil, err
-	}
-	id, err := peer.IDFromBytes(idb)
-	if err != nil {
-		return nil, err
-	}
-	ai := &peer.AddrInfo{ID: id}
-	na, err := take(1)
-	if err != nil {
-		return nil, err
-	}
-	if na[0] > linkHintAddrs {
-		return nil, fmt.Errorf("%d addresses, at most %d", na[0], linkHintAddrs)
-	}
-	for range int(na[0]) {
-		l, err := take(1)
-		if err != nil {
-			return nil, err
-		}
-		ab, err := take(int(l[0]))
-		if err != nil {
-			return nil, err
-		}
-		ma, err := multiaddr.NewMultiaddrBytes(ab)
-		if err != nil {
-			return nil, err
-		}
-		ai.Addrs = append(ai.Addrs, ma)
-	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("%d bytes after it", len(b))
-	}
-	return ai, nil
+	return p[1:33], p[33:65], hint, nil
 }
 
 // LinkDevice returns a link string for a new device of this identity,
 // valid for ttl (default DefaultLinkLifetime). It makes the master and
 // node channels first if this is the identity's first device, and posts
 // a snapshot of the identity's state (channels, nodes, tickets) in the
-// master channel, which the new device reads from the node the link
-// names (this client's own node, else the best it uses).
+// master channel, which the new device reads from the nodes the link's
+// hint names.
 func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultLinkLifetime
@@ -266,42 +171,21 @@ func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, err
 	if err != nil {
 		return "", fmt.Errorf("client.LinkDevice: %w", err)
 	}
-	expires := c.cfg.Now().Add(ttl)
-	if err := c.postSnapshot(expires.Unix()); err != nil {
+	h := c.homeHint(hint.MaxNodes, shareEntries, anyNode)
+	link := encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl), h)
+	if err := c.postSnapshot(linkTag(link)); err != nil {
 		return "", fmt.Errorf("client.LinkDevice: %w", err)
 	}
-	return encodeLink(c.self.Seed(), master.key.Secret(), expires, c.linkHint()), nil
+	return link, nil
 }
 
-// linkHint is the node a new device starts from: the one this client
-// owns, else the best it is registered with, else the best it knows.
-func (c *Client) linkHint() *peer.AddrInfo {
-	ns, err := c.Nodes()
-	if err != nil || len(ns) == 0 {
-		return nil
-	}
-	pick := ns[0]
-	if own, err := c.OwnedNode(); err == nil {
-		for _, n := range ns {
-			if n.ID == own {
-				pick = n
-			}
-		}
-	}
-	p, err := peer.Decode(pick.ID)
-	if err != nil {
-		return nil
-	}
-	ai := &peer.AddrInfo{ID: p}
-	for _, a := range pick.Addrs {
-		if ma, err := multiaddr.NewMultiaddr(a); err == nil && len(ai.Addrs) < linkHintAddrs && len(ma.Bytes()) < 256 {
-			ai.Addrs = append(ai.Addrs, ma)
-		}
-	}
-	if len(ai.Addrs) == 0 {
-		return nil
-	}
-	return ai
+// linkTag names the snapshot posted for a link string, so the device
+// that joins with it knows which snapshot to wait for. A hash: the link
+// is a secret (though only the identity's devices read the master
+// channel).
+func linkTag(link string) string {
+	h := sha256.Sum256([]byte("redpanda/v2/link-tag\x00" + strings.TrimSpace(link)))
+	return hex.EncodeToString(h[:8])
 }
 
 // ensureMaster adds the master and node channels when missing and
@@ -338,24 +222,24 @@ func (c *Client) setupMaster(k *channel.Key, name string) (*chanState, error) {
 }
 
 // JoinDevice makes a new device of the identity in link, in the empty
-// home cfg.Home, opens it, adds the node the link names and announces
-// the device in the master channel. The identity's channels, nodes and
-// tickets arrive through the master channel once the device is connected
-// (Connect, then WaitDeviceState).
+// home cfg.Home, opens it, adds the nodes the link's hint names and
+// announces the device in the master channel. The identity's channels,
+// nodes and tickets arrive through the master channel once the device is
+// connected (Connect, then WaitDeviceState).
 func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, error) {
 	now := time.Now
 	if cfg.Now != nil {
 		now = cfg.Now
 	}
-	d, err := decodeLink(link, now())
+	seed, master, h, err := decodeLinkHint(link, now())
 	if err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
-	mk, err := channel.KeyFromSecret(d.master)
+	mk, err := channel.KeyFromSecret(master)
 	if err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
-	if err := seedHome(cfg.Home, d.seed); err != nil {
+	if err := seedHome(cfg.Home, seed); err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
 	cfg.Create = true
@@ -366,25 +250,16 @@ func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, er
 	if name == "" {
 		name = "device"
 	}
-	if err := c.db.Meta(bucketDevState).Put(keyLinkExpiry, binary.BigEndian.AppendUint64(nil, uint64(d.expires.Unix()))); err != nil {
+	if err := c.joinedWith(link); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
-	if d.node != nil {
-		addrs := make([]string, len(d.node.Addrs))
-		for i, a := range d.node.Addrs {
-			addrs[i] = a.String()
-		}
-		err := c.updateNode(d.node.ID, func(r *nodeRecord, existed bool) {
-			if !existed {
-				r.Hop, r.Source = HopUnknown, "link"
-			}
-			r.Addrs = mergeAddrs(addrs, r.Addrs)
-		})
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("client.JoinDevice: %w", err)
-		}
+	// The identity's home nodes, from the link: this device registers
+	// there too.
+	if nodes, err := hint.Decode(h); err == nil {
+		c.addHintedNodes(nodes, "link")
+	} else if len(h) > 0 {
+		c.log.Warn("device link: node hint ignored", "err", err)
 	}
 	if _, err := c.setupMaster(mk, name); err != nil {
 		c.Close()
@@ -531,7 +406,7 @@ func decodeDeviceControl(b []byte) (deviceControl, error) {
 				return dc, fmt.Errorf("client: device state: %w", err)
 			}
 		}
-		if s := dc.Snap; s != nil && (s.ID == "" || len(s.ID) > 32 || s.Parts < 1 || s.Parts > maxSnapParts || s.Part < 0 || s.Part >= s.Parts) {
+		if s := dc.Snap; s != nil && (s.ID == "" || len(s.ID) > 32 || len(s.Link) > 32 || s.Parts < 1 || s.Parts > maxSnapParts || s.Part < 0 || s.Part >= s.Parts) {
 			return dc, fmt.Errorf("client: device state: snapshot part %d of %d", s.Part, s.Parts)
 		}
 	case "channel-add":

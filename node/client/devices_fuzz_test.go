@@ -13,6 +13,6 @@ func FuzzDecoders(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, s string) {
 		_, _ = decodeBlock(b)
 		_, _ = decodeDeviceControl(b)
-		_, _ = decodeLink(s, time.Unix(0, 0))
+		_, _, _ = decodeLink(s, time.Unix(0, 0))
 	})
 }

@@ -76,9 +76,10 @@ var (
 	// state: it made the master channel (the first device), or it
 	// applied a whole snapshot of another device.
 	keyStateKnown = []byte("state-known")
-	// keyLinkExpiry: the expiry (Unix s) of the link string this device
-	// joined with; its snapshot carries the same.
-	keyLinkExpiry = []byte("link-expiry")
+	// keyJoined: the tag of the link string this device joined with
+	// (linkTag; its snapshot carries the same), then when it joined (8
+	// bytes, Unix ms).
+	keyJoined = []byte("joined")
 )
 
 // stateItem is one versioned thing of the identity's state.
@@ -100,10 +101,10 @@ type snapPart struct {
 	ID    string `json:"id"`
 	Part  int    `json:"part"`
 	Parts int    `json:"parts"`
-	// Link is the expiry (Unix s) of the link string the snapshot was
-	// posted for, so the device that joins with it knows which snapshot
-	// to wait for; 0 for a refresh.
-	Link int64 `json:"link,omitempty"`
+	// Link names the link string the snapshot was posted for (linkTag),
+	// so the device that joins with it knows which snapshot to wait
+	// for; empty for a refresh.
+	Link string `json:"link,omitempty"`
 }
 
 // newer reports whether a's version is after b's.
@@ -215,8 +216,6 @@ type devState struct {
 	snaps    map[string]map[int]bool // snapshot ID -> parts applied
 	got      chan struct{}           // closed once a whole snapshot was applied
 	gotOnce  gosync.Once
-	regBusy  atomic.Bool
-	regAgain atomic.Bool
 	snapBusy atomic.Bool
 }
 
@@ -386,7 +385,9 @@ func (c *Client) applyState(dc deviceControl, m *channel.Message) {
 		c.snapshotPart(*dc.Snap, m.Timestamp)
 	}
 	if chans || nodes {
-		c.registerSoon()
+		// The nodes serve the channels another device added; the nodes
+		// it added are used.
+		c.refreshSoon()
 	}
 }
 
@@ -541,42 +542,6 @@ func (c *Client) applyTicket(it stateItem) {
 	}
 }
 
-// registerSoon registers again in the background when the client is
-// online, so the nodes serve the channels another device added and the
-// nodes it added are used. Calls while a registration runs make it run
-// once more after, with the state as it is then.
-func (c *Client) registerSoon() {
-	d := c.devState()
-	d.regAgain.Store(true)
-	if !d.regBusy.CompareAndSwap(false, true) {
-		return // the running one goes again
-	}
-	c.mu.Lock()
-	online := c.dialing && !c.closed
-	if online {
-		c.wg.Add(1)
-	}
-	c.mu.Unlock()
-	if !online {
-		d.regBusy.Store(false)
-		return
-	}
-	go func() {
-		defer c.wg.Done()
-		for {
-			for d.regAgain.Swap(false) && c.ctx.Err() == nil {
-				if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
-					c.log.Warn("registering after another device's change", "err", err)
-				}
-			}
-			d.regBusy.Store(false)
-			if c.ctx.Err() != nil || !d.regAgain.Load() || !d.regBusy.CompareAndSwap(false, true) {
-				return
-			}
-		}
-	}()
-}
-
 // snapshotItems is every item of this device's state: its channels,
 // nodes (not those learned from adverts) and chains, and the removals it
 // knows. Things from before items were kept get a version from when they
@@ -692,9 +657,9 @@ func packItems(items []stateItem) [][]stateItem {
 }
 
 // postSnapshot posts every item of this device's state in the master
-// channel, in parts; link is the expiry of the link string it is posted
-// for (0: a refresh).
-func (c *Client) postSnapshot(link int64) error {
+// channel, in parts; link is the tag of the link string it is posted for
+// ("": a refresh).
+func (c *Client) postSnapshot(link string) error {
 	master, err := c.byName(MasterChannel)
 	if err != nil {
 		return ErrNoMaster
@@ -728,14 +693,20 @@ func (c *Client) snapshotIfDue() {
 		return
 	}
 	defer d.snapBusy.Store(false)
-	if err := c.postSnapshot(0); err != nil {
+	if err := c.postSnapshot(""); err != nil {
 		c.log.Warn("device state snapshot not posted", "err", err)
 	}
 }
 
+// joinedWith records the link string this device joined with and when.
+func (c *Client) joinedWith(link string) error {
+	v := binary.BigEndian.AppendUint64([]byte(linkTag(link)), uint64(c.cfg.Now().UnixMilli()))
+	return c.db.Meta(bucketDevState).Put(keyJoined, v)
+}
+
 // snapshotPart notes that a part of another device's snapshot, posted at
 // ts, was applied. Once all parts of the snapshot posted for this
-// device's link were (or of one posted after the link expired: the link
+// device's link were (or of one posted after the device joined: the link
 // came from a client that posts none), WaitDeviceState returns.
 func (c *Client) snapshotPart(sp snapPart, ts time.Time) {
 	d := c.devState()
@@ -762,11 +733,13 @@ func (c *Client) snapshotPart(sp snapPart, ts time.Time) {
 	if c.HasDeviceState() {
 		return
 	}
-	var link int64
-	if v, err := c.db.Meta(bucketDevState).Get(keyLinkExpiry); err == nil && len(v) == 8 {
-		link = int64(binary.BigEndian.Uint64(v))
+	v, err := c.db.Meta(bucketDevState).Get(keyJoined)
+	if err != nil || len(v) < 8 {
+		c.stateKnown() // not a joined device (or joined before tags)
+		return
 	}
-	if link == 0 || sp.Link == link || ts.Unix() > link {
+	tag, joined := string(v[:len(v)-8]), int64(binary.BigEndian.Uint64(v[len(v)-8:]))
+	if sp.Link == tag || ts.UnixMilli() > joined {
 		c.stateKnown()
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -29,7 +27,7 @@ func stateSeeds(f *testing.F) [][]byte {
 	}
 	return [][]byte{
 		enc(deviceControl{Op: opState, From: by, Items: items[:1]}),
-		enc(deviceControl{Op: opState, From: by, Items: items, Snap: &snapPart{ID: "ab", Part: 0, Parts: 2, Link: 1 << 31}}),
+		enc(deviceControl{Op: opState, From: by, Items: items, Snap: &snapPart{ID: "ab", Part: 0, Parts: 2, Link: "0123456789abcdef"}}),
 		enc(deviceControl{Op: opState, From: by, Snap: &snapPart{ID: "ab", Part: 1, Parts: 2}}),
 		enc(deviceControl{Op: opState, From: by, Items: items[1:2]}),
 		enc(deviceControl{Op: opState, From: by, Items: items[3:]}),
@@ -76,34 +74,6 @@ func FuzzDeviceControl(f *testing.F) {
 		}
 		if dc2.Op != dc.Op || len(dc2.Items) != len(dc.Items) {
 			t.Fatalf("round trip changed %+v into %+v", dc, dc2)
-		}
-	})
-}
-
-// FuzzDeviceLink: a device link string decodes or fails, never panics;
-// what it accepts encodes again to a string that decodes the same.
-func FuzzDeviceLink(f *testing.F) {
-	at := time.Unix(1_800_000_000, 0)
-	ai, _ := peer.AddrInfoFromString("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWGRUVh2YsQ3ZWRDyRW3PSqZGtv5ix4KqqQ3gDJq9r3ngD")
-	f.Add(encodeLink(make([]byte, 32), make([]byte, 32), at, nil))
-	f.Add(encodeLink(bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32), at, ai))
-	f.Add("rpdev")
-	f.Add("rpdev1111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111")
-	f.Fuzz(func(t *testing.T, s string) {
-		d, err := decodeLink(s, at.Add(-time.Hour))
-		if err != nil {
-			return
-		}
-		if len(d.seed) != 32 || len(d.master) != 32 {
-			t.Fatalf("seed %d bytes, master %d", len(d.seed), len(d.master))
-		}
-		d2, err := decodeLink(encodeLink(d.seed, d.master, d.expires, d.node), at.Add(-time.Hour))
-		if err != nil {
-			t.Fatalf("accepted, but not once encoded again: %v", err)
-		}
-		if !bytes.Equal(d2.seed, d.seed) || !bytes.Equal(d2.master, d.master) || (d.node == nil) != (d2.node == nil) ||
-			(d.node != nil && (d.node.ID != d2.node.ID || len(d.node.Addrs) != len(d2.node.Addrs))) {
-			t.Fatalf("round trip changed the link")
 		}
 	})
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/mr-tron/base58"
-	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
@@ -620,64 +615,6 @@ func startNodeAt(t *testing.T, dir, listen string, rc routing.Config) *node.Node
 	}
 	t.Cleanup(func() { n.Close() })
 	return n
-}
-
-// TestDeviceLinkHint: a link string carries the node to start from, and
-// stays short enough to type and to show as a QR code.
-func TestDeviceLinkHint(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	seed, master := make([]byte, 32), make([]byte, 32)
-	n := startNode(t, routing.Config{})
-	ai, err := peer.AddrInfoFromString(n.Addrs()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ai.Addrs = append(ai.Addrs, ai.Addrs[0], ai.Addrs[0]) // more than a link carries
-	s := encodeLink(seed, master, now.Add(time.Minute), ai)
-	d, err := decodeLink(s, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.node == nil || d.node.ID != ai.ID || len(d.node.Addrs) != linkHintAddrs || !d.node.Addrs[0].Equal(ai.Addrs[0]) {
-		t.Fatalf("hint %+v, want %s with %d addresses", d.node, ai.ID, linkHintAddrs)
-	}
-	for _, l := range []struct {
-		what string
-		s    string
-	}{
-		{"no hint", encodeLink(seed, master, now, nil)},
-		{"a hint of one IPv4 TCP address", encodeLink(seed, master, now, &peer.AddrInfo{ID: ai.ID, Addrs: ai.Addrs[:1]})},
-		{"a hint of two IPv4 TCP addresses", s},
-	} {
-		q, err := qrcode.New(l.s, qrcode.Low)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("link with %s: %d characters, QR version %d (%d modules) at low error correction", l.what, len(l.s), q.VersionNumber, len(q.Bitmap())-8)
-		if len(l.s) > maxLinkLen {
-			t.Fatalf("link of %d characters", len(l.s))
-		}
-	}
-	raw := func(version byte, tail ...byte) string {
-		p := append([]byte{version}, seed...)
-		p = append(p, master...)
-		p = binary.BigEndian.AppendUint64(p, uint64(now.Add(time.Minute).Unix()))
-		p = append(p, tail...)
-		return linkPrefix + base58.Encode(append(p, linkSum(p)...))
-	}
-	// A version 1 link (no hint) is still read.
-	if d, err := decodeLink(raw(1), now); err != nil || d.node != nil {
-		t.Fatalf("version 1 link: %v", err)
-	}
-	// A hint cut short, with bytes after it, or of more nodes, is refused.
-	for _, bad := range [][]byte{{}, {1}, {2}, {0, 0}, {1, 40}} {
-		if _, err := decodeLink(raw(linkVersion, bad...), now); !errors.Is(err, ErrBadLink) {
-			t.Fatalf("hint %x: %v", bad, err)
-		}
-	}
-	if _, err := decodeLink(raw(1, 0), now); !errors.Is(err, ErrBadLink) {
-		t.Fatalf("version 1 link with a hint byte: %v", err)
-	}
 }
 
 // TestStateItemChecks: each kind of bad item is refused with a reason.

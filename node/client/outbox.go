@@ -304,15 +304,17 @@ func (c *Client) Pending() int {
 	return len(es)
 }
 
-// Flush delivers what this process queued in the outbox (state changes
-// for the identity's other devices and its home node, receipts, ...): it
-// registers when no session with a node is up, pushes, and returns how many
-// of those messages are still undelivered, with the reason. Undelivered
-// messages stay in the outbox and go out the next time the client is
-// online; Close does not wait for them again. ctx bounds the wait.
+// Flush brings the client's nodes up to date before a one-shot command
+// exits and delivers what this process queued in the outbox (state
+// changes for the identity's other devices and its home node, receipts,
+// ...): when no session with a node is up it registers (as UpdateNodes
+// does), then it pushes, and returns how many of those messages are still
+// undelivered, with the reason. Undelivered messages stay in the outbox
+// and go out the next time the client is online; Close does not wait for
+// them again. ctx bounds the wait.
 func (c *Client) Flush(ctx context.Context) (int, error) {
-	if c.queuedHere() == 0 {
-		return 0, nil
+	if c.isClosed() {
+		return 0, ErrClosed
 	}
 	var err error
 	if len(c.sessionsWith(c.activeNodes())) == 0 {
@@ -321,7 +323,7 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 		// Connect, which would wait out ctx for an unreachable node.
 		err = c.register(ctx)
 	}
-	if err == nil {
+	if err == nil && c.queuedHere() > 0 {
 		var left int
 		left, err = c.flushOutbox(ctx, c.activeNodes(), false)
 		var rej *sync.RejectError
@@ -338,6 +340,9 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 	clear(c.out.here) // reported: Close does not wait for them again
 	c.out.mu.Unlock()
 	if left == 0 {
+		if err != nil {
+			return 0, fmt.Errorf("client.Flush: %w", err)
+		}
 		return 0, nil
 	}
 	if err == nil {
