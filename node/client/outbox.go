@@ -82,13 +82,16 @@ func (c *Client) postLater(cs *chanState, kind channel.ContentKind, body []byte)
 	if err != nil && !errors.Is(err, store.ErrExists) {
 		return id, fmt.Errorf("store locally: %w", err)
 	}
-	v := append(append(make([]byte, 0, 40), e.Channel[:]...), binary.BigEndian.AppendUint64(nil, uint64(c.cfg.Now().UnixMilli()))...)
-	if err := c.db.Meta(bucketOutbox).Put(id[:], v); err != nil {
-		return id, fmt.Errorf("outbox: %w", err)
-	}
+	// Noted as this process's before it is in the outbox: the sender
+	// may take it from there at once, and forgets it here when it does.
 	c.out.mu.Lock()
 	c.out.here[id] = true
 	c.out.mu.Unlock()
+	v := append(append(make([]byte, 0, 40), e.Channel[:]...), binary.BigEndian.AppendUint64(nil, uint64(c.cfg.Now().UnixMilli()))...)
+	if err := c.db.Meta(bucketOutbox).Put(id[:], v); err != nil {
+		c.forgetQueued(id)
+		return id, fmt.Errorf("outbox: %w", err)
+	}
 	c.kickOutbox()
 	return id, nil
 }
@@ -323,16 +326,18 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 		// Connect, which would wait out ctx for an unreachable node.
 		err = c.register(ctx)
 	}
-	if err == nil && c.queuedHere() > 0 {
+	// Rounds: what the client queues meanwhile (a background
+	// registration's adverts, receipts) is delivered too.
+	registered := false
+	for round := 0; err == nil && c.queuedHere() > 0 && round < 4; round++ {
 		var left int
 		left, err = c.flushOutbox(ctx, c.activeNodes(), false)
 		var rej *sync.RejectError
-		if left > 0 && errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_NOT_WANTED {
+		if left > 0 && !registered && errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_NOT_WANTED {
 			// A node that does not serve the channel yet: registering
 			// again lists this device's channels as they are now.
-			if err = c.register(ctx); err == nil {
-				_, err = c.flushOutbox(ctx, c.activeNodes(), false)
-			}
+			registered = true
+			err = c.register(ctx)
 		}
 	}
 	c.out.mu.Lock()
