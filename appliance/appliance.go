@@ -299,6 +299,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 			Gatherer: reg,
 			Health:   a.healthy,
 			Logger:   a.log,
+			Hosts:    web.HostNames(cfg.HTTPHosts...),
 		})
 		for _, l := range ls {
 			a.log.Info("status page", "url", "http://"+l.Addr().String()+"/")

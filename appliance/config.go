@@ -35,6 +35,10 @@ type Config struct {
 	// HTTP is the status page and /metrics address: "lan:PORT" listens on
 	// loopback and private addresses only; "off" disables it.
 	HTTP string `toml:"http"`
+	// HTTPHosts are names, besides the box's IP addresses, localhost and
+	// its host name (also under .local), that requests to the status page
+	// may carry in Host; any other Host is refused (DNS rebinding).
+	HTTPHosts []string `toml:"http_hosts"`
 	// AdminSocket is the Unix socket of the homenode subcommands.
 	AdminSocket string `toml:"admin_socket"`
 	// AdminGroup may use the admin socket (mode 0660); empty keeps the
