@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -259,6 +260,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 	prov, err := provisioning.New(a.node.Store.Meta("provisioning"), a.node.Host, provisioning.Config{
 		Logger:  a.log,
 		OnReset: a.forgetOwnerData,
+		Owner:   a.configOwner(),
 	})
 	if err != nil {
 		return fmt.Errorf("pairing: %w", err)
@@ -940,6 +942,10 @@ func (a *Appliance) Reset(ctx context.Context) error {
 	if err := a.prov.Reset(ctx, false); err != nil {
 		return fmt.Errorf("factory reset: %w", err)
 	}
+	if a.cfg.Owner != "" {
+		a.log.Warn("factory reset done: registrations and stored messages forgotten; owned by the configured owner again")
+		return nil
+	}
 	a.log.Warn("factory reset done: owner, registrations and stored messages forgotten; waiting for pairing")
 	return nil
 }
@@ -963,3 +969,16 @@ var (
 	_ admin.Backend       = (*Appliance)(nil)
 	_ admin.BranchBackend = (*Appliance)(nil)
 )
+
+// configOwner is the owner set by configuration as provisioning takes it
+// (nil for none); Validate and startNode have checked it parses.
+func (a *Appliance) configOwner() ed25519.PublicKey {
+	if a.cfg.Owner == "" {
+		return nil
+	}
+	k, err := channel.ParseIdentityKey(a.cfg.Owner)
+	if err != nil {
+		return nil
+	}
+	return ed25519.PublicKey(k[:])
+}
