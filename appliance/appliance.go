@@ -216,8 +216,10 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			MaxTotalBytes:   cfg.MaxTotalBytes,
 			ClockTrusted:    a.clockOK.Load,
 			MigrateProgress: migrateProgress,
+			ReservedBytes:   cfg.OwnerReservedBytes,
 		},
-		RateLimit: node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
+		RegistrantBytes: cfg.MaxRegistrantBytes,
+		RateLimit:       node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
 		Routing: routing.Config{
 			Owner:         configOwner,
 			Capacity:      cfg.Capacity,
@@ -629,6 +631,7 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 			r.Warnings = append(r.Warnings, w.Message)
 		}
 	}
+	r.Warnings = append(r.Warnings, a.storageWarnings()...)
 	return r, nil
 }
 
@@ -821,6 +824,9 @@ func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
+	var gone []channel.IdentityKey
+	chs := a.channelsOf()
+	defer func() { a.dropRevoked(chs, gone) }()
 	done := map[channel.IdentityKey]bool{}
 	for _, u := range a.node.Registry.Users() {
 		if !slices.Contains(u.Channels, id) || u.Hop == 0 {
@@ -842,6 +848,7 @@ func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
 			done[k] = true
 			out = append(out, k.String())
 		}
+		gone = append(gone, removed...)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no registered user (other than the owner) asked for channel %s", admin.ErrNotFound, id)
@@ -883,6 +890,7 @@ func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", admin.ErrMalformedRequest, err)
 	}
+	chs := a.channelsOf()
 	removed, err := a.node.Registry.Revoke(id)
 	if err != nil {
 		return nil, err
@@ -892,12 +900,12 @@ func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, erro
 		out[i] = k.String()
 	}
 	a.log.Warn("revoked by the owner", "identity", identity, "removed", len(out))
+	a.dropRevoked(chs, removed)
 	return out, nil
 }
 
 // Block implements admin.Backend: the channel is no longer stored,
-// relayed or served, starting now. Stored messages stay readable until
-// they expire.
+// relayed or served, starting now, and what it stored is deleted.
 func (a *Appliance) Block(ctx context.Context, ch string) error {
 	id, err := parseChannelArg(ch)
 	if err != nil {
@@ -909,7 +917,12 @@ func (a *Appliance) Block(ctx context.Context, ch string) error {
 	a.mu.Lock()
 	a.blocked[id] = true
 	a.mu.Unlock()
-	a.log.Warn("channel blocked by the owner", "channel", id.String())
+	// Blocking frees what the channel stored (docs/SECURITY.md).
+	removed, freed, err := a.node.Store.DeleteChannel(id)
+	a.log.Warn("channel blocked by the owner", "channel", id.String(), "messages_deleted", removed, "bytes_freed", freed)
+	if err != nil {
+		return fmt.Errorf("blocked, but deleting its stored messages failed: %w", err)
+	}
 	return nil
 }
 

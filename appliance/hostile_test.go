@@ -5,7 +5,9 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -92,4 +94,87 @@ func TestConfiguredOwnerIsNotPairable(t *testing.T) {
 	if res, err := routing.Register(ctx, phone, app.node.Host.ID(), x, nil, []channel.ID{key.ID()}); err != nil || res.Hop != 0 {
 		t.Fatalf("X registering after the reset: %+v, %v", res, err)
 	}
+}
+
+// TestBlockAndRevokeFreeStorage: blocking a channel deletes what it
+// stored; revoking a friend deletes what the friend and those it
+// sponsored brought in and nobody else wants; the owner's channel stays.
+func TestBlockAndRevokeFreeStorage(t *testing.T) {
+	o, f, x := mustIdentity(t), mustIdentity(t), mustIdentity(t)
+	app, _ := startInProcess(t, func(cfg *Config) { cfg.Owner = o.Public().String() })
+	ctx := context.Background()
+	end := time.Now().Add(24 * time.Hour)
+	tf, _ := routing.IssueTicket(o, f.Public(), 1, end)
+	tx, _ := routing.IssueTicket(f, x.Public(), 2, end)
+	kOwner, kF, kX, kSpam := mustKey(t), mustKey(t), mustKey(t), mustKey(t)
+	for _, r := range []struct {
+		id    *channel.Identity
+		chain routing.Chain
+		chs   []channel.ID
+	}{
+		{o, nil, []channel.ID{kOwner.ID()}},
+		{f, routing.Chain{tf}, []channel.ID{kF.ID()}},
+		{x, routing.Chain{tf, tx}, []channel.ID{kX.ID(), kSpam.ID()}},
+	} {
+		h, err := libp2p.New(libp2p.NoListenAddrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		h.Connect(ctx, peer.AddrInfo{ID: app.node.Host.ID(), Addrs: app.node.Host.Addrs()})
+		if _, err := routing.Register(ctx, h, app.node.Host.ID(), r.id, r.chain, r.chs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(k *channel.Key) int {
+		hs, err := app.node.Store.Headers(k.ID(), 0, 1<<62, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(hs)
+	}
+	for _, k := range []*channel.Key{kOwner, kF, kX, kSpam} {
+		for i := range 5 {
+			e, err := k.Seal(o, channel.KindText, []byte(fmt.Sprint("message ", i)), time.Now(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := app.node.Sync.Publish(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Block(ctx, kSpam.ID().String()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(kSpam); n != 0 {
+		t.Fatalf("the blocked channel keeps %d messages", n)
+	}
+	if _, err := app.Revoke(ctx, f.Public().String()); err != nil {
+		t.Fatal(err)
+	}
+	if count(kF) != 0 || count(kX) != 0 {
+		t.Fatalf("after revoking F: F's channel %d, X's %d messages, want none", count(kF), count(kX))
+	}
+	if count(kOwner) != 5 {
+		t.Fatalf("the owner's channel has %d messages, want 5", count(kOwner))
+	}
+}
+
+func mustIdentity(t *testing.T) *channel.Identity {
+	t.Helper()
+	id, err := channel.NewIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func mustKey(t *testing.T) *channel.Key {
+	t.Helper()
+	k, err := channel.NewKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync/atomic"
+	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	bolt "go.etcd.io/bbolt"
@@ -90,6 +91,15 @@ func (db *DB) AccountUsage() (map[string]int64, error) {
 	return out, err
 }
 
+// DiskFullAt is when a write last failed because the disk was full (zero:
+// never since Open), for the status page.
+func (db *DB) DiskFullAt() time.Time {
+	if ns := db.diskFullAt.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
 // quotaChanged marks every cached account usage stale (after deletions).
 func (db *DB) quotaChanged() { db.quota.gen.Add(1) }
 
@@ -122,8 +132,9 @@ func (q *quotaCheck) check(s *snapshot, m *pmsg, size, tot uint64) error {
 	}
 	if tot+size > limit {
 		if limit < uint64(q.db.opt.MaxTotalBytes) {
-			return fmt.Errorf("store: put %s: %w: the store holds %d bytes; %d of its %d are kept for the owner",
-				m.id, ErrQuotaExceeded, tot, q.db.opt.ReservedBytes, q.db.opt.MaxTotalBytes)
+			// Short: a Reject's detail carries it to the client.
+			return fmt.Errorf("store: %w: the node holds %d bytes; %d of its %d are kept for the owner",
+				ErrQuotaExceeded, tot, q.db.opt.ReservedBytes, q.db.opt.MaxTotalBytes)
 		}
 		return fmt.Errorf("store: put %s: %w: the store holds %d of its %d bytes", m.id, ErrQuotaExceeded, tot, limit)
 	}
@@ -139,8 +150,7 @@ func (q *quotaCheck) check(s *snapshot, m *pmsg, size, tot uint64) error {
 	}
 	used := a.used + q.batch[a]
 	if used+size > uint64(a.Limit) {
-		return fmt.Errorf("store: put %s: %w: channel %s is charged to %s, whose channels hold %d of its %d bytes",
-			m.id, ErrQuotaExceeded, m.ch, a.Name, used, a.Limit)
+		return fmt.Errorf("store: %w: the channels of %s hold %d of its %d bytes", ErrQuotaExceeded, a.Name, used, a.Limit)
 	}
 	return nil
 }

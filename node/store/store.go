@@ -151,6 +151,8 @@ type DB struct {
 	filter atomic.Pointer[idFilter]
 	// quota is the accounts plan and its cached usage (quota.go).
 	quota quotaState
+	// diskFullAt is when a write last failed for a full disk (unix ns).
+	diskFullAt atomic.Int64
 }
 
 // writeReq is one write waiting for the group commit.
@@ -475,6 +477,7 @@ func (db *DB) classify(err error) error {
 	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	case isDiskFull(err):
+		db.diskFullAt.Store(time.Now().UnixNano())
 		db.log.Error("disk full: write refused, stored messages are intact", "err", err)
 		return fmt.Errorf("store: write to %s: %w (free some space or lower the total quota): %v", db.path, ErrDiskFull, err)
 	default:

@@ -67,6 +67,9 @@ func TestDiskFullReason(t *testing.T) {
 	if stored == 0 || !refused {
 		t.Fatalf("%d stored; the disk never filled", stored)
 	}
+	if db.DiskFullAt().IsZero() {
+		t.Fatal("the store does not say when the disk was full (the status page's warning)")
+	}
 	st, err := db.Stats()
 	if err != nil || st.Messages != stored {
 		t.Fatalf("the node holds %d messages (%v), acknowledged %d", st.Messages, err, stored)
