@@ -164,16 +164,6 @@ func (ss *sessions) give(key string, paired bool) (failures int) {
 	return a.failures
 }
 
-// failuresOf returns the address's current count (tests).
-func (ss *sessions) failuresOf(key string) int {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if a := ss.addrs[key]; a != nil {
-		return a.failures
-	}
-	return 0
-}
-
 // clear forgets every count (a factory reset).
 func (ss *sessions) clear() {
 	ss.mu.Lock()
