@@ -41,6 +41,7 @@ type replayCache struct {
 	until map[[32]byte]time.Time
 	order [][32]byte // insertion order, for forgetting the oldest when full
 	head  int
+	swept time.Time // last expire scan
 }
 
 func newReplayCache() *replayCache { return &replayCache{until: map[[32]byte]time.Time{}} }
@@ -65,8 +66,15 @@ func (c *replayCache) remember(sig [32]byte, until time.Time) {
 	c.compact()
 }
 
-// expire forgets what left the window.
+// expire forgets what left the window, scanning at most once a second: a
+// scan per request made a full cache cost O(n) per request. An entry kept
+// past its window refuses nothing: a request that old fails the timestamp
+// check first.
 func (c *replayCache) expire(now time.Time) {
+	if now.Sub(c.swept) < time.Second && now.After(c.swept) {
+		return
+	}
+	c.swept = now
 	for k, until := range c.until {
 		if now.After(until) {
 			delete(c.until, k)
