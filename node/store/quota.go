@@ -133,7 +133,7 @@ func (q *quotaCheck) check(s *snapshot, m *pmsg, size, tot uint64) error {
 	if tot+size > limit {
 		if limit < uint64(q.db.opt.MaxTotalBytes) {
 			// Short: a Reject's detail carries it to the client.
-			return fmt.Errorf("store: %w: the node holds %d bytes; %d of its %d are kept for the owner",
+			return fmt.Errorf("%w: the node holds %d bytes; %d of its %d are kept for the owner",
 				ErrQuotaExceeded, tot, q.db.opt.ReservedBytes, q.db.opt.MaxTotalBytes)
 		}
 		return fmt.Errorf("store: put %s: %w: the store holds %d of its %d bytes", m.id, ErrQuotaExceeded, tot, limit)
@@ -150,7 +150,7 @@ func (q *quotaCheck) check(s *snapshot, m *pmsg, size, tot uint64) error {
 	}
 	used := a.used + q.batch[a]
 	if used+size > uint64(a.Limit) {
-		return fmt.Errorf("store: %w: the channels of %s hold %d of its %d bytes", ErrQuotaExceeded, a.Name, used, a.Limit)
+		return fmt.Errorf("%w: the channels of %s hold %d of its %d bytes", ErrQuotaExceeded, a.Name, used, a.Limit)
 	}
 	return nil
 }
