@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/redpanda-p2p/homenode/node/client"
 )
@@ -34,6 +35,15 @@ func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "%s\n", s)
 	fmt.Fprintf(stderr, "secret: it holds this identity; valid %s\n", client.DefaultLinkLifetime)
+	// The link names the nodes this client is registered at; with none,
+	// the new device has nowhere to fetch the identity's state from.
+	if ns, err := c.Nodes(); err == nil && !slices.ContainsFunc(ns, func(n client.Node) bool { return n.Registered }) {
+		why := "no super node known"
+		if len(ns) > 0 && ns[0].LastError != "" {
+			why = ns[0].LastError
+		}
+		fmt.Fprintf(stderr, "warning: this link names no node (%s); the new device will need `redpanda nodes add MULTIADDR` before it gets your channels\n", why)
+	}
 	updateNodes(ctx, c, stderr)
 	return nil
 }
