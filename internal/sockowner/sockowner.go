@@ -1,7 +1,8 @@
 // Package sockowner says which process holds a local TCP or UDP port or a
 // Unix socket path, as far as /proc lets this process see: the pid and
 // command line when it may read the holder's file descriptors (root, or
-// the same user), else only the user that owns the socket. It is for
+// the same user), else only the user that owns the socket; for a Unix
+// socket, the listening process through SO_PEERCRED. It is for
 // error messages ("port 4001/tcp is in use by pid 812 (homenode run)")
 // and for noticing that another process shares a port through
 // SO_REUSEPORT. It must not know what the ports are for.
@@ -19,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/procfs"
+	"golang.org/x/sys/unix"
 )
 
 // Socket is one socket found in /proc/net.
@@ -140,25 +142,30 @@ func parseHexIP(h string) (net.IP, error) {
 	return ip, nil
 }
 
-// Unix lists the listening Unix sockets bound to path.
-func Unix(path string) []Socket {
-	fs, err := procfs.NewDefaultFS()
+// UnixPeer names the process at the other end of a connected Unix
+// socket (SO_PEERCRED): for a client, the process that listens. Its pid
+// is known even when /proc hides its descriptors from this process.
+func UnixPeer(c *net.UnixConn) Socket {
+	s := Socket{Network: "unix", UID: -1}
+	if a, ok := c.RemoteAddr().(*net.UnixAddr); ok && a != nil {
+		s.Path = a.Name
+	}
+	raw, err := c.SyscallConn()
 	if err != nil {
-		return nil
+		return s
 	}
-	u, err := fs.NetUNIX()
-	if err != nil {
-		return nil
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || cerr != nil || cred == nil {
+		return s
 	}
-	abs, _ := filepath.Abs(path)
-	var out []Socket
-	for _, r := range u.Rows {
-		if r.Inode == 0 || r.Path == "" || (r.Path != path && r.Path != abs) {
-			continue
-		}
-		out = append(out, Socket{Network: "unix", Path: r.Path, UID: -1, Inode: r.Inode})
+	s.PID, s.UID = int(cred.Pid), int(cred.Uid)
+	if p, err := procfs.NewProc(s.PID); err == nil {
+		s.Command = command(p)
 	}
-	return withHolders(out)
+	return s
 }
 
 // Describe names the holders of socks for a person, or "another process"

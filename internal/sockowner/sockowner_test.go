@@ -85,16 +85,21 @@ s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); print("ok
 	}
 }
 
-func TestUnix(t *testing.T) {
+func TestUnixPeer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.sock")
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	socks := Unix(path)
-	if len(socks) != 1 || !socks[0].Self() {
-		t.Fatalf("Unix(%s) = %+v, want this process", path, socks)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := UnixPeer(c.(*net.UnixConn))
+	if !s.Self() || s.UID != os.Getuid() || !strings.Contains(s.String(), filepath.Base(os.Args[0])) {
+		t.Fatalf("UnixPeer = %+v (%s), want this process", s, s)
 	}
 }
 
