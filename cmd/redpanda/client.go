@@ -104,8 +104,13 @@ func clientCommands() []*command {
 		}},
 		{name: "send", summary: "post a message: send CHANNEL TEXT", run: cmdSend},
 		{name: "listen", summary: "print messages as they arrive: listen [CHANNEL] [--json]", run: cmdListen},
-		{name: "history", summary: "print a channel's messages: history CHANNEL [--limit N]", run: cmdHistory},
-		{name: "nodes", summary: "super nodes (hop, RTT, load); nodes add MULTIADDR", run: cmdNodes},
+		{name: "history", summary: "print a channel's messages: history CHANNEL [--limit N]; history block CHANNEL", run: cmdHistory, subs: []*command{
+			{name: "block", summary: "share history older than 7 days: history block CHANNEL", run: cmdHistoryBlock},
+		}},
+		{name: "nodes", summary: "super nodes (hop, RTT, load); nodes add MULTIADDR; nodes remove PEER-ID", run: cmdNodes, subs: []*command{
+			{name: "add", summary: "add a super node: nodes add MULTIADDR", run: cmdNodesAdd},
+			{name: "remove", summary: "forget a super node: nodes remove PEER-ID", run: cmdNodesRemove},
+		}},
 	}
 }
 
@@ -347,9 +352,6 @@ func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "block" {
-		return cmdHistoryBlock(ctx, args[1:], stdout, stderr)
-	}
 	o := clientFlags("history", stderr)
 	limit := o.fs.Int("limit", 50, "how many of the latest messages (0: all)")
 	pos, c, err := o.start(args, 1, 1, "CHANNEL [--limit N]")
@@ -370,9 +372,6 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func cmdNodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "add" {
-		return cmdNodesAdd(ctx, args[1:], stdout, stderr)
-	}
 	o := clientFlags("nodes", stderr)
 	_, c, err := o.start(args, 0, 0, "[--json] | nodes add MULTIADDR")
 	if err != nil {
@@ -430,5 +429,19 @@ func cmdNodesAdd(_ context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "added %s\n", id)
+	return nil
+}
+
+func cmdNodesRemove(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("nodes remove", stderr)
+	pos, c, err := o.start(args, 1, 1, "PEER-ID (or its multiaddr)")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.RemoveNode(strings.TrimSpace(pos[0])); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "removed %s\n", strings.TrimSpace(pos[0]))
 	return nil
 }

@@ -76,6 +76,40 @@ func (c *Client) AddNode(addr string) (string, error) {
 	return ai.ID.String(), nil
 }
 
+// ErrUnknownNode: no super node of that peer ID is known.
+var ErrUnknownNode = errors.New("client: unknown super node")
+
+// RemoveNode forgets the super node id (a peer ID, or a multiaddr ending
+// in /p2p/PEER-ID) and closes the connections to it. A registration
+// there lapses when it expires; the node is learned again if an advert
+// or a hint names it.
+func (c *Client) RemoveNode(id string) error {
+	p, err := peer.Decode(id)
+	if err != nil {
+		ai, merr := peer.AddrInfoFromString(id)
+		if merr != nil {
+			return fmt.Errorf("client.RemoveNode: %q is neither a peer ID nor a multiaddr ending in /p2p/PEER-ID: %w", id, err)
+		}
+		p = ai.ID
+	}
+	c.procMu.Lock()
+	m := c.db.Meta(bucketNodes)
+	_, err = m.Get([]byte(p))
+	if err == nil {
+		err = m.Delete([]byte(p))
+	}
+	c.procMu.Unlock()
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("client.RemoveNode: %w: %s (`redpanda nodes` lists the known ones)", ErrUnknownNode, p)
+	}
+	if err != nil {
+		return fmt.Errorf("client.RemoveNode: %w", err)
+	}
+	c.h.ConnManager().Unprotect(p, "redpanda-client-node")
+	c.h.Network().ClosePeer(p)
+	return nil
+}
+
 func mergeAddrs(first, rest []string) []string {
 	seen := map[string]bool{}
 	var out []string
