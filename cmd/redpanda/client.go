@@ -262,11 +262,16 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	if err := c.Connect(cctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err = c.Connect(cctx)
+	cancel()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	res, err := c.Send(cctx, pos[0], pos[1])
+	// Even with no node reachable the message is stored here and tried:
+	// it goes out with the next send or listen.
+	sctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	res, err := c.Send(sctx, pos[0], pos[1])
 	if err != nil {
 		return err
 	}

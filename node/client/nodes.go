@@ -251,8 +251,12 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 		err := c.h.Connect(dctx, peer.AddrInfo{ID: p})
 		cancel()
 		if err != nil {
+			if ue := c.noteDial(p, err); ue != nil {
+				return ue
+			}
 			return err
 		}
+		c.lastDial.Delete(p)
 	}
 	p2p.Protect(c.h, p, "redpanda-client-node")
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -351,7 +355,7 @@ func (c *Client) Probe(ctx context.Context) error {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			if err := c.dial(ctx, p); err != nil {
-				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = "dial: " + err.Error() })
+				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = err.Error() })
 			}
 		}()
 	}
