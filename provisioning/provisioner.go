@@ -116,6 +116,7 @@ type Provisioner struct {
 	attempt  sync.Mutex // one verdict at a time: the rate limit is global
 	pending  atomic.Int32
 	failures int // consecutive failures, guarded by attempt
+	attempts attempts
 }
 
 // New loads (or creates) the state and starts serving the pairing
@@ -385,11 +386,14 @@ func (p *Provisioner) handle(s network.Stream) {
 	remote := s.Conn().RemotePeer()
 	log := p.log.With("peer", remote.String())
 	defer s.Close()
+	outcome := outcomeIncomplete
+	defer func() { p.attempts[outcome].Add(1) }()
 	_ = s.SetDeadline(time.Now().Add(p.cfg.StreamTimeout))
 
 	if p.pending.Add(1) > maxPending {
 		p.pending.Add(-1)
 		log.Warn("pairing attempt refused", "reason", "too many attempts queued")
+		outcome = int(StatusBusy)
 		_ = writeFrame(s, []byte{msgResult, byte(StatusBusy)})
 		return
 	}
@@ -428,6 +432,7 @@ func (p *Provisioner) handle(s network.Stream) {
 	if perr == nil {
 		status, reason, changed = p.verify(remote, nonce, proof)
 	}
+	outcome = int(status)
 	if status == StatusPaired {
 		p.failures = 0
 		log.Info("paired", "owner", fmt.Sprintf("%x", []byte(proof.Owner)), "new", changed)

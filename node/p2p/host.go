@@ -73,6 +73,9 @@ func New(cfg Config) (host.Host, error) {
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
 	}
+	if cfg.Bandwidth != nil {
+		opts = append(opts, libp2p.BandwidthReporter(cfg.Bandwidth))
+	}
 	if cfg.NATManager != nil {
 		opts = append(opts, libp2p.NATManager(cfg.NATManager))
 	}
