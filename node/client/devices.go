@@ -82,7 +82,10 @@ type deviceControl struct {
 // truth and a lost message loses nothing.
 type serveList struct {
 	Channels []string `json:"channels"`
-	At       int64    `json:"at"`
+	// Control names the channels of Channels that carry no person's
+	// words (the master channel, dust), so the node counts them apart.
+	Control []string `json:"control,omitempty"`
+	At      int64    `json:"at"`
 }
 
 func derivedKey(seed []byte, label string) *channel.Key {
@@ -346,6 +349,7 @@ func (c *Client) postServeList(ctx context.Context) {
 			l.Channels = append(l.Channels, id.String())
 		}
 	}
+	l.Control = c.controlChannelIDs()
 	l.At = c.cfg.Now().UnixMilli()
 	b, _ := json.Marshal(l)
 	if _, err := c.post(ctx, cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrNotDelivered) {
