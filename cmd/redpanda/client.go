@@ -54,7 +54,7 @@ func (o opts) positional(args []string, min, max int, usage string) ([]string, e
 		return nil, err
 	}
 	if len(pos) < min || len(pos) > max {
-		return nil, usageErr("usage: redpanda %s %s", o.fs.Name(), usage)
+		return nil, usageErr("redpanda %s %s", o.fs.Name(), usage)
 	}
 	return pos, nil
 }
