@@ -31,7 +31,8 @@
 //     are the doc's own;
 //   - what cannot run here (flashing a card, apt on a Pi, the test suite
 //     itself, minute-long benchmarks, image builds) is listed in rules
-//     with the reason; a skipped make target must still exist (`make -n`).
+//     with the reason; a skipped make target must still exist (`make -n`),
+//     a skipped rpbench run must still parse its flags (`rpbench FLAGS -h`).
 //
 // # Placeholders
 //
@@ -91,6 +92,7 @@ const (
 	makeRun                  // the Makefile's recipe, in the background
 	bench                    // go test -bench in the repository, one iteration
 	skipMake                 // skip, but `make -n` must know the target
+	checkFlags               // skip, but the program must take its flags (NAME FLAGS... -h)
 	skip                     // skip, for the reason given
 )
 
@@ -115,7 +117,7 @@ var rules = []rule{
 	{re: regexp.MustCompile(`^make deb\b`), do: skipMake, why: "builds a .deb; packaging/deb_test.go builds and inspects one"},
 	{re: regexp.MustCompile(`^make (image|image-test)\b`), do: skipMake, why: "builds or boots the SD-card image: ten minutes, root or subuids"},
 	{re: regexp.MustCompile(`^go test\b.*-bench\b`), do: bench},
-	{re: regexp.MustCompile(`^rpbench\b`), do: skip, why: "a benchmark run of minutes; `make bench` runs it short"},
+	{re: regexp.MustCompile(`^rpbench\b`), do: checkFlags, why: "a benchmark run of minutes; `make bench` runs it short"},
 	{re: regexp.MustCompile(`^xzcat .*\| *sudo dd\b`), do: skip, why: "writes an SD card"},
 	{re: regexp.MustCompile(`^sudo apt (install|remove|purge)\b`), do: skip, why: "installs the .deb on a Pi; packaging/deb_test.go checks the package"},
 	{re: regexp.MustCompile(`^sudo homenode\b`), do: skip, why: "runs on an installed Pi as root, against the systemd service; image/test.sh does so in QEMU"},
@@ -145,6 +147,7 @@ var (
 	expectRe  = regexp.MustCompile(`^the output of "(.+)" shows /(.+)/$`)
 	goRunRe   = regexp.MustCompile(`\bgo run \./cmd/([a-z]+)`)
 	benchtime = regexp.MustCompile(`-benchtime[ =]\S+`)
+	badFlag   = regexp.MustCompile(`flag provided but not defined|invalid value|invalid boolean`)
 )
 
 // parse reads the commands and annotations of one markdown file.
@@ -375,6 +378,16 @@ func (sc *scenario) run(steps []step) {
 			continue
 		}
 		text := sc.expand(where, s.cmd)
+		if r.do == checkFlags {
+			cmd, ran := sc.command(s, text+" -h", sc.dir)
+			out, _ := cmd.CombinedOutput()
+			close(ran.done)
+			if badFlag.Match(out) || !bytes.Contains(out, []byte("Usage")) {
+				t.Fatalf("%s: %q: the program does not take these flags:\n%s", where, s.cmd, out)
+			}
+			t.Logf("%s: skipped %q (its flags parse): %s", where, s.cmd, r.why)
+			continue
+		}
 		switch r.do {
 		case run:
 			sc.foreground(where, s, text, sc.dir)
