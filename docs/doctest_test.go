@@ -369,8 +369,7 @@ func (sc *scenario) run(steps []step) {
 			continue
 		case skipMake:
 			// bash, so that the doc's trailing "# comment" stays a comment.
-			cmd := exec.Command("bash", "-c", "make -n "+strings.TrimPrefix(s.cmd, "make "))
-			cmd.Dir = sc.repo
+			cmd := dryMake(sc.repo, strings.TrimPrefix(s.cmd, "make "))
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("%s: %q names no make target the Makefile has: %v\n%s", where, s.cmd, err, out)
 			}
@@ -399,9 +398,7 @@ func (sc *scenario) run(steps []step) {
 		case background:
 			sc.background(where, s, text, r.ready)
 		case makeRun:
-			cmd := exec.Command("make", "-n", "run")
-			cmd.Dir = sc.repo
-			recipe, err := cmd.Output()
+			recipe, err := dryMake(sc.repo, "run").Output()
 			if err != nil {
 				t.Fatalf("%s: make -n run: %v", where, err)
 			}
@@ -562,6 +559,20 @@ func (sc *scenario) stopAll() {
 			sc.t.Errorf("%q did not stop within 30 s of SIGTERM", r.doc)
 		}
 	}
+}
+
+// dryMake is `make -n ARGS` in the repository, printing only the recipe
+// even when this test runs under make (`make test`), whose MAKEFLAGS
+// would add "make[1]: Entering directory" lines.
+func dryMake(repo, args string) *exec.Cmd {
+	cmd := exec.Command("bash", "-c", "make -s --no-print-directory -n "+args)
+	cmd.Dir = repo
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "MAKEFLAGS=") && !strings.HasPrefix(kv, "MAKELEVEL=") && !strings.HasPrefix(kv, "MFLAGS=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	return cmd
 }
 
 // stripComment drops a shell comment (" #" outside quotes) from cmd.

@@ -140,6 +140,13 @@ func adminSocket(cfg appliance.Config) string {
 	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" {
 		return filepath.Join(strings.Split(d, ":")[0], "admin.sock")
 	}
+	// A node run by hand (`make run`) keeps its socket in its data
+	// directory: that one, when it is there, even on a box where the
+	// service runs too.
+	own := filepath.Join(cfg.DataDir, "admin.sock")
+	if fi, err := os.Stat(own); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		return own
+	}
 	// A user outside the node's group may not even look into
 	// /run/homenode: that is still the socket, and dialAdmin says why it
 	// cannot be used.
