@@ -122,7 +122,8 @@ func shortCause(err error) string {
 
 // noteDial turns err into an *UnreachableError when it is a failed dial
 // to p (else nil), and remembers the reason: a dial libp2p then refuses
-// as "backing off" is reported with the reason of the one before.
+// as "backing off", or one cut short before any address answered, is
+// reported with the reason of the one before.
 func (c *Client) noteDial(p peer.ID, err error) *UnreachableError {
 	var de *swarm.DialError
 	var ue *UnreachableError
@@ -136,8 +137,18 @@ func (c *Client) noteDial(p peer.ID, err error) *UnreachableError {
 		return &UnreachableError{Peer: p, Err: err}
 	case errors.As(err, &de):
 		ue = &UnreachableError{Peer: p, Err: err}
-		c.lastDial.Store(p, ue)
+		if len(de.DialErrors) > 0 { // what each address said: the reason
+			c.lastDial.Store(p, ue)
+		} else if last, ok := c.lastDial.Load(p); ok {
+			return last.(*UnreachableError) // only "timed out" this time
+		}
 		return ue
+	case errors.Is(err, context.DeadlineExceeded) && len(c.h.Network().ConnsToPeer(p)) == 0:
+		// The dial ran out of time before any address answered.
+		if last, ok := c.lastDial.Load(p); ok {
+			return last.(*UnreachableError)
+		}
+		return &UnreachableError{Peer: p, Err: err}
 	}
 	return nil
 }
