@@ -78,6 +78,10 @@ type rule struct {
 	do   action
 	// why a skipped command cannot run in a test.
 	why string
+	// needs is a program outside this repository the command runs; the
+	// scenario skips, saying so, where it is not installed
+	// (scripts/install-test-deps.sh installs it).
+	needs string
 	// ready is what a background command prints (stdout or log) once it
 	// is ready for the next command.
 	ready *regexp.Regexp
@@ -105,7 +109,7 @@ var rules = []rule{
 	{re: regexp.MustCompile(`^homenode run\b`), do: background, ready: regexp.MustCompile(`(?m)^peer id: `)},
 	{re: regexp.MustCompile(`^redpanda( --home \S+)? listen\b`), do: background, ready: regexp.MustCompile(`redpanda: connected to`)},
 	{re: regexp.MustCompile(`^(homenode|redpanda)\b`), do: run},
-	{re: regexp.MustCompile(`^curl\b`), do: run},
+	{re: regexp.MustCompile(`^curl\b`), do: run, needs: "curl"},
 	{re: regexp.MustCompile(`^echo .*\| *(homenode|redpanda)\b`), do: run}, // input on stdin
 	{re: regexp.MustCompile(`^make run\b`), do: makeRun, ready: regexp.MustCompile(`(?m)^peer id: `)},
 	{re: regexp.MustCompile(`^make help\b`), do: runInRepo},
@@ -375,6 +379,11 @@ func (sc *scenario) run(steps []step) {
 			}
 			t.Logf("%s: skipped %q (the target exists): %s", where, s.cmd, r.why)
 			continue
+		}
+		if r.needs != "" {
+			if _, err := exec.LookPath(r.needs); err != nil {
+				t.Skipf("%s: %q needs %s, which is not installed (make test-deps)", where, s.cmd, r.needs)
+			}
 		}
 		text := sc.expand(where, s.cmd)
 		if r.do == checkFlags {
