@@ -247,6 +247,7 @@ func (n *Node) Start(ctx context.Context) error {
 			}
 		}
 		dc.AllowHandOver = reg.Registered
+		dc.AllowIntroduce = reg.Registered
 		dc.OnHandOver = func([]channel.ID) { n.serveRegistered() }
 		disc, err := discovery.New(n.Host, dc)
 		if err != nil {

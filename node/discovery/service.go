@@ -43,6 +43,7 @@ type Service struct {
 
 	provideKick  chan struct{}
 	maintainKick chan struct{}
+	friendKick   chan struct{}
 
 	mu        gosync.Mutex
 	closed    bool
@@ -53,6 +54,7 @@ type Service struct {
 	pending   map[peer.ID]*pendingExchange         // exchanges under way
 	backoff   map[channel.ID]map[peer.ID]time.Time // failed providers: skip until
 	protected map[peer.ID]map[channel.ID]bool      // channels each protected peer syncs
+	friends   map[peer.ID]*friend                  // friend nodes (friends.go)
 }
 
 type pendingExchange struct {
@@ -71,6 +73,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		log:          cfg.Logger.With("component", "discovery", "self", h.ID().ShortString()),
 		provideKick:  make(chan struct{}, 1),
 		maintainKick: make(chan struct{}, 1),
+		friendKick:   make(chan struct{}, 1),
 		bootstrap:    slices.Clone(cfg.Bootstrap),
 		served:       map[channel.ID]*served{},
 		authz:        map[peer.ID]map[channel.ID]time.Time{},
@@ -79,6 +82,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		protected:    map[peer.ID]map[channel.ID]bool{},
 	}
 	s.persisted = s.loadPeers()
+	s.friends = s.loadFriends()
 	d, err := dht.New(h,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(ProtocolPrefix),
@@ -101,10 +105,14 @@ func New(h host.Host, cfg Config) (*Service, error) {
 	if cfg.AllowHandOver != nil {
 		s.serveHandOvers(cfg.AllowHandOver)
 	}
-	s.wg.Add(3)
+	if cfg.AllowIntroduce != nil {
+		s.serveIntroductions(cfg.AllowIntroduce)
+	}
+	s.wg.Add(4)
 	go s.runBootstrap()
 	go s.provideLoop()
 	go s.maintainLoop()
+	go s.friendLoop()
 	return s, nil
 }
 
@@ -123,7 +131,9 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	s.h.RemoveStreamHandler(AuthzProtocol)
 	s.h.RemoveStreamHandler(HandOverProtocol)
+	s.h.RemoveStreamHandler(IntroduceProtocol)
 	s.savePeers()
+	s.saveFriends()
 	s.cancel()
 	s.wg.Wait()
 	if err := s.dht.Close(); err != nil {
@@ -133,11 +143,13 @@ func (s *Service) Close() error {
 }
 
 // bootstrapPeers is what kad-dht dials when its routing table runs empty:
-// the configured and run-time peers, then those known before a restart.
+// the configured and run-time peers, the friend nodes, then the routing
+// table's peers known before a restart.
 func (s *Service) bootstrapPeers() []peer.AddrInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := slices.Clone(s.bootstrap)
+	out = append(out, s.friendBootstrapLocked()...)
 	return append(out, s.persisted...)
 }
 
@@ -161,6 +173,10 @@ func (s *Service) AddBootstrap(pi peer.AddrInfo) {
 	}
 	if !found {
 		s.bootstrap = append(s.bootstrap, pi)
+		// Run-time peers come from friends and adverts: keep the newest.
+		if extra := len(s.bootstrap) - len(s.cfg.Bootstrap) - maxRuntimeBootstrap; extra > 0 {
+			s.bootstrap = slices.Delete(s.bootstrap, len(s.cfg.Bootstrap), len(s.cfg.Bootstrap)+extra)
+		}
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -249,6 +265,7 @@ func (s *Service) Serve(st *Statement) error {
 	s.saveStatement(st)
 	s.kick(s.provideKick)
 	s.kick(s.maintainKick)
+	s.kick(s.friendKick)
 	return nil
 }
 
@@ -541,6 +558,12 @@ func (s *Service) handleAuthz(st network.Stream) {
 	}
 	now := s.cfg.Now()
 	var reply []*Statement
+	save := false
+	defer func() {
+		if save {
+			s.saveFriends()
+		}
+	}()
 	for _, t := range theirs {
 		if err := VerifyStatement(t, t.Channel, p, now); err != nil {
 			s.log.Info("authz: refused statement", "peer", p, "channel", short(t.Channel), "err", err)
@@ -550,8 +573,15 @@ func (s *Service) handleAuthz(st network.Stream) {
 		s.mu.Lock()
 		sv := s.served[t.Channel]
 		s.mu.Unlock()
-		if sv != nil && now.Before(sv.st.Until) {
+		serves := sv != nil && now.Before(sv.st.Until)
+		// A node that proved a channel this node serves is kept as a
+		// friend, so that either side finds the other after a restart.
+		if s.friendProved(p, t.Channel, serves) {
+			save = true
+		}
+		if serves {
 			reply = append(reply, sv.st)
+			s.noteShown(p, t.Channel)
 		}
 	}
 	frame, err := encodeFrame(reply)
@@ -591,6 +621,7 @@ func (s *Service) provideLoop() {
 		}
 		if time.Since(lastSave) >= s.cfg.PersistInterval {
 			s.savePeers()
+			s.saveFriends()
 			lastSave = time.Now()
 		}
 	}
