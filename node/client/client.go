@@ -99,6 +99,7 @@ type Client struct {
 	chans    map[channel.ID]*chanState
 	lastTs   int64
 	rtt      map[string]time.Duration
+	lastDial gosync.Map // peer.ID -> *UnreachableError: why the last dial failed
 	listen   map[*listener]struct{}
 	dialing  bool
 	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold

@@ -90,7 +90,10 @@ const opState = "state"
 // truth and a lost message loses nothing.
 type serveList struct {
 	Channels []string `json:"channels"`
-	At       int64    `json:"at"`
+	// Control names the channels of Channels that carry no person's
+	// words (the master channel, dust), so the node counts them apart.
+	Control []string `json:"control,omitempty"`
+	At      int64    `json:"at"`
 }
 
 func derivedKey(seed []byte, label string) *channel.Key {
@@ -376,6 +379,7 @@ func (c *Client) postServeList() {
 			l.Channels = append(l.Channels, id.String())
 		}
 	}
+	l.Control = c.controlChannelIDs()
 	l.At = c.cfg.Now().UnixMilli()
 	b, _ := json.Marshal(l)
 	if _, err := c.postLater(cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrClosed) {

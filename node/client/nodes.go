@@ -77,13 +77,22 @@ func (c *Client) AddNode(addr string) (string, error) {
 	return ai.ID.String(), nil
 }
 
-// RemoveNode forgets a super node (by peer ID), here and on the
-// identity's other devices: its record, the statements handed to it and
-// the connection. A member's advert can make it known again.
-func (c *Client) RemoveNode(nodeID string) error {
-	p, err := peer.Decode(nodeID)
+// ErrUnknownNode: no super node of that peer ID is known.
+var ErrUnknownNode = errors.New("client: unknown super node")
+
+// RemoveNode forgets the super node id (a peer ID, or a multiaddr ending
+// in /p2p/PEER-ID), here and on the identity's other devices: its
+// record, the statements handed to it and the connection. A registration
+// there lapses when it expires; the node is learned again if an advert
+// or a hint names it.
+func (c *Client) RemoveNode(id string) error {
+	p, err := peer.Decode(id)
 	if err != nil {
-		return fmt.Errorf("client.RemoveNode: peer ID %q: %w", nodeID, err)
+		ai, merr := peer.AddrInfoFromString(id)
+		if merr != nil {
+			return fmt.Errorf("client.RemoveNode: %q is neither a peer ID nor a multiaddr ending in /p2p/PEER-ID: %w", id, err)
+		}
+		p = ai.ID
 	}
 	c.procMu.Lock()
 	_, err = c.db.Meta(bucketNodes).Get([]byte(p))
@@ -92,7 +101,7 @@ func (c *Client) RemoveNode(nodeID string) error {
 	}
 	c.procMu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("client.RemoveNode: node %s is not known (`redpanda nodes` lists them)", p)
+		return fmt.Errorf("client.RemoveNode: %w: %s (`redpanda nodes` lists the known ones)", ErrUnknownNode, p)
 	}
 	if err != nil {
 		return fmt.Errorf("client.RemoveNode: %w", err)
@@ -242,8 +251,12 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 		err := c.h.Connect(dctx, peer.AddrInfo{ID: p})
 		cancel()
 		if err != nil {
+			if ue := c.noteDial(p, err); ue != nil {
+				return ue
+			}
 			return err
 		}
+		c.lastDial.Delete(p)
 	}
 	p2p.Protect(c.h, p, "redpanda-client-node")
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -344,7 +357,7 @@ func (c *Client) Probe(ctx context.Context) error {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			if err := c.dial(ctx, p); err != nil {
-				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = "dial: " + err.Error() })
+				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = err.Error() })
 			}
 		}()
 	}

@@ -234,6 +234,10 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 		if err == nil {
 			return res, nil
 		}
+		if ue := c.noteDial(p, err); ue != nil {
+			errs = append(errs, ue.Error())
+			break
+		}
 		errs = append(errs, err.Error())
 		var ref *routing.RefusedError
 		if !errors.As(err, &ref) || ref.Status == routing.StatusFull || ref.Status == routing.StatusRateLimited {

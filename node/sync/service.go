@@ -218,6 +218,7 @@ type Service struct {
 	wanters  *wanters
 	rejected *recentSet
 	notifee  *network.NotifyBundle
+	totals   totals
 
 	// ignoreFetch makes this node ignore Fetch frames: a test hook for a
 	// real peer that misbehaves by stalling.
