@@ -639,7 +639,9 @@ func (ss *session) onWant(add, remove [][]byte) error {
 	var shared []channel.ID
 	for _, b := range add {
 		ch, _ := wire.ChannelID(b)
-		if ss.svc.Wants(ch) && !slices.Contains(shared, ch) {
+		// Only wants that were kept: a peer may not learn which channels
+		// the node serves by asking for them.
+		if ss.svc.Wants(ch) && ss.peerWants(ch) && !slices.Contains(shared, ch) {
 			shared = append(shared, ch)
 		}
 	}
