@@ -62,7 +62,6 @@ type Target struct {
 	logLines int
 	tail     []string
 	rssPeak  int64
-	sampling bool
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

@@ -51,7 +51,7 @@ func TestWantsKeptOnlyForEntitledChannels(t *testing.T) {
 	stranger := dialRaw(t, newRawPeer(t), n)
 	wants := randomChannels(3 * wire.MaxIDsPerFrame)
 	stranger.send(helloFrame(wants[:wire.MaxIDsPerFrame]...))
-	stranger.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(wants[wire.MaxIDsPerFrame:2*wire.MaxIDsPerFrame])}}})
+	stranger.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(wants[wire.MaxIDsPerFrame : 2*wire.MaxIDsPerFrame])}}})
 	stranger.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(wants[2*wire.MaxIDsPerFrame:])}}})
 	stranger.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes([]channel.ID{allowed[0], late})}}})
 	eventually(t, "the node read the Wants", func() bool { return wantsOf(n, stranger.h.ID()) == 1 })
