@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,5 +54,22 @@ func TestAttacks(t *testing.T) {
 	}
 	if !seen[Kept] {
 		t.Errorf("the check that acknowledged messages were kept did not run")
+	}
+}
+
+// The suite attacks the node under the limits the shipped unit sets.
+func TestLimitsMatchTheUnit(t *testing.T) {
+	b, err := os.ReadFile("../../systemd/homenode.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	for _, want := range []string{"Environment=GOMEMLIMIT=" + GoMemLimit + "\n", "MemoryMax=512M\n"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("systemd/homenode.service has no %q: the suite's limits (GoMemLimit, MemoryMax) must follow the unit", strings.TrimSpace(want))
+		}
+	}
+	if MemoryMax != 512<<20 {
+		t.Errorf("MemoryMax is %d, the unit says 512M", MemoryMax)
 	}
 }
