@@ -90,9 +90,13 @@ func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 // String is one report as the summary table's row and its notes.
 func (r *Report) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-14s %-5s peak RSS %8s (base %s)  friend send p50 %6s max %6s (%d sends, %d failed)  heap %s -> %s  log lines %d\n",
-		r.Attack, r.Item, mib(r.PeakRSS), mib(r.BaseRSS), r.P50().Round(time.Millisecond), r.Max().Round(time.Millisecond),
-		len(r.Lat), len(r.Failed), mib(r.HeapPre), mib(r.HeapPost), r.LogLines)
+	if r.Attack == Kept {
+		fmt.Fprintf(&b, "%-14s %-5s\n", r.Attack, r.Item)
+	} else {
+		fmt.Fprintf(&b, "%-14s %-5s peak RSS %8s (base %s)  friend send p50 %6s max %6s (%d sends, %d failed)  heap %s -> %s  log lines %d\n",
+			r.Attack, r.Item, mib(r.PeakRSS), mib(r.BaseRSS), r.P50().Round(time.Millisecond), r.Max().Round(time.Millisecond),
+			len(r.Lat), len(r.Failed), mib(r.HeapPre), mib(r.HeapPost), r.LogLines)
+	}
 	fmt.Fprintf(&b, "    did: %s\n", r.Did)
 	for _, f := range r.Findings {
 		fmt.Fprintf(&b, "    saw: %s\n", f)

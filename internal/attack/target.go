@@ -95,6 +95,7 @@ func StartTarget(ctx context.Context, cfg TargetConfig) (*Target, error) {
 		args = append(args, "--set", s)
 	}
 	bin, shArgs := cfg.Binary, args
+	t.Note = "no memory cgroup asked for: GOMEMLIMIT only"
 	if cfg.Cgroup {
 		if cg, note := makeCgroup(cfg.Dir); cg != "" {
 			t.cgroup = cg
