@@ -246,6 +246,7 @@ func (n *Node) Start(ctx context.Context) error {
 			}
 		}
 		dc.AllowHandOver = n.registeredChannels
+		dc.AllowIntroduce = reg.Registered
 		dc.OnHandOver = func([]channel.ID) { n.serveRegistered() }
 		disc, err := discovery.New(n.Host, dc)
 		if err != nil {

@@ -137,7 +137,18 @@ func cmdID(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// updateNodes tells the client's nodes about a change (a new channel, a
+// friend's node) before a one-shot command exits: a running client would
+// do it by itself.
+func updateNodes(ctx context.Context, c *client.Client, stderr io.Writer) {
+	uctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	if err := c.UpdateNodes(uctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "redpanda: your nodes were not told yet (%v); they will be when this client next connects\n", err)
+	}
+}
+
+func cmdChannelNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel new", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
@@ -148,12 +159,13 @@ func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr)
 	fmt.Fprintln(stdout, key)
 	fmt.Fprintln(stderr, "this key gives full access: share it only with members (channel share --capability read for a read-only key)")
 	return nil
 }
 
-func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel join", stderr)
 	pos, c, err := o.start(args, 2, 2, "NAME KEY")
 	if err != nil {
@@ -164,6 +176,9 @@ func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	// The node serves the channel, takes its statement and meets the
+	// sharer's node (the key string's hint) now, not at the next connect.
+	defer updateNodes(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ch)
 	}
@@ -201,7 +216,8 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 	o := clientFlags("channel share", stderr)
 	capName := o.fs.String("capability", "", "share a weaker key: read or write (default: the key this client holds)")
 	qr := o.fs.Bool("qr", false, "print a QR code of the key for a phone to scan")
-	pos, err := o.positional(args, 1, 1, "NAME [--capability read|write] [--qr]")
+	noHint := o.fs.Bool("no-hint", false, "leave out where your home node is (for a client that predates node hints)")
+	pos, err := o.positional(args, 1, 1, "NAME [--capability read|write] [--qr] [--no-hint]")
 	if err != nil {
 		return err
 	}
@@ -213,7 +229,7 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer c.Close()
-	key, err := c.ShareChannel(pos[0], *capName)
+	key, err := c.ShareChannelKey(pos[0], *capName, !*noHint)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func cmdInvite(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdAccept(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("accept", stderr)
 	pos, c, err := o.start(args, 1, 2, "INVITATION [NAME]")
 	if err != nil {
@@ -53,6 +53,7 @@ func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ag)
 	}
@@ -62,7 +63,7 @@ func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func cmdComplete(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdComplete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("complete", stderr)
 	pos, c, err := o.start(args, 1, 2, "ANSWER [NAME]")
 	if err != nil {
@@ -73,6 +74,7 @@ func cmdComplete(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ag)
 	}

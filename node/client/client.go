@@ -97,6 +97,7 @@ type Client struct {
 	dialing  bool
 	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold
 	unsubscr func()
+	hints    hintState // node hints and introductions (hints.go)
 }
 
 type chanState struct {

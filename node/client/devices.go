@@ -16,6 +16,7 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
@@ -92,13 +93,15 @@ func derivedKey(seed []byte, label string) *channel.Key {
 }
 
 // EncodeLink makes a device link string: identity seed, master secret
-// and expiry, versioned and checksummed. It is a secret.
-func encodeLink(seed, master []byte, expires time.Time) string {
-	p := make([]byte, 0, linkPayload+linkChecksum)
+// and expiry, versioned and checksummed, and a node hint (the identity's
+// home nodes; may be empty). It is a secret.
+func encodeLink(seed, master []byte, expires time.Time, hint []byte) string {
+	p := make([]byte, 0, linkPayload+len(hint)+linkChecksum)
 	p = append(p, linkVersion)
 	p = append(p, seed...)
 	p = append(p, master...)
 	p = binary.BigEndian.AppendUint64(p, uint64(expires.Unix()))
+	p = append(p, hint...)
 	return linkPrefix + base58.Encode(append(p, linkSum(p)...))
 }
 
@@ -111,29 +114,40 @@ func linkSum(p []byte) []byte {
 // decodeLink parses a link string and checks its checksum, version and
 // expiry.
 func decodeLink(s string, now time.Time) (seed, master []byte, err error) {
+	seed, master, _, err = decodeLinkHint(s, now)
+	return seed, master, err
+}
+
+// decodeLinkHint is decodeLink that also returns the link's node hint
+// (nil when none; at most channel.MaxHintBytes, unread).
+func decodeLinkHint(s string, now time.Time) (seed, master, hint []byte, err error) {
 	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, linkPrefix) || len(s) > 200 {
-		return nil, nil, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
+	if !strings.HasPrefix(s, linkPrefix) || len(s) > 400 {
+		return nil, nil, nil, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
 	}
 	b, err := base58.Decode(s[len(linkPrefix):])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
 	}
-	if len(b) != linkPayload+linkChecksum {
-		return nil, nil, fmt.Errorf("%w: %d bytes, want %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum)
+	if len(b) < linkPayload+linkChecksum || len(b) > linkPayload+channel.MaxHintBytes+linkChecksum {
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes, want %d to %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum, linkPayload+channel.MaxHintBytes+linkChecksum)
 	}
-	p := b[:linkPayload]
-	if string(linkSum(p)) != string(b[linkPayload:]) {
-		return nil, nil, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
+	signed := b[:len(b)-linkChecksum]
+	if string(linkSum(signed)) != string(b[len(b)-linkChecksum:]) {
+		return nil, nil, nil, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
+	}
+	p := signed[:linkPayload]
+	if len(signed) > linkPayload {
+		hint = signed[linkPayload:]
 	}
 	if p[0] != linkVersion {
-		return nil, nil, fmt.Errorf("%w: version %d, this client reads %d", ErrBadLink, p[0], linkVersion)
+		return nil, nil, nil, fmt.Errorf("%w: version %d, this client reads %d", ErrBadLink, p[0], linkVersion)
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint64(p[65:])), 0)
 	if now.After(exp) {
-		return nil, nil, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
+		return nil, nil, nil, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
 	}
-	return p[1:33], p[33:65], nil
+	return p[1:33], p[33:65], hint, nil
 }
 
 // LinkDevice returns a link string for a new device of this identity,
@@ -147,7 +161,8 @@ func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, err
 	if err != nil {
 		return "", fmt.Errorf("client.LinkDevice: %w", err)
 	}
-	return encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl)), nil
+	h := c.homeHint(hint.MaxNodes, shareEntries, anyNode)
+	return encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl), h), nil
 }
 
 // ensureMaster adds the master and node channels when missing and
@@ -186,7 +201,7 @@ func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, er
 	if cfg.Now != nil {
 		now = cfg.Now
 	}
-	seed, master, err := decodeLink(link, now())
+	seed, master, h, err := decodeLinkHint(link, now())
 	if err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
@@ -204,6 +219,13 @@ func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, er
 	}
 	if name == "" {
 		name = "device"
+	}
+	// The identity's home nodes, from the link: this device registers
+	// there too.
+	if nodes, err := hint.Decode(h); err == nil {
+		c.addHintedNodes(nodes, "link")
+	} else if len(h) > 0 {
+		c.log.Warn("device link: node hint ignored", "err", err)
 	}
 	if _, err := c.setupMaster(ctx, mk, name); err != nil {
 		c.Close()

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
 func TestInviteRoundTrip(t *testing.T) {
@@ -115,7 +117,7 @@ func TestInviteRejectsBadStrings(t *testing.T) {
 		{"truncated answer", complete, ab.Answer[:len(ab.Answer)-1], ErrBadInvitation, "truncated"},
 		{"invitation given to complete", complete, inv, ErrWrongInvitationKind, "accept"},
 		{"answer to someone else's invitation", complete, mustAccept(t, bob, carolInv), ErrUnknownInvitation, "no invitation"},
-		{"too long", accept, PrefixInvitation + strings.Repeat("2", 200), ErrBadInvitation, "longer"},
+		{"too long", accept, PrefixInvitation + strings.Repeat("2", 400), ErrBadInvitation, "longer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.do(tc.in)
@@ -170,9 +172,12 @@ func FuzzParseInvitation(f *testing.F) {
 	f.Add("rpx1111")
 	f.Add(encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, make([]byte, 32)...)))
 	f.Add(encodeInvite(PrefixAnswer, append([]byte{inviteVersion}, make([]byte, 40)...)))
+	f.Add(encodeInvite(PrefixInvitation, append(append([]byte{inviteVersion}, make([]byte, 32)...), make([]byte, 39)...)))
 	f.Fuzz(func(t *testing.T, s string) {
 		if pub, err := ParseInvitation(s); err == nil {
-			if len(pub) != x25519Size || encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, pub...)) != strings.TrimSpace(s) {
+			_, hint, _ := decodeInvite(s, PrefixInvitation, 1+x25519Size)
+			if len(pub) != x25519Size || len(hint) > channel.MaxHintBytes ||
+				encodeInvite(PrefixInvitation, append(append([]byte{inviteVersion}, pub...), hint...)) != strings.TrimSpace(s) {
 				t.Fatalf("accepted %q but it does not round-trip", s)
 			}
 		} else if !errors.Is(err, ErrBadInvitation) && !errors.Is(err, ErrWrongInvitationKind) {

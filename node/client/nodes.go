@@ -252,6 +252,8 @@ func (c *Client) keepConnected() {
 				if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
 					c.log.Warn("renewing registrations", "err", err)
 				}
+			} else if c.introductionsDue() {
+				c.introduce(c.ctx)
 			}
 		}
 		for _, p := range c.activeNodes() {

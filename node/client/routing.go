@@ -14,6 +14,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/routing"
 )
 
@@ -44,9 +45,11 @@ type Ticket struct {
 
 // SetTicket stores a chain a friend issued to this client (what
 // `redpanda ticket issue` printed for it), replacing any chain to the same
-// owner. The chain must be valid now and name this client.
+// owner. The chain must be valid now and name this client. The nodes the
+// chain's hint names become nodes this client registers at, and are
+// introduced to its own home nodes.
 func (c *Client) SetTicket(chainString string) (Ticket, error) {
-	ch, err := routing.ParseChain(chainString)
+	ch, h, err := routing.ParseChainHint(chainString)
 	if err != nil {
 		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
 	}
@@ -65,6 +68,8 @@ func (c *Client) SetTicket(chainString string) (Ticket, error) {
 	if err := c.db.Meta(bucketSelf).Put(append(append([]byte{}, chainPrefix...), owner[:]...), []byte(ch.String())); err != nil {
 		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
 	}
+	c.addHintedNodes(c.learnHint(h, "ticket"), "ticket")
+	c.refreshSoon()
 	return chainTicket(ch), nil
 }
 
@@ -150,7 +155,10 @@ func (c *Client) IssueTicket(friend string, days int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("client.IssueTicket: %w", err)
 	}
-	return append(append(routing.Chain{}, base...), t).String(), nil
+	// The hint names the nodes the ticket lets the friend register at:
+	// those where this client is one hop nearer the owner.
+	h := c.homeHint(hint.MaxNodes, shareEntries, func(n Node) bool { return n.Hop == hop-1 })
+	return append(append(routing.Chain{}, base...), t).StringWithHint(h), nil
 }
 
 // register registers with the best MaxNodes known nodes, in hop order
@@ -209,6 +217,7 @@ func (c *Client) register(ctx context.Context) error {
 	if registered > 0 {
 		c.postAdverts()
 		c.handOverStatements(ctx)
+		c.introduce(ctx)
 	}
 	return nil
 }
@@ -357,5 +366,10 @@ func (c *Client) handleControl(cs *chanState, m *channel.Message) {
 		if err != nil {
 			c.log.Warn("advert: node record", "err", err)
 		}
+		// A member's node is a node this client's own nodes should know.
+		c.rememberNode(a.Node, a.Addrs, "advert", []channel.ID{cs.key.ID()})
+	}
+	if len(as) > 0 {
+		c.introduceSoon()
 	}
 }

@@ -37,6 +37,8 @@ const (
 	DefaultMaxPeersPerIPGroupPerCpl = 2
 	// maxPersistedPeers bounds the peers remembered across restarts.
 	maxPersistedPeers = 32
+	// maxRuntimeBootstrap bounds the bootstrap peers added at run time.
+	maxRuntimeBootstrap = 64
 
 	// MaxStatementValidity is the longest a statement is used from the
 	// moment it arrives, whatever its Until says (clients issue 7-day
@@ -82,6 +84,10 @@ type Config struct {
 	// OnHandOver, when set, is called after a hand-over added served
 	// channels, so the node starts storing and relaying them.
 	OnHandOver func(chs []channel.ID)
+	// AllowIntroduce, when set, serves IntroduceProtocol: peers it
+	// approves (the node's registered users) may introduce other super
+	// nodes, which become friend nodes (friends.go). Nil: not served.
+	AllowIntroduce func(p peer.ID) bool
 	// Meta persists the routing table's peers and this node's statements
 	// across restarts (the node passes db.Meta("dht")). Nil: nothing is
 	// persisted.

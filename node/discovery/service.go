@@ -50,6 +50,7 @@ type Service struct {
 
 	provideKick  chan struct{}
 	maintainKick chan struct{}
+	friendKick   chan struct{}
 
 	provs   *providerDatastore
 	kadRate *peerRate
@@ -64,6 +65,7 @@ type Service struct {
 	pending   map[peer.ID]*pendingExchange         // exchanges under way
 	backoff   map[channel.ID]map[peer.ID]time.Time // failed providers: skip until
 	protected map[peer.ID]map[channel.ID]bool      // channels each protected peer syncs
+	friends   map[peer.ID]*friend                  // friend nodes (friends.go)
 }
 
 type pendingExchange struct {
@@ -82,6 +84,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		log:          cfg.Logger.With("component", "discovery", "self", h.ID().ShortString()),
 		provideKick:  make(chan struct{}, 1),
 		maintainKick: make(chan struct{}, 1),
+		friendKick:   make(chan struct{}, 1),
 		bootstrap:    slices.Clone(cfg.Bootstrap),
 		served:       map[channel.ID]*served{},
 		authz:        map[peer.ID]map[channel.ID]time.Time{},
@@ -90,6 +93,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		protected:    map[peer.ID]map[channel.ID]bool{},
 	}
 	s.persisted = s.loadPeers()
+	s.friends = s.loadFriends()
 	provs := newProviderDatastore(cfg)
 	s.kadRate = newPeerRate(cfg.KadBytesPerSecond, cfg.KadBurst)
 	d, err := dht.New(&kadHost{Host: h, rate: s.kadRate},
@@ -119,10 +123,14 @@ func New(h host.Host, cfg Config) (*Service, error) {
 	if cfg.AllowHandOver != nil {
 		s.serveHandOvers(cfg.AllowHandOver)
 	}
-	s.wg.Add(3)
+	if cfg.AllowIntroduce != nil {
+		s.serveIntroductions(cfg.AllowIntroduce)
+	}
+	s.wg.Add(4)
 	go s.runBootstrap()
 	go s.provideLoop()
 	go s.maintainLoop()
+	go s.friendLoop()
 	return s, nil
 }
 
@@ -141,7 +149,9 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	s.h.RemoveStreamHandler(AuthzProtocol)
 	s.h.RemoveStreamHandler(HandOverProtocol)
+	s.h.RemoveStreamHandler(IntroduceProtocol)
 	s.savePeers()
+	s.saveFriends()
 	s.cancel()
 	s.wg.Wait()
 	if err := s.dht.Close(); err != nil {
@@ -151,11 +161,13 @@ func (s *Service) Close() error {
 }
 
 // bootstrapPeers is what kad-dht dials when its routing table runs empty:
-// the configured and run-time peers, then those known before a restart.
+// the configured and run-time peers, the friend nodes, then the routing
+// table's peers known before a restart.
 func (s *Service) bootstrapPeers() []peer.AddrInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := slices.Clone(s.bootstrap)
+	out = append(out, s.friendBootstrapLocked()...)
 	return append(out, s.persisted...)
 }
 
@@ -179,6 +191,10 @@ func (s *Service) AddBootstrap(pi peer.AddrInfo) {
 	}
 	if !found {
 		s.bootstrap = append(s.bootstrap, pi)
+		// Run-time peers come from friends and adverts: keep the newest.
+		if extra := len(s.bootstrap) - len(s.cfg.Bootstrap) - maxRuntimeBootstrap; extra > 0 {
+			s.bootstrap = slices.Delete(s.bootstrap, len(s.cfg.Bootstrap), len(s.cfg.Bootstrap)+extra)
+		}
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -281,6 +297,7 @@ func (s *Service) serve(st *Statement, handed bool) error {
 	s.saveStatement(saved)
 	s.kick(s.provideKick)
 	s.kick(s.maintainKick)
+	s.kick(s.friendKick)
 	return nil
 }
 
@@ -665,20 +682,33 @@ func (s *Service) handleAuthz(st network.Stream) {
 	}
 	now := s.cfg.Now()
 	var reply []*Statement
+	save := false
+	defer func() {
+		if save {
+			s.saveFriends()
+		}
+	}()
 	for _, t := range theirs {
 		if err := VerifyStatement(t, t.Channel, p, now); err != nil {
 			// Debug: anyone may send garbage, and the journal is on an SD card.
 			s.log.Debug("authz: refused statement", "peer", p, "channel", short(t.Channel), "err", err)
 			continue
 		}
-		if !s.record(p, t) {
-			continue
-		}
+		// record keeps the proof only for a channel this node serves and
+		// within its bounds; only then is it shown ours.
+		kept := s.record(p, t)
 		s.mu.Lock()
 		sv := s.served[t.Channel]
 		s.mu.Unlock()
-		if sv != nil && now.Before(sv.until) {
+		serves := kept && sv != nil && now.Before(sv.until)
+		// A node that proved a channel this node serves is kept as a
+		// friend, so that either side finds the other after a restart.
+		if s.friendProved(p, t.Channel, serves) {
+			save = true
+		}
+		if serves {
 			reply = append(reply, sv.st)
+			s.noteShown(p, t.Channel)
 		}
 	}
 	frame, err := encodeFrame(reply)
@@ -718,6 +748,7 @@ func (s *Service) provideLoop() {
 		}
 		if time.Since(lastSave) >= s.cfg.PersistInterval {
 			s.savePeers()
+			s.saveFriends()
 			lastSave = time.Now()
 		}
 	}

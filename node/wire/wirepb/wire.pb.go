@@ -1374,8 +1374,12 @@ func (x *HopTicket) GetSignature() []byte {
 // HopChain is a chain of hop tickets on its own: the pasteable form that
 // node/routing prints and parses (`redpanda ticket issue|show`).
 type HopChain struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tickets       []*HopTicket           `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"` // from the owner's ticket down
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Tickets []*HopTicket           `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"` // from the owner's ticket down
+	// Where the chain's nodes can be reached: a node hint (node/hint), so a
+	// friend who sets the ticket knows which node to register at. Not
+	// signed: a wrong hint costs a failed dial, never a registration.
+	Hint          []byte `protobuf:"bytes,2,opt,name=hint,proto3" json:"hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1413,6 +1417,13 @@ func (*HopChain) Descriptor() ([]byte, []int) {
 func (x *HopChain) GetTickets() []*HopTicket {
 	if x != nil {
 		return x.Tickets
+	}
+	return nil
+}
+
+func (x *HopChain) GetHint() []byte {
+	if x != nil {
+		return x.Hint
 	}
 	return nil
 }
@@ -1749,9 +1760,10 @@ const file_wire_proto_rawDesc = "" +
 	"\asubject\x18\x02 \x01(\fR\asubject\x12\x10\n" +
 	"\x03hop\x18\x03 \x01(\rR\x03hop\x12\x1b\n" +
 	"\tnot_after\x18\x04 \x01(\x03R\bnotAfter\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"A\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"U\n" +
 	"\bHopChain\x125\n" +
-	"\atickets\x18\x01 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\atickets\"\xe2\x01\n" +
+	"\atickets\x18\x01 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\atickets\x12\x12\n" +
+	"\x04hint\x18\x02 \x01(\fR\x04hint\"\xe2\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\fR\bidentity\x121\n" +
 	"\x05chain\x18\x02 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\x05chain\x12\x1a\n" +
