@@ -69,6 +69,10 @@ type Config struct {
 	// RateLimit bounds each channel's intake from peers; zero: none.
 	// Sync.Admit, if set, takes precedence.
 	RateLimit RateLimit
+	// RegistrantBytes bounds what the channels charged to one registrant
+	// other than the owner may hold together (quota.go); 0: no limit of
+	// their own.
+	RegistrantBytes int64
 	// SweepInterval is how often expired messages are deleted; default
 	// 10 minutes.
 	SweepInterval time.Duration
@@ -314,10 +318,11 @@ func (n *Node) serveRegistered() {
 	}
 	want := map[channel.ID]bool{}
 	n.opMu.RLock()
-	for _, ch := range n.cfg.Channels {
+	operator := slices.Clone(n.cfg.Channels)
+	n.opMu.RUnlock()
+	for _, ch := range operator {
 		want[ch] = true
 	}
-	n.opMu.RUnlock()
 	users := n.Registry.Users()
 	regPeers := make(map[peer.ID]bool, len(users))
 	for _, u := range users {
@@ -335,6 +340,7 @@ func (n *Node) serveRegistered() {
 			want[ch] = true
 		}
 	}
+	n.chargeChannels(operator, users, want)
 	var add, drop []channel.ID
 	for ch := range want {
 		if !n.served[ch] {

@@ -347,6 +347,7 @@ func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case err == nil:
 		fmt.Fprintf(stderr, "redpanda: connected to %s\n", strings.Join(c.Peers(), ", "))
 	}
+	printRefusals(stderr, c)
 	for {
 		select {
 		case <-ctx.Done():
@@ -447,4 +448,20 @@ func cmdNodesAdd(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "added %s\n", id)
 	return nil
+}
+
+// printRefusals tells the person which nodes refused to register this
+// client and why ("rate limited", "not allowed", ...): connected but not
+// registered, a node relays little for it, and "connected" alone would
+// hide that.
+func printRefusals(w io.Writer, c *client.Client) {
+	ns, err := c.Nodes()
+	if err != nil {
+		return
+	}
+	for _, n := range ns {
+		if !n.Registered && n.LastError != "" {
+			fmt.Fprintf(w, "redpanda: node %s did not register this client: %s\n", n.ID, n.LastError)
+		}
+	}
 }

@@ -31,10 +31,7 @@ import (
 // issue 19, by item, with the branch. The tests skip such a class, saying
 // so, when the node does not withstand it yet; delete an entry once its
 // branch is merged, so that the class fails from then on.
-var PendingFix = map[string]string{
-	"3": "hostile-app", "4": "hostile-app", "6": "hostile-app", "7": "hostile-app",
-	"8": "hostile-app", "10": "hostile-app", "11": "hostile-app",
-}
+var PendingFix = map[string]string{}
 
 // pairingURI reads the pairing URI off the status page ("" when the node
 // does not offer pairing).

@@ -55,10 +55,12 @@ func RunSuite(ctx context.Context, cfg SuiteConfig) ([]*Report, error) {
 	}
 	defer friend.Close()
 	// The store's total quota is half of what the friend of a friend
-	// sends, so that the fill reaches it.
+	// sends, so that the fill reaches it; a registrant may fill half of
+	// it, and a quarter is kept for the owner.
 	quota := max(cfg.Scale.FillMessages*(48<<10)/2, 4<<20)
 	t, err := StartTarget(ctx, TargetConfig{Binary: cfg.Binary, Dir: cfg.Dir + "/owned", Owner: friend.C.ID(),
-		Cgroup: cfg.Cgroup, Set: []string{"max_total_bytes=" + strconv.Itoa(quota)}})
+		Cgroup: cfg.Cgroup, Set: []string{"max_total_bytes=" + strconv.Itoa(quota),
+			"max_registrant_bytes=" + strconv.Itoa(quota/2), "owner_reserved_bytes=" + strconv.Itoa(quota/4)}})
 	if err != nil {
 		return nil, err
 	}

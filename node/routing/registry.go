@@ -3,7 +3,6 @@ package routing
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/time/rate"
 
+	"github.com/redpanda-p2p/homenode/internal/peerlimit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/wire"
@@ -35,9 +34,6 @@ const (
 
 // streamTimeout bounds one registration or notice exchange.
 const streamTimeout = 10 * time.Second
-
-// maxSeen bounds the replay cache; beyond it requests are refused as busy.
-const maxSeen = 1 << 16
 
 // Config says how a Registry serves registrations. Zero fields take the
 // defaults above.
@@ -171,8 +167,8 @@ type Registry struct {
 	devices  map[peer.ID]int
 	revoked  map[channel.IdentityKey]bool
 	pending  map[channel.IdentityKey]pendingNotice
-	seen     map[[32]byte]time.Time // request signature hash -> forget after
-	limiters map[peer.ID]*rate.Limiter
+	seen     *replayCache // admitted requests' signature hashes (admission.go)
+	limits   requestLimits
 	onChange []func()
 	closed   bool
 	// writing holds the identities whose registration is being written,
@@ -204,8 +200,8 @@ func NewRegistry(h host.Host, recs Records, cfg Config) (*Registry, error) {
 	cfg.setDefaults()
 	r := &Registry{h: h, recs: recs, cfg: cfg, log: cfg.Logger.With("component", "routing"),
 		owner: cfg.Owner, regs: map[channel.IdentityKey]*entry{}, devices: map[peer.ID]int{}, revoked: map[channel.IdentityKey]bool{},
-		pending: map[channel.IdentityKey]pendingNotice{}, seen: map[[32]byte]time.Time{},
-		limiters: map[peer.ID]*rate.Limiter{}, writing: map[channel.IdentityKey]chan struct{}{}, stop: make(chan struct{})}
+		pending: map[channel.IdentityKey]pendingNotice{}, seen: newReplayCache(),
+		limits: newRequestLimits(cfg), writing: map[channel.IdentityKey]chan struct{}{}, stop: make(chan struct{})}
 	if err := r.load(); err != nil {
 		return nil, fmt.Errorf("routing.NewRegistry: %w", err)
 	}
@@ -454,11 +450,7 @@ func (r *Registry) expireLocked(now time.Time) bool {
 		r.log.Info("registration expired", "identity", e.Identity, "hop", e.Hop)
 		changed = true
 	}
-	for k, until := range r.seen {
-		if now.After(until) {
-			delete(r.seen, k)
-		}
-	}
+	r.seen.expire(now)
 	return changed
 }
 
@@ -692,7 +684,7 @@ func (r *Registry) handle(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(streamTimeout))
 	remote := s.Conn().RemotePeer()
-	resp, notices, changed := r.serve(s, remote)
+	resp, notices, changed := r.serve(s, remote, peerlimit.ConnKey(s.Conn()))
 	// The change hooks run before the answer, so that a client told "OK"
 	// finds its channels already served.
 	if changed {
@@ -709,7 +701,7 @@ func (r *Registry) handle(s network.Stream) {
 }
 
 // serve reads one request and decides it.
-func (r *Registry) serve(s io.Reader, remote peer.ID) (response, []outNotice, bool) {
+func (r *Registry) serve(s io.Reader, remote peer.ID, addr string) (response, []outNotice, bool) {
 	refuse := func(st Status, format string, a ...any) (response, []outNotice, bool) {
 		r.log.Info("registration refused", "peer", remote, "status", st.String(), "detail", fmt.Sprintf(format, a...))
 		return response{Status: st, Detail: fmt.Sprintf(format, a...), Load: r.Load()}, nil, false
@@ -717,8 +709,8 @@ func (r *Registry) serve(s io.Reader, remote peer.ID) (response, []outNotice, bo
 	// Read before answering even a rate-limited peer, so the answer is not
 	// lost to a reset of the unread request.
 	b, err := wire.ReadFrame(s, MaxRequestSize)
-	if !r.allow(remote) {
-		return refuse(StatusRateLimited, "too many requests from %s; wait a minute", remote)
+	if ok, what := r.limits.allow(remote, addr, r.Registered(remote)); !ok {
+		return refuse(StatusRateLimited, "too many requests from %s; wait a minute", what)
 	}
 	if err != nil {
 		return refuse(StatusMalformed, "reading request: %v", err)
@@ -734,25 +726,6 @@ func (r *Registry) serve(s io.Reader, remote peer.ID) (response, []outNotice, bo
 		return refuse(StatusBadSignature, "request signature does not verify for %s", req.Identity)
 	}
 	return r.admit(req)
-}
-
-func (r *Registry) allow(p peer.ID) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.limiters[p]
-	if !ok {
-		if len(r.limiters) > 4096 {
-			// Full limiters have forgotten nothing worth keeping.
-			for k, l := range r.limiters {
-				if l.Tokens() >= float64(r.cfg.RequestBurst) {
-					delete(r.limiters, k)
-				}
-			}
-		}
-		l = rate.NewLimiter(rate.Limit(float64(r.cfg.RequestsPerMinute)/60), r.cfg.RequestBurst)
-		r.limiters[p] = l
-	}
-	return l.Allow()
 }
 
 // admit decides a request whose signature verified: it decides under the
@@ -852,14 +825,10 @@ func (r *Registry) decideLocked(req *request) decision {
 		return refuse(StatusReplay, "request timestamp %s is %s away from the node's clock (window %s)",
 			req.Timestamp.UTC().Format(time.RFC3339), d.Round(time.Second), r.cfg.ReplayWindow)
 	}
-	sig := sha256.Sum256(req.Signature)
-	if _, ok := r.seen[sig]; ok {
+	sig := sigHash(req.Signature)
+	if r.seen.has(sig) {
 		return refuse(StatusReplay, "request seen before")
 	}
-	if len(r.seen) >= maxSeen {
-		return refuse(StatusRateLimited, "node busy; try again in %s", r.cfg.ReplayWindow)
-	}
-	r.seen[sig] = req.Timestamp.Add(r.cfg.ReplayWindow)
 	old := r.regs[req.Identity]
 	joining := false
 	if old != nil && req.Timestamp.Before(old.last) {
@@ -918,6 +887,8 @@ func (r *Registry) decideLocked(req *request) decision {
 		changed = true
 	}
 
+	// Admissible: only now is the request worth remembering.
+	r.seen.remember(sig, req.Timestamp.Add(r.cfg.ReplayWindow))
 	if joining {
 		e := *old
 		e.others = append(slices.DeleteFunc(slices.Clone(old.others), func(d peer.ID) bool { return d == req.Peer }), req.Peer)

@@ -100,6 +100,8 @@ func reasonFor(err error) wirepb.Reason {
 		return wirepb.Reason_REASON_NOT_ACCEPTED
 	case errors.Is(err, store.ErrQuotaExceeded):
 		return wirepb.Reason_REASON_QUOTA_EXCEEDED
+	case errors.Is(err, store.ErrDiskFull):
+		return wirepb.Reason_REASON_DISK_FULL
 	case errors.Is(err, ErrNotWanted):
 		return wirepb.Reason_REASON_NOT_WANTED
 	case errors.Is(err, ErrNotRequested):

@@ -42,6 +42,7 @@ const (
 	Reason_REASON_NOT_REQUESTED  Reason = 11 // a Body nobody fetched, or with the wrong ID
 	Reason_REASON_INTERNAL       Reason = 12 // the receiver failed; try again later
 	Reason_REASON_RATE_LIMITED   Reason = 13 // the channel is over the receiver's rate limit; try again later
+	Reason_REASON_DISK_FULL      Reason = 14 // the receiver's disk is full; stored messages are kept, new ones refused until space is freed
 )
 
 // Enum value maps for Reason.
@@ -61,6 +62,7 @@ var (
 		11: "REASON_NOT_REQUESTED",
 		12: "REASON_INTERNAL",
 		13: "REASON_RATE_LIMITED",
+		14: "REASON_DISK_FULL",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":    0,
@@ -77,6 +79,7 @@ var (
 		"REASON_NOT_REQUESTED":  11,
 		"REASON_INTERNAL":       12,
 		"REASON_RATE_LIMITED":   13,
+		"REASON_DISK_FULL":      14,
 	}
 )
 
@@ -1785,7 +1788,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x0eRegisterNotice\x128\n" +
 	"\x06status\x18\x01 \x01(\x0e2 .redpanda.wire.v2.RegisterStatusR\x06status\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x1c\n" +
-	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp*\xd3\x02\n" +
+	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp*\xe9\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REASON_BAD_VERSION\x10\x01\x12\x14\n" +
@@ -1801,7 +1804,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x12\x18\n" +
 	"\x14REASON_NOT_REQUESTED\x10\v\x12\x13\n" +
 	"\x0fREASON_INTERNAL\x10\f\x12\x17\n" +
-	"\x13REASON_RATE_LIMITED\x10\r*\xc0\x03\n" +
+	"\x13REASON_RATE_LIMITED\x10\r\x12\x14\n" +
+	"\x10REASON_DISK_FULL\x10\x0e*\xc0\x03\n" +
 	"\x0eRegisterStatus\x12\x1f\n" +
 	"\x1bREGISTER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REGISTER_STATUS_OK\x10\x01\x12\x1d\n" +
