@@ -109,6 +109,7 @@ type Node struct {
 	followMu     gosync.Mutex
 	followCancel context.CancelFunc
 	followed     map[channel.ID]bool
+	control      controlSet
 
 	// serveMu serialises changes of the served set.
 	serveMu  gosync.Mutex

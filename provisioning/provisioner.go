@@ -124,6 +124,7 @@ type Provisioner struct {
 
 	judge    sync.Mutex // one verdict at a time (the record write)
 	sessions *sessions  // per-address sessions, slots and failures
+	attempts attempts   // outcomes since start, for metrics
 }
 
 // New loads (or creates) the state and starts serving the pairing
@@ -422,6 +423,8 @@ func (p *Provisioner) handle(s network.Stream) {
 	addr := peerlimit.ConnKey(s.Conn())
 	log := p.log.With("peer", remote.String(), "addr", addr)
 	defer s.Close()
+	outcome := outcomeIncomplete
+	defer func() { p.attempts[outcome].Add(1) }()
 	_ = s.SetDeadline(time.Now().Add(p.cfg.StreamTimeout))
 
 	var nonce [NonceSize]byte
@@ -451,6 +454,7 @@ func (p *Provisioner) handle(s network.Stream) {
 	failures, ok := p.sessions.take(addr, time.Now())
 	if !ok {
 		log.Warn("pairing attempt refused", "reason", "too many attempts from this address waiting", "status", StatusBusy)
+		outcome = int(StatusBusy)
 		_ = writeFrame(s, []byte{msgResult, byte(StatusBusy)})
 		return
 	}
@@ -470,6 +474,7 @@ func (p *Provisioner) handle(s network.Stream) {
 		status, reason, changed = p.verify(remote, nonce, proof)
 		p.judge.Unlock()
 	}
+	outcome = int(status)
 	paired = status == StatusPaired
 	if paired {
 		log.Info("paired", "owner", fmt.Sprintf("%x", []byte(proof.Owner)), "new", changed)

@@ -69,6 +69,10 @@ type Config struct {
 	// Owner names the process in the lock file, for the error another
 	// process gets; default the command line.
 	Owner string
+	// FlushTimeout bounds how long Close waits for what this process
+	// queued in the outbox to reach a super node (DefaultFlushTimeout);
+	// negative: Close does not wait (the outbox keeps it for next time).
+	FlushTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default discards below warnings on stderr.
@@ -83,6 +87,8 @@ type Client struct {
 	db   *store.DB
 	h    host.Host
 	svc  *sync.Service
+	out  *outbox
+	dev  *devState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,11 +99,17 @@ type Client struct {
 	chans    map[channel.ID]*chanState
 	lastTs   int64
 	rtt      map[string]time.Duration
+	lastDial gosync.Map // peer.ID -> *UnreachableError: why the last dial failed
 	listen   map[*listener]struct{}
 	dialing  bool
 	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold
 	unsubscr func()
 	hints    hintState // node hints and introductions (hints.go)
+
+	// Close stops processing (procQuit; procDone once the batch under
+	// way is done and its receipts are queued) before it flushes.
+	procQuit, procDone chan struct{}
+	procOnce           gosync.Once
 }
 
 type chanState struct {
@@ -119,6 +131,9 @@ func Open(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxNodes <= 0 {
 		cfg.MaxNodes = DefaultMaxNodes
+	}
+	if cfg.FlushTimeout == 0 {
+		cfg.FlushTimeout = DefaultFlushTimeout
 	}
 	if len(cfg.Listen) == 0 {
 		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
@@ -143,7 +158,7 @@ func Open(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client.Open: %w", err)
 	}
 	c := &Client{cfg: cfg, db: db, log: cfg.Logger.With("component", "client"),
-		chans: map[channel.ID]*chanState{}, rtt: map[string]time.Duration{}, listen: map[*listener]struct{}{}}
+		chans: map[channel.ID]*chanState{}, rtt: map[string]time.Duration{}, listen: map[*listener]struct{}{}, out: newOutbox(), dev: newDevState()}
 	if err := c.start(); err != nil {
 		db.Close()
 		return nil, err
@@ -187,11 +202,14 @@ func (c *Client) start() error {
 	sub, unsub := c.svc.Subscribe(4096)
 	c.unsubscr = unsub
 	c.catchUp()
-	c.wg.Add(1)
+	c.procQuit, c.procDone = make(chan struct{}), make(chan struct{})
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
+		defer close(c.procDone)
 		c.processLoop(sub)
 	}()
+	go c.runOutbox()
 	return nil
 }
 
@@ -229,9 +247,18 @@ func (c *Client) ID() string { return c.self.Public().String() }
 // PeerID returns the client host's libp2p peer ID.
 func (c *Client) PeerID() string { return c.h.ID().String() }
 
-// Close stops the client: background work ends, the sync service, the
-// host and the store close, and the home is free for another process.
+// Close stops the client: it waits (at most Config.FlushTimeout) for
+// what this process queued in the outbox to reach a super node, then
+// background work ends, the sync service, the host and the store close,
+// and the home is free for another process.
 func (c *Client) Close() error {
+	if !c.isClosed() {
+		// What arrives from now on is stored and processed next time
+		// (catch-up); what was processed has its receipts queued.
+		c.procOnce.Do(func() { close(c.procQuit) })
+		<-c.procDone
+		c.flushBeforeClose()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

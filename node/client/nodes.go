@@ -73,7 +73,41 @@ func (c *Client) AddNode(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("client.AddNode: %w", err)
 	}
+	c.nodeChanged(ai.ID)
 	return ai.ID.String(), nil
+}
+
+// ErrUnknownNode: no super node of that peer ID is known.
+var ErrUnknownNode = errors.New("client: unknown super node")
+
+// RemoveNode forgets the super node id (a peer ID, or a multiaddr ending
+// in /p2p/PEER-ID), here and on the identity's other devices: its
+// record, the statements handed to it and the connection. A registration
+// there lapses when it expires; the node is learned again if an advert
+// or a hint names it.
+func (c *Client) RemoveNode(id string) error {
+	p, err := peer.Decode(id)
+	if err != nil {
+		ai, merr := peer.AddrInfoFromString(id)
+		if merr != nil {
+			return fmt.Errorf("client.RemoveNode: %q is neither a peer ID nor a multiaddr ending in /p2p/PEER-ID: %w", id, err)
+		}
+		p = ai.ID
+	}
+	c.procMu.Lock()
+	_, err = c.db.Meta(bucketNodes).Get([]byte(p))
+	if err == nil {
+		err = c.dropNodeLocked(p)
+	}
+	c.procMu.Unlock()
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("client.RemoveNode: %w: %s (`redpanda nodes` lists the known ones)", ErrUnknownNode, p)
+	}
+	if err != nil {
+		return fmt.Errorf("client.RemoveNode: %w", err)
+	}
+	c.nodeChanged(p)
+	return nil
 }
 
 func mergeAddrs(first, rest []string) []string {
@@ -217,8 +251,12 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 		err := c.h.Connect(dctx, peer.AddrInfo{ID: p})
 		cancel()
 		if err != nil {
+			if ue := c.noteDial(p, err); ue != nil {
+				return ue
+			}
 			return err
 		}
+		c.lastDial.Delete(p)
 	}
 	p2p.Protect(c.h, p, "redpanda-client-node")
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -319,7 +357,7 @@ func (c *Client) Probe(ctx context.Context) error {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			if err := c.dial(ctx, p); err != nil {
-				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = "dial: " + err.Error() })
+				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = err.Error() })
 			}
 		}()
 	}

@@ -68,6 +68,7 @@ func (c *Client) SetTicket(chainString string) (Ticket, error) {
 	if err := c.db.Meta(bucketSelf).Put(append(append([]byte{}, chainPrefix...), owner[:]...), []byte(ch.String())); err != nil {
 		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
 	}
+	c.ticketChanged(owner, ch.String())
 	c.addHintedNodes(c.learnHint(h, "ticket"), "ticket")
 	c.refreshSoon()
 	return chainTicket(ch), nil
@@ -233,6 +234,10 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 		if err == nil {
 			return res, nil
 		}
+		if ue := c.noteDial(p, err); ue != nil {
+			errs = append(errs, ue.Error())
+			break
+		}
 		errs = append(errs, err.Error())
 		var ref *routing.RefusedError
 		if !errors.As(err, &ref) || ref.Status == routing.StatusFull || ref.Status == routing.StatusRateLimited {
@@ -321,12 +326,11 @@ func (c *Client) postAdverts() {
 		if old, _ := meta.Get(k); bytes.Equal(old, sum[:]) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-		_, err := c.post(ctx, cs, channel.KindControl, body)
-		cancel()
-		// Stored locally either way; reconciliation delivers it later.
-		if err != nil && !errors.Is(err, ErrNotDelivered) {
-			c.log.Warn("advert not posted", "channel", cs.name, "err", err)
+		// Stored now; the outbox delivers it.
+		if _, err := c.postLater(cs, channel.KindControl, body); err != nil {
+			if !errors.Is(err, ErrClosed) {
+				c.log.Warn("advert not posted", "channel", cs.name, "err", err)
+			}
 			continue
 		}
 		_ = meta.Put(k, sum[:])

@@ -179,6 +179,8 @@ type Registry struct {
 	writing    map[channel.IdentityKey]chan struct{}
 	writingNew int
 
+	decided decisions
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -685,6 +687,7 @@ func (r *Registry) handle(s network.Stream) {
 	_ = s.SetDeadline(time.Now().Add(streamTimeout))
 	remote := s.Conn().RemotePeer()
 	resp, notices, changed := r.serve(s, remote, peerlimit.ConnKey(s.Conn()))
+	r.decided.add(resp.Status)
 	// The change hooks run before the answer, so that a client told "OK"
 	// finds its channels already served.
 	if changed {

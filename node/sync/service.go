@@ -275,6 +275,7 @@ type Service struct {
 	wanters  *wanters
 	rejected *recentSet
 	notifee  *network.NotifyBundle
+	totals   totals
 	// wantTotal is the wants kept over all sessions (MaxWants).
 	wantTotal atomic.Int64
 

@@ -265,6 +265,7 @@ func (ss *session) writeBatch(q [][]byte, kinds []int) (int, error) {
 		n += len(b)
 		ss.c.bytesOut.Add(uint64(len(b)))
 		ss.c.framesOut[kinds[i]].Add(1)
+		ss.svc.totals.sent(kinds[i])
 	}
 	return n, w.Flush()
 }
