@@ -250,7 +250,7 @@ func (n *Node) Start(ctx context.Context) error {
 				s.Resync(p, ch)
 			}
 		}
-		dc.AllowHandOver = reg.Registered
+		dc.AllowHandOver = n.registeredChannels
 		dc.AllowIntroduce = reg.Registered
 		dc.OnHandOver = func([]channel.ID) { n.serveRegistered() }
 		disc, err := discovery.New(n.Host, dc)
@@ -268,6 +268,9 @@ func (n *Node) Start(ctx context.Context) error {
 			return false
 		}
 		return n.trusted(p, ch)
+	}
+	if scfg.Known == nil {
+		scfg.Known = n.known
 	}
 	if scfg.Admit == nil && n.cfg.RateLimit.PerSecond > 0 {
 		scfg.Admit = newChannelLimiter(n.cfg.RateLimit, n.cfg.Now).admit
@@ -330,6 +333,10 @@ func (n *Node) serveRegistered() {
 		}
 	}
 	if n.Discovery != nil {
+		// Handed-over statements live as long as a registration (or the
+		// operator) serves their channel: revoke, expiry and eviction
+		// end them.
+		n.Discovery.Retain(func(ch channel.ID) bool { return want[ch] })
 		for _, ch := range n.Discovery.Served() {
 			want[ch] = true
 		}
@@ -376,6 +383,27 @@ func (n *Node) trusted(p peer.ID, ch channel.ID) bool {
 		return true
 	}
 	return n.Discovery != nil && n.Discovery.Authorized(p, ch)
+}
+
+// known says, without waiting, whether the node knows p: itself, a
+// configured peer, a registered user's device or a super node that proved
+// it serves a channel served here. Sync bounds the sessions of the others.
+func (n *Node) known(p peer.ID) bool {
+	if p == n.Host.ID() || n.configured[p] || n.Registry.Registered(p) {
+		return true
+	}
+	return n.Discovery != nil && n.Discovery.Known(p)
+}
+
+// registeredChannels returns the channels of the registration p is the
+// device of: what p may hand over serving statements for.
+func (n *Node) registeredChannels(p peer.ID) []channel.ID {
+	for _, u := range n.Registry.Users() {
+		if u.Peer == p {
+			return u.Channels
+		}
+	}
+	return nil
 }
 
 func (n *Node) operatorServes(ch channel.ID) bool {
