@@ -10,7 +10,7 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 14m
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-arm64 build-armv7 run test test-deps lint fmt vet proto bench attack clean
+.PHONY: help build build-arm64 build-armv7 run test test-deps field lint fmt vet proto bench attack clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_.-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,6 +32,9 @@ test: test-deps ## run every test (installs what the tests need first)
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+field: ## only the field-scenario suite (field/): real nodes and clients as two homes and their friends use them; prints its figures
+	$(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./field/
 
 test-deps: ## install the tools the tests drive (chromium, zbar, miniupnpd, ...); idempotent
 	@scripts/install-test-deps.sh
