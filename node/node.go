@@ -290,6 +290,26 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
+// SetOwner makes id the owner (hop 0) of the registrations the node
+// serves. Called before Start, it is the owner the registry loads with, so
+// that the registrations the owner's pairing and ticket chains admitted
+// are served from the first moment after a restart; after Start it
+// re-pairs the running registry (routing.Registry.SetOwner).
+func (n *Node) SetOwner(id channel.IdentityKey) error {
+	n.mu.Lock()
+	if !n.started {
+		n.cfg.Routing.Owner = id
+		n.mu.Unlock()
+		return nil
+	}
+	reg := n.Registry
+	n.mu.Unlock()
+	if err := reg.SetOwner(id); err != nil {
+		return fmt.Errorf("node.SetOwner: %w", err)
+	}
+	return nil
+}
+
 // Serve adds channels this node stores, relays and reconciles, beside
 // those its registered users ask for, open to every peer.
 func (n *Node) Serve(chs ...channel.ID) {
