@@ -38,7 +38,7 @@ const StoreFile = "messages.db"
 const (
 	DefaultSweepInterval = 10 * time.Minute
 	DefaultRedialMin     = 2 * time.Second
-	DefaultRedialMax     = 2 * time.Minute
+	DefaultRedialMax     = 10 * time.Second // however long a peer was down, redialled this soon after it is back
 	DefaultCloseTimeout  = 20 * time.Second
 )
 
@@ -410,6 +410,8 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 	backoff := DefaultRedialMin
 	for {
 		if len(n.Host.Network().ConnsToPeer(pi.ID)) == 0 {
+			// Our own schedule, not the swarm's (up to 5 minutes).
+			p2p.ClearDialBackoff(n.Host, pi.ID)
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := n.Host.Connect(dctx, pi)
 			cancel()
