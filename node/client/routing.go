@@ -224,6 +224,12 @@ func (c *Client) recordRegistration(p peer.ID, res routing.Result, err error) {
 	if err == nil && res.Hop == 0 {
 		_ = c.db.Meta(bucketSelf).Put(keyOwns, []byte(p))
 	}
+	c.noteRegConns(p)
+}
+
+// noteRegConns remembers the connections to p a registration attempt was
+// made over.
+func (c *Client) noteRegConns(p peer.ID) {
 	var ids []string
 	for _, cn := range c.h.Network().ConnsToPeer(p) {
 		ids = append(ids, cn.ID())
@@ -271,21 +277,45 @@ func (c *Client) reregisterIfReconnected(ctx context.Context, p peer.ID) {
 		return
 	}
 	res, err := c.registerAt(ctx, p, chains, c.channelIDs())
+	if err != nil && !verdict(err) {
+		// Busy, failing or gone again: no reason to think the node
+		// stopped serving this client. Tried again at the next session.
+		_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = "register: " + err.Error() })
+		c.noteRegConns(p)
+		if ctx.Err() == nil {
+			c.log.Info("could not register again after a reconnect", "node", p, "err", err)
+		}
+		return
+	}
 	c.recordRegistration(p, res, err)
 	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Warn("registering again after a reconnect", "node", p, "err", err)
-		}
+		c.log.Warn("registering again after a reconnect refused", "node", p, "err", err)
 		return
 	}
 	c.log.Debug("registered again after a reconnect", "node", p, "hop", res.Hop)
 	c.handOverStatements(ctx)
 }
 
+// verdict reports whether a failed registration is the node's answer about
+// this client (a refused chain, a full node, a revocation) rather than a
+// failure to get one (unreachable, rate limited, the node's own trouble).
+func verdict(err error) bool {
+	var ref *routing.RefusedError
+	if !errors.As(err, &ref) {
+		return false
+	}
+	switch ref.Status {
+	case routing.StatusRateLimited, routing.StatusInternal, routing.StatusReplay:
+		return false
+	}
+	return true
+}
+
 // registerAt tries the chains, then none, at one node.
 func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Chain, chs []channel.ID) (routing.Result, error) {
 	tries := append(append([]routing.Chain{}, chains...), nil)
 	var errs []string
+	var last error
 	for _, ch := range tries {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		res, err := routing.Register(rctx, c.h, p, c.self, ch, chs)
@@ -294,12 +324,17 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 			return res, nil
 		}
 		errs = append(errs, err.Error())
+		last = err
 		var ref *routing.RefusedError
 		if !errors.As(err, &ref) || ref.Status == routing.StatusFull || ref.Status == routing.StatusRateLimited {
 			break // not a matter of which chain: unreachable, full or busy
 		}
 	}
-	return routing.Result{}, errors.New(strings.Join(errs, "; "))
+	// The last answer stays an error callers can inspect (verdict).
+	if len(errs) == 1 {
+		return routing.Result{}, last
+	}
+	return routing.Result{}, fmt.Errorf("%s; %w", strings.Join(errs[:len(errs)-1], "; "), last)
 }
 
 // onNotice records that a node ended this client's registration and, if
