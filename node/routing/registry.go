@@ -42,7 +42,7 @@ const maxSeen = 1 << 16
 // Config says how a Registry serves registrations. Zero fields take the
 // defaults above.
 type Config struct {
-	Owner         channel.IdentityKey // zero: no owner yet (only hop infinity, if allowed)
+	Owner         channel.IdentityKey // zero: not known yet (only hop infinity, if allowed; stored chains are held until SetOwner)
 	Capacity      int                 // registrations served at once; default 1000
 	AllowInfinity bool                // accept clients without a chain
 	MaxChannels   int                 // per registrant; default 256, at most MaxChannelsPerRequest
