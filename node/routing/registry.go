@@ -344,6 +344,15 @@ func decodeStoredReg(id channel.IdentityKey, v []byte) (*entry, error) {
 }
 
 func (r *Registry) putReg(e *entry) error {
+	v, err := encodeStoredReg(e)
+	if err != nil {
+		return err
+	}
+	return r.recs.Put(recKey(keyReg, e.Identity), v)
+}
+
+// encodeStoredReg is the record of e that decodeStoredReg reads.
+func encodeStoredReg(e *entry) ([]byte, error) {
 	s := storedReg{V: 1, Peer: e.Peer.String(), Hop: e.Hop, Since: e.Since.UnixMilli(),
 		Expires: e.Expires.UnixMilli(), Last: e.last.UnixMilli()}
 	for _, c := range e.Channels {
@@ -358,11 +367,7 @@ func (r *Registry) putReg(e *entry) error {
 	if e.root != (channel.IdentityKey{}) {
 		s.Root = bytes.Clone(e.root[:])
 	}
-	v, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return r.recs.Put(recKey(keyReg, e.Identity), v)
+	return json.Marshal(s)
 }
 
 // outNotice is a notice on its way to the client identity id at peer.

@@ -2,9 +2,12 @@ package routing
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
@@ -236,6 +239,51 @@ func TestOwnerNotYetKnownHolds(t *testing.T) {
 		}
 		if got := users(n.r); len(got) != 0 {
 			t.Fatalf("a factory reset left %v to serve", got)
+		}
+	})
+}
+
+// FuzzDecodeStoredReg: a registration record read back from the store
+// file, whatever its bytes, decodes without a panic, and what decodes
+// encodes to a record that decodes to the same registration.
+func FuzzDecodeStoredReg(f *testing.F) {
+	fr := newFriends(f)
+	now := time.UnixMilli(time.Now().UnixMilli())
+	p, q := newPeerID(f), newPeerID(f)
+	for _, e := range []*entry{
+		{Registration: Registration{Identity: fr.owner.Public(), Peer: p, Hop: 0, Since: now, Expires: now.Add(time.Hour)},
+			root: fr.owner.Public(), last: now},
+		{Registration: Registration{Identity: fr.f2.Public(), Peer: q, Hop: 2, Channels: []channel.ID{newChannelID(f)},
+			Since: now, Expires: now.Add(time.Hour)}, path: []channel.IdentityKey{fr.owner.Public(), fr.f1.Public()},
+			root: fr.owner.Public(), last: now, others: []peer.ID{p}},
+		{Registration: Registration{Identity: fr.f3.Public(), Peer: q, Hop: HopInfinity, Since: now, Expires: now}},
+	} {
+		b, err := encodeStoredReg(e)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"v":1,"peer":"","channels":["AAAA"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id := fr.f1.Public()
+		e, err := decodeStoredReg(id, b)
+		if err != nil {
+			return
+		}
+		again, err := encodeStoredReg(e)
+		if err != nil {
+			t.Fatalf("a decoded record does not encode: %v", err)
+		}
+		e2, err := decodeStoredReg(id, again)
+		if err != nil {
+			t.Fatalf("a re-encoded record does not decode: %v", err)
+		}
+		if e2.Peer != e.Peer || e2.Hop != e.Hop || !slices.Equal(e2.Channels, e.Channels) || !e2.Since.Equal(e.Since) ||
+			!e2.Expires.Equal(e.Expires) || !slices.Equal(e2.path, e.path) || e2.root != e.root || !e2.last.Equal(e.last) ||
+			!slices.Equal(e2.others, e.others) || e2.SponsoredBy != e.SponsoredBy {
+			t.Fatalf("record changed across a round trip:\n%+v\n%+v", e, e2)
 		}
 	})
 }
