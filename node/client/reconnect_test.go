@@ -123,4 +123,3 @@ func TestHearsAgainAfterNodeRestart(t *testing.T) {
 		})
 	}
 }
-
