@@ -250,6 +250,17 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		n.Close()
 		return err
 	}
+	// The registry must know the paired owner when it loads: pairing
+	// starts only after the node, and a registry without an owner would
+	// hold every friend's registration until then.
+	if o, ok, err := provisioning.StoredOwner(n.Store.Meta("provisioning")); err != nil {
+		a.log.Warn("cannot read the paired owner before start", "err", err)
+	} else if ok {
+		if err := n.SetOwner(ownerKey(o)); err != nil {
+			n.Close()
+			return err
+		}
+	}
 	if err := n.Start(ctx); err != nil {
 		n.Close()
 		return err

@@ -38,7 +38,7 @@ const StoreFile = "messages.db"
 const (
 	DefaultSweepInterval = 10 * time.Minute
 	DefaultRedialMin     = 2 * time.Second
-	DefaultRedialMax     = 2 * time.Minute
+	DefaultRedialMax     = 10 * time.Second // however long a peer was down, redialled this soon after it is back
 	DefaultCloseTimeout  = 20 * time.Second
 )
 
@@ -299,6 +299,26 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
+// SetOwner makes id the owner (hop 0) of the registrations the node
+// serves. Called before Start, it is the owner the registry loads with, so
+// that the registrations the owner's pairing and ticket chains admitted
+// are served from the first moment after a restart; after Start it
+// re-pairs the running registry (routing.Registry.SetOwner).
+func (n *Node) SetOwner(id channel.IdentityKey) error {
+	n.mu.Lock()
+	if !n.started {
+		n.cfg.Routing.Owner = id
+		n.mu.Unlock()
+		return nil
+	}
+	reg := n.Registry
+	n.mu.Unlock()
+	if err := reg.SetOwner(id); err != nil {
+		return fmt.Errorf("node.SetOwner: %w", err)
+	}
+	return nil
+}
+
 // Serve adds channels this node stores, relays and reconciles, beside
 // those its registered users ask for, open to every peer.
 func (n *Node) Serve(chs ...channel.ID) {
@@ -426,6 +446,8 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 	backoff := DefaultRedialMin
 	for {
 		if len(n.Host.Network().ConnsToPeer(pi.ID)) == 0 {
+			// Our own schedule, not the swarm's (up to 5 minutes).
+			p2p.ClearDialBackoff(n.Host, pi.ID)
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := n.Host.Connect(dctx, pi)
 			cancel()

@@ -266,6 +266,29 @@ func (p *Provisioner) Owner() (Owner, bool) {
 	return Owner{Key: append(ed25519.PublicKey(nil), p.st.owner...), PairedAt: p.st.pairedAt}, true
 }
 
+// StoredOwner reads the owner from the stored state without starting a
+// Provisioner, so that what depends on the owner can load before pairing
+// is served (the registry must know the owner when it loads, or it cannot
+// tell its friends' registrations from a previous owner's). ok is false
+// unless the state is owned; a node in the middle of a reset has no owner.
+func StoredOwner(rec Records) (o Owner, ok bool, err error) {
+	buf, err := rec.Get(recordKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return Owner{}, false, nil
+	}
+	if err != nil {
+		return Owner{}, false, fmt.Errorf("provisioning.StoredOwner: %w", err)
+	}
+	r, err := decodeRecord(buf)
+	if err != nil {
+		return Owner{}, false, fmt.Errorf("provisioning.StoredOwner: %w", err)
+	}
+	if r.state != StateOwned {
+		return Owner{}, false, nil
+	}
+	return Owner{Key: r.owner, PairedAt: r.pairedAt}, true, nil
+}
+
 // IsOwner reports whether key is the owner's identity key (for owner-only
 // protocols).
 func (p *Provisioner) IsOwner(key ed25519.PublicKey) bool {

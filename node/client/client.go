@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
@@ -99,7 +100,9 @@ type Client struct {
 	chans    map[channel.ID]*chanState
 	lastTs   int64
 	rtt      map[string]time.Duration
-	lastDial gosync.Map // peer.ID -> *UnreachableError: why the last dial failed
+	lastDial gosync.Map           // peer.ID -> *UnreachableError: why the last dial failed
+	regConns map[peer.ID][]string // per node, the connections its last registration attempt saw
+	regMu    gosync.Mutex         // one registration round at a time
 	listen   map[*listener]struct{}
 	dialing  bool
 	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold
@@ -158,7 +161,8 @@ func Open(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client.Open: %w", err)
 	}
 	c := &Client{cfg: cfg, db: db, log: cfg.Logger.With("component", "client"),
-		chans: map[channel.ID]*chanState{}, rtt: map[string]time.Duration{}, listen: map[*listener]struct{}{}, out: newOutbox(), dev: newDevState()}
+		chans: map[channel.ID]*chanState{}, rtt: map[string]time.Duration{}, listen: map[*listener]struct{}{}, out: newOutbox(), dev: newDevState(),
+		regConns: map[peer.ID][]string{}}
 	if err := c.start(); err != nil {
 		db.Close()
 		return nil, err

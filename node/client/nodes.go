@@ -273,14 +273,27 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 	return nil
 }
 
+// The redial schedule of an active node whose connection is down: the
+// delay doubles from redialMin up to redialMax. The cap bounds how long a
+// running app stays deaf once its node is back (redialMax plus one
+// redialTick and the dial itself; the issue asks for 5 s), however long the
+// node was down; a dial of a node that is down costs one connection
+// attempt.
+const (
+	redialMin  = 500 * time.Millisecond
+	redialMax  = 3 * time.Second
+	redialTick = 500 * time.Millisecond
+)
+
 // keepConnected redials the active nodes whenever a connection drops,
 // with backoff, until the client closes. The sync service resumes on each
-// reconnect and reconciliation fetches what was missed.
+// reconnect and reconciliation fetches what was missed; the client
+// registers again on each re-established session.
 func (c *Client) keepConnected() {
 	defer c.wg.Done()
 	next := map[peer.ID]time.Time{}
 	backoff := map[peer.ID]time.Duration{}
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(redialTick)
 	defer t.Stop()
 	nextRenew := time.Now().Add(30 * time.Second)
 	for {
@@ -295,19 +308,28 @@ func (c *Client) keepConnected() {
 			}
 		}
 		for _, p := range c.activeNodes() {
-			if len(c.h.Network().ConnsToPeer(p)) > 0 || time.Now().Before(next[p]) {
-				continue
-			}
-			if err := c.dial(c.ctx, p); err != nil {
-				if c.ctx.Err() != nil {
-					return
+			if len(c.h.Network().ConnsToPeer(p)) == 0 {
+				if time.Now().Before(next[p]) {
+					continue
 				}
-				b := min(max(2*backoff[p], time.Second), time.Minute)
-				backoff[p], next[p] = b, time.Now().Add(b)
-				c.log.Debug("node not reachable", "peer", p, "retry_in", b, "err", err)
-				continue
+				// This loop keeps its own schedule; the swarm's would
+				// refuse the node for minutes after a long outage.
+				p2p.ClearDialBackoff(c.h, p)
+				if err := c.dial(c.ctx, p); err != nil {
+					if c.ctx.Err() != nil {
+						return
+					}
+					b := min(max(2*backoff[p], redialMin), redialMax)
+					backoff[p], next[p] = b, time.Now().Add(b)
+					c.log.Debug("node not reachable", "peer", p, "retry_in", b, "err", err)
+					continue
+				}
+				backoff[p] = 0
 			}
-			backoff[p] = 0
+			c.reregisterIfReconnected(c.ctx, p)
+			if c.ctx.Err() != nil {
+				return
+			}
 		}
 		select {
 		case <-c.ctx.Done():
