@@ -76,7 +76,14 @@ s=socket.socket(); s.bind(("127.0.0.1",int(sys.argv[1]))); s.listen(); print("ok
 	if _, err := out.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	socks := Port("tcp", port)
+	// Other processes (tests run in parallel) may listen on the same port
+	// number on another address, [::] or 10.x: only 127.0.0.1 is ours.
+	var socks []Socket
+	for _, s := range Port("tcp", port) {
+		if s.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+			socks = append(socks, s)
+		}
+	}
 	if len(socks) != 1 || socks[0].PID != cmd.Process.Pid || socks[0].Self() {
 		t.Fatalf("Port = %+v, want pid %d", socks, cmd.Process.Pid)
 	}

@@ -335,6 +335,7 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 		}
 		if ue := c.noteDial(p, err); ue != nil {
 			errs = append(errs, ue.Error())
+			last = ue
 			break
 		}
 		errs = append(errs, err.Error())
