@@ -109,6 +109,8 @@ type Client struct {
 	unsubscr func()
 	hints    hintState // node hints and introductions (hints.go)
 
+	probes probeState // dead-connection probes (probe.go)
+
 	// Close stops processing (procQuit; procDone once the batch under
 	// way is done and its receipts are queued) before it flushes.
 	procQuit, procDone chan struct{}

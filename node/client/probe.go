@@ -1,0 +1,131 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
+	msmux "github.com/multiformats/go-multistream"
+)
+
+// A node killed with SIGKILL (a crash, a power cut) closes nothing: over
+// QUIC the client keeps a connection that nothing ends until QUIC's idle
+// timeout (30 s; its keep-alive, every 15 s, ends it sooner only once the
+// node is back), and while it is open keepConnected sees no reason to
+// redial. So the client pings each node connection that has been quiet
+// for probeEvery, and one that does not answer within probeTimeout is
+// closed. A node restarted on its address answers the ping at once with
+// a QUIC stateless reset (the reset key comes from the node's identity),
+// which ends the connection as fast as a round trip. probeEvery bounds
+// how long a running app stays deaf after its node is back (the issue
+// asks for 5 s, redial and re-registration included); one ping is two
+// small packets, so an idle phone pays one wake-up every probeEvery per
+// node, a fifth of what the sync session's own wake-ups cost.
+const (
+	probeEvery   = 3 * time.Second
+	probeTimeout = 2 * time.Second
+)
+
+// probe pings each connection to p (not dialling any) and closes those
+// that do not answer within probeTimeout. It reports whether it closed
+// one: the node was gone, or came back as a new process.
+func (c *Client) probe(ctx context.Context, p peer.ID) (closed bool) {
+	conns := c.h.Network().ConnsToPeer(p)
+	dead := make(chan bool, len(conns))
+	for _, cn := range conns {
+		go func() {
+			err := c.pingConn(ctx, cn)
+			if err == nil || ctx.Err() != nil || errors.Is(err, network.ErrResourceLimitExceeded) {
+				dead <- false
+				return
+			}
+			c.log.Info("closing a node connection that did not answer a ping", "node", p, "addr", cn.RemoteMultiaddr(), "err", err)
+			_ = cn.Close()
+			dead <- true
+		}()
+	}
+	for range conns {
+		if <-dead {
+			closed = true
+		}
+	}
+	return closed
+}
+
+// pingConn runs one ping (the libp2p ping protocol, which every node
+// serves) on cn itself, so that a dead connection cannot hide behind a
+// live one to the same node. The protocol is selected lazily, so the
+// ping costs one round trip.
+func (c *Client) pingConn(ctx context.Context, cn network.Conn) error {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	s, err := cn.NewStream(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Reset() }()
+	if err := s.SetProtocol(ping.ID); err != nil {
+		return err
+	}
+	deadline, _ := ctx.Deadline()
+	_ = s.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	defer stop()
+	rw := msmux.NewMSSelect(s, ping.ID)
+	out := make([]byte, ping.PingSize)
+	if _, err := rand.Read(out); err != nil {
+		return err
+	}
+	start := time.Now()
+	if _, err := rw.Write(out); err != nil {
+		return err
+	}
+	in := make([]byte, ping.PingSize)
+	if _, err := io.ReadFull(rw, in); err != nil {
+		return err
+	}
+	if !bytes.Equal(in, out) {
+		return errors.New("ping answered with other bytes")
+	}
+	c.mu.Lock()
+	c.rtt[cn.RemotePeer().String()] = time.Since(start)
+	c.mu.Unlock()
+	return nil
+}
+
+// probeState is when each node was last probed, and which probe is under
+// way.
+type probeState struct {
+	last    map[peer.ID]time.Time
+	running map[peer.ID]bool
+}
+
+// probeIfDue starts a probe of p in the background when p's last one is
+// probeEvery old and none is under way. keepConnected calls it for each
+// connected node on each round.
+func (c *Client) probeIfDue(p peer.ID) {
+	c.mu.Lock()
+	if c.probes.last == nil {
+		c.probes = probeState{last: map[peer.ID]time.Time{}, running: map[peer.ID]bool{}}
+	}
+	if c.closed || c.probes.running[p] || time.Since(c.probes.last[p]) < probeEvery {
+		c.mu.Unlock()
+		return
+	}
+	c.probes.running[p] = true
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		c.probe(c.ctx, p)
+		c.mu.Lock()
+		c.probes.running[p], c.probes.last[p] = false, time.Now()
+		c.mu.Unlock()
+	}()
+}
