@@ -327,9 +327,7 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 	var errs []string
 	var last error
 	for _, ch := range tries {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		res, err := routing.Register(rctx, c.h, p, c.self, ch, chs)
-		cancel()
+		res, err := c.registerPaced(ctx, p, ch, chs)
 		if err == nil {
 			return res, nil
 		}
@@ -350,6 +348,39 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 		return routing.Result{}, last
 	}
 	return routing.Result{}, fmt.Errorf("%s; %w", strings.Join(errs[:len(errs)-1], "; "), last)
+}
+
+// A node takes a burst of registrations from one device, then one per
+// rateLimitPause (routing.DefaultRequestBurst and
+// DefaultRequestsPerMinute). Every one-shot command registers, so a
+// person running a handful of commands in a row (a script, a pasted block
+// of the README) reaches the limit: a refused registration would leave
+// the node without the channel a `channel join` just added, and unaware
+// of the friend node it should meet. So a rate-limited request is sent
+// again after the pause, at most rateLimitRetries times.
+const (
+	rateLimitPause   = 2 * time.Second
+	rateLimitRetries = 3
+)
+
+// registerPaced is one registration request at p, sent again while the
+// node says it is rate limited.
+func (c *Client) registerPaced(ctx context.Context, p peer.ID, ch routing.Chain, chs []channel.ID) (routing.Result, error) {
+	for try := 0; ; try++ {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		res, err := routing.Register(rctx, c.h, p, c.self, ch, chs)
+		cancel()
+		var ref *routing.RefusedError
+		if err == nil || try == rateLimitRetries || !errors.As(err, &ref) || ref.Status != routing.StatusRateLimited {
+			return res, err
+		}
+		c.log.Debug("registration rate limited; trying again", "node", p, "in", rateLimitPause)
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(rateLimitPause):
+		}
+	}
 }
 
 // onNotice records that a node ended this client's registration and, if
