@@ -249,12 +249,24 @@ func TestFamilyAndFriends(t *testing.T) {
 		type restart struct {
 			n   *fieldkit.Node
 			sig syscall.Signal
+			// idle: the apps heard everything and their connections went
+			// quiet before the stop, as a phone's are most of the time.
+			// A killed node's QUIC connection then carries nothing that
+			// the restarted node could answer with a reset: only the
+			// app's probe notices it.
+			idle bool
 		}
-		// The scenario: B is stopped, A is killed. Measuring (FIELD_RUNS
-		// > 1), each round also kills B and stops A.
-		order := []restart{{nodeB, syscall.SIGTERM}, {nodeA, syscall.SIGKILL}}
+		// The scenario: B is stopped, A is killed right after a post and
+		// again while idle. Measuring (FIELD_RUNS > 1), each round also
+		// kills B while idle and stops A.
+		order := []restart{{nodeB, syscall.SIGTERM, false}, {nodeA, syscall.SIGKILL, false}, {nodeA, syscall.SIGKILL, true}}
 		if runs(t) > 1 {
-			order = append(order, restart{nodeB, syscall.SIGKILL}, restart{nodeA, syscall.SIGTERM})
+			order = append(order, restart{nodeB, syscall.SIGKILL, true}, restart{nodeA, syscall.SIGTERM, false})
+		}
+		quiet := func() {
+			// Longer than QUIC's acknowledgement delays and
+			// retransmissions on loopback: nothing is in flight after it.
+			time.Sleep(2 * time.Second)
 		}
 		var sent []fieldkit.Sent
 		figures := map[string]fieldkit.Durations{}
@@ -262,17 +274,30 @@ func TestFamilyAndFriends(t *testing.T) {
 		for round := range runs(t) {
 			for _, o := range order {
 				n, sig := o.n, o.sig
+				what := "" // each message's text is unique: the apps are waited on by text
+				if o.idle {
+					what = " while idle"
+				}
 				var before fieldkit.Sent
 				if n == nodeA {
 					// Acknowledged by A, then A is stopped at once: what A
 					// acknowledged must outlive the stop.
-					before = alice.Send(t, "family", fmt.Sprintf("just before %s's %s, round %d", n.Name, sigName(sig), round))
+					before = alice.Send(t, "family", fmt.Sprintf("just before %s's %s%s, round %d", n.Name, sigName(sig), what, round))
+					if o.idle {
+						for _, app := range apps {
+							app.l.Wait(t, before.Text)
+						}
+						quiet()
+					}
 					n.Stop(t, sig)
 				} else {
 					// Posted while B is down, acknowledged by A: B gets it
 					// from A when it is back.
+					if o.idle {
+						quiet()
+					}
 					n.Stop(t, sig)
-					before = alice.Send(t, "family", fmt.Sprintf("while %s is down after %s, round %d", n.Name, sigName(sig), round))
+					before = alice.Send(t, "family", fmt.Sprintf("while %s is down after %s%s, round %d", n.Name, sigName(sig), what, round))
 				}
 				if !slices.Contains(before.AckedBy, nodeA.PeerID) {
 					t.Fatalf("%q was acknowledged by %v, not by %s", before.Text, before.AckedBy, nodeA.Name)
@@ -280,7 +305,7 @@ func TestFamilyAndFriends(t *testing.T) {
 				n.Start(t)
 				// Posted the moment the node is ready, by a fresh process
 				// as a person would; the apps, running all along, hear it.
-				after := alice.Send(t, "family", fmt.Sprintf("after %s's %s, round %d", n.Name, sigName(sig), round))
+				after := alice.Send(t, "family", fmt.Sprintf("after %s's %s%s, round %d", n.Name, sigName(sig), what, round))
 				sent = append(sent, before, after)
 				for _, app := range apps {
 					h := app.l.Wait(t, after.Text)
@@ -290,12 +315,15 @@ func TestFamilyAndFriends(t *testing.T) {
 						whose = "its own"
 					}
 					k := fmt.Sprintf("%s of %s node (%s)", sigName(sig), whose, app.name)
+					if o.idle {
+						k = fmt.Sprintf("%s of %s idle node (%s)", sigName(sig), whose, app.name)
+					}
 					if _, ok := figures[k]; !ok {
 						figureKeys = append(figureKeys, k)
 					}
 					figures[k] = append(figures[k], h.At.Sub(n.ReadyAt))
-					t.Logf("figure: round %d, %s of %s: %s heard a post sent at ready %v after ready (the send command took %v)",
-						round, sigName(sig), n.Name, app.name, h.At.Sub(n.ReadyAt).Round(time.Millisecond), after.Took().Round(time.Millisecond))
+					t.Logf("figure: round %d, %s: heard a post sent at ready %v after ready (the send command took %v)",
+						round, k, h.At.Sub(n.ReadyAt).Round(time.Millisecond), after.Took().Round(time.Millisecond))
 				}
 				if got := n.Users(t); !sameUsers(got, usersBefore[n]) {
 					t.Fatalf("%s's users after %v: %+v; before: %+v", n.Name, sig, got, usersBefore[n])
