@@ -55,6 +55,22 @@ func runs(t *testing.T) int {
 	return n
 }
 
+// down is FIELD_DOWN: how long a stopped node stays down before it is
+// started again (default 0: at once, as systemd restarts a crashed
+// service; a power cut and a boot take tens of seconds).
+func down(t *testing.T) time.Duration {
+	t.Helper()
+	s := os.Getenv("FIELD_DOWN")
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		t.Fatalf("FIELD_DOWN=%q: want a duration such as 35s", s)
+	}
+	return d
+}
+
 func needBinaries(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
@@ -302,6 +318,7 @@ func TestFamilyAndFriends(t *testing.T) {
 				if !slices.Contains(before.AckedBy, nodeA.PeerID) {
 					t.Fatalf("%q was acknowledged by %v, not by %s", before.Text, before.AckedBy, nodeA.Name)
 				}
+				time.Sleep(down(t))
 				n.Start(t)
 				// Posted the moment the node is ready, by a fresh process
 				// as a person would; the apps, running all along, hear it.
