@@ -10,7 +10,9 @@
 // It is part of `make test`; alone: `make field` or `go test ./field/`.
 // With -v it prints what it measured (how long two fresh nodes take to
 // find each other, a post to reach the other home's app, an app to hear
-// again after its node restarts); FIELD_RUNS=10 repeats each measured
-// step ten times for a median and a worst case. It has no code of its
-// own, and knows the binaries only from the outside.
+// again after its node restarts, also after SIGKILL while the apps are
+// idle); FIELD_RUNS=10 repeats each measured step ten times for a median
+// and a worst case, and FIELD_DOWN=35s keeps each stopped node down that
+// long before it starts again. It has no code of its own, and knows the
+// binaries only from the outside.
 package field
