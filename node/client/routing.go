@@ -326,8 +326,10 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 	tries := append(append([]routing.Chain{}, chains...), nil)
 	var errs []string
 	var last error
+	recs, _ := c.nodeRecords()
+	paced := recs[p].Registered
 	for _, ch := range tries {
-		res, err := c.registerPaced(ctx, p, ch, chs)
+		res, err := c.registerPaced(ctx, p, ch, chs, paced)
 		if err == nil {
 			return res, nil
 		}
@@ -356,22 +358,24 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 // person running a handful of commands in a row (a script, a pasted block
 // of the README) reaches the limit: a refused registration would leave
 // the node without the channel a `channel join` just added, and unaware
-// of the friend node it should meet. So a rate-limited request is sent
-// again after the pause, at most rateLimitRetries times.
+// of the friend node it should meet. So a rate-limited request to a node
+// that registered this client is sent again after the pause, at most
+// rateLimitRetries times. Not to other nodes: a friend's node that
+// refuses this client ("not allowed") would only make every command wait.
 const (
 	rateLimitPause   = 2 * time.Second
 	rateLimitRetries = 3
 )
 
 // registerPaced is one registration request at p, sent again while the
-// node says it is rate limited.
-func (c *Client) registerPaced(ctx context.Context, p peer.ID, ch routing.Chain, chs []channel.ID) (routing.Result, error) {
+// node says it is rate limited, if paced.
+func (c *Client) registerPaced(ctx context.Context, p peer.ID, ch routing.Chain, chs []channel.ID, paced bool) (routing.Result, error) {
 	for try := 0; ; try++ {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		res, err := routing.Register(rctx, c.h, p, c.self, ch, chs)
 		cancel()
 		var ref *routing.RefusedError
-		if err == nil || try == rateLimitRetries || !errors.As(err, &ref) || ref.Status != routing.StatusRateLimited {
+		if err == nil || !paced || try == rateLimitRetries || !errors.As(err, &ref) || ref.Status != routing.StatusRateLimited {
 			return res, err
 		}
 		c.log.Debug("registration rate limited; trying again", "node", p, "in", rateLimitPause)
