@@ -325,9 +325,8 @@ func (c *Client) keepConnected() {
 					continue
 				}
 				backoff[p] = 0
-			} else {
-				c.probeIfDue(p) // a killed node's connection looks alive (probe.go)
 			}
+			c.keepProbing(p) // a killed node's connection looks alive (probe.go)
 			c.reregisterIfReconnected(c.ctx, p)
 			if c.ctx.Err() != nil {
 				return

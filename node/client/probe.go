@@ -104,22 +104,23 @@ func (c *Client) pingConn(ctx context.Context, cn network.Conn) error {
 	return nil
 }
 
-// probeState is when each node was last probed, and which probe is under
-// way.
+// probeState says which nodes have a prober running.
 type probeState struct {
-	last    map[peer.ID]time.Time
 	running map[peer.ID]bool
 }
 
-// probeIfDue starts a probe of p in the background when p's last one is
-// probeEvery old and none is under way. keepConnected calls it for each
-// connected node on each round.
-func (c *Client) probeIfDue(p peer.ID) {
+// keepProbing starts, unless one runs, a prober of p: it probes p every
+// probeEvery while p is connected, and ends once it is not (after its
+// probe closed the connection keepConnected dials again and calls this
+// again). keepConnected calls it for each connected node on each round;
+// the prober keeps its own time, so that keepConnected need not wake for
+// it.
+func (c *Client) keepProbing(p peer.ID) {
 	c.mu.Lock()
-	if c.probes.last == nil {
-		c.probes = probeState{last: map[peer.ID]time.Time{}, running: map[peer.ID]bool{}}
+	if c.probes.running == nil {
+		c.probes.running = map[peer.ID]bool{}
 	}
-	if c.closed || c.probes.running[p] || time.Since(c.probes.last[p]) < probeEvery {
+	if c.closed || c.probes.running[p] {
 		c.mu.Unlock()
 		return
 	}
@@ -128,9 +129,24 @@ func (c *Client) probeIfDue(p peer.ID) {
 	c.mu.Unlock()
 	go func() {
 		defer c.wg.Done()
-		c.probe(c.ctx, p)
-		c.mu.Lock()
-		c.probes.running[p], c.probes.last[p] = false, time.Now()
-		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			delete(c.probes.running, p)
+			c.mu.Unlock()
+		}()
+		t := time.NewTimer(probeEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+			}
+			if len(c.h.Network().ConnsToPeer(p)) == 0 {
+				return
+			}
+			c.probe(c.ctx, p)
+			t.Reset(probeEvery)
+		}
 	}()
 }
