@@ -329,9 +329,19 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 	// Rounds: what the client queues meanwhile (a background
 	// registration's adverts, receipts) is delivered too.
 	registered := false
-	for round := 0; err == nil && c.queuedHere() > 0 && round < 4; round++ {
+	for round := 0; err == nil && c.queuedHere() > 0 && round < flushRounds; round++ {
 		var left int
 		left, err = c.flushOutbox(ctx, c.activeNodes(), false)
+		if left == 0 && err == nil && c.queuedHere() > 0 {
+			// Queued while this round pushed (receipts and adverts
+			// follow deliveries), or still being stored: the next
+			// round takes them, after a breath for the store.
+			select {
+			case <-ctx.Done():
+				err = ctx.Err()
+			case <-time.After(flushBreath):
+			}
+		}
 		var rej *sync.RejectError
 		if left > 0 && !registered && errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_NOT_WANTED {
 			// A node that does not serve the channel yet: registering
@@ -358,6 +368,14 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 	}
 	return left, fmt.Errorf("client.Flush: %w", err)
 }
+
+// flushRounds bounds Flush's rounds: deliveries make receipts and adverts
+// that are delivered in the next round; on a loaded machine that chain
+// took four rounds to settle.
+const flushRounds = 8
+
+// flushBreath is how long Flush waits for a message being stored.
+const flushBreath = 20 * time.Millisecond
 
 // flushBeforeClose is Close's bounded wait for what this process queued.
 func (c *Client) flushBeforeClose() {
