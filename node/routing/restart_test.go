@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
@@ -74,7 +75,7 @@ func onDisk(t *testing.T, path string, id channel.IdentityKey) bool {
 func TestRestartKeepsOrDropsWithItsReason(t *testing.T) {
 	f := newFriends(t)
 	other := newIdentity(t).Public()
-	var late clock
+	var late testkit.OffsetClock
 	late.Advance(DefaultTTL + time.Hour)
 	tests := []struct {
 		name   string
