@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
 	"github.com/redpanda-p2p/homenode/node/p2p"
@@ -30,10 +30,7 @@ type phone struct {
 
 func newPhone(t *testing.T, ch channel.ID) *phone {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testhost.New(t)
 	db, err := store.Open(filepath.Join(t.TempDir(), "phone.db"), store.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
