@@ -6,26 +6,13 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/sync"
 )
-
-func newPeerID(t *testing.T) peer.ID {
-	t.Helper()
-	_, pk, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPublicKey(pk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
 
 // TestAccessRule: the node's relay rule as one table, on a started node:
 // itself, configured peers, the operator's channels, strangers, the
@@ -54,7 +41,7 @@ func TestAccessRule(t *testing.T) {
 	}
 	t.Cleanup(func() { n.Close() })
 	a := newAccess(n)
-	self, peerC, stranger := n.Host.ID(), configured.Host.ID(), newPeerID(t)
+	self, peerC, stranger := n.Host.ID(), configured.Host.ID(), testhost.NewPeerID(t)
 
 	for _, tt := range []struct {
 		name string

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/internal/testkit"
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
@@ -250,7 +251,7 @@ func TestOwnerNotYetKnownHolds(t *testing.T) {
 func FuzzDecodeStoredReg(f *testing.F) {
 	fr := newFriends(f)
 	now := time.UnixMilli(time.Now().UnixMilli())
-	p, q := newPeerID(f), newPeerID(f)
+	p, q := testhost.NewPeerID(f), testhost.NewPeerID(f)
 	for _, e := range []*entry{
 		{Registration: Registration{Identity: fr.owner.Public(), Peer: p, Hop: 0, Since: now, Expires: now.Add(time.Hour)},
 			root: fr.owner.Public(), last: now},

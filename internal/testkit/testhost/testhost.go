@@ -5,10 +5,13 @@
 package testhost
 
 import (
+	"crypto/rand"
 	"testing"
 
 	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // New starts a host listening on 127.0.0.1 TCP with libp2p's defaults and
@@ -22,4 +25,19 @@ func New(t testing.TB, opts ...libp2p.Option) host.Host {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// NewPeerID is a fresh peer ID with no host behind it, as a stranger
+// makes one for free.
+func NewPeerID(t testing.TB) peer.ID {
+	t.Helper()
+	_, pk, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }

@@ -25,3 +25,10 @@ func TestNew(t *testing.T) {
 		}
 	}
 }
+
+func TestNewPeerID(t *testing.T) {
+	a, b := NewPeerID(t), NewPeerID(t)
+	if a == b || a.Validate() != nil {
+		t.Fatalf("peer IDs %s and %s", a, b)
+	}
+}
