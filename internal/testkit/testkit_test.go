@@ -73,7 +73,7 @@ func TestClocks(t *testing.T) {
 	}
 	var o OffsetClock
 	o.Advance(24 * time.Hour)
-	if d := o.Now().Sub(time.Now()); d < 23*time.Hour {
+	if d := time.Until(o.Now()); d < 23*time.Hour {
 		t.Fatalf("offset clock is %v ahead", d)
 	}
 }
