@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"testing"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
-	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
@@ -23,23 +21,14 @@ func TestAccessRule(t *testing.T) {
 		rand.Read(c[:])
 	}
 	configured := startNode(t, t.TempDir(), other)
-	n, err := New(Config{
+	n := startWith(t, Config{
 		DataDir:   t.TempDir(),
 		Peers:     configured.Addrs(),
 		NoDHT:     true,
 		Channels:  []channel.ID{served, blocked},
-		P2P:       p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
 		Sync:      sync.Config{Accept: func(_ peer.ID, ch channel.ID) bool { return ch != blocked }},
 		RateLimit: RateLimit{PerSecond: 0.001, Burst: 1},
-		Logger:    quiet(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
 	a := newAccess(n)
 	self, peerC, stranger := n.Host.ID(), configured.Host.ID(), testhost.NewPeerID(t)
 

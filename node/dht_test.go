@@ -13,7 +13,6 @@ import (
 	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
-	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
 	"github.com/redpanda-p2p/homenode/node/sync"
@@ -68,25 +67,15 @@ func (p *phone) registerAt(t *testing.T, n *Node, key *channel.Key) {
 
 func startDHTNode(t *testing.T, peers ...string) *Node {
 	t.Helper()
-	n, err := New(Config{
+	return startWith(t, Config{
 		DataDir: t.TempDir(),
 		Peers:   peers,
-		P2P:     p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
 		Discovery: discovery.Config{
 			MaintainInterval:         200 * time.Millisecond,
 			MaxPeersPerIPGroup:       100,
 			MaxPeersPerIPGroupPerCpl: 100,
 		},
-		Logger: quiet(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
 }
 
 // TestSuperNodesMeetThroughTheDHT: Alice's phone is registered only at S1
