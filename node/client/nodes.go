@@ -242,8 +242,8 @@ func (c *Client) keepConnected() {
 	defer c.wg.Done()
 	next := map[peer.ID]time.Time{}
 	backoff := map[peer.ID]time.Duration{}
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
+	lost, stop := c.connectionLost() // keepalive.go: no polling
+	defer stop()
 	nextRenew := time.Now().Add(30 * time.Second)
 	for {
 		if time.Now().After(nextRenew) {
@@ -271,11 +271,15 @@ func (c *Client) keepConnected() {
 			}
 			backoff[p] = 0
 		}
+		wait := time.NewTimer(redialWait(next, nextRenew))
 		select {
 		case <-c.ctx.Done():
+			wait.Stop()
 			return
-		case <-t.C:
+		case <-lost:
+		case <-wait.C:
 		}
+		wait.Stop()
 	}
 }
 
