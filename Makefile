@@ -56,6 +56,41 @@ bench: ## short run of every benchmark (not part of make test)
 clean: ## remove build outputs
 	rm -rf $(BIN) dist
 
+# The phone side (docs/MOBILE.md): gobind's bindings of mobile/redpanda,
+# the same binding built for a desktop JVM (what `make test` runs), and
+# the Android and iOS libraries (gomobile bind; need the Android SDK and
+# NDK, or macOS with Xcode; not run by `make test`).
+.PHONY: mobile mobile-jni aar xcframework
+MOBILE_DIR    ?= dist/mobile
+MOBILE_ARCH   ?= $(shell $(GO) env GOARCH)
+MOBILE_CC     ?=
+ANDROID_API   ?= 24
+MOBILE_TOOLS  := $(CURDIR)/$(BIN)/tools
+
+mobile: ## gobind's Java and Objective-C bindings of mobile/redpanda into dist/mobile/gobind/
+	rm -rf $(MOBILE_DIR)/gobind
+	@mkdir -p $(MOBILE_DIR)
+	@# its own module, so that `go vet ./...` and `go test ./...` leave the generated Go alone
+	@printf 'module redpanda.invalid/mobile-output\n' > $(MOBILE_DIR)/go.mod
+	$(GO) run golang.org/x/mobile/cmd/gobind -lang=go,java,objc -outdir $(MOBILE_DIR)/gobind ./mobile/redpanda
+	@! grep -rn 'skipped' $(MOBILE_DIR)/gobind || { echo "gobind skipped the above"; exit 1; }
+
+mobile-jni: mobile ## the binding for a desktop JVM: dist/mobile/jni/linux-ARCH/{libgojni.so,classes} (MOBILE_ARCH=arm64 MOBILE_CC=aarch64-linux-gnu-gcc to cross-build)
+	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-$(MOBILE_ARCH) $(MOBILE_ARCH) $(MOBILE_CC)
+
+$(MOBILE_TOOLS)/gomobile: go.mod
+	GOBIN=$(MOBILE_TOOLS) $(GO) install golang.org/x/mobile/cmd/gomobile golang.org/x/mobile/cmd/gobind
+
+aar: $(MOBILE_TOOLS)/gomobile ## Android library dist/mobile/redpanda.aar (gomobile bind; needs the Android SDK and NDK: ANDROID_HOME, ANDROID_NDK_HOME)
+	@mkdir -p $(MOBILE_DIR)
+	PATH="$(MOBILE_TOOLS):$$PATH" gomobile bind -target=android -androidapi $(ANDROID_API) -trimpath -ldflags '$(LDFLAGS)' \
+	  -o $(MOBILE_DIR)/redpanda.aar ./mobile/redpanda
+
+xcframework: $(MOBILE_TOOLS)/gomobile ## iOS framework dist/mobile/Redpanda.xcframework (gomobile bind; needs macOS with Xcode)
+	@mkdir -p $(MOBILE_DIR)
+	PATH="$(MOBILE_TOOLS):$$PATH" gomobile bind -target=ios,iossimulator -iosversion 15.0 -trimpath -ldflags '$(LDFLAGS)' \
+	  -o $(MOBILE_DIR)/Redpanda.xcframework ./mobile/redpanda
+
 # Packaging (systemd/, packaging/, image/). Image build and boot test are
 # slow (minutes) and not part of `make test`.
 .PHONY: deb image image-test systemd-verify
