@@ -87,6 +87,7 @@ type Appliance struct {
 
 	clockOK atomic.Bool
 	beat    atomic.Int64 // unix nanos of the main loop's last beat
+	bw      p2p.Bandwidth
 
 	ledStates chan provisioning.State
 
@@ -194,6 +195,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		Peers:   cfg.Peers,
 		P2P: p2p.Config{
 			ListenAddrs:    cfg.Listen,
+			Bandwidth:      &a.bw,
 			NATManager:     nat,
 			RelayService:   cfg.Relay,
 			RelayACL:       a.relayAllowed,
@@ -247,6 +249,17 @@ func (a *Appliance) startNode(ctx context.Context) error {
 	if err := a.loadBlocked(); err != nil {
 		n.Close()
 		return err
+	}
+	// The registry must know the paired owner when it loads: pairing
+	// starts only after the node, and a registry without an owner would
+	// hold every friend's registration until then.
+	if o, ok, err := provisioning.StoredOwner(n.Store.Meta("provisioning")); err != nil {
+		a.log.Warn("cannot read the paired owner before start", "err", err)
+	} else if ok {
+		if err := n.SetOwner(ownerKey(o)); err != nil {
+			n.Close()
+			return err
+		}
 	}
 	if err := n.Start(ctx); err != nil {
 		n.Close()
@@ -602,7 +615,8 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 	if err != nil {
 		return r, fmt.Errorf("store: %w", err)
 	}
-	r.Messages = status.Messages{Count: int64(st.Messages), Bytes: st.Bytes}
+	r.Messages = splitMessages(chans, int64(st.Messages), st.Bytes)
+	r.Counters = a.counters()
 	if a.health != nil {
 		snap, err := a.health.Snapshot(ctx)
 		if err != nil {
@@ -864,13 +878,15 @@ func (a *Appliance) Channels(ctx context.Context) ([]status.Channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	control := a.node.ControlChannels()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	seen := map[channel.ID]bool{}
 	out := make([]status.Channel, 0, len(cs))
 	for _, c := range cs {
 		seen[c.Channel] = true
-		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: a.blocked[c.Channel]}
+		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: a.blocked[c.Channel],
+			Control: control[c.Channel]}
 		if c.Newest > 0 {
 			sc.Newest = time.UnixMilli(c.Newest)
 		}

@@ -124,6 +124,7 @@ type Provisioner struct {
 
 	judge    sync.Mutex // one verdict at a time (the record write)
 	sessions *sessions  // per-address sessions, slots and failures
+	attempts attempts   // outcomes since start, for metrics
 }
 
 // New loads (or creates) the state and starts serving the pairing
@@ -263,6 +264,29 @@ func (p *Provisioner) Owner() (Owner, bool) {
 		return Owner{}, false
 	}
 	return Owner{Key: append(ed25519.PublicKey(nil), p.st.owner...), PairedAt: p.st.pairedAt}, true
+}
+
+// StoredOwner reads the owner from the stored state without starting a
+// Provisioner, so that what depends on the owner can load before pairing
+// is served (the registry must know the owner when it loads, or it cannot
+// tell its friends' registrations from a previous owner's). ok is false
+// unless the state is owned; a node in the middle of a reset has no owner.
+func StoredOwner(rec Records) (o Owner, ok bool, err error) {
+	buf, err := rec.Get(recordKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return Owner{}, false, nil
+	}
+	if err != nil {
+		return Owner{}, false, fmt.Errorf("provisioning.StoredOwner: %w", err)
+	}
+	r, err := decodeRecord(buf)
+	if err != nil {
+		return Owner{}, false, fmt.Errorf("provisioning.StoredOwner: %w", err)
+	}
+	if r.state != StateOwned {
+		return Owner{}, false, nil
+	}
+	return Owner{Key: r.owner, PairedAt: r.pairedAt}, true, nil
 }
 
 // IsOwner reports whether key is the owner's identity key (for owner-only
@@ -422,6 +446,8 @@ func (p *Provisioner) handle(s network.Stream) {
 	addr := peerlimit.ConnKey(s.Conn())
 	log := p.log.With("peer", remote.String(), "addr", addr)
 	defer s.Close()
+	outcome := outcomeIncomplete
+	defer func() { p.attempts[outcome].Add(1) }()
 	_ = s.SetDeadline(time.Now().Add(p.cfg.StreamTimeout))
 
 	var nonce [NonceSize]byte
@@ -451,6 +477,7 @@ func (p *Provisioner) handle(s network.Stream) {
 	failures, ok := p.sessions.take(addr, time.Now())
 	if !ok {
 		log.Warn("pairing attempt refused", "reason", "too many attempts from this address waiting", "status", StatusBusy)
+		outcome = int(StatusBusy)
 		_ = writeFrame(s, []byte{msgResult, byte(StatusBusy)})
 		return
 	}
@@ -470,6 +497,7 @@ func (p *Provisioner) handle(s network.Stream) {
 		status, reason, changed = p.verify(remote, nonce, proof)
 		p.judge.Unlock()
 	}
+	outcome = int(status)
 	paired = status == StatusPaired
 	if paired {
 		log.Info("paired", "owner", fmt.Sprintf("%x", []byte(proof.Owner)), "new", changed)

@@ -18,6 +18,7 @@ declare -A want=(
   [ip]=iproute2
   [systemd-analyze]=systemd
   [dpkg-deb]=dpkg
+  [curl]=curl
   [javac]=openjdk-17-jdk-headless
   [gcc]=gcc
 )

@@ -24,6 +24,11 @@ func keyCommand() *command {
 // parseFlags parses flags that may come before or after the positional
 // arguments (Go's flag package stops at the first positional one).
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	if fs.Lookup("home") == nil {
+		// --home is global (`redpanda --home DIR key new`); a command that
+		// keeps nothing in a client directory accepts and ignores it.
+		fs.String("home", "", "ignored: this command uses no client directory")
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -67,7 +67,7 @@ func (c *Client) CreateChannel(name string) (string, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return "", fmt.Errorf("client.CreateChannel: %w", err)
 	}
-	c.channelChanged("channel-add", name, k.String())
+	c.channelChanged(channelItem(name, k))
 	c.refreshSoon()
 	s, err := k.StringWithHint(c.shareHint())
 	if err != nil {
@@ -87,7 +87,7 @@ func (c *Client) JoinChannel(name, keyString string) (Channel, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return Channel{}, fmt.Errorf("client.JoinChannel: %w", err)
 	}
-	c.channelChanged("channel-add", name, k.String())
+	c.channelChanged(channelItem(name, k))
 	c.learnHint(h, "key", k.ID())
 	c.refreshSoon()
 	return c.channelInfo(name)
@@ -243,21 +243,30 @@ func (c *Client) ShareChannelKey(name, capability string, withHint bool) (string
 	return s, nil
 }
 
-// LeaveChannel forgets the channel's key and stops syncing it. Its
-// history stays in the home: joining the channel again shows it.
+// LeaveChannel forgets the channel's key and stops syncing it, here and
+// on the identity's other devices. Its history stays in the home:
+// joining the channel again shows it.
 func (c *Client) LeaveChannel(name string) error {
+	if err := c.leave(name, goneLeft); err != nil {
+		return fmt.Errorf("client.LeaveChannel: %w", err)
+	}
+	return nil
+}
+
+// leave forgets the named channel and tells the other devices it is gone
+// (left or blocked).
+func (c *Client) leave(name, gone string) error {
 	cs, err := c.byName(name)
 	if err != nil {
-		return fmt.Errorf("client.LeaveChannel: %w", err)
+		return err
 	}
-	if err := c.db.Meta(bucketChannels).Delete([]byte(name)); err != nil {
-		return fmt.Errorf("client.LeaveChannel: %w", err)
+	if internalChannel(name) {
+		return fmt.Errorf("%w: %s is this identity's own", ErrBadName, name)
 	}
-	c.mu.Lock()
-	delete(c.chans, cs.key.ID())
-	c.mu.Unlock()
-	c.svc.Unwant(cs.key.ID())
-	c.channelChanged("channel-del", name, "")
+	if err := c.forgetChannel(cs); err != nil {
+		return err
+	}
+	c.channelChanged(stateItem{Kind: itemChannel, ID: cs.key.ID().String(), Name: name, Gone: gone})
 	return nil
 }
 

@@ -33,7 +33,7 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 	if err := n.FollowOwner(nodeKey); err != nil {
 		t.Fatal(err)
 	}
-	a.postServeList(ctx) // the node follows from now on: tell it again
+	a.postServeList() // the node follows from now on: tell it again
 	var devs []*Client
 	for _, name := range []string{"tablet", "desktop"} {
 		d, err := JoinDevice(ctx, Config{Home: home(t, name), Logger: quiet()}, link, name)

@@ -76,11 +76,17 @@ type Agreement struct {
 	// SafetyCode is the same on both sides unless someone substituted a
 	// key in transit: the two people compare it by voice or in person.
 	SafetyCode string
+	// Repeated is true when this invitation (or answer) was used here
+	// before: nothing new was made, this is the agreement of UsedAt.
+	Repeated bool      `json:"repeated,omitempty"`
+	UsedAt   time.Time `json:"used_at,omitzero"`
 }
 
 type inviteRecord struct {
-	Private []byte    `json:"private"` // X25519 private key
+	Private []byte    `json:"private"` // X25519 private key; nil once completed
 	Created time.Time `json:"created"`
+	// Done is what was agreed once the invitation was completed.
+	Done *usedInvite `json:"done,omitempty"`
 }
 
 // Invite makes an invitation string and keeps its private half in the
@@ -109,6 +115,9 @@ func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
 		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
 	}
 	inviterPub := payload[1:]
+	if ag, ok := c.acceptedBefore(inviterPub); ok {
+		return ag, nil
+	}
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
@@ -125,6 +134,12 @@ func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
 	answer = append(answer, priv.PublicKey().Bytes()...)
 	ag.Answer = encodeInvite(PrefixAnswer, append(answer, c.shareHint()...))
 	c.learnAgreedHint(inviterHint, "invitation", ag)
+	if err := c.pruneAccepted(); err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
+	if err := c.rememberAccepted(inviterPub, ag); err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
 	return ag, nil
 }
 
@@ -148,13 +163,14 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 	tag, inviteePub := payload[1:1+inviteTagSize], payload[1+inviteTagSize:]
 	var pub, privBytes []byte
 	var created time.Time
+	var done *usedInvite
 	err = c.db.Meta(bucketInvites).ForEach(func(k, v []byte) error {
 		if bytes.Equal(inviteTag(k), tag) {
 			var r inviteRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("invitation record: %w", err)
 			}
-			pub, privBytes, created = k, r.Private, r.Created
+			pub, privBytes, created, done = k, r.Private, r.Created, r.Done
 		}
 		return nil
 	})
@@ -169,7 +185,14 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 			ErrInvitationExpired, created.Format(time.RFC3339), InvitationLifetime)
 	}
 	if pub == nil {
-		return nil, fmt.Errorf("client.CompleteInvite: %w: no invitation made here matches this answer (made with another home, or already completed)", ErrUnknownInvitation)
+		return nil, fmt.Errorf("client.CompleteInvite: %w: no invitation made here matches this answer (made with another home?)", ErrUnknownInvitation)
+	}
+	if done != nil {
+		ag, err := c.completedBefore(done, strings.TrimSpace(answer))
+		if err != nil {
+			return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+		}
+		return ag, nil
 	}
 	priv, err := ecdh.X25519().NewPrivateKey(privBytes)
 	if err != nil {
@@ -183,8 +206,10 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
 	}
-	if err := c.db.Meta(bucketInvites).Delete(pub); err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: forget the invitation: %w", err)
+	// The private half goes; what was agreed stays, so that completing
+	// again says so instead of "unknown invitation".
+	if err := c.db.Meta(bucketInvites).Put(pub, c.completedRecord(created, strings.TrimSpace(answer), ag)); err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: forget the invitation's private half: %w", err)
 	}
 	c.learnAgreedHint(inviteeHint, "answer", ag)
 	return ag, nil
@@ -212,7 +237,9 @@ func (c *Client) pruneInvites() (int, error) {
 			stale = append(stale, k)
 			return nil
 		}
-		n++
+		if r.Done == nil {
+			n++
+		}
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -241,6 +268,7 @@ func (c *Client) agree(name string, root []byte) (*Agreement, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return nil, err
 	}
+	c.channelChanged(channelItem(name, k))
 	ch, err := c.channelInfo(name)
 	if err != nil {
 		return nil, err

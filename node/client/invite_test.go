@@ -44,9 +44,38 @@ func TestInviteRoundTrip(t *testing.T) {
 	if n, _ := alice.PendingInvites(); n != 0 {
 		t.Fatalf("%d invitations still pending after completion", n)
 	}
-	// An answer is used once: the pending invitation is gone.
-	if _, err := alice.CompleteInvite("again", ab.Answer); !errors.Is(err, ErrUnknownInvitation) {
-		t.Fatalf("second completion: %v, want ErrUnknownInvitation", err)
+	// An invitation makes one channel. Completing or accepting it again
+	// gives the same agreement back, marked Repeated, and makes nothing.
+	again, err := alice.CompleteInvite("again", ab.Answer)
+	if err != nil || !again.Repeated || again.Channel.ID != aa.Channel.ID || again.SafetyCode != aa.SafetyCode || again.Channel.Name != "bob" {
+		t.Fatalf("second completion: %+v, %v; want the first agreement, repeated", again, err)
+	}
+	bagain, err := bob.AcceptInvite("alice2", inv)
+	if err != nil || !bagain.Repeated || bagain.Answer != ab.Answer || bagain.Channel.ID != ab.Channel.ID || bagain.SafetyCode != ab.SafetyCode {
+		t.Fatalf("second accept: %+v, %v; want the first agreement and answer, repeated", bagain, err)
+	}
+	for _, c := range []*Client{alice, bob} {
+		if chs, _ := c.Channels(); len(chs) != 1 {
+			t.Fatalf("%d channels after repeating, want 1", len(chs))
+		}
+	}
+	// Someone else's answer to the same invitation is refused: it was
+	// completed already.
+	carol := openClient(t, home(t, "carol"))
+	ac, err := carol.AcceptInvite("alice", inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.CompleteInvite("carol", ac.Answer); !errors.Is(err, ErrInvitationCompleted) || !strings.Contains(err.Error(), "another answer") {
+		t.Fatalf("another answer after completion: %v, want ErrInvitationCompleted", err)
+	}
+	// Once the channel is left, a repeated accept makes a new agreement.
+	if err := bob.LeaveChannel("alice"); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := bob.AcceptInvite("alice", inv)
+	if err != nil || fresh.Repeated || fresh.Answer == ab.Answer {
+		t.Fatalf("accept after leaving: %+v, %v; want a new agreement", fresh, err)
 	}
 }
 

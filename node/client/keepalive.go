@@ -9,22 +9,26 @@ import (
 
 // keepConnected does not poll: every wake-up of a phone's CPU costs
 // battery (a 500 ms poll was two thirds of an idle connected phone's
-// wake-ups, docs/MOBILE.md). A closed connection wakes it at once;
-// otherwise it sleeps until a node's next redial (its backoff) or the
-// next renewal check, which also picks up nodes learned meanwhile.
+// wake-ups, docs/MOBILE.md). A closed connection wakes it at once, to
+// redial, and so does a new one, which may be a re-established session
+// to register again on; otherwise it sleeps until a node's next redial
+// (its backoff) or the next renewal check, which also picks up nodes
+// learned meanwhile.
 
-// connectionLost returns a channel that receives when a connection of
-// the client's host closes, and a function that stops watching.
-func (c *Client) connectionLost() (<-chan struct{}, func()) {
-	lost := make(chan struct{}, 1)
-	nb := &network.NotifyBundle{DisconnectedF: func(network.Network, network.Conn) {
+// connectionsChanged returns a channel that receives when a connection
+// of the client's host opens or closes, and a function that stops
+// watching.
+func (c *Client) connectionsChanged() (<-chan struct{}, func()) {
+	changed := make(chan struct{}, 1)
+	note := func(network.Network, network.Conn) {
 		select {
-		case lost <- struct{}{}:
+		case changed <- struct{}{}:
 		default:
 		}
-	}}
+	}
+	nb := &network.NotifyBundle{ConnectedF: note, DisconnectedF: note}
 	c.h.Network().Notify(nb)
-	return lost, func() { c.h.Network().StopNotify(nb) }
+	return changed, func() { c.h.Network().StopNotify(nb) }
 }
 
 // redialWait is how long keepConnected may sleep: until the earliest

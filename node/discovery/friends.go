@@ -496,7 +496,7 @@ func (s *Service) connectFriend(j friendJob) {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	for _, ch := range j.shared {
-		if sv := s.served[ch]; sv != nil && now.Before(sv.st.Until) {
+		if sv := s.served[ch]; sv != nil && now.Before(sv.until) {
 			mine = append(mine, sv.st)
 		}
 	}

@@ -167,6 +167,9 @@ type writeReq struct {
 // ErrLocked after Options.LockTimeout rather than hang.
 func Open(path string, opt Options) (*DB, error) {
 	opt.setDefaults()
+	if err := clearUnwrittenFile(path, opt.Logger.With("component", "store")); err != nil {
+		return nil, err
+	}
 	bdb, err := openBolt(path, opt.LockTimeout)
 	if err != nil {
 		return nil, explainOpen(path, err)

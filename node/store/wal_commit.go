@@ -644,6 +644,10 @@ func loadWAL(dbPath string) ([]walFile, error) {
 		if s.scan.damage != nil && (later || s.scan.laterBatch >= 0) {
 			return nil, walCorruptError(s.path, s.scan.damage)
 		}
+		// Its magic was synced before any later segment existed.
+		if s.scan.unwritten && later {
+			return nil, walCorruptError(s.path, errors.New("its header is lost, and later segments hold records"))
+		}
 		for _, rec := range s.scan.records {
 			if _, err := channel.UnmarshalEnvelope(rec); err != nil {
 				return nil, walCorruptError(s.path, fmt.Errorf("a record with a valid checksum is not an envelope: %w", err))
@@ -665,6 +669,18 @@ func (db *DB) replay(segs []walFile) error {
 	}
 	db.nextSeq = segs[len(segs)-1].seq + 1
 	for _, l := range segs {
+		if l.scan.unwritten {
+			// A zero-length file is what a crash right after the create
+			// leaves; not worth a warning, but removed all the same.
+			if len(l.data) > 0 {
+				db.log.Warn("write-ahead log segment whose creation a crash cut short (its header never reached the disk, nothing in it was acknowledged); removing it",
+					"file", l.path, "bytes_dropped", len(l.data))
+			}
+			if err := truncateFile(l.path, 0); err != nil {
+				return db.classify(fmt.Errorf("remove unwritten WAL segment %s: %w", l.path, err))
+			}
+			continue
+		}
 		if l.scan.damage == nil {
 			continue
 		}
