@@ -280,8 +280,8 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 // node was down; a dial of a node that is down costs one connection
 // attempt.
 const (
-	redialMin  = 500 * time.Millisecond
-	redialMax  = 3 * time.Second
+	redialMin = 500 * time.Millisecond
+	redialMax = 3 * time.Second
 )
 
 // keepConnected redials the active nodes whenever a connection drops,
