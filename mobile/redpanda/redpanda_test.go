@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	gostrings "strings"
 	gosync "sync"
@@ -502,4 +503,52 @@ func TestNoNetlinkChild(t *testing.T) {
 	if !c.IsOnline() {
 		t.Fatal("not online after Resume")
 	}
+}
+
+// TestPauseStopsEverything: a paused client runs nothing but its
+// dispatcher (no host, no sync service, no loop or timer of the SDK), and
+// a closed one nothing at all.
+func TestPauseStopsEverything(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "c")
+	c, err := Open(&Options{Home: home, Create: true, LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	n := startNode(t, c.ID())
+	settle := func(what string, want int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for runtime.NumGoroutine() > want {
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				t.Fatalf("%s: %d goroutines, want at most %d:\n%s", what, runtime.NumGoroutine(), want, buf[:runtime.Stack(buf, true)])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	base := runtime.NumGoroutine()
+	c, err = Open(&Options{Home: home, LogLevel: "error"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetListener(newRecorder())
+	if _, err := c.AddNode(n.Addrs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateChannel("x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Connect(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	settle("paused", base+1) // the dispatcher
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	settle("closed", base)
 }
