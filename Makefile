@@ -64,7 +64,7 @@ clean: ## remove build outputs
 # the same binding built for a desktop JVM (what `make test` runs), and
 # the Android and iOS libraries (gomobile bind; need the Android SDK and
 # NDK, or macOS with Xcode; not run by `make test`).
-.PHONY: mobile mobile-jni aar xcframework
+.PHONY: mobile mobile-jni mobile-size aar xcframework
 MOBILE_DIR    ?= dist/mobile
 MOBILE_ARCH   ?= $(shell $(GO) env GOARCH)
 MOBILE_CC     ?=
@@ -81,6 +81,16 @@ mobile: ## gobind's Java and Objective-C bindings of mobile/redpanda into dist/m
 
 mobile-jni: mobile ## the binding for a desktop JVM: dist/mobile/jni/linux-ARCH/{libgojni.so,classes} (MOBILE_ARCH=arm64 MOBILE_CC=aarch64-linux-gnu-gcc to cross-build)
 	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-$(MOBILE_ARCH) $(MOBILE_ARCH) $(MOBILE_CC)
+
+mobile-size: mobile ## the arm64 library's size (the AAR's libgojni.so, stripped) beside the redpanda CLI's for arm64, built in the same run (needs gcc-aarch64-linux-gnu)
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "mobile-size: no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu)" >&2; exit 1; }
+	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-arm64 arm64 aarch64-linux-gnu-gcc >/dev/null
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(MOBILE_DIR)/size/redpanda ./cmd/redpanda
+	@lib=$$(stat -c %s $(MOBILE_DIR)/jni/linux-arm64/libgojni.so); cli=$$(stat -c %s $(MOBILE_DIR)/size/redpanda); \
+	  gz=$$(gzip -9c $(MOBILE_DIR)/jni/linux-arm64/libgojni.so | wc -c); \
+	  echo "libgojni.so (linux/arm64, c-shared, stripped): $$lib bytes, $$gz gzipped"; \
+	  echo "redpanda CLI (linux/arm64, static, stripped):  $$cli bytes"; \
+	  awk -v l=$$lib -v c=$$cli 'BEGIN { printf "library/CLI: %.2f\n", l/c }'
 
 $(MOBILE_TOOLS)/gomobile: go.mod
 	GOBIN=$(MOBILE_TOOLS) $(GO) install golang.org/x/mobile/cmd/gomobile golang.org/x/mobile/cmd/gobind
