@@ -61,10 +61,10 @@ clean: ## remove build outputs
 	rm -rf $(BIN) dist
 
 # The phone side (docs/MOBILE.md): gobind's bindings of mobile/redpanda,
-# the same binding built for a desktop JVM (what `make test` runs), and
+# the same binding built for a desktop JVM (what `make mobile-test` runs), and
 # the Android and iOS libraries (gomobile bind; need the Android SDK and
 # NDK, or macOS with Xcode; not run by `make test`).
-.PHONY: mobile mobile-jni mobile-size aar xcframework
+.PHONY: mobile mobile-test mobile-jni mobile-size aar xcframework
 MOBILE_DIR    ?= dist/mobile
 MOBILE_ARCH   ?= $(shell $(GO) env GOARCH)
 MOBILE_CC     ?=
@@ -78,6 +78,9 @@ mobile: ## gobind's Java and Objective-C bindings of mobile/redpanda into dist/m
 	@printf 'module redpanda.invalid/mobile-output\n' > $(MOBILE_DIR)/go.mod
 	$(GO) run golang.org/x/mobile/cmd/gobind -lang=go,java,objc -outdir $(MOBILE_DIR)/gobind ./mobile/redpanda
 	@! grep -rn 'skipped' $(MOBILE_DIR)/gobind || { echo "gobind skipped the above"; exit 1; }
+
+mobile-test: test-deps ## the phone side's tests with the JVM test (TestJavaPhones: the Java binding against a real homenode; minutes, not in make test)
+	REDPANDA_JVM_TEST=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./mobile/... ./internal/nonetlink/
 
 mobile-jni: mobile ## the binding for a desktop JVM: dist/mobile/jni/linux-ARCH/{libgojni.so,classes} (MOBILE_ARCH=arm64 MOBILE_CC=aarch64-linux-gnu-gcc to cross-build)
 	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-$(MOBILE_ARCH) $(MOBILE_ARCH) $(MOBILE_CC)
