@@ -124,6 +124,7 @@ var rules = []rule{
 	{re: regexp.MustCompile(`^make mobile-test\b`), do: skipMake, why: "a test suite of its own (the JVM test), minutes"},
 	{re: regexp.MustCompile(`^make (mobile|mobile-jni|mobile-size)\b`), do: skipMake, why: "gobind and a cgo build of the binding: minutes; mobile/redpanda's TestBindingsComplete and TestJavaPhones run the same steps"},
 	{file: "MOBILE.md", re: regexp.MustCompile(`^(REDPANDA_IDLE_WINDOW=\S+ )?go test\b.*-bench PhoneIdle\b`), do: skip, why: "watches an idle client for a minute in each state (two minutes at least)"},
+	{file: "MOBILE.md", re: regexp.MustCompile(`^REDPANDA_JVM_TEST=1 go test\b.*-run TestJavaPhones\b`), do: skip, why: "the JVM test, which make mobile-test runs (minutes)"},
 	{re: regexp.MustCompile(`^go test\b.*-bench\b`), do: bench},
 	{re: regexp.MustCompile(`^rpbench\b`), do: checkFlags, why: "a benchmark run of minutes; `make bench` runs it short"},
 	{re: regexp.MustCompile(`^xzcat .*\| *sudo dd\b`), do: skip, why: "writes an SD card"},

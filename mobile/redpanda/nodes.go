@@ -172,7 +172,8 @@ func (c *Client) Nodes() (*NodeList, error) {
 	return l, nil
 }
 
-// RemoveNode forgets a super node (by peer ID).
+// RemoveNode forgets a super node (by peer ID, or a multiaddr ending in
+// /p2p/PEER-ID), here and on the identity's other devices.
 func (c *Client) RemoveNode(nodeID string) error {
 	return c.local(CodeBadInput, func(sdk *client.Client) error { return sdk.RemoveNode(nodeID) })
 }
