@@ -60,6 +60,54 @@ attack: ## the adversarial suite of issue 19 at full size against bin/homenode (
 clean: ## remove build outputs
 	rm -rf $(BIN) dist
 
+# The phone side (docs/MOBILE.md): gobind's bindings of mobile/redpanda,
+# the same binding built for a desktop JVM (what `make mobile-test` runs), and
+# the Android and iOS libraries (gomobile bind; need the Android SDK and
+# NDK, or macOS with Xcode; not run by `make test`).
+.PHONY: mobile mobile-test mobile-jni mobile-size aar xcframework
+MOBILE_DIR    ?= dist/mobile
+MOBILE_ARCH   ?= $(shell $(GO) env GOARCH)
+MOBILE_CC     ?=
+ANDROID_API   ?= 24
+MOBILE_TOOLS  := $(CURDIR)/$(BIN)/tools
+
+mobile: ## gobind's Java and Objective-C bindings of mobile/redpanda into dist/mobile/gobind/
+	rm -rf $(MOBILE_DIR)/gobind
+	@mkdir -p $(MOBILE_DIR)
+	@# its own module, so that `go vet ./...` and `go test ./...` leave the generated Go alone
+	@printf 'module redpanda.invalid/mobile-output\n' > $(MOBILE_DIR)/go.mod
+	$(GO) run golang.org/x/mobile/cmd/gobind -lang=go,java,objc -outdir $(MOBILE_DIR)/gobind ./mobile/redpanda
+	@! grep -rn 'skipped' $(MOBILE_DIR)/gobind || { echo "gobind skipped the above"; exit 1; }
+
+mobile-test: test-deps ## the phone side's tests with the JVM test (TestJavaPhones: the Java binding against a real homenode; minutes, not in make test)
+	REDPANDA_JVM_TEST=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./mobile/... ./internal/nonetlink/
+
+mobile-jni: mobile ## the binding for a desktop JVM: dist/mobile/jni/linux-ARCH/{libgojni.so,classes} (MOBILE_ARCH=arm64 MOBILE_CC=aarch64-linux-gnu-gcc to cross-build)
+	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-$(MOBILE_ARCH) $(MOBILE_ARCH) $(MOBILE_CC)
+
+mobile-size: mobile ## the arm64 library's size (the AAR's libgojni.so, stripped) beside the redpanda CLI's for arm64, built in the same run (needs gcc-aarch64-linux-gnu)
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "mobile-size: no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu)" >&2; exit 1; }
+	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-arm64 arm64 aarch64-linux-gnu-gcc >/dev/null
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(MOBILE_DIR)/size/redpanda ./cmd/redpanda
+	@lib=$$(stat -c %s $(MOBILE_DIR)/jni/linux-arm64/libgojni.so); cli=$$(stat -c %s $(MOBILE_DIR)/size/redpanda); \
+	  gz=$$(gzip -9c $(MOBILE_DIR)/jni/linux-arm64/libgojni.so | wc -c); \
+	  echo "libgojni.so (linux/arm64, c-shared, stripped): $$lib bytes, $$gz gzipped"; \
+	  echo "redpanda CLI (linux/arm64, static, stripped):  $$cli bytes"; \
+	  awk -v l=$$lib -v c=$$cli 'BEGIN { printf "library/CLI: %.2f\n", l/c }'
+
+$(MOBILE_TOOLS)/gomobile: go.mod
+	GOBIN=$(MOBILE_TOOLS) $(GO) install golang.org/x/mobile/cmd/gomobile golang.org/x/mobile/cmd/gobind
+
+aar: $(MOBILE_TOOLS)/gomobile ## Android library dist/mobile/redpanda.aar (gomobile bind; needs the Android SDK and NDK: ANDROID_HOME, ANDROID_NDK_HOME)
+	@mkdir -p $(MOBILE_DIR)
+	PATH="$(MOBILE_TOOLS):$$PATH" gomobile bind -target=android -androidapi $(ANDROID_API) -trimpath -ldflags '$(LDFLAGS)' \
+	  -o $(MOBILE_DIR)/redpanda.aar ./mobile/redpanda
+
+xcframework: $(MOBILE_TOOLS)/gomobile ## iOS framework dist/mobile/Redpanda.xcframework (gomobile bind; needs macOS with Xcode)
+	@mkdir -p $(MOBILE_DIR)
+	PATH="$(MOBILE_TOOLS):$$PATH" gomobile bind -target=ios,iossimulator -iosversion 15.0 -trimpath -ldflags '$(LDFLAGS)' \
+	  -o $(MOBILE_DIR)/Redpanda.xcframework ./mobile/redpanda
+
 # Packaging (systemd/, packaging/, image/). Image build and boot test are
 # slow (minutes) and not part of `make test`.
 .PHONY: deb image image-test systemd-verify
