@@ -73,6 +73,8 @@ var rules = map[string]rule{
 	"internal/testkit/testhost": {[]string{mod}, "must not know any package of this module"},
 	"internal/version":          {[]string{mod}, "knows nothing else"},
 	"node":                      {nodeBelow, "knows nothing of boards, systemd, routers or pairing: the appliance package adds those"},
+	"mobile/redpanda": {m("=appliance", "appliance/admin", "appliance/health", "appliance/metrics", "appliance/portmap", "appliance/web", "board", "cmd", "internal/attack", "internal/testkit"),
+		"uses only the SDK's and the owner-side protocols' exported API and must not know how they work inside (nor the daemon around them)"},
 	"node/channel": {append(m("node/store", "node/p2p", "node/sync", "node/wire", "node/discovery", "node/routing", "node/client", "=node"), lpHost, lpNetwork, "net"),
 		"must not know about storage, networking, or anything above the protocol"},
 	"node/client":      {append(m("=node"), nodeBelow...), "must not know about the appliance (boards, systemd, provisioning)"},
