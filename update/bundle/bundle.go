@@ -45,7 +45,7 @@ var (
 	ErrBadSignature = errors.New("bundle: signature does not match (tampered manifest)")
 	// ErrPayloadHash: the payload or the image it holds is not what the
 	// signed manifest says (tampered or damaged).
-	ErrPayloadHash = errors.New("bundle: payload does not match the signed manifest")
+	ErrPayloadHash  = errors.New("bundle: payload does not match the signed manifest")
 	ErrIncompatible = errors.New("bundle: for another board")
 	ErrOlder        = errors.New("bundle: older than the running version")
 	ErrSameVersion  = errors.New("bundle: the running version")

@@ -39,7 +39,6 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 	return k
 }
 
-
 func pub(k ed25519.PrivateKey) ed25519.PublicKey { return k.Public().(ed25519.PublicKey) }
 
 // makeBundle creates a bundle file of img and returns its path.

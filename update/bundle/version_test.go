@@ -24,7 +24,7 @@ func TestCompareVersionsDpkg(t *testing.T) {
 			a, b := ab[0], ab[1]
 			got := CompareVersions(a, b)
 			for _, op := range []struct {
-				name string
+				name  string
 				holds bool
 			}{{"lt", got < 0}, {"eq", got == 0}, {"gt", got > 0}} {
 				err := exec.Command(dpkg, "--compare-versions", a, op.name, b).Run()
