@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -294,4 +295,25 @@ func syncDir(dir string) error {
 		return fmt.Errorf("update: sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// TrialBoot reports whether the running system is an update on trial: the
+// kernel command line (cmdline, normally /proc/cmdline) names the slot the
+// state directory's record says is on trial. Readable without access to
+// the disk, so the daemon can ask.
+func TrialBoot(cmdline string, d Dir) bool {
+	b, err := os.ReadFile(cmdline)
+	if err != nil {
+		return false
+	}
+	rec, err := d.ReadRecord()
+	if err != nil || rec.Trial == nil {
+		return false
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if v, ok := strings.CutPrefix(f, cmdlineSlot); ok {
+			return Slot(v) == rec.Trial.Slot
+		}
+	}
+	return false
 }
