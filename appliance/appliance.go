@@ -85,7 +85,9 @@ type Appliance struct {
 	clock  health.Clock
 
 	clockOK atomic.Bool
-	beat    atomic.Int64 // unix nanos of the main loop's last beat
+	beat    atomic.Int64            // unix nanos of the main loop's last beat
+	ready   atomic.Bool             // READY=1 sent: start-up complete (update.go)
+	upd     atomic.Pointer[updater] // firmware updates; nil off the A/B image (update.go)
 
 	ledStates chan provisioning.State
 
@@ -150,6 +152,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := sdnotify.Ready(); err != nil {
 		log.Warn("systemd notify failed", "err", err)
 	}
+	a.ready.Store(true)
 	a.pushStatus(runCtx)
 	log.Info("ready", "peer", a.node.Host.ID().String())
 
@@ -215,6 +218,9 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			MaxTotalBytes:   cfg.MaxTotalBytes,
 			ClockTrusted:    a.clockOK.Load,
 			MigrateProgress: migrateProgress,
+			// A migration on the trial boot of an update keeps what a
+			// rollback needs (update.go).
+			RollbackSnapshot: onTrialBoot(cfg.DataDir),
 		},
 		RateLimit: node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
 		Routing: routing.Config{
@@ -265,7 +271,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 	}
 	a.prov = prov
 	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Follow: a.follow,
-		Backups: a.node.Store.Meta("backup"), Logger: a.log}).Register(a.node.Host)
+		Backups: a.node.Store.Meta("backup"), Updates: ownerUpdates{a}, Logger: a.log}).Register(a.node.Host)
 	if key, err := a.node.Store.Meta(followBucket).Get(followKey); err == nil {
 		if err := a.node.FollowOwner(string(key)); err != nil {
 			a.log.Warn("following the owner's node channel", "err", err)
@@ -328,6 +334,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 		}
 	}()
 
+	a.startUpdater(ctx, wg)
 	a.beat.Store(time.Now().UnixNano())
 	ledLoop := func(ctx context.Context) { a.ledLoop(ctx, a.ledStates) }
 	for _, loop := range []func(context.Context){a.mainLoop, a.statusLoop, a.clockLoop, ledLoop, a.buttonLoop} {
@@ -598,6 +605,7 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 		return r, fmt.Errorf("store: %w", err)
 	}
 	r.Messages = status.Messages{Count: int64(st.Messages), Bytes: st.Bytes}
+	r.Update = a.updateReport()
 	if a.health != nil {
 		snap, err := a.health.Snapshot(ctx)
 		if err != nil {
