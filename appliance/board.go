@@ -74,8 +74,10 @@ func (a *Appliance) buttonLoop(ctx context.Context) {
 		}
 		close(events)
 	}()
+	a.log.Info("reset button ready", "device", a.board.ButtonDevice)
 	for ev := range events {
 		if ev != board.Held {
+			a.log.Info("reset button pressed briefly: hold it 10 seconds for a factory reset")
 			continue
 		}
 		a.log.Warn("reset button held: factory reset")

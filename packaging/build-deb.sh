@@ -54,6 +54,8 @@ install -m 0644 "$root/systemd/homenode.service" "$root/systemd/homenode-pairing
 	"$root/systemd/homenode-commit.service" "$root/systemd/homenode-update.service" "$root/systemd/homenode-update.path" \
 	"$pkg/lib/systemd/system/"
 install -m 0644 "$root/systemd/homenode.sysusers" "$pkg/usr/lib/sysusers.d/homenode.conf"
+install -d -m 0755 "$pkg/usr/lib/udev/rules.d"
+install -m 0644 "$root/packaging/udev.rules" "$pkg/usr/lib/udev/rules.d/60-homenode.rules"
 install -d -m 0755 "$pkg/usr/lib/tmpfiles.d"
 install -m 0644 "$root/packaging/tmpfiles.conf" "$pkg/usr/lib/tmpfiles.d/homenode.conf"
 install -d -m 0755 "$pkg/usr/lib/sysctl.d"
