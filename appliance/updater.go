@@ -254,6 +254,13 @@ func (u *updater) checkFeed(ctx context.Context) error {
 	u.mu.Lock()
 	u.available = rel.Version
 	u.mu.Unlock()
+	// A release whose trial failed here is not tried again by itself (it
+	// would fail again, and again); the owner may still ask for it.
+	if rec, err := u.sys.State.ReadRecord(); err == nil && rec.Last != nil &&
+		rec.Last.Outcome == update.Failed && rec.Last.Version == rel.Version {
+		u.log.Info("update: this release failed here before; not installing it again unasked", "version", rel.Version)
+		return nil
+	}
 	if s.Manual {
 		u.log.Info("update: a new release is available; waiting for the owner", "version", rel.Version)
 		return nil

@@ -401,3 +401,23 @@ func TestSettingsChecked(t *testing.T) {
 		t.Errorf("limiter %v", l)
 	}
 }
+
+// TestFailedReleaseNotRetried: a release whose trial failed on this box is
+// not fetched again from the feed by itself.
+func TestFailedReleaseNotRetried(t *testing.T) {
+	rel := t.TempDir()
+	rs := newReleaseServer(t, rel, devKey(t), makeBundleFile(t, rel, "1.1-1", devKey(t)))
+	u := testUpdater(t, "1.0-1")
+	res := update.Result{ID: "x", Outcome: update.Failed, Version: "1.1-1", From: "1.0-1", Running: "1.0-1", Tries: 1, At: time.Now()}
+	u.sys.State.WriteRecord(update.Record{Last: &res})
+	u.SetSettings(owner.UpdateSettings{Feed: rs.URL + "/feed.json", Rate: -1})
+	if err := u.checkFeed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := u.sys.State.TakeRequest(); ok || rs.hits.Load() != 0 {
+		t.Fatalf("a release that failed here was fetched again (%d requests)", rs.hits.Load())
+	}
+	if r := u.Report(); r.Available != "1.1-1" {
+		t.Errorf("report %+v: the release is still shown as available", r)
+	}
+}

@@ -180,3 +180,33 @@ func TestDefaultConfig(t *testing.T) {
 		t.Errorf("the documented defaults differ from the daemon's:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestClientDeb: the redpanda client is its own package: the command and
+// its documents, no service, no maintainer scripts.
+func TestClientDeb(t *testing.T) {
+	need(t, "dpkg-deb", "md5sum", "gzip")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "redpanda")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho redpanda test\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("./build-client-deb.sh", "-a", "arm64", "-b", bin, "-v", "1.2.3-test", "-o", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-client-deb.sh: %v\n%s", err, out)
+	}
+	deb := filepath.Join(dir, "redpanda-client_1.2.3-test_arm64.deb")
+	list := dpkgDeb(t, "-c", deb)
+	for _, want := range []string{"./usr/bin/redpanda", "./usr/share/doc/redpanda-client/copyright"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("%s missing:\n%s", want, list)
+		}
+	}
+	for _, not := range []string{"homenode", "systemd"} {
+		if strings.Contains(list, not) {
+			t.Errorf("the client package holds %s files:\n%s", not, list)
+		}
+	}
+	if got := strings.TrimSpace(dpkgDeb(t, "-f", deb, "Package")); got != "redpanda-client" {
+		t.Errorf("Package %q", got)
+	}
+}
