@@ -63,11 +63,18 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	log := slog.New(sdnotify.NewLogHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg, err := cf.load(fs)
 	if err != nil {
-		return err
+		if cmd != "commit" {
+			return err
+		}
+		// The commit step must not fail on a committed system because
+		// of a configuration mistake: that would reboot the box again
+		// and again. The defaults name the data directory and socket.
+		log.Error("update commit: configuration unreadable; using the defaults", "err", err)
+		cfg = appliance.Defaults()
 	}
-	log := slog.New(sdnotify.NewLogHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	switch cmd {
 	case "status":
 		if fs.NArg() != 0 {
@@ -183,20 +190,30 @@ func nodeHealthy(cfg appliance.Config) func(context.Context) error {
 	}
 }
 
-func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Duration, log *slog.Logger, stdout io.Writer) error {
+// updateCommit fails (and homenode-commit.service reboots the board) only
+// on the trial boot of an update: on a committed system a failure here
+// would reboot it again and again, so it is logged and the boot goes on.
+func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Duration, log *slog.Logger, stdout io.Writer) (err error) {
+	trial := update.TrialBoot("/proc/cmdline", stateDir(cfg))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("update commit: %v", p)
+		}
+		if err != nil && !trial {
+			log.Error("update commit", "err", err)
+			err = nil
+		}
+	}()
 	sys, err := detectSystem(cfg)
 	if errors.Is(err, update.ErrNotAB) {
 		fmt.Fprintln(stdout, "not an A/B system: nothing to commit")
 		return nil
 	}
 	if err != nil {
-		// Without the system's layout nothing can be committed, and a
-		// reboot would not help: say so and let the boot go on.
-		log.Error("update commit: cannot read the system's layout", "err", err)
-		return nil
+		return fmt.Errorf("update commit: cannot read the system's layout: %w", err)
 	}
 	boot, _, _ := sys.LoadBoot()
-	trial := boot.Trial == sys.Current
+	trial = trial || boot.Trial == sys.Current
 	storePath := filepath.Join(cfg.DataDir, node.StoreFile)
 	out, res, err := sys.Commit(ctx, update.CommitOptions{
 		Healthy: nodeHealthy(cfg),
@@ -207,12 +224,9 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 		OnCommit: func() error { return store.DropRollback(storePath) },
 	})
 	if err != nil {
-		if trial {
-			// The unit fails and the board reboots: the old system runs.
-			return fmt.Errorf("update: trial of %s not committed: %w", sys.Version, err)
-		}
-		log.Error("update commit", "err", err)
-		return nil
+		// On a trial the unit fails and the board reboots: the old
+		// system runs.
+		return fmt.Errorf("update: trial of %s not committed: %w", sys.Version, err)
 	}
 	if res != nil {
 		fmt.Fprintln(stdout, res.Message())
