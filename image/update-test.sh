@@ -17,6 +17,8 @@
 # come from do not change (REBUILD=1 forces a rebuild).
 #
 # usage: image/update-test.sh [updatetest flags, e.g. -only good -cuts 3]
+# Environment: REBUILD=1 rebuilds every artifact; BUILD_ONLY=1 stops after
+# building them; CACHE_DIR is the image build's cache (dist/cache).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -89,8 +91,11 @@ fi
 echo "$stamp" >"$out/stamp"
 ls -l "$out"/*.img "$out"/*.rpb "$out"/*.ext4
 
+[ "${BUILD_ONLY:-0}" = 1 ] && exit 0
+
 step "building the phone (redpanda) and the test driver"
 (cd "$repo" && go build -o "$out/redpanda" ./cmd/redpanda && go build -o "$out/updatetest" ./image/updatetest)
 step "scenarios"
+cd "$repo"
 exec "$out/updatetest" -dir "$out" -image "$out/homenode-N.img" -redpanda "$out/redpanda" -key "$key" \
 	-version-n "$vN" -version-next "$vNext" "$@"

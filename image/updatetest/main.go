@@ -44,7 +44,7 @@ var (
 	redpanda    = flag.String("redpanda", "", "the redpanda client binary (the phone)")
 	versionN    = flag.String("version-n", "9.0.0-1", "the image's version")
 	versionNext = flag.String("version-next", "9.0.1-1", "the good update's version")
-	only        = flag.String("only", "", "comma-separated scenarios (good,upload,never-ready,hang,refused,cuts); default all")
+	only        = flag.String("only", "", "comma-separated scenarios (bootscript,good,upload,never-ready,hang,refused,cuts); default all")
 	cuts        = flag.Int("cuts", 4, "power cuts per phase (download, write, first boot)")
 	seed        = flag.Uint64("seed", uint64(time.Now().UnixNano()), "seed of the random moments")
 	signingKey  = flag.String("key", "update/keys/dev-release.key", "the key the feeds are signed with (the image trusts it)")
@@ -96,13 +96,23 @@ func run() error {
 	result("sizes: image %s (raw, sparse), root slot image %s, bundle %s (%.1f%% of the slot image)",
 		mib(imgSize), mib(rootSize), mib(bsize), 100*float64(bsize)/float64(max(rootSize, 1)))
 
+	var failed []string
+	if want("bootscript") {
+		logf("=== scenario bootscript")
+		if err := scenarioBootScript(12); err != nil {
+			failed = append(failed, "bootscript")
+			result("bootscript: FAIL: %v", err)
+		}
+	}
+	if *only == "bootscript" {
+		return report(failed)
+	}
 	// A box on version N, paired, holding acknowledged messages: the
 	// starting point of every scenario (a copy of its card and phone).
 	base, err := prepare(srv)
 	if err != nil {
 		return fmt.Errorf("preparing the paired box: %w", err)
 	}
-	var failed []string
 	for _, sc := range []struct {
 		name string
 		fn   func(*box, *server) error
@@ -129,6 +139,10 @@ func run() error {
 			result("%s: FAIL: %v", sc.name, err)
 		}
 	}
+	return report(failed)
+}
+
+func report(failed []string) error {
 	fmt.Println("\nupdatetest: results")
 	for _, r := range results {
 		fmt.Println("  " + r)
