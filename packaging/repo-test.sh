@@ -12,8 +12,8 @@
 #   5. N+1 runs on the kept data with the same identity (peer ID).
 # systemd does not run as PID 1 in a chroot: /run/systemd/system is made so
 # the scripts take their systemd branch, and systemctl / deb-systemd-invoke
-# are wrapped (in /usr/local/sbin, first in dpkg's PATH) to record what the
-# scripts ask of them instead of failing.
+# are diverted to wrappers that record what the scripts ask of them instead
+# of failing.
 #
 # usage: packaging/repo-test.sh [-k]   (-k: keep the work directory)
 set -euo pipefail
@@ -63,9 +63,10 @@ mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
 mount -t sysfs sys "$root/sys"
 mkdir -p "$root/run/systemd/system" "$root/srv"
-for cmd in systemctl deb-systemd-invoke; do
-	printf '#!/bin/sh\necho "%s $*" >> /var/log/homenode-repo-test.calls\nexit 0\n' "$cmd" >"$root/usr/local/sbin/$cmd"
-	chmod 755 "$root/usr/local/sbin/$cmd"
+for cmd in /usr/bin/systemctl /usr/bin/deb-systemd-invoke; do
+	chroot "$root" dpkg-divert --quiet --local --rename --add "$cmd"
+	printf '#!/bin/sh\necho "%s $*" >> /var/log/homenode-repo-test.calls\nexit 0\n' "$(basename "$cmd")" >"$root$cmd"
+	chmod 755 "$root$cmd"
 done
 cp -a "$work/repo" "$root/srv/homenode-repo"
 cp "$work/repo/homenode.sources" "$root/etc/apt/sources.list.d/homenode.sources"

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/redpanda-p2p/homenode/update"
 	"github.com/redpanda-p2p/homenode/update/bootenv"
 	"github.com/redpanda-p2p/homenode/update/bundle"
@@ -88,6 +90,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&o.notes, "notes", "", "release notes shown to the owner")
 		fs.StringVar(&o.out, "o", "", "output bundle")
 		fs.StringVar(&o.compression, "compression", bundle.CompressionZstd, "zstd or none")
+		fs.StringVar(&o.level, "level", "better", "zstd level: fastest, default, better or best (smaller, several times slower)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
@@ -212,7 +215,7 @@ func readEndorsements(paths []string) ([]bundle.Endorsement, error) {
 }
 
 type bundleOpts struct {
-	image, version, compatible, notes, out, compression string
+	image, version, compatible, notes, out, compression, level string
 	keys, endorsements                                  listFlag
 }
 
@@ -231,6 +234,11 @@ func makeBundle(o bundleOpts, stdout io.Writer) error {
 	es, err := readEndorsements(o.endorsements)
 	if err != nil {
 		return err
+	}
+	level, ok := map[string]zstd.EncoderLevel{"fastest": zstd.SpeedFastest, "default": zstd.SpeedDefault,
+		"better": zstd.SpeedBetterCompression, "best": zstd.SpeedBestCompression}[o.level]
+	if !ok {
+		return fmt.Errorf("bundle: -level %q: fastest, default, better or best", o.level)
 	}
 	img, err := os.Open(o.image)
 	if err != nil {
@@ -251,7 +259,7 @@ func makeBundle(o bundleOpts, stdout io.Writer) error {
 	defer os.Remove(partial)
 	start := time.Now()
 	m, err := bundle.Create(out, img, tmp, bundle.Options{Compatible: o.compatible, Version: o.version, Notes: o.notes,
-		Signers: signers, Endorsements: es, Compression: o.compression})
+		Signers: signers, Endorsements: es, Compression: o.compression, Level: level})
 	if err != nil {
 		out.Close()
 		return err
