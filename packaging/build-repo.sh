@@ -38,8 +38,12 @@ if [ -z "$key" ]; then
 		gpg --batch --quiet --passphrase '' --quick-gen-key "redPanda home node TEST repository <test@redpanda-p2p.invalid>" ed25519 sign never
 	fi
 	key=$(gpg --batch --list-secret-keys --with-colons | awk -F: '/^fpr/ {print $10; exit}')
-	label="redPanda home node (TEST key: not for use)"
 	echo "build-repo.sh: signing with a throwaway TEST key ($key); use -k (make repo REPO_KEY=...) for a release" >&2
+fi
+# A repository signed by a test key says so (and keeps saying so: apt
+# refuses a repository whose Label changes).
+if gpg --batch --list-keys --with-colons "$key" | grep -q '^uid:.*TEST repository'; then
+	label="redPanda home node (TEST key: not for use)"
 fi
 
 rm -rf "$out/pool" "$out/dists"
