@@ -178,10 +178,9 @@ func waitHealthy(ctx context.Context, healthy func(context.Context) error, timeo
 	defer cancel()
 	t := time.NewTicker(poll)
 	defer t.Stop()
-	last := errors.New("not asked yet")
 	for {
 		cctx, ccancel := context.WithTimeout(ctx, max(poll, 5*time.Second))
-		last = healthy(cctx)
+		last := healthy(cctx)
 		ccancel()
 		if last == nil {
 			return nil

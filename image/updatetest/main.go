@@ -442,13 +442,6 @@ func (v *vm) kill() {
 	}
 }
 
-// mark makes later waits ignore what the console shows so far.
-func (v *vm) mark() {
-	if st, err := os.Stat(v.logPath); err == nil {
-		v.offset = st.Size()
-	}
-}
-
 // waitFor waits for a console line matching re after the mark, returns it
 // and moves the mark past it.
 func (v *vm) waitFor(re string, timeout time.Duration) (string, error) {
