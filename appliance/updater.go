@@ -46,6 +46,8 @@ const (
 	MaxBundle = 4 << 30
 	// firstCheckDelay lets a booting node settle before its first check.
 	firstCheckDelay = 2 * time.Minute
+	// announceEvery is how often an outcome not yet told is looked for.
+	announceEvery = 30 * time.Second
 )
 
 // Sync storm: the node counts as busy while it stores more than
@@ -178,14 +180,26 @@ func (u *updater) run(ctx context.Context) {
 		u.nextCheck = time.Now().Add(next)
 		u.mu.Unlock()
 		t := time.NewTimer(next)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		case <-u.poke:
-			t.Stop()
+		// The commit step (another process) records an outcome after the
+		// node has started: look for one now and then.
+		tell := time.NewTicker(announceEvery)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				tell.Stop()
+				return
+			case <-tell.C:
+				u.announce(ctx)
+			case <-t.C:
+				break wait
+			case <-u.poke:
+				t.Stop()
+				break wait
+			}
 		}
+		tell.Stop()
 		u.announce(ctx)
 		if err := u.checkFeed(ctx); err != nil && !errors.Is(err, errNoFeed) && ctx.Err() == nil {
 			u.log.Warn("update check", "err", err)

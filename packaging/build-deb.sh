@@ -56,8 +56,6 @@ install -m 0644 "$root/systemd/homenode.service" "$root/systemd/homenode-pairing
 install -m 0644 "$root/systemd/homenode.sysusers" "$pkg/usr/lib/sysusers.d/homenode.conf"
 install -d -m 0755 "$pkg/usr/lib/udev/rules.d"
 install -m 0644 "$root/packaging/udev.rules" "$pkg/usr/lib/udev/rules.d/60-homenode.rules"
-install -d -m 0755 "$pkg/usr/lib/tmpfiles.d"
-install -m 0644 "$root/packaging/tmpfiles.conf" "$pkg/usr/lib/tmpfiles.d/homenode.conf"
 install -d -m 0755 "$pkg/usr/lib/sysctl.d"
 install -m 0644 "$root/packaging/sysctl.conf" "$pkg/usr/lib/sysctl.d/60-homenode.conf"
 install -m 0644 "$root/packaging/homenode.toml" "$pkg/etc/homenode/homenode.toml"

@@ -71,7 +71,6 @@ func TestDebContents(t *testing.T) {
 				{"/lib/systemd/system/homenode-commit.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-update.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-update.path", "-rw-r--r-- root/root"},
-				{"/usr/lib/tmpfiles.d/homenode.conf", "-rw-r--r-- root/root"},
 				{"/usr/lib/udev/rules.d/60-homenode.rules", "-rw-r--r-- root/root"},
 				{"/usr/lib/sysusers.d/homenode.conf", "-rw-r--r-- root/root"},
 				{"/usr/lib/sysctl.d/60-homenode.conf", "-rw-r--r-- root/root"},

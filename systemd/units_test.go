@@ -241,7 +241,9 @@ func TestUpdateUnits(t *testing.T) {
 	for _, tt := range []struct{ unit, section, key, want string }{
 		{"homenode-commit.service", "Unit", "FailureAction", "reboot"},
 		{"homenode-commit.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
-		{"homenode-commit.service", "Unit", "After", "homenode.service local-fs.target"},
+		{"homenode-commit.service", "Unit", "After", "homenode.service local-fs.target var-lib-homenode.mount"},
+		{"homenode-commit.service", "Service", "StateDirectory", "homenode/update"},
+		{"homenode-update.service", "Service", "StateDirectory", "homenode/update"},
 		{"homenode-commit.service", "Service", "ExecStart", "/usr/bin/homenode update commit"},
 		{"homenode-commit.service", "Service", "User", "homenode"},
 		{"homenode-commit.service", "Service", "SupplementaryGroups", "disk"},

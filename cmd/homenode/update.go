@@ -226,7 +226,7 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 	if err != nil {
 		// On a trial the unit fails and the board reboots: the old
 		// system runs.
-		return fmt.Errorf("update: trial of %s not committed: %w", sys.Version, err)
+		return fmt.Errorf("update: %s not committed: %w", sys.Version, err)
 	}
 	if res != nil {
 		fmt.Fprintln(stdout, res.Message())
