@@ -247,7 +247,7 @@ func installRequest(cfg appliance.Config, log *slog.Logger, stdout io.Writer) er
 	}
 	if !ok {
 		fmt.Fprintln(stdout, "no installation requested")
-		return errors.New("no request")
+		return nil
 	}
 	path, err := sys.State.SpoolFile(req.Bundle)
 	if err != nil {

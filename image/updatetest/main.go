@@ -26,11 +26,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,8 +54,18 @@ var (
 	stepTimeout = flag.Duration("timeout", 20*time.Minute, "longest wait for one step (emulation is slow)")
 )
 
+// running are the QEMU processes alive, killed if the driver is stopped.
+var running sync.Map // *vm -> struct{}
+
 func main() {
 	flag.Parse()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		running.Range(func(k, _ any) bool { k.(*vm).kill(); return true })
+		os.Exit(1)
+	}()
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "updatetest: FAIL:", err)
 		os.Exit(1)
@@ -83,6 +95,11 @@ func run() error {
 		return err
 	}
 	*dir = abs
+	for _, p := range []*string{imagePath, redpanda, signingKey} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
+		}
+	}
 	srv, err := startServer(*dir)
 	if err != nil {
 		return err
@@ -429,7 +446,8 @@ func startVM(work, name, overlay string, p2p, httpPort int) (*vm, error) {
 	if err := v.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go func() { v.cmd.Wait(); close(v.exited) }()
+	running.Store(v, struct{}{})
+	go func() { v.cmd.Wait(); running.Delete(v); close(v.exited) }()
 	logf("QEMU %d on %s (console %s, node port %d)", v.cmd.Process.Pid, filepath.Base(overlay), v.logPath, p2p)
 	return v, nil
 }

@@ -282,9 +282,11 @@ func powerCut(b *box, srv *server, phase string) (string, error) {
 		// 1 MiB/s: the download lasts minutes, the cut lands inside it.
 		rate, trigger, spread = "1048576", `update: a new release is available; fetching it`, 90*time.Second
 	case "write":
-		trigger, spread = `install a firmware update|homenode-update\.service`, 60*time.Second
+		// The installer has checked the bundle and starts writing slot B.
+		trigger, spread = `update: bundle verified`, 120*time.Second
 	case "first boot":
-		trigger, spread = `homenode: booting slot B`, 120*time.Second
+		// From U-Boot choosing B to (often) after the commit.
+		trigger, spread = `homenode: booting slot B`, 300*time.Second
 	}
 	if _, err := applyViaFeed(b, srv, "cuts", "next.rpb", rate); err != nil {
 		return "", err
