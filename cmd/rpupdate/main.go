@@ -216,7 +216,7 @@ func readEndorsements(paths []string) ([]bundle.Endorsement, error) {
 
 type bundleOpts struct {
 	image, version, compatible, notes, out, compression, level string
-	keys, endorsements                                  listFlag
+	keys, endorsements                                         listFlag
 }
 
 func makeBundle(o bundleOpts, stdout io.Writer) error {
