@@ -43,7 +43,7 @@ const (
 	DefaultUpdateRate     = 2 << 20 // bytes per second
 	minUpdateInterval     = time.Minute
 	// MaxBundle bounds what is downloaded or uploaded.
-	MaxBundle = 4 << 30
+	MaxBundle int64 = 4 << 30
 	// firstCheckDelay lets a booting node settle before its first check.
 	firstCheckDelay = 2 * time.Minute
 	// announceEvery is how often an outcome not yet told is looked for.

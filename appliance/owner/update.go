@@ -35,7 +35,7 @@ import (
 const UploadProtocolID = "/redpanda/owner-update/1.0.0"
 
 // MaxUpload bounds an uploaded bundle.
-const MaxUpload = 4 << 30
+const MaxUpload int64 = 4 << 30
 
 // Update sentinel errors.
 var (
