@@ -108,22 +108,55 @@ xcframework: $(MOBILE_TOOLS)/gomobile ## iOS framework dist/mobile/Redpanda.xcfr
 	PATH="$(MOBILE_TOOLS):$$PATH" gomobile bind -target=ios,iossimulator -iosversion 15.0 -trimpath -ldflags '$(LDFLAGS)' \
 	  -o $(MOBILE_DIR)/Redpanda.xcframework ./mobile/redpanda
 
-# Packaging (systemd/, packaging/, image/). Image build and boot test are
-# slow (minutes) and not part of `make test`.
-.PHONY: deb image image-test systemd-verify
+# Packaging (systemd/, packaging/, image/). Image build, bundles, the QEMU
+# tests and the apt repository are slow (minutes) and not part of `make
+# test`; each installs what it needs from Debian when run as root.
+.PHONY: deb image image-test bundle update-test repo repo-test systemd-verify
 ARCH  ?= arm64
 BOARD ?= rpi-arm64
 IMAGE_DIR ?= dist/image
+# A directory of NAME.pub release keys the image trusts; default: the
+# development key (update/keys), which anyone can sign with.
+UPDATE_KEYS ?=
+# The key a bundle or the apt repository is signed with. Releases: an
+# offline key, never in the repository (docs/UPDATES.md).
+SIGNING_KEY ?= update/keys/dev-release.key
+REPO_KEY ?=
+BUNDLE_DIR ?= dist/bundle
+REPO_DIR ?= dist/repo
 
-deb: ## build dist/homenode_VERSION_ARCH.deb (ARCH=arm64|armhf|amd64)
+deb: ## build dist/homenode_VERSION_ARCH.deb and the client's dist/redpanda-client_VERSION_ARCH.deb (ARCH=arm64|armhf|amd64)
 	packaging/build-deb.sh -a $(ARCH) -o dist
+	packaging/build-client-deb.sh -a $(ARCH) -o dist
 
-image: ## build the SD-card image dist/image/homenode-$(BOARD).img(.xz) and its manifest (slow; root or subuids)
+image: ## build the A/B SD-card image dist/image/homenode-$(BOARD).img(.xz) and its manifest (slow; root or subuids)
+	@scripts/install-image-deps.sh image
 	@deb=$$(packaging/build-deb.sh -a arm64 -o dist | tail -1) && \
-	  nice -n 10 image/build.sh -b $(BOARD) -d "$$deb" -o $(IMAGE_DIR)
+	  nice -n 10 image/build.sh -b $(BOARD) -d "$$deb" -o $(IMAGE_DIR) $(if $(UPDATE_KEYS),-k $(UPDATE_KEYS))
 
-image-test: ## boot the built image in qemu-system-aarch64 and pair with it through a forwarded port (slow)
-	nice -n 10 image/test.sh -i $(IMAGE_DIR)/homenode-$(BOARD).img -k $(IMAGE_DIR)/vmlinuz -r $(IMAGE_DIR)/initrd.img
+image-test: ## boot the built image in QEMU with its real boot loader (U-Boot) and pair with it through a forwarded port (slow)
+	@scripts/install-image-deps.sh qemu
+	nice -n 10 image/test.sh -i $(IMAGE_DIR)/homenode-$(BOARD).img
+
+bundle: ## signed update bundle of the root slot: dist/bundle/homenode-$(BOARD)-VERSION.rpb (SIGNING_KEY=release.key)
+	@scripts/install-image-deps.sh image
+	@deb=$$(packaging/build-deb.sh -a arm64 -o dist | tail -1) && v=$$(dpkg-deb -f "$$deb" Version) && \
+	  nice -n 10 image/build.sh -S -b $(BOARD) -d "$$deb" -o $(IMAGE_DIR) $(if $(UPDATE_KEYS),-k $(UPDATE_KEYS)) && \
+	  mkdir -p $(BUNDLE_DIR) && \
+	  nice -n 10 $(GO) run ./cmd/rpupdate bundle -image $(IMAGE_DIR)/homenode-$(BOARD)-root.ext4 -version "$$v" \
+	    -compatible $(BOARD) -key $(SIGNING_KEY) -o $(BUNDLE_DIR)/homenode-$(BOARD)-$$v.rpb
+
+update-test: ## A/B updates in QEMU with the real boot loader: commit, rollbacks, watchdog, power cuts, refusals (slow, ~1 h)
+	@scripts/install-image-deps.sh image qemu
+	nice -n 10 image/update-test.sh
+
+repo: ## signed apt repository of the .debs in dist/ for Raspberry Pi OS / Debian: dist/repo (REPO_KEY=GPG key ID)
+	@scripts/install-image-deps.sh repo
+	packaging/build-repo.sh -o $(REPO_DIR) $(if $(REPO_KEY),-k $(REPO_KEY)) $(wildcard dist/homenode_*.deb dist/redpanda-client_*.deb)
+
+repo-test: ## install version N from a local signed repository in a Debian chroot, upgrade to N+1, check the data is kept (slow)
+	@scripts/install-image-deps.sh repo
+	nice -n 10 packaging/repo-test.sh
 
 systemd-verify: ## systemd-analyze verify and security on the units
-	$(GO) test -count=1 -run 'TestUnits' -v ./systemd/
+	$(GO) test -count=1 -run 'TestUnits|TestUpdateUnits|TestServiceDirectives' -v ./systemd/
