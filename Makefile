@@ -63,22 +63,103 @@ attack: ## the adversarial suite of issue 19 at full size against bin/homenode (
 clean: ## remove build outputs
 	rm -rf $(BIN) dist
 
-# Packaging (systemd/, packaging/, image/). Image build and boot test are
-# slow (minutes) and not part of `make test`.
-.PHONY: deb image image-test systemd-verify
+# The phone side (docs/MOBILE.md): gobind's bindings of mobile/redpanda,
+# the same binding built for a desktop JVM (what `make mobile-test` runs), and
+# the Android and iOS libraries (gomobile bind; need the Android SDK and
+# NDK, or macOS with Xcode; not run by `make test`).
+.PHONY: mobile mobile-test mobile-jni mobile-size aar xcframework
+MOBILE_DIR    ?= dist/mobile
+MOBILE_ARCH   ?= $(shell $(GO) env GOARCH)
+MOBILE_CC     ?=
+ANDROID_API   ?= 24
+MOBILE_TOOLS  := $(CURDIR)/$(BIN)/tools
+
+mobile: ## gobind's Java and Objective-C bindings of mobile/redpanda into dist/mobile/gobind/
+	rm -rf $(MOBILE_DIR)/gobind
+	@mkdir -p $(MOBILE_DIR)
+	@# its own module, so that `go vet ./...` and `go test ./...` leave the generated Go alone
+	@printf 'module redpanda.invalid/mobile-output\n' > $(MOBILE_DIR)/go.mod
+	$(GO) run golang.org/x/mobile/cmd/gobind -lang=go,java,objc -outdir $(MOBILE_DIR)/gobind ./mobile/redpanda
+	@! grep -rn 'skipped' $(MOBILE_DIR)/gobind || { echo "gobind skipped the above"; exit 1; }
+
+mobile-test: test-deps ## the phone side's tests with the JVM test (TestJavaPhones: the Java binding against a real homenode; minutes, not in make test)
+	REDPANDA_JVM_TEST=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./mobile/... ./internal/nonetlink/
+
+mobile-jni: mobile ## the binding for a desktop JVM: dist/mobile/jni/linux-ARCH/{libgojni.so,classes} (MOBILE_ARCH=arm64 MOBILE_CC=aarch64-linux-gnu-gcc to cross-build)
+	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-$(MOBILE_ARCH) $(MOBILE_ARCH) $(MOBILE_CC)
+
+mobile-size: mobile ## the arm64 library's size (the AAR's libgojni.so, stripped) beside the redpanda CLI's for arm64, built in the same run (needs gcc-aarch64-linux-gnu)
+	@command -v aarch64-linux-gnu-gcc >/dev/null || { echo "mobile-size: no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu)" >&2; exit 1; }
+	mobile/jvm/build.sh $(MOBILE_DIR)/gobind $(MOBILE_DIR)/jni/linux-arm64 arm64 aarch64-linux-gnu-gcc >/dev/null
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '-s -w' -o $(MOBILE_DIR)/size/redpanda ./cmd/redpanda
+	@lib=$$(stat -c %s $(MOBILE_DIR)/jni/linux-arm64/libgojni.so); cli=$$(stat -c %s $(MOBILE_DIR)/size/redpanda); \
+	  gz=$$(gzip -9c $(MOBILE_DIR)/jni/linux-arm64/libgojni.so | wc -c); \
+	  echo "libgojni.so (linux/arm64, c-shared, stripped): $$lib bytes, $$gz gzipped"; \
+	  echo "redpanda CLI (linux/arm64, static, stripped):  $$cli bytes"; \
+	  awk -v l=$$lib -v c=$$cli 'BEGIN { printf "library/CLI: %.2f\n", l/c }'
+
+$(MOBILE_TOOLS)/gomobile: go.mod
+	GOBIN=$(MOBILE_TOOLS) $(GO) install golang.org/x/mobile/cmd/gomobile golang.org/x/mobile/cmd/gobind
+
+aar: $(MOBILE_TOOLS)/gomobile ## Android library dist/mobile/redpanda.aar (gomobile bind; needs the Android SDK and NDK: ANDROID_HOME, ANDROID_NDK_HOME)
+	@mkdir -p $(MOBILE_DIR)
+	PATH="$(MOBILE_TOOLS):$$PATH" gomobile bind -target=android -androidapi $(ANDROID_API) -trimpath -ldflags '$(LDFLAGS)' \
+	  -o $(MOBILE_DIR)/redpanda.aar ./mobile/redpanda
+
+xcframework: $(MOBILE_TOOLS)/gomobile ## iOS framework dist/mobile/Redpanda.xcframework (gomobile bind; needs macOS with Xcode)
+	@mkdir -p $(MOBILE_DIR)
+	PATH="$(MOBILE_TOOLS):$$PATH" gomobile bind -target=ios,iossimulator -iosversion 15.0 -trimpath -ldflags '$(LDFLAGS)' \
+	  -o $(MOBILE_DIR)/Redpanda.xcframework ./mobile/redpanda
+
+# Packaging (systemd/, packaging/, image/). Image build, bundles, the QEMU
+# tests and the apt repository are slow (minutes) and not part of `make
+# test`; each installs what it needs from Debian when run as root.
+.PHONY: deb image image-test bundle update-test repo repo-test systemd-verify
 ARCH  ?= arm64
 BOARD ?= rpi-arm64
 IMAGE_DIR ?= dist/image
+# A directory of NAME.pub release keys the image trusts; default: the
+# development key (update/keys), which anyone can sign with.
+UPDATE_KEYS ?=
+# The key a bundle or the apt repository is signed with. Releases: an
+# offline key, never in the repository (docs/UPDATES.md).
+SIGNING_KEY ?= update/keys/dev-release.key
+REPO_KEY ?=
+BUNDLE_DIR ?= dist/bundle
+REPO_DIR ?= dist/repo
 
-deb: ## build dist/homenode_VERSION_ARCH.deb (ARCH=arm64|armhf|amd64)
+deb: ## build dist/homenode_VERSION_ARCH.deb and the client's dist/redpanda-client_VERSION_ARCH.deb (ARCH=arm64|armhf|amd64)
 	packaging/build-deb.sh -a $(ARCH) -o dist
+	packaging/build-client-deb.sh -a $(ARCH) -o dist
 
-image: ## build the SD-card image dist/image/homenode-$(BOARD).img(.xz) and its manifest (slow; root or subuids)
+image: ## build the A/B SD-card image dist/image/homenode-$(BOARD).img(.xz) and its manifest (slow; root or subuids)
+	@scripts/install-image-deps.sh image
 	@deb=$$(packaging/build-deb.sh -a arm64 -o dist | tail -1) && \
-	  nice -n 10 image/build.sh -b $(BOARD) -d "$$deb" -o $(IMAGE_DIR)
+	  nice -n 10 image/build.sh -b $(BOARD) -d "$$deb" -o $(IMAGE_DIR) $(if $(UPDATE_KEYS),-k $(UPDATE_KEYS))
 
-image-test: ## boot the built image in qemu-system-aarch64 and pair with it through a forwarded port (slow)
-	nice -n 10 image/test.sh -i $(IMAGE_DIR)/homenode-$(BOARD).img -k $(IMAGE_DIR)/vmlinuz -r $(IMAGE_DIR)/initrd.img
+image-test: ## boot the built image in QEMU with its real boot loader (U-Boot) and pair with it through a forwarded port (slow)
+	@scripts/install-image-deps.sh qemu
+	nice -n 10 image/test.sh -i $(IMAGE_DIR)/homenode-$(BOARD).img
+
+bundle: ## signed update bundle of the root slot: dist/bundle/homenode-$(BOARD)-VERSION.rpb (SIGNING_KEY=release.key)
+	@scripts/install-image-deps.sh image
+	@deb=$$(packaging/build-deb.sh -a arm64 -o dist | tail -1) && v=$$(dpkg-deb -f "$$deb" Version) && \
+	  nice -n 10 image/build.sh -S -b $(BOARD) -d "$$deb" -o $(IMAGE_DIR) $(if $(UPDATE_KEYS),-k $(UPDATE_KEYS)) && \
+	  mkdir -p $(BUNDLE_DIR) && \
+	  nice -n 10 $(GO) run ./cmd/rpupdate bundle -image $(IMAGE_DIR)/homenode-$(BOARD)-root.ext4 -version "$$v" \
+	    -compatible $(BOARD) -key $(SIGNING_KEY) -o $(BUNDLE_DIR)/homenode-$(BOARD)-$$v.rpb
+
+update-test: ## A/B updates in QEMU with the real boot loader: commit, rollbacks, watchdog, power cuts, refusals (slow, ~1 h)
+	@scripts/install-image-deps.sh image qemu
+	nice -n 10 image/update-test.sh
+
+repo: ## signed apt repository of the .debs in dist/ for Raspberry Pi OS / Debian: dist/repo (REPO_KEY=GPG key ID)
+	@scripts/install-image-deps.sh repo
+	packaging/build-repo.sh -o $(REPO_DIR) $(if $(REPO_KEY),-k $(REPO_KEY)) $(wildcard dist/homenode_*.deb dist/redpanda-client_*.deb)
+
+repo-test: ## install version N from a local signed repository in a Debian chroot, upgrade to N+1, check the data is kept (slow)
+	@scripts/install-image-deps.sh repo
+	nice -n 10 packaging/repo-test.sh
 
 systemd-verify: ## systemd-analyze verify and security on the units
-	$(GO) test -count=1 -run 'TestUnits' -v ./systemd/
+	$(GO) test -count=1 -run 'TestUnits|TestUpdateUnits|TestServiceDirectives' -v ./systemd/

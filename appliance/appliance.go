@@ -86,7 +86,9 @@ type Appliance struct {
 	clock  health.Clock
 
 	clockOK atomic.Bool
-	beat    atomic.Int64 // unix nanos of the main loop's last beat
+	beat    atomic.Int64            // unix nanos of the main loop's last beat
+	ready   atomic.Bool             // READY=1 sent: start-up complete (update.go)
+	upd     atomic.Pointer[updater] // firmware updates; nil off the A/B image (update.go)
 	bw      p2p.Bandwidth
 
 	ledStates chan provisioning.State
@@ -152,6 +154,7 @@ func Run(ctx context.Context, o Options) error {
 	if err := sdnotify.Ready(); err != nil {
 		log.Warn("systemd notify failed", "err", err)
 	}
+	a.ready.Store(true)
 	a.pushStatus(runCtx)
 	log.Info("ready", "peer", a.node.Host.ID().String())
 
@@ -219,6 +222,9 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			ClockTrusted:    a.clockOK.Load,
 			MigrateProgress: migrateProgress,
 			ReservedBytes:   cfg.OwnerReservedBytes,
+			// A migration on the trial boot of an update keeps what a
+			// rollback needs (update.go).
+			RollbackSnapshot: onTrialBoot(cfg.DataDir),
 		},
 		RegistrantBytes: cfg.MaxRegistrantBytes,
 		RateLimit:       node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
@@ -282,7 +288,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 	}
 	a.prov = prov
 	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Follow: a.follow,
-		Backups: a.node.Store.Meta("backup"), Logger: a.log}).Register(a.node.Host)
+		Backups: a.node.Store.Meta("backup"), Updates: ownerUpdates{a}, Logger: a.log}).Register(a.node.Host)
 	if key, err := a.node.Store.Meta(followBucket).Get(followKey); err == nil {
 		if err := a.node.FollowOwner(string(key)); err != nil {
 			a.log.Warn("following the owner's node channel", "err", err)
@@ -346,6 +352,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 		}
 	}()
 
+	a.startUpdater(ctx, wg)
 	a.beat.Store(time.Now().UnixNano())
 	ledLoop := func(ctx context.Context) { a.ledLoop(ctx, a.ledStates) }
 	for _, loop := range []func(context.Context){a.mainLoop, a.statusLoop, a.clockLoop, ledLoop, a.buttonLoop} {
@@ -617,6 +624,7 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 	}
 	r.Messages = splitMessages(chans, int64(st.Messages), st.Bytes)
 	r.Counters = a.counters()
+	r.Update = a.updateReport()
 	if a.health != nil {
 		snap, err := a.health.Snapshot(ctx)
 		if err != nil {

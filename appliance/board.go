@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"os"
+	"time"
 
 	"github.com/redpanda-p2p/homenode/board"
 	"github.com/redpanda-p2p/homenode/provisioning"
@@ -54,15 +55,32 @@ func (a *Appliance) ledLoop(ctx context.Context, states <-chan provisioning.Stat
 	}
 }
 
+// buttonSearch is how long after start the button is looked for.
+const buttonSearch = 3 * time.Minute
+
 // buttonLoop turns the board's button held for ten seconds (Options.
 // ButtonHold in tests) into a factory reset.
 func (a *Appliance) buttonLoop(ctx context.Context) {
-	if a.board == nil || a.board.ButtonDevice == "" {
+	if a.board == nil {
 		return
 	}
-	f, err := os.Open(a.board.ButtonDevice)
+	dev := a.board.ButtonDevice
+	// udev loads the button's drivers (gpio-keys, evdev) while the boot
+	// goes on, perhaps after the node started: look again for a while.
+	for deadline := time.Now().Add(buttonSearch); dev == "" && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+		dev, _ = board.FindButton(a.cfg.BoardRoot)
+	}
+	if dev == "" {
+		return
+	}
+	f, err := os.Open(dev)
 	if err != nil {
-		a.log.Info("reset button not available", "device", a.board.ButtonDevice, "err", err)
+		a.log.Info("reset button not available", "device", dev, "err", err)
 		return
 	}
 	go func() { <-ctx.Done(); f.Close() }() // a blocked read ends only when the file closes
@@ -74,8 +92,10 @@ func (a *Appliance) buttonLoop(ctx context.Context) {
 		}
 		close(events)
 	}()
+	a.log.Info("reset button ready", "device", dev)
 	for ev := range events {
 		if ev != board.Held {
+			a.log.Info("reset button pressed briefly: hold it 10 seconds for a factory reset")
 			continue
 		}
 		a.log.Warn("reset button held: factory reset")

@@ -16,7 +16,7 @@
 //
 // Each file is one scenario, its commands in order, in a fresh directory
 // that stands in for the repository checkout (and for /tmp), with the
-// built homenode, redpanda and rpbench first on PATH:
+// built homenode, redpanda, rpbench and rpupdate first on PATH:
 //
 //   - `go run ./cmd/NAME` is the built NAME;
 //   - `make run` is the Makefile's own recipe (`make -n run`), started in
@@ -106,6 +106,8 @@ const (
 var rules = []rule{
 	{file: "CONTACTS.md", re: regexp.MustCompile(`^redpanda (contacts (add|find)|friends (accept|agree))\b`), do: skip,
 		why: "a transcript of four people's devices (channels between alice, bob, carol and frank, bob's and frank's clients running to answer, carol's accept waiting while alice agrees); cmd/redpanda/contacts_test.go and friends_test.go run these commands with real clients"},
+	{file: "UPDATES.md", re: regexp.MustCompile(`^redpanda node update\b`), do: skip,
+		why: "needs a paired node on the A/B SD-card image (off the image a node has no updater); make update-test runs the real client's `node update feed` and `apply --file` against one in QEMU, appliance/updater_test.go the rest"},
 	{re: regexp.MustCompile(`^homenode run\b`), do: background, ready: regexp.MustCompile(`(?m)^peer id: `)},
 	{re: regexp.MustCompile(`^redpanda( --home \S+)? listen\b`), do: background, ready: regexp.MustCompile(`redpanda: connected to`)},
 	{re: regexp.MustCompile(`^(homenode|redpanda)\b`), do: run},
@@ -120,6 +122,15 @@ var rules = []rule{
 	{re: regexp.MustCompile(`^make bench\b`), do: skipMake, why: "a minute of benchmarks; figures are not checked here"},
 	{re: regexp.MustCompile(`^make deb\b`), do: skipMake, why: "builds a .deb; packaging/deb_test.go builds and inspects one"},
 	{re: regexp.MustCompile(`^make (image|image-test)\b`), do: skipMake, why: "builds or boots the SD-card image: ten minutes, root or subuids"},
+	{re: regexp.MustCompile(`^make (aar|xcframework)\b`), do: skipMake, why: "gomobile bind: needs the Android SDK and NDK, or macOS with Xcode"},
+	{re: regexp.MustCompile(`^make mobile-test\b`), do: skipMake, why: "a test suite of its own (the JVM test), minutes"},
+	{re: regexp.MustCompile(`^make (mobile|mobile-jni|mobile-size)\b`), do: skipMake, why: "gobind and a cgo build of the binding: minutes; mobile/redpanda's TestBindingsComplete and TestJavaPhones run the same steps"},
+	{file: "MOBILE.md", re: regexp.MustCompile(`^(REDPANDA_IDLE_WINDOW=\S+ )?go test\b.*-bench PhoneIdle\b`), do: skip, why: "watches an idle client for a minute in each state (two minutes at least)"},
+	{file: "MOBILE.md", re: regexp.MustCompile(`^REDPANDA_JVM_TEST=1 go test\b.*-run TestJavaPhones\b`), do: skip, why: "the JVM test, which make mobile-test runs (minutes)"},
+	{re: regexp.MustCompile(`^make (bundle|update-test)\b`), do: skipMake, why: "builds a root slot image (minutes, root) and, for update-test, boots it in QEMU for an hour"},
+	{re: regexp.MustCompile(`^make (repo|repo-test)\b`), do: skipMake, why: "needs the .debs of make deb and GnuPG; repo-test installs them in a Debian chroot (minutes, root)"},
+	{re: regexp.MustCompile(`^rpupdate (feed|bundle)\b`), do: skip, why: "signs bundles of a root slot image, which make bundle builds; make update-test makes and checks bundles and feeds this way"},
+	{re: regexp.MustCompile(`^rpupdate\b`), do: run},
 	{re: regexp.MustCompile(`^go test\b.*-bench\b`), do: bench},
 	{re: regexp.MustCompile(`^rpbench\b`), do: checkFlags, why: "a benchmark run of minutes; `make bench` runs it short"},
 	{re: regexp.MustCompile(`^xzcat .*\| *sudo dd\b`), do: skip, why: "writes an SD card"},
@@ -130,7 +141,7 @@ var rules = []rule{
 // programs are the first words that make a line of an indented block a
 // command (see the package comment).
 var programs = map[string]bool{"echo": true, "go": true, "make": true, "redpanda": true, "homenode": true, "rpbench": true,
-	"sudo": true, "xzcat": true, "curl": true, "systemctl": true, "journalctl": true, "apt": true}
+	"rpupdate": true, "sudo": true, "xzcat": true, "curl": true, "systemctl": true, "journalctl": true, "apt": true}
 
 // step is a command or an annotation, in file order.
 type step struct {
@@ -279,7 +290,7 @@ func TestDocCommands(t *testing.T) {
 	}
 	repo := repoRoot(t)
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/homenode", "./cmd/redpanda", "./cmd/rpbench")
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/homenode", "./cmd/redpanda", "./cmd/rpbench", "./cmd/rpupdate")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

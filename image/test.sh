@@ -1,36 +1,41 @@
 #!/usr/bin/env bash
-# Boot test of the SD-card image: boots its root file system with the
-# image's own kernel and initrd in qemu-system-aarch64 -M virt (software
-# emulation), captures the serial console, forwards the node's libp2p TCP
-# port and status page to the host, and passes only when
-#   1. homenode.service reaches READY=1 (systemd logs "Started
-#      homenode.service" for a Type=notify unit only after READY=1),
+# Boot test of the A/B SD-card image: boots the whole card in
+# qemu-system-aarch64 -M virt (software emulation) through its real boot
+# chain, Debian's U-Boot for QEMU (u-boot-qemu) and the image's boot script,
+# which picks root slot A; captures the serial console, forwards the node's
+# libp2p TCP port and status page to the host, and passes only when
+#   1. the boot script chose slot A and homenode.service reaches READY=1
+#      (systemd logs "Started homenode.service" for a Type=notify unit
+#      only after READY=1), and homenode-commit.service commits slot A,
 #   2. the pairing URI appears on the console,
 #   3. a client on the host pairs through the forwarded port, and the node
 #      says it is paired,
-#   4. the root partition and file system grew to fill the (larger) disk
-#      on first boot,
+#   4. the data partition and its file system grew to fill the (larger)
+#      disk on first boot,
 #   5. the pairing console unit (tty1) ran and exited once paired,
-#   6. the status page answers through the forwarded port.
+#   6. the status page answers through the forwarded port,
+#   7. the node, under its real unit, sees the board's button: QEMU virt's
+#      gpio-keys power button, pressed from the QEMU monitor
+#      (system_powerdown), and the box does not power off.
 # QEMU is killed by its PID at the end and on failure. The image itself is
 # not modified: the VM writes to a qcow2 overlay 1 GiB larger than it.
 #
-# usage: image/test.sh -i IMG -k VMLINUZ -r INITRD [-t TIMEOUT_SECONDS] [-l LOG]
+# usage: image/test.sh -i IMG [-t TIMEOUT_SECONDS] [-l LOG]
 set -euo pipefail
 
-img= kernel= initrd= timeout=900 log=
-while getopts "i:k:r:t:l:" opt; do
+img= timeout=900 log=
+uboot=/usr/lib/u-boot/qemu_arm64/u-boot.bin
+while getopts "i:t:l:" opt; do
 	case $opt in
-	i) img=$OPTARG ;; k) kernel=$OPTARG ;; r) initrd=$OPTARG ;; t) timeout=$OPTARG ;; l) log=$OPTARG ;;
-	*) echo "usage: $0 -i IMG -k VMLINUZ -r INITRD [-t SECONDS] [-l LOG]" >&2; exit 2 ;;
+	i) img=$OPTARG ;; t) timeout=$OPTARG ;; l) log=$OPTARG ;;
+	*) echo "usage: $0 -i IMG [-t SECONDS] [-l LOG]" >&2; exit 2 ;;
 	esac
 done
-for f in "$img" "$kernel" "$initrd"; do
-	[ -f "$f" ] || { echo "image-test: missing '$f' (make image first)" >&2; exit 2; }
+[ -f "$img" ] || { echo "image-test: missing '$img' (make image first)" >&2; exit 2; }
+for tool in qemu-system-aarch64 qemu-img go curl python3; do
+	command -v "$tool" >/dev/null || { echo "image-test: $tool missing (make image-test installs it as root)" >&2; exit 2; }
 done
-for tool in qemu-system-aarch64 qemu-img go curl; do
-	command -v "$tool" >/dev/null || { echo "image-test: $tool missing (apt-get install qemu-system-arm qemu-utils curl)" >&2; exit 2; }
-done
+[ -f "$uboot" ] || { echo "image-test: $uboot missing (apt-get install u-boot-qemu)" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/homenode-image-test.XXXXXX")
 log=${log:-$work/console.log}
@@ -43,7 +48,7 @@ cleanup() {
 		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
 		kill -9 "$qemu_pid" 2>/dev/null || true
 	fi
-	rm -rf "$work/overlay.qcow2" "$work/pairtest"
+	rm -rf "$work/overlay.qcow2" "$work/pairtest" "$work/monitor.sock"
 	# Keep the console log, whether it is in $work or not.
 	rmdir "$work" 2>/dev/null || true
 }
@@ -65,13 +70,13 @@ qemu-img create -q -f qcow2 -F raw -b "$(readlink -f "$img")" "$work/overlay.qco
 	$(($(stat -c %s "$img") + 1024 * 1024 * 1024))
 : >"$log"
 start=$(date +%s)
+# The disk is the last virtio-mmio device: U-Boot's virtio 0, Linux's vda.
 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -display none -no-reboot \
-	-serial "file:$log" -monitor none \
-	-kernel "$kernel" -initrd "$initrd" \
-	-append "root=LABEL=RASPIROOT rw console=ttyAMA0 net.ifnames=0 systemd.journald.forward_to_console=1" \
-	-drive "file=$work/overlay.qcow2,if=virtio,format=qcow2" \
+	-bios "$uboot" -serial "file:$log" -monitor "unix:$work/monitor.sock,server,nowait" \
+	-device i6300esb -watchdog-action reset \
 	-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$p2p_port-:4001,hostfwd=tcp:127.0.0.1:$http_port-:8080" \
-	-device virtio-net-pci,netdev=n0 -device virtio-rng-pci &
+	-device virtio-net-pci,netdev=n0 -device virtio-rng-pci \
+	-drive "file=$work/overlay.qcow2,if=none,format=qcow2,id=disk0" -device virtio-blk-device,drive=disk0 &
 qemu_pid=$!
 echo "image-test: QEMU pid $qemu_pid; console $log; node TCP 4001 -> 127.0.0.1:$p2p_port, status page -> 127.0.0.1:$http_port"
 
@@ -86,6 +91,11 @@ wait_for() {
 	echo "image-test: [$(elapsed)s] $2"
 }
 
+monitor() { python3 -c 'import socket,sys,time
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(0.5); s.recv(4096)
+s.sendall((sys.argv[2]+"\n").encode()); time.sleep(1); print(s.recv(4096).decode(errors="replace"))' "$work/monitor.sock" "$1"; }
+
+wait_for 'homenode: booting slot A' "U-Boot's boot script choosing slot A"
 wait_for 'Linux version' "kernel booting"
 wait_for 'Started homenode\.service|homenode\.service: Failed|Failed to start homenode\.service' "homenode.service start result"
 grep -aqE 'Started homenode\.service' "$log" || fail "homenode.service failed to start"
@@ -95,16 +105,15 @@ wait_for 'RPPAIR1:' "pairing URI on the console"
 uri=$(grep -aoE 'RPPAIR1:[^" ]+' "$log" | head -n 1 | tr -d '\r')
 echo "image-test: pairing URI $uri"
 
-wait_for 'growpart: ' "root partition check"
-grep -aq 'growpart: growing' "$log" || fail "the root partition did not grow to fill the disk"
-wait_for 'Successfully resized "/"' "the root file system resized"
-# systemd-growfs reports the new size in GiB: the disk less the 260 MiB
-# before the root partition.
-want_gib=$(awk -v b="$(($(stat -c %s "$img") + 1024 * 1024 * 1024))" 'BEGIN { printf "%.1f", (b / 1048576 - 260) / 1024 - 0.1 }')
-grown=$(grep -aoE 'Successfully resized "/" to [0-9.]+G' "$log" | tail -n 1 | grep -oE '[0-9.]+G' | tr -d G)
-[ -n "$grown" ] && awk -v g="$grown" -v w="$want_gib" 'BEGIN { exit !(g >= w) }' ||
-	fail "the root file system is ${grown:-not resized}G, want at least ${want_gib}G"
-echo "image-test: root file system grown to ${grown}G"
+wait_for 'growpart: ' "data partition check"
+grep -aq 'growpart: growing' "$log" || fail "the data partition did not grow to fill the disk"
+wait_for 'growpart: file system on /dev/[a-z0-9]+ is [0-9]+ MiB' "the data file system resized"
+# At least the 1 GiB added to the disk.
+grown=$(grep -aoE 'growpart: file system on /dev/[a-z0-9]+ is [0-9]+ MiB' "$log" | tail -n 1 | grep -oE '[0-9]+ MiB' | cut -d' ' -f1)
+[ -n "$grown" ] && [ "$grown" -ge 1024 ] || fail "the data file system is ${grown:-not resized} MiB, want at least 1024"
+echo "image-test: data file system grown to $grown MiB"
+wait_for 'Mounted var-lib-homenode\.mount' "the data partition mounted"
+wait_for 'update: routine' "homenode-commit.service committing slot A"
 
 echo "image-test: pairing through 127.0.0.1:$p2p_port"
 "$work/pairtest" -uri "$uri" -addr "127.0.0.1:$p2p_port" -timeout 3m || fail "pairing through the forwarded port failed"
@@ -117,5 +126,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "http://127.0.0.1:$h
 [ "$code" = 200 ] || fail "status page through the forwarded port answered '$code', want 200"
 echo "image-test: status page answered 200"
 
-grep -aE 'growfs|Started homenode|READY|waiting for pairing' "$log" | head -n 10 || true
+echo "image-test: pressing the board's button (QEMU monitor: system_powerdown)"
+monitor system_powerdown >/dev/null
+wait_for 'reset button pressed briefly' "homenode seeing the button under its real unit"
+sleep 10
+kill -0 "$qemu_pid" 2>/dev/null || fail "the box powered off when its button was pressed"
+grep -aq 'reset button ready' "$log" || fail "homenode did not open the button device"
+
+grep -aE 'growfs|Started homenode|READY|waiting for pairing|booting slot|button' "$log" | head -n 12 || true
 echo "image-test: PASS (boot-to-ready ${ready}s, total $(elapsed)s)"

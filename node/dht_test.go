@@ -7,13 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
-	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
 	"github.com/redpanda-p2p/homenode/node/sync"
@@ -30,10 +29,7 @@ type phone struct {
 
 func newPhone(t *testing.T, ch channel.ID) *phone {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testhost.New(t)
 	db, err := store.Open(filepath.Join(t.TempDir(), "phone.db"), store.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -71,25 +67,15 @@ func (p *phone) registerAt(t *testing.T, n *Node, key *channel.Key) {
 
 func startDHTNode(t *testing.T, peers ...string) *Node {
 	t.Helper()
-	n, err := New(Config{
+	return startWith(t, Config{
 		DataDir: t.TempDir(),
 		Peers:   peers,
-		P2P:     p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
 		Discovery: discovery.Config{
 			MaintainInterval:         200 * time.Millisecond,
 			MaxPeersPerIPGroup:       100,
 			MaxPeersPerIPGroupPerCpl: 100,
 		},
-		Logger: quiet(),
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n
 }
 
 // TestSuperNodesMeetThroughTheDHT: Alice's phone is registered only at S1

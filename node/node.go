@@ -56,7 +56,9 @@ type Config struct {
 	P2P p2p.Config
 	// Store opens the store; Now defaults to Now below.
 	Store store.Options
-	// Sync runs the sync protocol; Now defaults to Now below.
+	// Sync runs the sync protocol; Now defaults to Now below. Its Accept,
+	// Admit and Known go into the node's relay rule (Access): Accept as
+	// a veto (blocks), Admit and Known in place of the node's own.
 	Sync sync.Config
 	// Routing serves registrations (owner, capacity, hop infinity); Now
 	// defaults to Now below.
@@ -261,20 +263,10 @@ func (n *Node) Start(ctx context.Context) error {
 		n.Discovery = disc
 	}
 	n.started = true
+	// The relay rule is one seam: the caller's Sync hooks are in it.
 	scfg := n.cfg.Sync
-	policy := scfg.Accept
-	scfg.Accept = func(p peer.ID, ch channel.ID) bool {
-		if policy != nil && !policy(p, ch) {
-			return false
-		}
-		return n.trusted(p, ch)
-	}
-	if scfg.Known == nil {
-		scfg.Known = n.known
-	}
-	if scfg.Admit == nil && n.cfg.RateLimit.PerSecond > 0 {
-		scfg.Admit = newChannelLimiter(n.cfg.RateLimit, n.cfg.Now).admit
-	}
+	scfg.Access = newAccess(n)
+	scfg.Accept, scfg.Admit, scfg.Known = nil, nil, nil
 	n.Sync = sync.New(n.Host, n.Store, scfg)
 	n.syncReady.Store(n.Sync)
 	n.served = map[channel.ID]bool{}
@@ -390,31 +382,6 @@ func (n *Node) serveRegistered() {
 	n.regPeers = regPeers
 }
 
-// trusted says whether p may exchange channel ch's messages with this
-// node: the node itself, a peer configured by the operator, a registered
-// user, or a super node that proved with a signed statement that it
-// serves ch. Channels the operator serves by configuration (--serve) are
-// open to every peer: that is what serving them by hand means.
-func (n *Node) trusted(p peer.ID, ch channel.ID) bool {
-	if p == n.Host.ID() || n.configured[p] || n.operatorServes(ch) {
-		return true
-	}
-	if n.Registry.Registered(p) {
-		return true
-	}
-	return n.Discovery != nil && n.Discovery.Authorized(p, ch)
-}
-
-// known says, without waiting, whether the node knows p: itself, a
-// configured peer, a registered user's device or a super node that proved
-// it serves a channel served here. Sync bounds the sessions of the others.
-func (n *Node) known(p peer.ID) bool {
-	if p == n.Host.ID() || n.configured[p] || n.Registry.Registered(p) {
-		return true
-	}
-	return n.Discovery != nil && n.Discovery.Known(p)
-}
-
 // registeredChannels returns the channels of the registration p is the
 // device of: what p may hand over serving statements for.
 func (n *Node) registeredChannels(p peer.ID) []channel.ID {
@@ -424,12 +391,6 @@ func (n *Node) registeredChannels(p peer.ID) []channel.ID {
 		}
 	}
 	return nil
-}
-
-func (n *Node) operatorServes(ch channel.ID) bool {
-	n.opMu.RLock()
-	defer n.opMu.RUnlock()
-	return slices.Contains(n.cfg.Channels, ch)
 }
 
 // Served lists the channels the node serves now.

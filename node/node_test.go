@@ -20,14 +20,20 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // peers connect it (the DHT has its own tests in node/discovery).
 func startNode(t *testing.T, dir string, ch channel.ID, peers ...string) *Node {
 	t.Helper()
-	n, err := New(Config{
-		DataDir:  dir,
-		Peers:    peers,
-		NoDHT:    true,
-		Channels: []channel.ID{ch},
-		P2P:      p2p.Config{ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}},
-		Logger:   quiet(),
-	})
+	return startWith(t, Config{DataDir: dir, Peers: peers, NoDHT: true, Channels: []channel.ID{ch}})
+}
+
+// startWith starts a node with cfg on loopback, quiet unless cfg has a
+// logger, and closes it when the test ends.
+func startWith(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	if cfg.P2P.ListenAddrs == nil {
+		cfg.P2P.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = quiet()
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/routing"
@@ -31,10 +31,7 @@ type registrant struct {
 
 func newRegistrant(t *testing.T, n *Node, id *channel.Identity, chain routing.Chain, keys ...*channel.Key) *registrant {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testhost.New(t)
 	db, err := store.Open(filepath.Join(t.TempDir(), "registrant.db"), store.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)

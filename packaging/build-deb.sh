@@ -50,8 +50,12 @@ else
 		-o "$pkg/usr/bin/homenode" ./cmd/homenode)
 	chmod 0755 "$pkg/usr/bin/homenode"
 fi
-install -m 0644 "$root/systemd/homenode.service" "$root/systemd/homenode-pairing-console.service" "$pkg/lib/systemd/system/"
+install -m 0644 "$root/systemd/homenode.service" "$root/systemd/homenode-pairing-console.service" \
+	"$root/systemd/homenode-commit.service" "$root/systemd/homenode-update.service" "$root/systemd/homenode-update.path" \
+	"$pkg/lib/systemd/system/"
 install -m 0644 "$root/systemd/homenode.sysusers" "$pkg/usr/lib/sysusers.d/homenode.conf"
+install -d -m 0755 "$pkg/usr/lib/udev/rules.d"
+install -m 0644 "$root/packaging/udev.rules" "$pkg/usr/lib/udev/rules.d/60-homenode.rules"
 install -d -m 0755 "$pkg/usr/lib/sysctl.d"
 install -m 0644 "$root/packaging/sysctl.conf" "$pkg/usr/lib/sysctl.d/60-homenode.conf"
 install -m 0644 "$root/packaging/homenode.toml" "$pkg/etc/homenode/homenode.toml"

@@ -68,6 +68,10 @@ func TestDebContents(t *testing.T) {
 				{"/usr/bin/homenode", "-rwxr-xr-x root/root"},
 				{"/lib/systemd/system/homenode.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-pairing-console.service", "-rw-r--r-- root/root"},
+				{"/lib/systemd/system/homenode-commit.service", "-rw-r--r-- root/root"},
+				{"/lib/systemd/system/homenode-update.service", "-rw-r--r-- root/root"},
+				{"/lib/systemd/system/homenode-update.path", "-rw-r--r-- root/root"},
+				{"/usr/lib/udev/rules.d/60-homenode.rules", "-rw-r--r-- root/root"},
 				{"/usr/lib/sysusers.d/homenode.conf", "-rw-r--r-- root/root"},
 				{"/usr/lib/sysctl.d/60-homenode.conf", "-rw-r--r-- root/root"},
 				{"/etc/homenode/homenode.toml", "-rw-r--r-- root/root"},
@@ -173,5 +177,35 @@ func TestDefaultConfig(t *testing.T) {
 	// Compared as printed: an empty list in the file is a non-nil slice.
 	if got, want := fmt.Sprintf("%+v", cfg), fmt.Sprintf("%+v", appliance.Defaults()); got != want {
 		t.Errorf("the documented defaults differ from the daemon's:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestClientDeb: the redpanda client is its own package: the command and
+// its documents, no service, no maintainer scripts.
+func TestClientDeb(t *testing.T) {
+	need(t, "dpkg-deb", "md5sum", "gzip")
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "redpanda")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\necho redpanda test\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("./build-client-deb.sh", "-a", "arm64", "-b", bin, "-v", "1.2.3-test", "-o", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-client-deb.sh: %v\n%s", err, out)
+	}
+	deb := filepath.Join(dir, "redpanda-client_1.2.3-test_arm64.deb")
+	list := dpkgDeb(t, "-c", deb)
+	for _, want := range []string{"./usr/bin/redpanda", "./usr/share/doc/redpanda-client/copyright"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("%s missing:\n%s", want, list)
+		}
+	}
+	for _, not := range []string{"homenode", "systemd"} {
+		if strings.Contains(list, not) {
+			t.Errorf("the client package holds %s files:\n%s", not, list)
+		}
+	}
+	if got := strings.TrimSpace(dpkgDeb(t, "-f", deb, "Package")); got != "redpanda-client" {
+		t.Errorf("Package %q", got)
 	}
 }

@@ -1,13 +1,11 @@
 package provisioning
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"log/slog"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,39 +13,18 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
-// syncBuffer collects log output from handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newHost(t testing.TB, sk crypto.PrivKey) host.Host {
 	t.Helper()
-	opts := []libp2p.Option{libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay()}
+	opts := []libp2p.Option{libp2p.DisableRelay()}
 	if sk != nil {
 		opts = append(opts, libp2p.Identity(sk))
 	}
-	h, err := libp2p.New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return testhost.New(t, opts...)
 }
 
 func newNodeKey(t testing.TB) crypto.PrivKey {
@@ -76,7 +53,7 @@ type testNode struct {
 	h    host.Host
 	db   *store.DB
 	p    *Provisioner
-	logs *syncBuffer
+	logs *testkit.LogBuffer
 }
 
 func startNode(t testing.TB, path string, sk crypto.PrivKey, cfg Config) *testNode {
@@ -87,7 +64,7 @@ func startNode(t testing.TB, path string, sk crypto.PrivKey, cfg Config) *testNo
 	if sk == nil {
 		sk = newNodeKey(t)
 	}
-	n := &testNode{path: path, sk: sk, logs: &syncBuffer{}}
+	n := &testNode{path: path, sk: sk, logs: &testkit.LogBuffer{}}
 	var err error
 	if n.db, err = store.Open(path, store.Options{}); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the programs the tests drive for real:
 # a browser for the status page, a QR decoder, a UPnP router and its client,
-# nftables and iproute2 for the router's network namespaces, and systemd's
-# analyser for the unit files. Idempotent: it installs only what is missing.
+# nftables and iproute2 for the router's network namespaces, systemd's
+# analyser for the unit files, and a JDK and a C compiler for the phone
+# binding driven from Java (mobile/redpanda). Idempotent: it installs only what is missing.
 # Without root it installs nothing, and the tests that need a missing
 # program skip with a message saying which.
 set -euo pipefail
@@ -18,6 +19,8 @@ declare -A want=(
   [systemd-analyze]=systemd
   [dpkg-deb]=dpkg
   [curl]=curl
+  [javac]=openjdk-17-jdk-headless
+  [gcc]=gcc
 )
 
 missing=()

@@ -11,7 +11,8 @@ import (
 	"testing"
 )
 
-var units = []string{"homenode.service", "homenode-pairing-console.service"}
+var units = []string{"homenode.service", "homenode-pairing-console.service",
+	"homenode-commit.service", "homenode-update.service", "homenode-update.path"}
 
 // maxExposure is the aim for `systemd-analyze security` (0 safest, 10 worst).
 const maxExposure = 2.0
@@ -75,6 +76,9 @@ func TestUnitsSecurity(t *testing.T) {
 	dir := stage(t)
 	re := regexp.MustCompile(`Overall exposure level for \S+: ([0-9.]+)`)
 	for _, u := range units {
+		if !strings.HasSuffix(u, ".service") {
+			continue
+		}
 		t.Run(u, func(t *testing.T) {
 			out, err := exec.Command(sa, "security", "--offline=true", "--no-pager", filepath.Join(dir, u)).CombinedOutput()
 			m := re.FindSubmatch(out)
@@ -140,7 +144,9 @@ func TestServiceDirectives(t *testing.T) {
 		{"Service", "ProtectSystem", "strict"},
 		{"Service", "NoNewPrivileges", "yes"},
 		{"Service", "PrivateTmp", "yes"},
-		{"Service", "PrivateDevices", "yes"},
+		{"Service", "PrivateDevices", "no"},
+		{"Service", "DevicePolicy", "closed"},
+		{"Service", "DeviceAllow", "char-input r"},
 		{"Service", "ProtectHome", "yes"},
 		{"Service", "MemoryDenyWriteExecute", "yes"},
 		{"Service", "LockPersonality", "yes"},
@@ -224,4 +230,46 @@ func bytesOf(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	return n * mult, err
+}
+
+// TestUpdateUnits pins what the A/B firmware update relies on: the commit
+// unit reboots the board when a trial is not committed, the installer
+// reboots into what it installed, both are inert outside the A/B image,
+// and they reach the raw disk through the disk group and a device ACL, not
+// as root.
+func TestUpdateUnits(t *testing.T) {
+	for _, tt := range []struct{ unit, section, key, want string }{
+		{"homenode-commit.service", "Unit", "FailureAction", "reboot"},
+		{"homenode-commit.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
+		{"homenode-commit.service", "Unit", "After", "homenode.service local-fs.target var-lib-homenode.mount"},
+		{"homenode-commit.service", "Service", "StateDirectory", "homenode/update"},
+		{"homenode-update.service", "Service", "StateDirectory", "homenode/update"},
+		{"homenode-commit.service", "Service", "ExecStart", "/usr/bin/homenode update commit --data-dir /var/lib/homenode"},
+		{"homenode-commit.service", "Service", "User", "homenode"},
+		{"homenode-commit.service", "Service", "SupplementaryGroups", "disk"},
+		{"homenode-commit.service", "Service", "DevicePolicy", "closed"},
+		{"homenode-commit.service", "Service", "CapabilityBoundingSet", ""},
+		{"homenode-update.service", "Unit", "SuccessAction", "reboot"},
+		{"homenode-update.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
+		{"homenode-update.service", "Service", "ExecStart", "/usr/bin/homenode update install-request --data-dir /var/lib/homenode"},
+		{"homenode-update.service", "Service", "User", "homenode"},
+		{"homenode-update.service", "Service", "PrivateNetwork", "yes"},
+		{"homenode-update.service", "Service", "CapabilityBoundingSet", ""},
+		{"homenode-update.path", "Path", "PathExists", "/var/lib/homenode/update/request.json"},
+	} {
+		d := directives(t, tt.unit)
+		got := d[tt.section][tt.key]
+		found := false
+		for _, v := range got {
+			found = found || v == tt.want
+		}
+		if !found {
+			t.Errorf("%s [%s] %s=%q, want %q", tt.unit, tt.section, tt.key, got, tt.want)
+		}
+	}
+	// The commit unit must not wait for the data partition: without it a
+	// trial boot must still fail and reboot, not hang.
+	if r := directives(t, "homenode-commit.service")["Unit"]["RequiresMountsFor"]; len(r) > 0 {
+		t.Errorf("homenode-commit.service RequiresMountsFor=%q", r)
+	}
 }

@@ -32,7 +32,7 @@ const (
 var needsArg = map[string]bool{
 	CmdStatus: false, CmdPeers: false, CmdUsers: false, CmdChannels: false,
 	CmdRevoke: true, CmdBlock: true, CmdUnblock: true, CmdReset: false,
-	CmdBranch: true, CmdPrune: true,
+	CmdBranch: true, CmdPrune: true, CmdHealth: false,
 }
 
 // Sentinel errors. The client maps the server's error codes back to these,
@@ -119,7 +119,7 @@ func ParseRequest(line []byte) (Request, error) {
 	takesArg, known := needsArg[req.Cmd]
 	switch {
 	case !known:
-		return req, fmt.Errorf("%w %q (known: status, peers, users, channels, revoke, block, unblock, reset, branch, prune)", ErrUnknownCommand, req.Cmd)
+		return req, fmt.Errorf("%w %q (known: status, peers, users, channels, revoke, block, unblock, reset, branch, prune, health)", ErrUnknownCommand, req.Cmd)
 	case takesArg && req.Arg == "":
 		return req, fmt.Errorf("%w: %s needs an argument", ErrMalformedRequest, req.Cmd)
 	case !takesArg && req.Arg != "":
@@ -196,6 +196,12 @@ func dispatch(ctx context.Context, b Backend, req Request) (any, error) {
 			ids = []string{}
 		}
 		return RevokeResult{Revoked: ids}, err
+	case CmdHealth:
+		hb, ok := b.(HealthBackend)
+		if !ok {
+			return nil, fmt.Errorf("%w %q: this node cannot say", ErrUnknownCommand, req.Cmd)
+		}
+		return hb.Health(ctx)
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownCommand, req.Cmd)
 }

@@ -27,6 +27,9 @@ func RenderStatus(w io.Writer, r status.Report) error {
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("Node", r.Node.PeerID)
 	row("Version", r.Version+", up "+status.Duration(r.Uptime))
+	if u := r.Update; u != nil {
+		row("Update", updateSummary(u))
+	}
 	if r.Board != "" {
 		row("Board", r.Board)
 	}

@@ -62,7 +62,9 @@ type Request struct {
 	Cmd    string `json:"cmd"`              // "status", "backup-put", "backup-get"
 	Lookup []byte `json:"lookup,omitempty"` // backup-put: the fetch lookup ID
 	Blob   []byte `json:"blob,omitempty"`   // backup-put: the encrypted backup
-	Key    string `json:"key,omitempty"`    // follow: the read-only key of the owner's node channel
+	Key    string `json:"key,omitempty"`    // follow: the read-only key of the owner's node channel; report-key: a write-only key
+	// Args are a command's arguments as JSON (the update commands).
+	Args json.RawMessage `json:"args,omitempty"`
 }
 
 // Response carries the result or an error text.
@@ -85,6 +87,9 @@ type Server struct {
 	// Backups keeps the owner's backup blob and its lookup ID; nil
 	// serves no backups.
 	Backups *store.Meta
+	// Updates serves the firmware update commands and bundle uploads
+	// (update.go); nil: not on this node.
+	Updates Updates
 	Logger  *slog.Logger
 
 	fetchLimit *peerlimit.Limiter
@@ -97,6 +102,9 @@ func (s *Server) Register(h host.Host) {
 	if s.Backups != nil {
 		s.fetchLimit = newFetchLimiter()
 		h.SetStreamHandler(FetchProtocolID, s.handleFetch)
+	}
+	if s.Updates != nil {
+		h.SetStreamHandler(UploadProtocolID, s.handleUpload)
 	}
 }
 
@@ -166,6 +174,8 @@ func (s *Server) handle(st network.Stream) {
 			return
 		}
 		s.reply(st, Response{Result: json.RawMessage(`{}`)})
+	case "update-status", "update-config", "update-check", "update-apply", "report-key":
+		s.reply(st, s.updateRequest(ctx, req))
 	default:
 		s.reply(st, Response{Code: "unknown", Error: fmt.Sprintf("unknown request %q", req.Cmd)})
 	}
@@ -267,7 +277,7 @@ func decodeResponse(raw []byte) (json.RawMessage, error) {
 	case "too_large":
 		return nil, fmt.Errorf("%w: %s", ErrTooLarge, resp.Error)
 	default:
-		return nil, fmt.Errorf("owner: node says: %s", resp.Error)
+		return nil, nodeError{code: resp.Code, msg: resp.Error}
 	}
 }
 
@@ -297,3 +307,9 @@ func readFrame(r io.Reader, max int) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// nodeError is an error the node reported with a code this file does not
+// map to a sentinel.
+type nodeError struct{ code, msg string }
+
+func (e nodeError) Error() string { return "owner: node says: " + e.msg }

@@ -37,6 +37,9 @@ func StatusLine(r Report) string {
 	if n := len(r.Warnings); n > 0 {
 		parts = append(parts, plural(int64(n), "warning", "warnings"))
 	}
+	if u := r.Update.Line(); u != "" {
+		parts = append(parts, u)
+	}
 	return strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' {
 			return ' '

@@ -41,6 +41,8 @@ type Report struct {
 	Clock          Clock      `json:"clock"`
 	// Warnings are plain sentences for a person ("Disk almost full: 120 MB free.").
 	Warnings []string `json:"warnings"`
+	// Update is the firmware update's state, on the A/B image only.
+	Update *Update `json:"update,omitempty"`
 }
 
 // Node is the node's libp2p identity.

@@ -57,6 +57,7 @@ commands:
   prune     CHANNEL: revoke the sponsors that brought a channel in
   reset     factory reset: forget the owner and stored messages, pair again
   pairing-qr  the pairing QR code while the node waits for pairing (--watch: until paired)
+  update    firmware updates of the SD-card image: status, apply FILE (docs/UPDATES.md)
   version   print the version
 
 'homenode COMMAND -h' shows a command's flags; flags may stand before or
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runReset(ctx, args, stdin, stdout, stderr)
 	case "pairing-qr":
 		return runPairingQR(ctx, args, stdout, stderr)
+	case "update":
+		return runUpdate(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "homenode", version.Version)
 		return nil

@@ -11,10 +11,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/hint"
 )
@@ -121,28 +121,10 @@ func twoFriends(t *testing.T) friendsRun {
 	return run
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a process writes it.
-type syncBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startListen is start for a redpanda whose stderr is read while it runs.
-func startListen(t *testing.T, args ...string) (*proc, *syncBuffer) {
+func startListen(t *testing.T, args ...string) (*proc, *testkit.LogBuffer) {
 	t.Helper()
-	errs := &syncBuffer{}
+	errs := &testkit.LogBuffer{}
 	p := &proc{cmd: exec.Command(bins.redpanda, args...), lines: make(chan string, 1024), stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {

@@ -31,8 +31,9 @@ func pairCommand() *command {
 }
 
 func nodeCommand() *command {
-	return &command{name: "node", summary: "the node this client owns: node status [NODE] [--json]", subs: []*command{
+	return &command{name: "node", summary: "the node this client owns: node status [NODE] [--json], node update, node reports", subs: []*command{
 		{name: "status", summary: "the owned node's status, over the owner-only protocol: status [NODE] [--json]", run: cmdNodeStatus},
+		nodeUpdateCommand(), nodeReportsCommand(),
 	}}
 }
 
@@ -103,6 +104,16 @@ func cmdPair(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "warning: the node will serve only this device's channels: %v\n", err)
+	}
+	// It may post (never read) in the master channel: how its firmware
+	// updates end (docs/UPDATES.md).
+	if reportKey, err := c.ReportKey(); err == nil {
+		err = c.UseIdentity(func(h host.Host, key ed25519.PrivateKey) error {
+			return owner.SetReportKey(pctx, h, pid, key, reportKey)
+		})
+		if err != nil && !errors.Is(err, owner.ErrUnknown) {
+			fmt.Fprintf(stderr, "warning: the node cannot report its updates to you: %v\n", err)
+		}
 	}
 	chs, err := c.Channels()
 	if err != nil {

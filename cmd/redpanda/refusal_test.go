@@ -1,31 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	gosync "sync"
 	"testing"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
-
-// lockedBuffer is a bytes.Buffer the test reads while a command writes.
-type lockedBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestListenShowsRefusal: a client the node refuses to register (no
 // ticket, a node that serves only its owner's friends) is told so by
@@ -42,7 +24,7 @@ func TestListenShowsRefusal(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errOut lockedBuffer
+	var out, errOut testkit.LogBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"listen", "--home", cn.home("carol")}, &out, &errOut) }()
 	deadline := time.Now().Add(60 * time.Second)

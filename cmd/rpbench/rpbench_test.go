@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"os"
 	"testing"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 // TestMain lets the capacity scenario re-execute the test binary as its
@@ -18,7 +20,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	testkit.VerifyTestMain(m)
 }
 
 // TestScenariosTiny runs every scenario at its smallest through the same

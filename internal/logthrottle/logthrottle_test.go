@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 type lines struct {
@@ -42,15 +44,11 @@ func (l *lines) records(t *testing.T) []map[string]any {
 	return out
 }
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time { return c.t }
-
-func newLogger(t *testing.T, o Options) (*slog.Logger, *Handler, *lines, *fakeClock) {
+func newLogger(t *testing.T, o Options) (*slog.Logger, *Handler, *lines, *testkit.Clock) {
 	t.Helper()
 	out := &lines{}
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	o.Now = clk.now
+	clk := testkit.NewClock(time.Unix(1_700_000_000, 0))
+	o.Now = clk.Now
 	h := New(slog.NewJSONHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}), o)
 	return slog.New(h), h, out, clk
 }
@@ -94,7 +92,7 @@ func TestOnePeerRepeating(t *testing.T) {
 		t.Fatal("another message was held back with the flood")
 	}
 	// A minute later one more passes, after a summary of the 995 held.
-	clk.t = clk.t.Add(DefaultPeerEvery)
+	clk.Advance(DefaultPeerEvery)
 	bad.Warn("pairing attempt failed", "reason", "wrong token")
 	rs = out.records(t)
 	if got := suppressed(rs); got != 1000-DefaultPeerBurst {
@@ -123,7 +121,7 @@ func TestManyPeersOneMessage(t *testing.T) {
 	for i := range n {
 		log.Info("registration refused", "peer", fmt.Sprintf("12D3KooW%06d", i), "status", "not allowed")
 		if i%1000 == 999 {
-			clk.t = clk.t.Add(time.Second) // 1,000 a second
+			clk.Advance(time.Second) // 1,000 a second
 		}
 	}
 	h.Flush(context.Background())

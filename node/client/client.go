@@ -62,6 +62,11 @@ type Config struct {
 	// loopback TCP port (a phone dials out; it does not need to be
 	// reachable).
 	Listen []string
+	// DialOnly makes a host that listens on nothing, not even loopback,
+	// and never lists the device's network interfaces (Android 11+
+	// forbids that): a phone only dials its nodes (phone.go). Listen
+	// must then be empty.
+	DialOnly bool
 	// NoReceipts stops the client from posting delivery receipts.
 	NoReceipts bool
 	// MaxNodes is how many super nodes the client keeps (3..5 in
@@ -140,7 +145,10 @@ func Open(cfg Config) (*Client, error) {
 	if cfg.FlushTimeout == 0 {
 		cfg.FlushTimeout = DefaultFlushTimeout
 	}
-	if len(cfg.Listen) == 0 {
+	if cfg.DialOnly && len(cfg.Listen) > 0 {
+		return nil, fmt.Errorf("client.Open: DialOnly with Listen %v: a dial-only client listens on nothing", cfg.Listen)
+	}
+	if len(cfg.Listen) == 0 && !cfg.DialOnly {
 		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
 	if cfg.Owner == "" {
@@ -190,7 +198,7 @@ func (c *Client) start() error {
 	if err := c.loadChannels(); err != nil {
 		return err
 	}
-	h, err := p2p.New(p2p.Config{DataDir: c.cfg.Home, ListenAddrs: c.cfg.Listen, UserAgent: "redpanda-client", Logger: c.cfg.Logger})
+	h, err := p2p.New(c.hostConfig())
 	if err != nil {
 		return fmt.Errorf("client.Open: %w", err)
 	}

@@ -436,6 +436,9 @@ func (c *Client) handleDeviceControl(cs *chanState, m *channel.Message) bool {
 	if cs.name != MasterChannel && cs.name != NodeChannel {
 		return false
 	}
+	if cs.name == MasterChannel && m.Author != c.self.Public() && c.handleNodeReport(m) {
+		return true // the owned node reports (nodereports.go)
+	}
 	if cs.name == NodeChannel || m.Author != c.self.Public() {
 		return true // the node channel is for the node; only this identity writes the master
 	}

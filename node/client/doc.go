@@ -12,7 +12,8 @@
 // bbolt file: long history survives the relay window and its quotas.
 //
 // The public API is made of plain types (strings, []byte, ints, time.Time,
-// small structs, a callback) so that a gomobile binding can be generated
-// from it. The package must not know about the appliance (boards, systemd,
+// small structs, a callback); package mobile/redpanda wraps it in the
+// types gomobile's gobind accepts, for phone apps (docs/MOBILE.md). The
+// package must not know about the appliance (boards, systemd,
 // provisioning) or about how a super node stores registrations.
 package client

@@ -370,7 +370,9 @@ func (c *Client) recordReceipt(m *channel.Message) {
 		}
 		if err := r.Put(id[:], append(v, m.Author[:]...)); err != nil {
 			c.log.Error("receipt record", "err", err)
+			continue
 		}
+		c.emit(Event{Kind: EventReceipt, MessageID: id.String(), Reader: m.Author.String()})
 	}
 }
 

@@ -275,14 +275,13 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 
 // The redial schedule of an active node whose connection is down: the
 // delay doubles from redialMin up to redialMax. The cap bounds how long a
-// running app stays deaf once its node is back (redialMax plus one
-// redialTick and the dial itself; the issue asks for 5 s), however long the
+// running app stays deaf once its node is back (redialMax plus the dial
+// itself; the issue asks for 5 s), however long the
 // node was down; a dial of a node that is down costs one connection
 // attempt.
 const (
-	redialMin  = 500 * time.Millisecond
-	redialMax  = 3 * time.Second
-	redialTick = 500 * time.Millisecond
+	redialMin = 500 * time.Millisecond
+	redialMax = 3 * time.Second
 )
 
 // keepConnected redials the active nodes whenever a connection drops,
@@ -293,8 +292,8 @@ func (c *Client) keepConnected() {
 	defer c.wg.Done()
 	next := map[peer.ID]time.Time{}
 	backoff := map[peer.ID]time.Duration{}
-	t := time.NewTicker(redialTick)
-	defer t.Stop()
+	changed, stop := c.connectionsChanged() // keepalive.go: no polling
+	defer stop()
 	nextRenew := time.Now().Add(30 * time.Second)
 	for {
 		if time.Now().After(nextRenew) {
@@ -332,11 +331,15 @@ func (c *Client) keepConnected() {
 				return
 			}
 		}
+		wait := time.NewTimer(redialWait(next, nextRenew))
 		select {
 		case <-c.ctx.Done():
+			wait.Stop()
 			return
-		case <-t.C:
+		case <-changed:
+		case <-wait.C:
 		}
+		wait.Stop()
 	}
 }
 

@@ -395,6 +395,7 @@ func (c *Client) onNotice(n routing.Notice) {
 		r.Registered = false
 		r.LastError = fmt.Sprintf("%s: %s", n.Status, n.Detail)
 	})
+	c.emit(Event{Kind: EventRegistrationEnded, Node: n.Node.String(), Detail: fmt.Sprintf("%s: %s", n.Status, n.Detail)})
 	c.mu.Lock()
 	online := c.dialing && !c.closed
 	if online {

@@ -31,6 +31,13 @@ type Config struct {
 	IdentityPath string
 	// ListenAddrs are multiaddrs to listen on. Default: DefaultListenAddrs.
 	ListenAddrs []string
+	// NoListen makes a host that listens on nothing (ListenAddrs must be
+	// empty): it only dials out, as a phone does. Such a host never asks
+	// the OS for its network interfaces or routes, which Android 11+
+	// forbids apps (libp2p resolves only unspecified listen addresses,
+	// and picks a QUIC source address only for unicast listeners).
+	// Default: false.
+	NoListen bool
 	// Limits are the resource manager's limits. Default: see Limits.
 	Limits Limits
 	// ConnMgr are the connection manager's water marks. Default: see ConnMgr.
@@ -166,7 +173,10 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.IdentityPath == "" {
 		cfg.IdentityPath = filepath.Join(cfg.DataDir, IdentityFileName)
 	}
-	if len(cfg.ListenAddrs) == 0 {
+	if cfg.NoListen && len(cfg.ListenAddrs) > 0 {
+		return cfg, fmt.Errorf("%w: NoListen with ListenAddrs %v", ErrConfig, cfg.ListenAddrs)
+	}
+	if len(cfg.ListenAddrs) == 0 && !cfg.NoListen {
 		cfg.ListenAddrs = DefaultListenAddrs
 	}
 	if cfg.UserAgent == "" {

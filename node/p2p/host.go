@@ -57,7 +57,6 @@ func New(cfg Config) (host.Host, error) {
 
 	opts := []libp2p.Option{
 		libp2p.Identity(sk),
-		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
 		// Explicit transports and security so a libp2p upgrade that changes
 		// its defaults does not change what the node speaks.
 		libp2p.Transport(tcp.NewTCPTransport),
@@ -67,6 +66,11 @@ func New(cfg Config) (host.Host, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.UserAgent(cfg.UserAgent),
+	}
+	if cfg.NoListen {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		opts = append(opts, libp2p.ListenAddrStrings(cfg.ListenAddrs...))
 	}
 	if cfg.Metrics != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))

@@ -9,25 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/wire"
 )
-
-// randomPeer is a peer ID an attacker makes for free.
-func randomPeer(t testing.TB) peer.ID {
-	t.Helper()
-	_, pk, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := peer.IDFromPublicKey(pk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // chainlessFrame is chainlessRequest for a peer that has no host: the
 // registry's own request path (serve) is driven directly, as the stream
@@ -80,7 +66,7 @@ func TestRefusedRequestsAreNotRemembered(t *testing.T) {
 	var p peer.ID
 	for i := range total {
 		if i%5 == 0 {
-			p = randomPeer(t)
+			p = testhost.NewPeerID(t)
 		}
 		resp, _, _ := n.r.serve(bytes.NewReader(chainlessFrame(t, p, window)), p, fmt.Sprintf("ip4:10.%d.%d.%d", i>>16&255, i>>8&255, i&255))
 		refused[resp.Status]++
@@ -113,7 +99,7 @@ func TestAddressLimitSparesOtherAddresses(t *testing.T) {
 	n := startNode(t, "", Config{Owner: f.owner.Public()})
 	rateLimited := 0
 	for i := range addrRequestBurst + 30 {
-		p := randomPeer(t)
+		p := testhost.NewPeerID(t)
 		resp, _, _ := n.r.serve(bytes.NewReader(chainlessFrame(t, p, time.Minute)), p, "ip4:192.0.2.66")
 		if resp.Status == StatusRateLimited {
 			rateLimited++
@@ -124,7 +110,7 @@ func TestAddressLimitSparesOtherAddresses(t *testing.T) {
 	if rateLimited < 25 {
 		t.Fatalf("only %d of %d requests from one address were limited", rateLimited, addrRequestBurst+30)
 	}
-	p := randomPeer(t)
+	p := testhost.NewPeerID(t)
 	if resp, _, _ := n.r.serve(bytes.NewReader(chainlessFrame(t, p, time.Minute)), p, "ip4:198.51.100.7"); resp.Status == StatusRateLimited {
 		t.Fatalf("a peer on another address was limited: %q", resp.Detail)
 	}

@@ -2,36 +2,23 @@ package routing
 
 import (
 	"bytes"
-	"crypto/rand"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
-)
 
-func newPeerID(t testing.TB) peer.ID {
-	t.Helper()
-	_, pk, err := crypto.GenerateEd25519Key(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := peer.IDFromPublicKey(pk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
+)
 
 func TestAdvertsRoundTrip(t *testing.T) {
 	as := []Advert{
-		{Node: newPeerID(t), Hop: 0, Addrs: []multiaddr.Multiaddr{
+		{Node: testhost.NewPeerID(t), Hop: 0, Addrs: []multiaddr.Multiaddr{
 			multiaddr.StringCast("/ip4/192.0.2.7/tcp/4001"), multiaddr.StringCast("/ip6/2001:db8::1/udp/4001/quic-v1")}},
-		{Node: newPeerID(t), Hop: 5},
-		{Node: newPeerID(t), Hop: HopInfinity, Addrs: []multiaddr.Multiaddr{multiaddr.StringCast("/dns4/node.example/tcp/4001")}},
+		{Node: testhost.NewPeerID(t), Hop: 5},
+		{Node: testhost.NewPeerID(t), Hop: HopInfinity, Addrs: []multiaddr.Multiaddr{multiaddr.StringCast("/dns4/node.example/tcp/4001")}},
 	}
 	b := EncodeAdverts(as)
 	got, err := DecodeAdverts(b)
@@ -60,7 +47,7 @@ func TestAdvertsRoundTrip(t *testing.T) {
 	// Encoding caps what it keeps, so the result always decodes.
 	many := make([]Advert, MaxAdverts+3)
 	for i := range many {
-		many[i] = Advert{Node: newPeerID(t), Hop: 1, Addrs: slices.Repeat(as[0].Addrs, MaxAdvertAddrs)}
+		many[i] = Advert{Node: testhost.NewPeerID(t), Hop: 1, Addrs: slices.Repeat(as[0].Addrs, MaxAdvertAddrs)}
 	}
 	if got, err := DecodeAdverts(EncodeAdverts(many)); err != nil || len(got) != MaxAdverts || len(got[0].Addrs) != MaxAdvertAddrs {
 		t.Fatalf("capped encoding: %d adverts, %v", len(got), err)
@@ -68,7 +55,7 @@ func TestAdvertsRoundTrip(t *testing.T) {
 }
 
 func TestDecodeAdvertsRefuses(t *testing.T) {
-	good := EncodeAdverts([]Advert{{Node: newPeerID(t), Hop: 1, Addrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/192.0.2.7/tcp/4001")}}})
+	good := EncodeAdverts([]Advert{{Node: testhost.NewPeerID(t), Hop: 1, Addrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/192.0.2.7/tcp/4001")}}})
 	badHop := bytes.Clone(good)
 	badHop[2+int(good[2])+1] = MaxHop + 1 // version, count, id length, id, hop
 	tests := []struct {
@@ -95,7 +82,7 @@ func TestDecodeAdvertsRefuses(t *testing.T) {
 func TestChoose(t *testing.T) {
 	ids := make([]peer.ID, 6)
 	for i := range ids {
-		ids[i] = newPeerID(t)
+		ids[i] = testhost.NewPeerID(t)
 	}
 	c := func(i, hop int, rtt time.Duration, reg int) Candidate {
 		return Candidate{Advert: Advert{Node: ids[i], Hop: hop}, RTT: rtt, Load: Load{Registered: reg, Capacity: 100}}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 )
 
 func FuzzParseChain(f *testing.F) {
@@ -33,7 +35,7 @@ func FuzzParseChain(f *testing.F) {
 func FuzzDecodeRequest(f *testing.F) {
 	fr := newFriends(f)
 	r := &request{Identity: fr.f3.Public(), Chain: fr.c3, Channels: nil, Timestamp: time.UnixMilli(time.Now().UnixMilli()),
-		Peer: newPeerID(f), Nonce: make([]byte, nonceSize)}
+		Peer: testhost.NewPeerID(f), Nonce: make([]byte, nonceSize)}
 	rand.Read(r.Nonce)
 	r.Channels = append(r.Channels, newChannelID(f), newChannelID(f))
 	r.sign(fr.f3)
@@ -109,7 +111,7 @@ func FuzzDecodeNotice(f *testing.F) {
 }
 
 func FuzzDecodeAdverts(f *testing.F) {
-	f.Add(EncodeAdverts([]Advert{{Node: newPeerID(f), Hop: 1, Addrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/192.0.2.7/tcp/4001")}}}))
+	f.Add(EncodeAdverts([]Advert{{Node: testhost.NewPeerID(f), Hop: 1, Addrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/192.0.2.7/tcp/4001")}}}))
 	f.Add(EncodeAdverts(nil))
 	f.Add([]byte{1, 1, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {

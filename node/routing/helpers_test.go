@@ -1,14 +1,11 @@
 package routing
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"log/slog"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,35 +14,15 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func newHost(t testing.TB) host.Host {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return testhost.New(t, libp2p.DisableRelay())
 }
 
 func newIdentity(t testing.TB) *channel.Identity {
@@ -75,13 +52,6 @@ func issue(t testing.TB, issuer *channel.Identity, subject channel.IdentityKey, 
 	return tk
 }
 
-// clock is real time plus an offset the test moves, so requests signed
-// with the real clock stay fresh until the test jumps ahead.
-type clock struct{ off atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
-
 // testNode is a node as the lead wires it: a real host, a real store file
 // and the Registry on db.Meta("registrations").
 type testNode struct {
@@ -89,7 +59,7 @@ type testNode struct {
 	h    host.Host
 	db   *store.DB
 	r    *Registry
-	logs *syncBuffer
+	logs *testkit.LogBuffer
 	cfg  Config
 }
 
@@ -104,7 +74,7 @@ func startNodeWith(t testing.TB, path string, cfg Config, before func(Records)) 
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "node.db")
 	}
-	n := &testNode{path: path, logs: &syncBuffer{}, cfg: cfg}
+	n := &testNode{path: path, logs: &testkit.LogBuffer{}, cfg: cfg}
 	var err error
 	if n.db, err = store.Open(path, store.Options{}); err != nil {
 		t.Fatal(err)
@@ -184,19 +154,6 @@ func refusal(t testing.TB, who string, err error) *RefusedError {
 	return re
 }
 
-// waitFor polls cond; it fails the test only if cond never holds, and it
-// asserts nothing about how long that took.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (r *Registry) pendingFor(id channel.IdentityKey) (pendingNotice, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -207,7 +164,7 @@ func (r *Registry) pendingFor(id channel.IdentityKey) (pendingNotice, bool) {
 func disconnect(t testing.TB, a, b host.Host) {
 	t.Helper()
 	a.Network().ClosePeer(b.ID())
-	waitFor(t, "disconnect", func() bool {
+	testkit.Eventually(t, "disconnect", func() bool {
 		return a.Network().Connectedness(b.ID()) != network.Connected &&
 			b.Network().Connectedness(a.ID()) != network.Connected
 	})

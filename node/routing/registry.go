@@ -2,24 +2,18 @@ package routing
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/redpanda-p2p/homenode/internal/peerlimit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
-	"github.com/redpanda-p2p/homenode/node/wire"
 )
 
 // Defaults for Config fields left zero.
@@ -190,17 +184,6 @@ type Registry struct {
 	wg   sync.WaitGroup
 }
 
-// Record keys: a prefix and the 32-byte identity.
-var (
-	keyReg     = []byte("reg/")
-	keyRevoked = []byte("rev/")
-	keyNotice  = []byte("note/")
-)
-
-func recKey(prefix []byte, id channel.IdentityKey) []byte {
-	return append(append([]byte(nil), prefix...), id[:]...)
-}
-
 // NewRegistry loads the registry from recs (dropping what expired or no
 // longer leads to cfg.Owner) and serves ProtocolID on h until Close.
 //
@@ -235,139 +218,6 @@ func NewRegistry(h host.Host, recs Records, cfg Config) (*Registry, error) {
 	return r, nil
 }
 
-type storedReg struct {
-	V        int      `json:"v"`
-	Peer     string   `json:"peer"`
-	Hop      int      `json:"hop"`
-	Channels [][]byte `json:"channels"`
-	Since    int64    `json:"since"`
-	Expires  int64    `json:"expires"`
-	Path     [][]byte `json:"path"`
-	Root     []byte   `json:"root"`
-	Last     int64    `json:"last"`
-	Others   []string `json:"others,omitempty"`
-}
-
-type storedNotice struct {
-	Status int32  `json:"status"`
-	Detail string `json:"detail"`
-	At     int64  `json:"at"`
-}
-
-func (r *Registry) load() error {
-	var bad [][]byte
-	err := r.recs.ForEach(func(k, v []byte) error {
-		var id channel.IdentityKey
-		switch {
-		case len(k) == len(keyReg)+len(id) && bytes.HasPrefix(k, keyReg):
-			copy(id[:], k[len(keyReg):])
-			e, err := decodeStoredReg(id, v)
-			if err != nil {
-				r.log.Warn("dropping unreadable registration record", "identity", id, "err", err)
-				bad = append(bad, k)
-				return nil
-			}
-			r.setEntryLocked(e)
-		case len(k) == len(keyRevoked)+len(id) && bytes.HasPrefix(k, keyRevoked):
-			copy(id[:], k[len(keyRevoked):])
-			r.revoked[id] = true
-		case len(k) == len(keyNotice)+len(id) && bytes.HasPrefix(k, keyNotice):
-			copy(id[:], k[len(keyNotice):])
-			var n storedNotice
-			if err := json.Unmarshal(v, &n); err != nil {
-				bad = append(bad, k)
-				return nil
-			}
-			r.pending[id] = pendingNotice{Status: Status(n.Status), Detail: n.Detail, At: time.UnixMilli(n.At)}
-		default:
-			r.log.Warn("ignoring unknown record", "key", fmt.Sprintf("%x", k))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("loading registrations: %w", err)
-	}
-	for _, k := range bad {
-		if err := r.recs.Delete(k); err != nil {
-			return fmt.Errorf("dropping a bad record: %w", err)
-		}
-	}
-	return nil
-}
-
-func decodeStoredReg(id channel.IdentityKey, v []byte) (*entry, error) {
-	var s storedReg
-	if err := json.Unmarshal(v, &s); err != nil {
-		return nil, err
-	}
-	if s.V != 1 {
-		return nil, fmt.Errorf("record version %d", s.V)
-	}
-	p, err := peer.Decode(s.Peer)
-	if err != nil {
-		return nil, err
-	}
-	e := &entry{Registration: Registration{Identity: id, Peer: p, Hop: s.Hop,
-		Since: time.UnixMilli(s.Since), Expires: time.UnixMilli(s.Expires)}, last: time.UnixMilli(s.Last)}
-	for _, c := range s.Channels {
-		var ch channel.ID
-		if len(c) != len(ch) {
-			return nil, fmt.Errorf("channel of %d bytes", len(c))
-		}
-		copy(ch[:], c)
-		e.Channels = append(e.Channels, ch)
-	}
-	for _, k := range s.Path {
-		var key channel.IdentityKey
-		if len(k) != len(key) {
-			return nil, fmt.Errorf("sponsor of %d bytes", len(k))
-		}
-		copy(key[:], k)
-		e.path = append(e.path, key)
-	}
-	if len(s.Root) == len(e.root) {
-		copy(e.root[:], s.Root)
-	}
-	if n := len(e.path); n > 0 {
-		e.SponsoredBy = e.path[n-1]
-	}
-	for _, o := range s.Others {
-		op, err := peer.Decode(o)
-		if err != nil {
-			return nil, err
-		}
-		e.others = append(e.others, op)
-	}
-	return e, nil
-}
-
-func (r *Registry) putReg(e *entry) error {
-	v, err := encodeStoredReg(e)
-	if err != nil {
-		return err
-	}
-	return r.recs.Put(recKey(keyReg, e.Identity), v)
-}
-
-// encodeStoredReg is the record of e that decodeStoredReg reads.
-func encodeStoredReg(e *entry) ([]byte, error) {
-	s := storedReg{V: 1, Peer: e.Peer.String(), Hop: e.Hop, Since: e.Since.UnixMilli(),
-		Expires: e.Expires.UnixMilli(), Last: e.last.UnixMilli()}
-	for _, c := range e.Channels {
-		s.Channels = append(s.Channels, bytes.Clone(c[:]))
-	}
-	for _, k := range e.path {
-		s.Path = append(s.Path, bytes.Clone(k[:]))
-	}
-	for _, o := range e.others {
-		s.Others = append(s.Others, o.String())
-	}
-	if e.root != (channel.IdentityKey{}) {
-		s.Root = bytes.Clone(e.root[:])
-	}
-	return json.Marshal(s)
-}
-
 // outNotice is a notice on its way to the client identity id at peer.
 type outNotice struct {
 	id   channel.IdentityKey
@@ -387,8 +237,7 @@ func (r *Registry) removeLocked(e *entry, st Status, detail string, now time.Tim
 		return nil, nil
 	}
 	pn := pendingNotice{Status: st, Detail: detail, At: now}
-	v, _ := json.Marshal(storedNotice{Status: int32(st), Detail: detail, At: now.UnixMilli()})
-	if err := r.recs.Put(recKey(keyNotice, e.Identity), v); err != nil {
+	if err := r.recs.Put(recKey(keyNotice, e.Identity), encodeStoredNotice(pn)); err != nil {
 		// The registration is gone either way; the client learns at its
 		// next Register that it is no longer served.
 		r.log.Warn("could not keep a notice", "identity", e.Identity, "err", err)
@@ -758,63 +607,6 @@ func (r *Registry) Close() error {
 	return nil
 }
 
-// rank orders hops with strangers last.
-func rank(hop int) int {
-	if hop == HopInfinity {
-		return MaxHop + 1
-	}
-	return hop
-}
-
-func (r *Registry) handle(s network.Stream) {
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamTimeout))
-	remote := s.Conn().RemotePeer()
-	resp, notices, changed := r.serve(s, remote, peerlimit.ConnKey(s.Conn()))
-	r.decided.add(resp.Status)
-	// The change hooks run before the answer, so that a client told "OK"
-	// finds its channels already served.
-	if changed {
-		r.changed()
-	}
-	b, err := resp.encode()
-	if err == nil {
-		err = wire.WriteFrame(s, b)
-	}
-	if err != nil {
-		r.log.Debug("could not answer a registration", "peer", remote, "err", err)
-	}
-	r.sendNotices(notices)
-}
-
-// serve reads one request and decides it.
-func (r *Registry) serve(s io.Reader, remote peer.ID, addr string) (response, []outNotice, bool) {
-	refuse := func(st Status, format string, a ...any) (response, []outNotice, bool) {
-		r.log.Info("registration refused", "peer", remote, "status", st.String(), "detail", fmt.Sprintf(format, a...))
-		return response{Status: st, Detail: fmt.Sprintf(format, a...), Load: r.Load()}, nil, false
-	}
-	// Read before answering even a rate-limited peer, so the answer is not
-	// lost to a reset of the unread request.
-	b, err := wire.ReadFrame(s, MaxRequestSize)
-	if ok, what := r.limits.allow(remote, addr, r.Registered(remote)); !ok {
-		return refuse(StatusRateLimited, "too many requests from %s; wait a minute", what)
-	}
-	if err != nil {
-		return refuse(StatusMalformed, "reading request: %v", err)
-	}
-	req, err := decodeRequest(b)
-	if err != nil {
-		return refuse(StatusMalformed, "%v", err)
-	}
-	if req.Peer != remote {
-		return refuse(StatusBadSignature, "request is bound to peer %s but came from %s", req.Peer, remote)
-	}
-	if !req.verifySignature() {
-		return refuse(StatusBadSignature, "request signature does not verify for %s", req.Identity)
-	}
-	return r.admit(req)
-}
-
 // admit decides a request whose signature verified: it decides under the
 // registry lock, writes the registration outside it (so that concurrent
 // registrations share one group commit instead of one fsync each), then
@@ -894,116 +686,6 @@ type decision struct {
 	changed bool
 }
 
-// decideLocked checks a request against the registry and makes room for
-// it (evicting when full). Registrations being written count against the
-// capacity.
-func (r *Registry) decideLocked(req *request) decision {
-	now := r.cfg.Now()
-	changed := r.expireLocked(now)
-	refuse := func(st Status, format string, a ...any) decision {
-		d := fmt.Sprintf(format, a...)
-		r.log.Info("registration refused", "identity", req.Identity, "status", st.String(), "detail", d)
-		return decision{resp: response{Status: st, Detail: d, Load: r.loadLocked()}, changed: changed}
-	}
-	if r.closed {
-		return refuse(StatusInternal, "node shutting down")
-	}
-	if d := req.Timestamp.Sub(now); d > r.cfg.ReplayWindow || d < -r.cfg.ReplayWindow {
-		return refuse(StatusReplay, "request timestamp %s is %s away from the node's clock (window %s)",
-			req.Timestamp.UTC().Format(time.RFC3339), d.Round(time.Second), r.cfg.ReplayWindow)
-	}
-	sig := sigHash(req.Signature)
-	if r.seen.has(sig) {
-		return refuse(StatusReplay, "request seen before")
-	}
-	old := r.regs[req.Identity]
-	joining := false
-	if old != nil && req.Timestamp.Before(old.last) {
-		if req.Peer == old.Peer {
-			return refuse(StatusReplay, "request is older than the registration it would replace")
-		}
-		// Another device of the identity, whose request was signed
-		// before the last accepted one but decided after it (two devices
-		// registering at once, as after the node restarts): not a replay,
-		// which seen has caught, so the device joins the registration,
-		// while the newer request's channels, hop and chain stay.
-		joining = true
-	}
-
-	hop, err := req.Chain.verify(r.owner, req.Identity, now, func(k channel.IdentityKey) bool { return r.revoked[k] })
-	switch {
-	case errors.Is(err, ErrRevoked):
-		return refuse(StatusRevoked, "%v", err)
-	case errors.Is(err, ErrHopTooFar):
-		return refuse(StatusHopTooFar, "%v", err)
-	case err != nil:
-		return refuse(StatusBadChain, "%v", err)
-	case hop == HopInfinity && !r.cfg.AllowInfinity:
-		if r.owner == (channel.IdentityKey{}) {
-			return refuse(StatusNotAllowed, "this node has no owner yet and serves no strangers")
-		}
-		return refuse(StatusNotAllowed, "no hop ticket chain, and this node serves only its owner's friends")
-	}
-	if len(req.Channels) > r.cfg.MaxChannels {
-		return refuse(StatusQuotaExceeded, "%d channels, at most %d per registrant", len(req.Channels), r.cfg.MaxChannels)
-	}
-
-	var notices []outNotice
-	if old == nil && len(r.regs)+r.writingNew >= r.cfg.Capacity {
-		var worst *entry
-		for _, e := range r.regs {
-			if worst == nil || rank(e.Hop) > rank(worst.Hop) ||
-				(rank(e.Hop) == rank(worst.Hop) && e.Since.After(worst.Since)) {
-				worst = e
-			}
-		}
-		if worst == nil || rank(worst.Hop) <= rank(hop) {
-			if pn, ok := r.pending[req.Identity]; ok {
-				r.clearPendingLocked(req.Identity)
-				return refuse(pn.Status, "%s (at %s); the node is still full", pn.Detail, pn.At.UTC().Format(time.RFC3339))
-			}
-			return refuse(StatusFull, "node serves %d registrations, all at hop %s or nearer", r.cfg.Capacity, hopString(hop))
-		}
-		n, err := r.removeLocked(worst, StatusEvicted, fmt.Sprintf("evicted by a registration at hop %s; you were at hop %s and the node holds %d",
-			hopString(hop), hopString(worst.Hop), r.cfg.Capacity), now)
-		if err != nil {
-			return refuse(StatusInternal, "could not make room: %v", err)
-		}
-		r.log.Info("registration dropped: evicted to make room for a nearer hop", "identity", worst.Identity, "hop", hopString(worst.Hop), "by", req.Identity, "by_hop", hopString(hop))
-		notices = append(notices, *n)
-		changed = true
-	}
-
-	// Admissible: only now is the request worth remembering.
-	r.seen.remember(sig, req.Timestamp.Add(r.cfg.ReplayWindow))
-	if joining {
-		e := *old
-		e.others = append(slices.DeleteFunc(slices.Clone(old.others), func(d peer.ID) bool { return d == req.Peer }), req.Peer)
-		if len(e.others) > MaxDevices-1 {
-			e.others = e.others[len(e.others)-(MaxDevices-1):]
-		}
-		return decision{e: &e, old: old, notices: notices, changed: changed}
-	}
-	ms := time.UnixMilli(now.UnixMilli()) // what the records keep
-	e := &entry{Registration: Registration{Identity: req.Identity, Peer: req.Peer, Hop: hop,
-		Channels: slices.Clone(req.Channels), Since: ms, Expires: ms.Add(r.cfg.TTL)}, last: req.Timestamp}
-	if old != nil {
-		e.Since = old.Since
-		e.others = devicesAfter(old, e.Peer)
-	}
-	if hop > 0 {
-		e.path = req.Chain.sponsors()
-		e.SponsoredBy = e.path[len(e.path)-1]
-		e.root = r.owner
-		if end := req.Chain.notAfter(); end.Before(e.Expires) {
-			e.Expires = end
-		}
-	} else if hop == 0 {
-		e.root = r.owner
-	}
-	return decision{e: e, old: old, notices: notices, changed: changed}
-}
-
 func (r *Registry) clearPendingLocked(id channel.IdentityKey) {
 	if _, ok := r.pending[id]; !ok {
 		return
@@ -1014,74 +696,46 @@ func (r *Registry) clearPendingLocked(id channel.IdentityKey) {
 	}
 }
 
-func hopString(h int) string {
-	if h == HopInfinity {
-		return "infinity"
+// decideLocked checks a request against the registry (the admission
+// policy) and makes room for it (evicting when full). Registrations being
+// written count against the capacity.
+func (r *Registry) decideLocked(req *request) decision {
+	now := r.cfg.Now()
+	changed := r.expireLocked(now)
+	refuse := func(st Status, detail string) decision {
+		r.log.Info("registration refused", "identity", req.Identity, "status", st.String(), "detail", detail)
+		return decision{resp: response{Status: st, Detail: detail, Load: r.loadLocked()}, changed: changed}
 	}
-	return fmt.Sprint(h)
-}
-
-// sendNotices tells connected clients at once why their registration
-// ended; a notice that cannot be delivered stays pending for the client's
-// next Register.
-func (r *Registry) sendNotices(ns []outNotice) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
-		return
+		return refuse(StatusInternal, "node shutting down")
 	}
-	for _, o := range ns {
-		if r.h.Network().Connectedness(o.peer) != network.Connected {
-			continue
+	sig := sigHash(req.Signature)
+	in := admissionInput{req: req, now: now, owner: r.owner, seen: r.seen.has(sig),
+		revoked: func(k channel.IdentityKey) bool { return r.revoked[k] }, regs: r.regs, writingNew: r.writingNew}
+	v := admission(&r.cfg, in)
+	switch {
+	case v.status == StatusFull:
+		if pn, ok := r.pending[req.Identity]; ok {
+			r.clearPendingLocked(req.Identity)
+			return refuse(pn.Status, fmt.Sprintf("%s (at %s); the node is still full", pn.Detail, pn.At.UTC().Format(time.RFC3339)))
 		}
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			if err := r.deliver(o.peer, o.n); err != nil {
-				r.log.Debug("notice not delivered; kept for the next Register", "peer", o.peer, "err", err)
-				return
-			}
-			r.log.Info("notice delivered", "identity", o.id, "status", o.n.Status.String())
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			// Only this notice: a newer one waits for its own delivery.
-			if pn, ok := r.pending[o.id]; ok && pn.At.Equal(o.n.At) && pn.Status == o.n.Status {
-				r.clearPendingLocked(o.id)
-			}
-		}()
+		return refuse(v.status, v.detail)
+	case v.status != StatusOK:
+		return refuse(v.status, v.detail)
 	}
-}
 
-func (r *Registry) deliver(to peer.ID, n Notice) error {
-	ctx, cancel := context.WithTimeout(context.Background(), streamTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-r.stop:
-			cancel()
-		case <-ctx.Done():
+	var notices []outNotice
+	if worst := v.evict; worst != nil {
+		n, err := r.removeLocked(worst, StatusEvicted, evictionDetail(v.hop, worst, r.cfg.Capacity), now)
+		if err != nil {
+			return refuse(StatusInternal, fmt.Sprintf("could not make room: %v", err))
 		}
-	}()
-	s, err := r.h.NewStream(network.WithAllowLimitedConn(network.WithNoDial(ctx, "registration notice"), "redpanda"), to, NoticeProtocolID)
-	if err != nil {
-		return err
+		r.log.Info("registration dropped: evicted to make room for a nearer hop", "identity", worst.Identity, "hop", hopString(worst.Hop), "by", req.Identity, "by_hop", hopString(v.hop))
+		notices = append(notices, *n)
+		changed = true
 	}
-	defer s.Close()
-	_ = s.SetDeadline(time.Now().Add(streamTimeout))
-	b, err := encodeNotice(n)
-	if err != nil {
-		return err
-	}
-	if err := wire.WriteFrame(s, b); err != nil {
-		return err
-	}
-	if err := s.CloseWrite(); err != nil {
-		return err
-	}
-	// The client closes after reading: EOF is the receipt.
-	var one [1]byte
-	if _, err := s.Read(one[:]); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("no receipt: %v", err)
-	}
-	return nil
+
+	// Admissible: only now is the request worth remembering.
+	r.seen.remember(sig, req.Timestamp.Add(r.cfg.ReplayWindow))
+	return decision{e: admittedEntry(&r.cfg, in, v), old: v.old, notices: notices, changed: changed}
 }

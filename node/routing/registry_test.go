@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -61,7 +62,7 @@ func TestCapacityServesLowestHopsAndEvictsConnected(t *testing.T) {
 	}
 	// Delivered at once, so it is not told again: at its next Register the
 	// node is simply full.
-	waitFor(t, "notice receipt", func() bool { _, ok := n.r.pendingFor(f.f3.Public()); return !ok })
+	testkit.Eventually(t, "notice receipt", func() bool { _, ok := n.r.pendingFor(f.f3.Public()); return !ok })
 	_, err := c3.register(t, n)
 	if re := refusal(t, "f3 again", err); re.Status != StatusFull {
 		t.Fatalf("f3 again: %v, want full", re)
@@ -285,7 +286,7 @@ func TestQuotaAndRateLimit(t *testing.T) {
 // Registrations expire after TTL, and never outlive the chain's tickets.
 func TestExpiry(t *testing.T) {
 	f := newFriends(t)
-	var clk clock
+	var clk testkit.OffsetClock
 	n := startNode(t, "", Config{Owner: f.owner.Public(), TTL: time.Hour, Now: clk.Now})
 	short := newIdentity(t)
 	end := time.Now().Add(30 * time.Minute)

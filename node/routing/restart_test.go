@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
@@ -74,7 +76,7 @@ func onDisk(t *testing.T, path string, id channel.IdentityKey) bool {
 func TestRestartKeepsOrDropsWithItsReason(t *testing.T) {
 	f := newFriends(t)
 	other := newIdentity(t).Public()
-	var late clock
+	var late testkit.OffsetClock
 	late.Advance(DefaultTTL + time.Hour)
 	tests := []struct {
 		name   string
@@ -249,7 +251,7 @@ func TestOwnerNotYetKnownHolds(t *testing.T) {
 func FuzzDecodeStoredReg(f *testing.F) {
 	fr := newFriends(f)
 	now := time.UnixMilli(time.Now().UnixMilli())
-	p, q := newPeerID(f), newPeerID(f)
+	p, q := testhost.NewPeerID(f), testhost.NewPeerID(f)
 	for _, e := range []*entry{
 		{Registration: Registration{Identity: fr.owner.Public(), Peer: p, Hop: 0, Since: now, Expires: now.Add(time.Hour)},
 			root: fr.owner.Public(), last: now},

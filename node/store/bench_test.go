@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -123,13 +126,15 @@ func prefilled(b *testing.B, ciphertext int) (string, []channel.ID) {
 	return prefill.path, prefill.chans
 }
 
-// TestMain removes the pre-filled benchmark file.
+// TestMain checks that the tests leave no goroutine behind, then removes
+// the pre-filled benchmark file.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if prefill.dir != "" {
-		os.RemoveAll(prefill.dir)
-	}
-	os.Exit(code)
+	testkit.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if prefill.dir != "" {
+			os.RemoveAll(prefill.dir)
+		}
+		os.Exit(code)
+	}))
 }
 
 func copyFile(b *testing.B, src, dst string) {

@@ -16,8 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/channel"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
 func TestOpenBadFile(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -67,7 +68,7 @@ func TestHasAcrossFilterRebuilds(t *testing.T) {
 	oldMin, oldMsgs := filterMinIDs, applyMsgs
 	filterMinIDs, applyMsgs = 16, 8
 	t.Cleanup(func() { filterMinIDs, applyMsgs = oldMin, oldMsgs })
-	c := &clock{t: time.Now()}
+	c := testkit.NewClock(time.Now())
 	path := t.TempDir() + "/f.db"
 	db := openAt(t, path, Options{Now: c.Now})
 	first := db.filter.Load()

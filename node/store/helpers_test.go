@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
@@ -31,16 +30,6 @@ func envelope(ch channel.ID, ts int64, n int) *channel.Envelope {
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-// clock is an injectable clock for retention tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func openAt(t testing.TB, path string, opt Options) *DB {
 	t.Helper()

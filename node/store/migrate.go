@@ -41,6 +41,20 @@ const migrateReport = time.Second
 // migrate brings a version 1 file, or one whose migration a crash
 // interrupted, to version 2; on a version 2 file it does nothing.
 func (db *DB) migrate() error {
+	if db.opt.RollbackSnapshot {
+		var ver uint32
+		if err := db.bolt.View(func(tx *bolt.Tx) error {
+			ver = binary.BigEndian.Uint32(tx.Bucket(bInfo).Get(kSchema))
+			return nil
+		}); err != nil {
+			return err
+		}
+		if ver < schemaVersion {
+			if err := db.snapshot(ver); err != nil {
+				return fmt.Errorf("store: open %s: before migrating to schema version %d: %w", db.path, schemaVersion, err)
+			}
+		}
+	}
 	moved := 0
 	var reported time.Time // zero: the first batch reports at once
 	for {
@@ -73,7 +87,7 @@ func (db *DB) migrateStep(limit int) (moved int, done bool, err error) {
 		moved, done = 0, false
 		info := tx.Bucket(bInfo)
 		ver := binary.BigEndian.Uint32(info.Get(kSchema))
-		if ver == schemaVersion && info.Get(kMigrating) == nil {
+		if ver >= schemaVersion && info.Get(kMigrating) == nil {
 			done = true
 			return nil
 		}

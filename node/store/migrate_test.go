@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redpanda-p2p/homenode/node/channel"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
 // writeV1 writes a store of schema version 1 holding m, with the layout

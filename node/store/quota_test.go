@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -143,7 +144,7 @@ func TestAccountsExactUnderConcurrency(t *testing.T) {
 // TestSweepFreesAccount: what the retention sweep deletes no longer
 // counts against the account (its cached usage is summed again).
 func TestSweepFreesAccount(t *testing.T) {
-	clk := &clock{t: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	db := openTemp(t, Options{Now: clk.Now, Retention: time.Hour})
 	ch := newChannel()
 	db.SetAccounts(map[channel.ID]Account{ch: {Name: "rpiF", Limit: 32 << 10}})

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -24,7 +25,7 @@ func TestSegmentRemovalSyncedBeforeDeletes(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			holdWAL(t) // only the operation applies, so it removes a segment itself
-			clk := &clock{t: time.UnixMilli(100 * 24 * hour)}
+			clk := testkit.NewClock(time.UnixMilli(100 * 24 * hour))
 			db := openTemp(t, Options{Now: clk.Now})
 			putAll(t, db, []*channel.Envelope{envelope(newChannel(), clk.Now().UnixMilli(), 10)})
 			if err := c.op(db); err != nil {

@@ -81,6 +81,13 @@ type Options struct {
 	// accounts (the owner's) may fill, once SetAccounts has given a plan
 	// (quota.go). Default 0.
 	ReservedBytes int64
+	// RollbackSnapshot makes a migration first copy the file as it was,
+	// so that the previous version can take it back if this version is
+	// rolled back (rollback.go). The appliance sets it on the trial boot
+	// of a firmware update.
+	RollbackSnapshot bool
+
+	restored bool // Open is retried once after restoring a snapshot
 }
 
 func (o *Options) setDefaults() {
@@ -201,6 +208,18 @@ func Open(path string, opt Options) (*DB, error) {
 	}
 	if err := db.initSchema(); err != nil {
 		_ = bdb.Close()
+		var re restoreError
+		if errors.As(err, &re) && !opt.restored {
+			// A rollback: the newer version's file goes aside and the
+			// snapshot taken before its migration comes back.
+			if rerr := restoreSnapshot(path, re.newer); rerr != nil {
+				return nil, fmt.Errorf("store: open %s: restoring the rollback snapshot: %w", path, rerr)
+			}
+			opt.Logger.Warn("store: the file had a newer layout (a firmware rollback); the copy kept before its migration is back, "+
+				"messages received since then come back from peers", "path", path, "newer_schema", re.newer, "schema", schemaVersion)
+			opt.restored = true
+			return Open(path, opt)
+		}
 		return nil, err
 	}
 	if err := db.bolt.View(func(tx *bolt.Tx) error { db.nextGen = getAppliedGen(tx) + 1; return nil }); err != nil {
@@ -315,6 +334,10 @@ func (db *DB) initSchema() (err error) {
 			want = v1Buckets
 		case got == schemaVersion && info.Get(kMigrating) != nil:
 			want = migratingBuckets
+		case got > schemaVersion && newerReadable(info):
+			// A newer layout that says this version can still read it.
+		case got > schemaVersion && hasSnapshot(db.path):
+			return restoreError{newer: got}
 		case got != schemaVersion:
 			return fmt.Errorf("store: %s has schema version %d, this homenode understands %d; "+
 				"run the homenode version that wrote it, or move the file aside", db.path, got, schemaVersion)

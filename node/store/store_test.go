@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -233,7 +234,7 @@ func TestQuota(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &clock{t: time.UnixMilli(10 * hour)}
+			clk := testkit.NewClock(time.UnixMilli(10 * hour))
 			tc.opt.Now, tc.opt.Retention = clk.Now, time.Hour
 			db := openTemp(t, tc.opt)
 			ch := newChannel()
@@ -276,7 +277,7 @@ func TestQuota(t *testing.T) {
 func TestSweep(t *testing.T) {
 	defer func(n int) { sweepChunk = n }(sweepChunk)
 	sweepChunk = 7 // several chunks
-	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 	dir := t.TempDir()
 	db := openAt(t, filepath.Join(dir, "s.db"), Options{Now: clk.Now})
 	now := clk.Now().UnixMilli()
@@ -335,7 +336,7 @@ func TestSweep(t *testing.T) {
 }
 
 func TestRunSweeperStopsOnClose(t *testing.T) {
-	clk := &clock{t: time.UnixMilli(100 * 24 * hour)}
+	clk := testkit.NewClock(time.UnixMilli(100 * 24 * hour))
 	db := openTemp(t, Options{Now: clk.Now})
 	e := envelope(newChannel(), 1, 10) // long expired
 	if _, err := db.Put(e); err != nil {
@@ -531,7 +532,7 @@ func FuzzFingerprint(f *testing.F) {
 // TestSweepWaitsForTrustedClock: a Pi boots with a clock that may be years
 // off until it synchronises; nothing may be expired by that clock.
 func TestSweepWaitsForTrustedClock(t *testing.T) {
-	clk := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} // far ahead: everything looks expired
+	clk := testkit.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) // far ahead: everything looks expired
 	var trusted atomic.Bool
 	db := openTemp(t, Options{Now: clk.Now, ClockTrusted: trusted.Load})
 	ch := newChannel()

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -24,7 +25,7 @@ func TestUnwrittenStoreFile(t *testing.T) {
 				if wal != "no WAL" {
 					writeFile(t, segmentPath(path, 1), make([]byte, len(walMagic)))
 				}
-				var logs logBuffer
+				var logs testkit.LogBuffer
 				db, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 				if err != nil {
 					t.Fatalf("Open of a never-written file: %v", err)

@@ -471,13 +471,7 @@ func (db *DB) dropPending(drop func(*pmsg) bool) (removed int) {
 // entries, counters and fingerprints are written in key order, once per
 // channel and hour, not per message.
 func (db *DB) applyGroup(g *group) error {
-	ms := make([]*pmsg, 0, len(g.byID))
-	for _, m := range g.byID {
-		ms = append(ms, m)
-	}
-	slices.SortFunc(ms, func(a, b *pmsg) int {
-		return cmp.Or(bytes.Compare(a.ch[:], b.ch[:]), cmp.Compare(a.ts, b.ts), bytes.Compare(a.id[:], b.id[:]))
-	})
+	ms := g.inIndexOrder()
 	// Before the commit: a reader that sees the group in bbolt (and so
 	// no longer among the pending) must find its IDs in the filter.
 	f := db.filter.Load()
@@ -486,125 +480,194 @@ func (db *DB) applyGroup(g *group) error {
 	}
 	return db.classify(db.bolt.Update(func(tx *bolt.Tx) error {
 		return safeCall(func(tx *bolt.Tx) error {
-			body, ids, idx := tx.Bucket(bBody), tx.Bucket(bIDs), tx.Bucket(bIdx)
-			// Bodies are only ever appended: pages filled to the brim
-			// are never split again.
-			body.FillPercent = 1.0
-			added := ms
-			if g.replayed {
-				added = make([]*pmsg, 0, len(ms))
-				for _, m := range ms {
-					if ids.Get(m.id[:]) == nil {
-						added = append(added, m)
-					}
-				}
-			}
-			if len(added) == 0 {
-				return tx.Bucket(bInfo).Put(kAppliedGen, binary.BigEndian.AppendUint64(nil, g.gen))
-			}
-			// One slab for every key and value the transaction writes
-			// (bbolt keeps references to them until the commit) rather
-			// than three small allocations a message.
-			const per = 8 + channel.IDSize + 8 + channel.IDSize + 12
-			slab := make([]byte, 0, len(added)*per)
-			seqs := make([][]byte, len(added))
-			seq := body.Sequence()
-			for i, m := range added {
-				seq++
-				slab = binary.BigEndian.AppendUint64(slab, seq)
-				seqs[i] = slab[len(slab)-8:]
-				if err := body.Put(seqs[i], m.raw); err != nil {
+			w := newGroupWrite(tx, ms, g.replayed)
+			if len(w.added) > 0 {
+				if err := w.appendBodies(tx.Bucket(bBody)); err != nil {
 					return err
 				}
-			}
-			if err := body.SetSequence(seq); err != nil {
-				return err
-			}
-			type fpDelta struct {
-				key   []byte
-				count int64
-				xor   [32]byte
-			}
-			var (
-				fps   []fpDelta // in key order: added is sorted by channel, then time
-				chans []chanStats
-				chIDs []channel.ID
-				tot   totals
-			)
-			for i, m := range added {
-				start := len(slab)
-				slab = append(slab, m.ch[:]...)
-				slab = binary.BigEndian.AppendUint64(slab, sortable(m.ts))
-				slab = append(slab, m.id[:]...)
-				key := slab[start:]
-				size := uint32(len(m.raw))
-				slab = binary.BigEndian.AppendUint32(append(slab, seqs[i]...), size)
-				if err := idx.Put(key, slab[len(slab)-12:]); err != nil {
+				if err := w.index(tx.Bucket(bIdx)); err != nil {
 					return err
 				}
-				if n := len(chIDs); n == 0 || chIDs[n-1] != m.ch {
-					chIDs = append(chIDs, m.ch)
-					chans = append(chans, chanStats{newest: m.ts})
-				}
-				cs := &chans[len(chans)-1]
-				cs.count++
-				cs.bytes += uint64(size)
-				cs.newest = max(cs.newest, m.ts)
-				hour := floorDiv(m.ts, hourMs)
-				if n := len(fps); n == 0 || !bytes.Equal(fps[n-1].key[:channel.IDSize], m.ch[:]) ||
-					unsortable(binary.BigEndian.Uint64(fps[n-1].key[channel.IDSize:])) != hour {
-					fps = append(fps, fpDelta{key: fpKey(m.ch, hour)})
-				}
-				d := &fps[len(fps)-1]
-				d.count++
-				for j := range d.xor {
-					d.xor[j] ^= m.id[j]
-				}
-				tot.count++
-				tot.bytes += uint64(size)
-			}
-			order := make([]int, len(added))
-			for i := range order {
-				order[i] = i
-			}
-			slices.SortFunc(order, func(a, b int) int { return bytes.Compare(added[a].id[:], added[b].id[:]) })
-			for _, i := range order {
-				if err := ids.Put(added[i].id[:], seqs[i]); err != nil {
+				if err := w.putIDs(tx.Bucket(bIDs)); err != nil {
 					return err
 				}
-			}
-			fpb := tx.Bucket(bFP)
-			for _, d := range fps {
-				count, xor := d.count, d.xor
-				if v := fpb.Get(d.key); len(v) == 40 {
-					count += int64(binary.BigEndian.Uint64(v))
-					for i := range xor {
-						xor[i] ^= v[8+i]
-					}
-				}
-				v := append(binary.BigEndian.AppendUint64(make([]byte, 0, 40), uint64(count)), xor[:]...)
-				if err := fpb.Put(d.key, v); err != nil {
+				if err := w.mergeFingerprints(tx.Bucket(bFP)); err != nil {
 					return err
 				}
-			}
-			cb := tx.Bucket(bChans)
-			for i, ch := range chIDs {
-				d := chans[i]
-				cs := getChanStats(cb, ch)
-				cs.count += d.count
-				cs.bytes += d.bytes
-				cs.newest = max(cs.newest, d.newest)
-				if err := putChanStats(cb, ch, cs); err != nil {
+				if err := w.mergeChanStats(tx.Bucket(bChans)); err != nil {
 					return err
 				}
-			}
-			t := getTotals(tx)
-			if err := putTotals(tx, totals{t.count + tot.count, t.bytes + tot.bytes}); err != nil {
-				return err
+				if err := w.addTotals(tx); err != nil {
+					return err
+				}
 			}
 			return tx.Bucket(bInfo).Put(kAppliedGen, binary.BigEndian.AppendUint64(nil, g.gen))
 		}, tx)
 	}))
+}
+
+// inIndexOrder returns the group's messages by channel, timestamp and ID.
+func (g *group) inIndexOrder() []*pmsg {
+	ms := make([]*pmsg, 0, len(g.byID))
+	for _, m := range g.byID {
+		ms = append(ms, m)
+	}
+	slices.SortFunc(ms, func(a, b *pmsg) int {
+		return cmp.Or(bytes.Compare(a.ch[:], b.ch[:]), cmp.Compare(a.ts, b.ts), bytes.Compare(a.id[:], b.id[:]))
+	})
+	return ms
+}
+
+// groupWrite is one group on its way into bbolt, the state applyGroup's
+// steps share: the messages to add, in index order, and what they add to
+// the fingerprints, the channels' counters and the totals.
+type groupWrite struct {
+	added []*pmsg
+	// slab holds every key and value the transaction writes (bbolt keeps
+	// references to them until the commit), one allocation rather than
+	// three small ones a message; it is sized so it never grows.
+	slab  []byte
+	seqs  [][]byte // each added message's body key
+	fps   []fpDelta
+	chans []chanStats // by chIDs
+	chIDs []channel.ID
+	tot   totals
+}
+
+// fpDelta is what a group adds to one channel-hour's fingerprint.
+type fpDelta struct {
+	key   []byte
+	count int64
+	xor   [32]byte
+}
+
+// groupSlabPer is the slab bytes a message takes: its body key, its index
+// key and its index value (body key and size).
+const groupSlabPer = 8 + channel.IDSize + 8 + channel.IDSize + 12
+
+// newGroupWrite picks the messages to add: all of them, or in a replayed
+// group those not stored yet.
+func newGroupWrite(tx *bolt.Tx, ms []*pmsg, replayed bool) *groupWrite {
+	added := ms
+	if replayed {
+		ids := tx.Bucket(bIDs)
+		added = make([]*pmsg, 0, len(ms))
+		for _, m := range ms {
+			if ids.Get(m.id[:]) == nil {
+				added = append(added, m)
+			}
+		}
+	}
+	return &groupWrite{added: added, slab: make([]byte, 0, len(added)*groupSlabPer), seqs: make([][]byte, len(added))}
+}
+
+// appendBodies stores the bodies under increasing sequence numbers. Bodies
+// are only ever appended: pages filled to the brim are never split again.
+func (w *groupWrite) appendBodies(body *bolt.Bucket) error {
+	body.FillPercent = 1.0
+	seq := body.Sequence()
+	for i, m := range w.added {
+		seq++
+		w.slab = binary.BigEndian.AppendUint64(w.slab, seq)
+		w.seqs[i] = w.slab[len(w.slab)-8:]
+		if err := body.Put(w.seqs[i], m.raw); err != nil {
+			return err
+		}
+	}
+	return body.SetSequence(seq)
+}
+
+// index writes the index entries and gathers, per channel and per
+// channel-hour, what the group adds (added is sorted by channel, then
+// time, so each is one run).
+func (w *groupWrite) index(idx *bolt.Bucket) error {
+	for i, m := range w.added {
+		start := len(w.slab)
+		w.slab = append(w.slab, m.ch[:]...)
+		w.slab = binary.BigEndian.AppendUint64(w.slab, sortable(m.ts))
+		w.slab = append(w.slab, m.id[:]...)
+		key := w.slab[start:]
+		size := uint32(len(m.raw))
+		w.slab = binary.BigEndian.AppendUint32(append(w.slab, w.seqs[i]...), size)
+		if err := idx.Put(key, w.slab[len(w.slab)-12:]); err != nil {
+			return err
+		}
+		if n := len(w.chIDs); n == 0 || w.chIDs[n-1] != m.ch {
+			w.chIDs = append(w.chIDs, m.ch)
+			w.chans = append(w.chans, chanStats{newest: m.ts})
+		}
+		cs := &w.chans[len(w.chans)-1]
+		cs.count++
+		cs.bytes += uint64(size)
+		cs.newest = max(cs.newest, m.ts)
+		hour := floorDiv(m.ts, hourMs)
+		if n := len(w.fps); n == 0 || !bytes.Equal(w.fps[n-1].key[:channel.IDSize], m.ch[:]) ||
+			unsortable(binary.BigEndian.Uint64(w.fps[n-1].key[channel.IDSize:])) != hour {
+			w.fps = append(w.fps, fpDelta{key: fpKey(m.ch, hour)})
+		}
+		d := &w.fps[len(w.fps)-1]
+		d.count++
+		for j := range d.xor {
+			d.xor[j] ^= m.id[j]
+		}
+		w.tot.count++
+		w.tot.bytes += uint64(size)
+	}
+	return nil
+}
+
+// putIDs maps each message ID to its body, in ID order.
+func (w *groupWrite) putIDs(ids *bolt.Bucket) error {
+	order := make([]int, len(w.added))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(w.added[a].id[:], w.added[b].id[:]) })
+	for _, i := range order {
+		if err := ids.Put(w.added[i].id[:], w.seqs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeFingerprints adds the group's fingerprint deltas to the stored ones.
+func (w *groupWrite) mergeFingerprints(fpb *bolt.Bucket) error {
+	for _, d := range w.fps {
+		count, xor := d.count, d.xor
+		if v := fpb.Get(d.key); len(v) == 40 {
+			count += int64(binary.BigEndian.Uint64(v))
+			for i := range xor {
+				xor[i] ^= v[8+i]
+			}
+		}
+		v := append(binary.BigEndian.AppendUint64(make([]byte, 0, 40), uint64(count)), xor[:]...)
+		if err := fpb.Put(d.key, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mergeChanStats adds the group's counts to each channel's counters.
+func (w *groupWrite) mergeChanStats(cb *bolt.Bucket) error {
+	for i, ch := range w.chIDs {
+		d := w.chans[i]
+		cs := getChanStats(cb, ch)
+		cs.count += d.count
+		cs.bytes += d.bytes
+		cs.newest = max(cs.newest, d.newest)
+		if err := putChanStats(cb, ch, cs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addTotals adds the group's counts to the store's totals.
+func (w *groupWrite) addTotals(tx *bolt.Tx) error {
+	t := getTotals(tx)
+	return putTotals(tx, totals{t.count + w.tot.count, t.bytes + w.tot.bytes})
 }
 
 // walFile is a segment read at Open.

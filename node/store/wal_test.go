@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -76,20 +76,6 @@ func segmentsOf(t *testing.T, path string) []uint64 {
 	}
 	return seqs
 }
-
-// logBuffer is a slog sink tests can search.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.buf.String() }
 
 func TestWALRecord(t *testing.T) {
 	payload := []byte("an envelope, as far as the log knows")
@@ -281,7 +267,7 @@ func TestWALTornTail(t *testing.T) {
 			if tc.next != nil {
 				writeFile(t, segmentPath(path, 2), tc.next)
 			}
-			var logs logBuffer
+			var logs testkit.LogBuffer
 			db, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 			if err != nil {
 				t.Fatalf("Open with a torn tail: %v", err)
@@ -348,7 +334,7 @@ func TestWALUnwrittenSegment(t *testing.T) {
 				}
 				seg := segmentPath(path, seq)
 				writeFile(t, seg, tc.data)
-				var logs logBuffer
+				var logs testkit.LogBuffer
 				db, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 				if err != nil {
 					t.Fatalf("Open with an unwritten segment: %v", err)
@@ -680,7 +666,7 @@ func TestReadsDuringApply(t *testing.T) {
 // and swept like applied ones, and a wipe is not undone by a replay.
 func TestWipeAndSweepApplyFirst(t *testing.T) {
 	holdWAL(t)
-	clk := &clock{t: time.UnixMilli(100 * 24 * hour)}
+	clk := testkit.NewClock(time.UnixMilli(100 * 24 * hour))
 	path := filepath.Join(t.TempDir(), "ws.db")
 	db := openAt(t, path, Options{Now: clk.Now})
 	old := envelope(newChannel(), 1, 10)
@@ -743,7 +729,7 @@ func TestWALPreallocated(t *testing.T) {
 	db.Close()
 	path2 := emptyStore(t)
 	writeFile(t, segmentPath(path2, 1), data)
-	var logs logBuffer
+	var logs testkit.LogBuffer
 	db2, err := Open(path2, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)

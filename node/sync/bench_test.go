@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire"
 )
@@ -145,11 +146,11 @@ func resyncOnce(b *testing.B, shared, missing, body int) (perMsg, ratio float64)
 	connect(b, c, a)
 	for _, e := range extra {
 		id := e.ID()
-		eventually(b, "resync", func() bool { return has(b, c, id) })
+		testkit.Eventually(b, "resync", func() bool { return has(b, c, id) })
 	}
 	b.StopTimer()
 	// Let the last reconcile round and its reply finish before counting.
-	eventually(b, "reconcile over", func() bool {
+	testkit.Eventually(b, "reconcile over", func() bool {
 		ss := c.svc.sessionFor(a.h.ID())
 		if ss == nil {
 			return false

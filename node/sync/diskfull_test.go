@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
-
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/store"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
@@ -29,10 +29,7 @@ func TestDiskFullReason(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", dir).Run() })
 
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testhost.New(t)
 	db, err := store.Open(filepath.Join(dir, "store.db"), store.Options{Logger: testLog()})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +40,7 @@ func TestDiskFullReason(t *testing.T) {
 	b.svc.Want(w.id())
 	x := newNode(t, nil)
 	connect(t, x, b)
-	eventually(t, "session up", func() bool { return sessionUp(b, x) })
+	testkit.Eventually(t, "session up", func() bool { return sessionUp(b, x) })
 
 	body := strings.Repeat("x", 60<<10)
 	stored, refused := 0, false

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
@@ -21,12 +22,12 @@ func TestSlowPeerIsBounded(t *testing.T) {
 	b.svc.Want(w.id(), other.id())
 	c.svc.Want(other.id())
 	connect(t, c, b)
-	eventually(t, "B-C up", func() bool { return sessionUp(b, c) })
+	testkit.Eventually(t, "B-C up", func() bool { return sessionUp(b, c) })
 
 	raw := newRawPeer(t)
 	rp := dialRaw(t, raw, b)
 	rp.send(helloFrame(w.id())) // wants everything, reads nothing more
-	eventually(t, "B knows the raw peer's wants", func() bool {
+	testkit.Eventually(t, "B knows the raw peer's wants", func() bool {
 		ss := b.svc.sessionFor(raw.ID())
 		return ss != nil && ss.peerWants(w.id())
 	})
@@ -75,7 +76,7 @@ func TestSlowPeerIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "C served meanwhile", func() bool { return has(t, c, served) })
+	testkit.Eventually(t, "C served meanwhile", func() bool { return has(t, c, served) })
 
 	// Now ask for bodies without reading them: past the hard limit the
 	// session is cut.
@@ -85,10 +86,10 @@ func TestSlowPeerIsBounded(t *testing.T) {
 		ids[i] = id[:]
 	}
 	rp.send(&wirepb.Frame{Kind: &wirepb.Frame_Fetch{Fetch: &wirepb.Fetch{Ids: ids}}})
-	eventually(t, "the hoarding peer is cut off", func() bool { return b.svc.sessionFor(raw.ID()) == nil })
+	testkit.Eventually(t, "the hoarding peer is cut off", func() bool { return b.svc.sessionFor(raw.ID()) == nil })
 	last, err := b.svc.Publish(context.Background(), other.seal(t, "still serving", time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "C still served", func() bool { return has(t, c, last) })
+	testkit.Eventually(t, "C still served", func() bool { return has(t, c, last) })
 }

@@ -7,14 +7,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
@@ -27,18 +27,6 @@ func testLog() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// clock is an injectable clock shared by a test's nodes.
-type clock struct {
-	mu gosync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // node is a real libp2p host on loopback, a real bbolt store in a temp
 // directory, and the sync service on them.
 type node struct {
@@ -50,12 +38,9 @@ type node struct {
 
 type nodeOpt func(*Config)
 
-func newNode(t testing.TB, clk *clock, opts ...nodeOpt) *node {
+func newNode(t testing.TB, clk *testkit.Clock, opts ...nodeOpt) *node {
 	t.Helper()
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := testhost.New(t)
 	sopt := store.Options{Logger: testLog()}
 	cfg := Config{Logger: testLog(), FetchTimeout: 2 * time.Second, ReconcileInterval: 500 * time.Millisecond}
 	if clk != nil {
@@ -122,19 +107,6 @@ func (w *writer) seal(t testing.TB, body string, now time.Time) *channel.Envelop
 		t.Fatal(err)
 	}
 	return e
-}
-
-// eventually polls cond until it holds. The bound is for liveness (a hung
-// test fails instead of hanging), not a speed assertion.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func has(t testing.TB, n *node, id channel.MessageID) bool {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -41,7 +42,7 @@ func BenchmarkRelayHop(b *testing.B) {
 			src.svc.Want(w.id())
 			dst.svc.Want(w.id())
 			connect(b, src, dst)
-			eventually(b, "session", func() bool { return sessionUp(src, dst) })
+			testkit.Eventually(b, "session", func() bool { return sessionUp(src, dst) })
 			envs := make([]*channel.Envelope, b.N)
 			for i := range envs {
 				envs[i] = w.seal(b, fmt.Sprint(i), time.Now())
@@ -64,7 +65,7 @@ func BenchmarkRelayHop(b *testing.B) {
 			}
 			wg.Wait()
 			published := time.Since(start)
-			eventually(b, "all at B", func() bool { return count(b, dst, w.id()) == b.N })
+			testkit.Eventually(b, "all at B", func() bool { return count(b, dst, w.id()) == b.N })
 			all, cpu := time.Since(start), processCPU()-cpu
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/published.Seconds(), "published/s")

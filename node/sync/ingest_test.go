@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
@@ -19,7 +20,7 @@ import (
 // channel or an expired timestamp still wins over "duplicate".
 func TestHeldCopyKeepsItsReason(t *testing.T) {
 	w := newWriter(t)
-	clk := newClock()
+	clk := testkit.NewClock(time.Now())
 	var blocked atomic.Bool
 	b := newNode(t, clk, func(c *Config) {
 		c.Accept = func(peer.ID, channel.ID) bool { return !blocked.Load() }
@@ -27,7 +28,7 @@ func TestHeldCopyKeepsItsReason(t *testing.T) {
 	x := newNode(t, nil)
 	b.svc.Want(w.id())
 	connect(t, x, b)
-	eventually(t, "session up", func() bool { return sessionUp(b, x) })
+	testkit.Eventually(t, "session up", func() bool { return sessionUp(b, x) })
 	ctx := context.Background()
 	msg := w.seal(t, "held", time.Now())
 	if _, err := x.svc.PushTo(ctx, b.h.ID(), msg); err != nil {
@@ -78,7 +79,7 @@ func TestFetchWindow(t *testing.T) {
 			a.svc.Want(w.id())
 			b.svc.Want(w.id())
 			connect(t, a, b)
-			eventually(t, "session up", func() bool { return sessionUp(a, b) })
+			testkit.Eventually(t, "session up", func() bool { return sessionUp(a, b) })
 			a.svc.ignoreFetch.Store(true)
 			for i := range n {
 				if _, err := a.svc.Publish(context.Background(), w.seal(t, fmt.Sprint("m", i), time.Now())); err != nil {
@@ -86,7 +87,7 @@ func TestFetchWindow(t *testing.T) {
 				}
 			}
 			var got window
-			eventually(t, "B's window to A full", func() bool {
+			testkit.Eventually(t, "B's window to A full", func() bool {
 				b.svc.fetch.mu.Lock()
 				got = b.svc.fetch.inflight[a.h.ID()]
 				b.svc.fetch.mu.Unlock()
@@ -96,7 +97,7 @@ func TestFetchWindow(t *testing.T) {
 				t.Fatalf("window holds %d fetches of %d bytes, want %d bytes", got.n, got.bytes, got.n*size)
 			}
 			a.svc.ignoreFetch.Store(false)
-			eventually(t, "everything at B", func() bool { return count(t, b, w.id()) == n })
+			testkit.Eventually(t, "everything at B", func() bool { return count(t, b, w.id()) == n })
 		})
 	}
 }

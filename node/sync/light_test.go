@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
@@ -146,7 +147,7 @@ func TestLightClientHearsOnlyItsChannels(t *testing.T) {
 	light.svc.Want(a.id(), d.id())
 	connect(t, full, n)
 	connect(t, light, n)
-	eventually(t, "sessions up", func() bool { return sessionUp(n, full) && sessionUp(n, light) })
+	testkit.Eventually(t, "sessions up", func() bool { return sessionUp(n, full) && sessionUp(n, light) })
 
 	ls := light.svc.sessionFor(n.h.ID())
 	if ls.openedByPeer {
@@ -161,7 +162,7 @@ func TestLightClientHearsOnlyItsChannels(t *testing.T) {
 
 	n.svc.Want(c.id()) // no one else wants it
 	n.svc.Want(d.id()) // the light client does
-	eventually(t, "light client learns the node wants d", func() bool { return ls.peerWants(d.id()) })
+	testkit.Eventually(t, "light client learns the node wants d", func() bool { return ls.peerWants(d.id()) })
 	ls.mu.Lock()
 	got := slices.Collect(func(yield func(channel.ID) bool) {
 		for ch := range ls.wants {
@@ -178,7 +179,7 @@ func TestLightClientHearsOnlyItsChannels(t *testing.T) {
 		t.Fatalf("light client got %d Want frames, want 1 (d)", w)
 	}
 	fs := full.svc.sessionFor(n.h.ID())
-	eventually(t, "full peer learns every channel", func() bool {
+	testkit.Eventually(t, "full peer learns every channel", func() bool {
 		return fs.peerWants(a.id()) && fs.peerWants(bw.id()) && fs.peerWants(c.id()) && fs.peerWants(d.id())
 	})
 
@@ -194,7 +195,7 @@ func TestLightClientHearsOnlyItsChannels(t *testing.T) {
 	}
 	pub(bw, "not for the light client")
 	inA := pub(a, "for the light client")
-	eventually(t, "light client fetched its message", func() bool { return has(t, light, inA) })
+	testkit.Eventually(t, "light client fetched its message", func() bool { return has(t, light, inA) })
 	if got := light.svc.Stats(n.h.ID()).FramesIn["announce"]; got != 1 {
 		t.Fatalf("light client got %d announcements, want 1", got)
 	}
@@ -221,7 +222,7 @@ func TestLightBothWantAfterHello(t *testing.T) {
 			n := newNode(t, nil)
 			light := newNode(t, nil, func(c *Config) { c.Light = true })
 			connect(t, light, n)
-			eventually(t, "session up", func() bool { return sessionUp(n, light) })
+			testkit.Eventually(t, "session up", func() bool { return sessionUp(n, light) })
 			old := time.Now().Add(-time.Hour)
 			nodeOld, err := n.svc.Publish(context.Background(), x.seal(t, "node's", old))
 			if err != nil {
@@ -233,19 +234,19 @@ func TestLightBothWantAfterHello(t *testing.T) {
 			}
 			if clientFirst {
 				light.svc.Want(x.id())
-				eventually(t, "node learns", func() bool { return n.svc.sessionFor(light.h.ID()).peerWants(x.id()) })
+				testkit.Eventually(t, "node learns", func() bool { return n.svc.sessionFor(light.h.ID()).peerWants(x.id()) })
 				n.svc.Want(x.id())
 			} else {
 				n.svc.Want(x.id())
 				light.svc.Want(x.id())
 			}
-			eventually(t, "history converges", func() bool { return has(t, light, nodeOld) && has(t, n, clientOld) })
+			testkit.Eventually(t, "history converges", func() bool { return has(t, light, nodeOld) && has(t, n, clientOld) })
 
 			e := x.seal(t, "new at the node", time.Now())
 			if _, err := n.svc.Publish(context.Background(), e); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "new message reaches the client", func() bool { return has(t, light, e.ID()) })
+			testkit.Eventually(t, "new message reaches the client", func() bool { return has(t, light, e.ID()) })
 			p := x.seal(t, "new from the client", time.Now())
 			if _, err := light.svc.PushTo(context.Background(), n.h.ID(), p); err != nil {
 				t.Fatal(err)
@@ -263,7 +264,7 @@ func TestIdleSessionHoldsNoWriter(t *testing.T) {
 	n.svc.Want(x.id())
 	light.svc.Want(x.id())
 	connect(t, light, n)
-	eventually(t, "session up", func() bool { return sessionUp(n, light) })
+	testkit.Eventually(t, "session up", func() bool { return sessionUp(n, light) })
 	writing := func(ss *session) bool {
 		ss.mu.Lock()
 		defer ss.mu.Unlock()
@@ -271,7 +272,7 @@ func TestIdleSessionHoldsNoWriter(t *testing.T) {
 	}
 	ns, ls := n.svc.sessionFor(light.h.ID()), light.svc.sessionFor(n.h.ID())
 	for round := range 3 {
-		eventually(t, "writers gone", func() bool { return !writing(ns) && !writing(ls) })
+		testkit.Eventually(t, "writers gone", func() bool { return !writing(ns) && !writing(ls) })
 		e := x.seal(t, "wake the writers", time.Now())
 		if _, err := light.svc.PushTo(context.Background(), n.h.ID(), e); err != nil {
 			t.Fatalf("round %d: %v", round, err)
@@ -292,21 +293,21 @@ func TestLightClientReopensEndedSession(t *testing.T) {
 	n.svc.Want(w.id())
 	light.svc.Want(w.id())
 	connect(t, light, n)
-	eventually(t, "session up", func() bool { return sessionUp(n, light) })
+	testkit.Eventually(t, "session up", func() bool { return sessionUp(n, light) })
 	first := light.svc.sessionFor(n.h.ID())
 
 	// The node resets the stream; the connection stays.
 	n.svc.sessionFor(light.h.ID()).close(errors.New("test: stream cut"))
-	eventually(t, "first session gone", func() bool { return light.svc.sessionFor(n.h.ID()) != first })
+	testkit.Eventually(t, "first session gone", func() bool { return light.svc.sessionFor(n.h.ID()) != first })
 	id, err := n.svc.Publish(context.Background(), w.seal(t, "while the session was down", time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a new session", func() bool {
+	testkit.Eventually(t, "a new session", func() bool {
 		ss := light.svc.sessionFor(n.h.ID())
 		return ss != nil && ss != first && !ss.openedByPeer
 	})
-	eventually(t, "the light client catches up", func() bool { return has(t, light, id) })
+	testkit.Eventually(t, "the light client catches up", func() bool { return has(t, light, id) })
 	if n.h.Network().Connectedness(light.h.ID()) != network.Connected {
 		t.Fatal("the connection did not stay: the test did not test a reopen on a live connection")
 	}

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
@@ -30,14 +31,14 @@ func TestRejectsBadMessages(t *testing.T) {
 	c.svc.Want(w.id(), blocked.id())
 	connect(t, c, b)
 	connect(t, x, b)
-	eventually(t, "sessions up", func() bool { return sessionUp(b, c) && sessionUp(b, x) })
+	testkit.Eventually(t, "sessions up", func() bool { return sessionUp(b, c) && sessionUp(b, x) })
 	ctx := context.Background()
 
 	original := w.seal(t, "stored once", time.Now())
 	if _, err := x.svc.PushTo(ctx, b.h.ID(), original); err != nil {
 		t.Fatalf("push of a good message: %v", err)
 	}
-	eventually(t, "C gets the good message", func() bool { return has(t, c, original.ID()) })
+	testkit.Eventually(t, "C gets the good message", func() bool { return has(t, c, original.ID()) })
 
 	mutate := func(f func(e *channel.Envelope)) *channel.Envelope {
 		e := w.seal(t, "to be spoiled", time.Now())
@@ -81,7 +82,7 @@ func TestRejectsBadMessages(t *testing.T) {
 	if _, err := x.svc.PushTo(ctx, b.h.ID(), good); err != nil {
 		t.Fatalf("push after rejects: %v", err)
 	}
-	eventually(t, "C gets the good message", func() bool { return has(t, c, good.ID()) })
+	testkit.Eventually(t, "C gets the good message", func() bool { return has(t, c, good.ID()) })
 	// Nothing rejected was announced: C saw exactly the two good ones.
 	if got := c.svc.Stats(b.h.ID()).FramesIn["announce"]; got != 2 {
 		t.Fatalf("C got %d announcements, want 2", got)
@@ -108,14 +109,7 @@ type rawPeer struct {
 
 func newRawPeer(t *testing.T) host.Host { return newRawPeerTB(t) }
 
-func newRawPeerTB(t testing.TB) host.Host {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+func newRawPeerTB(t testing.TB) host.Host { return testhost.New(t) }
 
 func dialRaw(t *testing.T, h host.Host, to *node) *rawPeer {
 	t.Helper()
@@ -175,7 +169,7 @@ func TestGarbageFrames(t *testing.T) {
 	b.svc.Want(w.id())
 	c.svc.Want(w.id())
 	connect(t, c, b)
-	eventually(t, "B-C up", func() bool { return sessionUp(b, c) })
+	testkit.Eventually(t, "B-C up", func() bool { return sessionUp(b, c) })
 	raw := newRawPeer(t)
 	varint := func(n uint64) []byte { return binary.AppendUvarint(nil, n) }
 	tests := []struct {
@@ -234,7 +228,7 @@ func TestGarbageFrames(t *testing.T) {
 			if ack := rp2.read().GetAck(); ack == nil || ack.GetSeq() != 7 {
 				t.Fatal("no ack on a fresh stream")
 			}
-			eventually(t, "B's other session still relays", func() bool { return has(t, c, e.ID()) })
+			testkit.Eventually(t, "B's other session still relays", func() bool { return has(t, c, e.ID()) })
 			if has(t, b, unasked.ID()) {
 				t.Fatal("unsolicited body stored")
 			}
@@ -252,7 +246,7 @@ func TestRejectsBadFetchedBody(t *testing.T) {
 	b.svc.Want(w.id())
 	c.svc.Want(w.id())
 	connect(t, c, b)
-	eventually(t, "B-C up", func() bool { return sessionUp(b, c) })
+	testkit.Eventually(t, "B-C up", func() bool { return sessionUp(b, c) })
 
 	raw := newRawPeer(t)
 	rp := dialRaw(t, raw, b)
@@ -297,7 +291,7 @@ func TestRejectsBadFetchedBody(t *testing.T) {
 		t.Fatalf("want a fetch of the good message only, got %v", fetch)
 	}
 	rp.send(&wirepb.Frame{Kind: &wirepb.Frame_Body{Body: &wirepb.Body{Envelope: wire.EnvelopeToPB(good)}}})
-	eventually(t, "C gets the good message", func() bool { return has(t, c, gid) })
+	testkit.Eventually(t, "C gets the good message", func() bool { return has(t, c, gid) })
 	if has(t, c, id) {
 		t.Fatal("forged message forwarded")
 	}

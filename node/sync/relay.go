@@ -62,8 +62,8 @@ func (s *Service) relayRule(from peer.ID, e *channel.Envelope) (channel.MessageI
 	if held {
 		return id, fmt.Errorf("sync: message %s: %w", id, store.ErrExists)
 	}
-	if from != "" && s.cfg.Admit != nil {
-		if err := s.cfg.Admit(from, e.Channel); err != nil {
+	if from != "" {
+		if err := s.access.Admit(from, e.Channel); err != nil {
 			return id, fmt.Errorf("sync: message %s from %s: %w", id, from, err)
 		}
 	}

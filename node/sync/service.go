@@ -140,6 +140,10 @@ type Config struct {
 	// MaxPending bounds the bodies waiting to be fetched, over all peers;
 	// default 65536.
 	MaxPending int
+	// Access, if set, is the relay rule the service asks: it takes the
+	// place of Accept, Admit and Known below (which remain for callers
+	// that hand in single hooks), and Known is then always asked.
+	Access Access
 	// Accept, if set, must return true for a peer to exchange a channel's
 	// messages with this node (authorization, blocking). It is asked
 	// before storing a message from the peer and before announcing or
@@ -252,6 +256,10 @@ type Service struct {
 	db  *store.DB
 	cfg Config
 	log *slog.Logger
+	// access is the relay rule (Config.Access, or its single hooks);
+	// knowsPeers says it tells known peers from strangers.
+	access     Access
+	knowsPeers bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -300,6 +308,7 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 		stats:    map[peer.ID]*counters{},
 		rejected: newRecentSet(4096),
 	}
+	s.access, s.knowsPeers = accessOf(cfg)
 	s.fetch = newFetcher(s)
 	s.workers = newWorkerPool(&s.wg, workerIdle)
 	s.sigs = newSigChecks(channel.NewBatchVerifier(rand.Reader, 0))
@@ -774,7 +783,7 @@ next:
 }
 
 func (s *Service) accept(p peer.ID, ch channel.ID) bool {
-	return s.cfg.Accept == nil || s.cfg.Accept(p, ch)
+	return s.access.Accept(p, ch)
 }
 
 // Stats returns the traffic counters of peer p's current session (kept

@@ -41,7 +41,7 @@ func addrPrefix(ma multiaddr.Multiaddr) string {
 // stranger reports whether the session's peer is unknown to the node and
 // was accepted for none of its wants.
 func (s *Service) stranger(ss *session) bool {
-	if s.cfg.Known == nil || s.cfg.Light {
+	if !s.knowsPeers || s.cfg.Light {
 		return false
 	}
 	ss.mu.Lock()
@@ -50,7 +50,7 @@ func (s *Service) stranger(ss *session) bool {
 	if entitled {
 		return false
 	}
-	if s.cfg.Known(ss.peer) {
+	if s.access.Known(ss.peer) {
 		ss.mu.Lock()
 		ss.entitled = true
 		ss.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
@@ -54,7 +55,7 @@ func TestWantsKeptOnlyForEntitledChannels(t *testing.T) {
 	stranger.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(wants[wire.MaxIDsPerFrame : 2*wire.MaxIDsPerFrame])}}})
 	stranger.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(wants[2*wire.MaxIDsPerFrame:])}}})
 	stranger.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes([]channel.ID{allowed[0], late})}}})
-	eventually(t, "the node read the Wants", func() bool { return wantsOf(n, stranger.h.ID()) == 1 })
+	testkit.Eventually(t, "the node read the Wants", func() bool { return wantsOf(n, stranger.h.ID()) == 1 })
 	// Only allowed[0] is kept (the others are not allowed, late not yet).
 	if got := n.svc.wantTotal.Load(); got != 1 {
 		t.Fatalf("the node keeps %d wants, want 1", got)
@@ -65,7 +66,7 @@ func TestWantsKeptOnlyForEntitledChannels(t *testing.T) {
 		t.Fatalf("after Resync the peer wants %d channels here, want 2", got)
 	}
 	stranger.st.Reset()
-	eventually(t, "the session's wants dropped", func() bool { return n.svc.wantTotal.Load() == 0 && wantsOf(n, stranger.h.ID()) == 0 })
+	testkit.Eventually(t, "the session's wants dropped", func() bool { return n.svc.wantTotal.Load() == 0 && wantsOf(n, stranger.h.ID()) == 0 })
 }
 
 // Wants are bounded per session and over all sessions even for a peer
@@ -74,14 +75,14 @@ func TestWantsBounded(t *testing.T) {
 	n := newNode(t, nil, func(c *Config) { c.MaxWantsPerPeer, c.MaxWants = 100, 150 })
 	a := dialRaw(t, newRawPeer(t), n)
 	a.send(helloFrame(randomChannels(1000)...))
-	eventually(t, "a's wants kept up to the per-peer bound", func() bool { return wantsOf(n, a.h.ID()) == 100 })
+	testkit.Eventually(t, "a's wants kept up to the per-peer bound", func() bool { return wantsOf(n, a.h.ID()) == 100 })
 	b := dialRaw(t, newRawPeer(t), n)
 	b.send(helloFrame(randomChannels(1000)...))
-	eventually(t, "b's wants kept up to the total bound", func() bool { return wantsOf(n, b.h.ID()) == 50 })
+	testkit.Eventually(t, "b's wants kept up to the total bound", func() bool { return wantsOf(n, b.h.ID()) == 50 })
 	a.st.Reset()
-	eventually(t, "a's wants released", func() bool { return n.svc.wantTotal.Load() == 50 })
+	testkit.Eventually(t, "a's wants released", func() bool { return n.svc.wantTotal.Load() == 50 })
 	b.send(&wirepb.Frame{Kind: &wirepb.Frame_Want{Want: &wirepb.Want{Add: idBytes(randomChannels(100))}}})
-	eventually(t, "b may now fill its per-peer bound", func() bool { return wantsOf(n, b.h.ID()) == 100 })
+	testkit.Eventually(t, "b may now fill its per-peer bound", func() bool { return wantsOf(n, b.h.ID()) == 100 })
 }
 
 // ended reports whether the node ended the raw peer's stream.
@@ -102,7 +103,7 @@ func isTimeout(err error) bool {
 func TestHelloDeadline(t *testing.T) {
 	n := newNode(t, nil, func(c *Config) { c.HelloTimeout = 300 * time.Millisecond })
 	silent := dialRaw(t, newRawPeer(t), n)
-	eventually(t, "the node ended the silent stream", func() bool { return ended(silent) })
+	testkit.Eventually(t, "the node ended the silent stream", func() bool { return ended(silent) })
 	if n.svc.sessionFor(silent.h.ID()) != nil {
 		t.Fatal("the silent session is still listed")
 	}
@@ -135,7 +136,7 @@ func TestStrangerSessionsBounded(t *testing.T) {
 		rp := dialRaw(t, newRawPeer(t), n)
 		rp.send(helloFrame())
 		rps = append(rps, rp)
-		eventually(t, "the session is up", func() bool { return n.svc.sessionFor(rp.h.ID()) != nil })
+		testkit.Eventually(t, "the session is up", func() bool { return n.svc.sessionFor(rp.h.ID()) != nil })
 	}
 	// The two oldest strangers (all on 127.0.0.1) were closed.
 	for i, rp := range rps {
@@ -143,7 +144,7 @@ func TestStrangerSessionsBounded(t *testing.T) {
 			t.Fatalf("stranger %d: session up %v, want %v", i, got, want)
 		}
 	}
-	eventually(t, "strangers' sessions end after their lifetime", func() bool {
+	testkit.Eventually(t, "strangers' sessions end after their lifetime", func() bool {
 		for _, rp := range rps {
 			if n.svc.sessionFor(rp.h.ID()) != nil {
 				return false
@@ -160,7 +161,7 @@ func TestAddrPrefix(t *testing.T) {
 	n := newNode(t, nil)
 	rp := dialRaw(t, newRawPeer(t), n)
 	rp.send(helloFrame())
-	eventually(t, "session", func() bool { return n.svc.sessionFor(rp.h.ID()) != nil })
+	testkit.Eventually(t, "session", func() bool { return n.svc.sessionFor(rp.h.ID()) != nil })
 	if got := n.svc.sessionFor(rp.h.ID()).prefix; got != "127.0.0.0/24" {
 		t.Fatalf("prefix %q, want 127.0.0.0/24", got)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -19,7 +20,7 @@ func TestLineDelivery(t *testing.T) {
 	}
 	connect(t, a, b)
 	connect(t, b, c)
-	eventually(t, "sessions up", func() bool { return sessionUp(a, b) && sessionUp(b, c) })
+	testkit.Eventually(t, "sessions up", func() bool { return sessionUp(a, b) && sessionUp(b, c) })
 
 	const n = 5
 	var ids []channel.MessageID
@@ -33,7 +34,7 @@ func TestLineDelivery(t *testing.T) {
 		}
 	}
 	for _, id := range ids {
-		eventually(t, "delivery to every node", func() bool { return has(t, a, id) && has(t, b, id) && has(t, c, id) })
+		testkit.Eventually(t, "delivery to every node", func() bool { return has(t, a, id) && has(t, b, id) && has(t, c, id) })
 	}
 	// B got n bodies from A and n from C; A and C got n each from B.
 	links := []struct {
@@ -61,15 +62,15 @@ func TestOfflineCatchUp(t *testing.T) {
 	}
 	connect(t, a, b)
 	connect(t, b, c)
-	eventually(t, "sessions up", func() bool { return sessionUp(a, b) && sessionUp(b, c) })
+	testkit.Eventually(t, "sessions up", func() bool { return sessionUp(a, b) && sessionUp(b, c) })
 	before, err := a.svc.Publish(context.Background(), w.seal(t, "before", time.Now()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "first message at C", func() bool { return has(t, c, before) })
+	testkit.Eventually(t, "first message at C", func() bool { return has(t, c, before) })
 
 	disconnect(t, c, b)
-	eventually(t, "C's session gone", func() bool { return c.svc.sessionFor(b.h.ID()) == nil && b.svc.sessionFor(c.h.ID()) == nil })
+	testkit.Eventually(t, "C's session gone", func() bool { return c.svc.sessionFor(b.h.ID()) == nil && b.svc.sessionFor(c.h.ID()) == nil })
 	var missed []channel.MessageID
 	for i := range 40 {
 		id, err := a.svc.Publish(context.Background(), w.seal(t, fmt.Sprintf("while C is away %d", i), time.Now()))
@@ -83,7 +84,7 @@ func TestOfflineCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range missed {
-		eventually(t, "B has A's messages", func() bool { return has(t, b, id) })
+		testkit.Eventually(t, "B has A's messages", func() bool { return has(t, b, id) })
 	}
 	if has(t, c, missed[0]) {
 		t.Fatal("C got a message while disconnected")
@@ -91,9 +92,9 @@ func TestOfflineCatchUp(t *testing.T) {
 
 	connect(t, c, b)
 	for _, id := range missed {
-		eventually(t, "C catches up", func() bool { return has(t, c, id) })
+		testkit.Eventually(t, "C catches up", func() bool { return has(t, c, id) })
 	}
-	eventually(t, "A gets C's offline message", func() bool { return has(t, a, own) })
+	testkit.Eventually(t, "A gets C's offline message", func() bool { return has(t, a, own) })
 	if got := count(t, c, w.id()); got != len(missed)+2 {
 		t.Fatalf("C holds %d messages, want %d", got, len(missed)+2)
 	}
@@ -102,14 +103,14 @@ func TestOfflineCatchUp(t *testing.T) {
 // Messages older than retention are swept and never come back through
 // reconciliation, while a fresh one still does.
 func TestRetentionNotResynced(t *testing.T) {
-	clk := newClock()
+	clk := testkit.NewClock(time.Now())
 	a, b, c := newNode(t, clk), newNode(t, clk), newNode(t, clk)
 	w := newWriter(t)
 	for _, n := range []*node{a, b, c} {
 		n.svc.Want(w.id())
 	}
 	connect(t, a, b)
-	eventually(t, "A-B up", func() bool { return sessionUp(a, b) })
+	testkit.Eventually(t, "A-B up", func() bool { return sessionUp(a, b) })
 	var old []channel.MessageID
 	for i := range 10 {
 		id, err := a.svc.Publish(context.Background(), w.seal(t, fmt.Sprintf("old %d", i), clk.Now()))
@@ -119,7 +120,7 @@ func TestRetentionNotResynced(t *testing.T) {
 		old = append(old, id)
 	}
 	for _, id := range old {
-		eventually(t, "B has old messages", func() bool { return has(t, b, id) })
+		testkit.Eventually(t, "B has old messages", func() bool { return has(t, b, id) })
 	}
 
 	clk.Advance(7*24*time.Hour + time.Hour)
@@ -132,10 +133,10 @@ func TestRetentionNotResynced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "B has the fresh message", func() bool { return has(t, b, fresh) })
+	testkit.Eventually(t, "B has the fresh message", func() bool { return has(t, b, fresh) })
 
 	connect(t, c, b)
-	eventually(t, "C gets the fresh message by reconciliation", func() bool { return has(t, c, fresh) })
+	testkit.Eventually(t, "C gets the fresh message by reconciliation", func() bool { return has(t, c, fresh) })
 	for _, id := range old {
 		if has(t, c, id) || has(t, b, id) {
 			t.Fatalf("expired message %s came back", id)
@@ -156,7 +157,7 @@ func TestOnlyWantingPeersGetHeaders(t *testing.T) {
 	c.svc.Want(w2.id())
 	connect(t, a, b)
 	connect(t, c, b)
-	eventually(t, "sessions up", func() bool { return sessionUp(a, b) && sessionUp(b, c) })
+	testkit.Eventually(t, "sessions up", func() bool { return sessionUp(a, b) && sessionUp(b, c) })
 
 	id1, err := b.svc.Publish(context.Background(), w1.seal(t, "for channel 1", time.Now()))
 	if err != nil {
@@ -166,8 +167,8 @@ func TestOnlyWantingPeersGetHeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "A gets channel 1", func() bool { return has(t, a, id1) })
-	eventually(t, "C gets channel 2", func() bool { return has(t, c, id2) })
+	testkit.Eventually(t, "A gets channel 1", func() bool { return has(t, a, id1) })
+	testkit.Eventually(t, "C gets channel 2", func() bool { return has(t, c, id2) })
 	if got := c.svc.Stats(b.h.ID()).FramesIn["announce"]; got != 1 {
 		t.Fatalf("C got %d announcements, want 1 (channel 2 only)", got)
 	}
@@ -179,7 +180,7 @@ func TestOnlyWantingPeersGetHeaders(t *testing.T) {
 	}
 
 	c.svc.Want(w1.id())
-	eventually(t, "C reconciles channel 1 after wanting it", func() bool { return has(t, c, id1) })
+	testkit.Eventually(t, "C reconciles channel 1 after wanting it", func() bool { return has(t, c, id1) })
 }
 
 // When the first announcer stalls, the body comes from the next one.
@@ -196,13 +197,13 @@ func TestFetchFallsBackWhenAnnouncerStalls(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "both relays have it", func() bool { return has(t, staller, id) && has(t, good, id) })
+	testkit.Eventually(t, "both relays have it", func() bool { return has(t, staller, id) && has(t, good, id) })
 
 	staller.svc.ignoreFetch.Store(true)
 	connect(t, c, staller)
-	eventually(t, "C asked the staller", func() bool { return c.svc.Stats(staller.h.ID()).FramesOut["fetch"] > 0 })
+	testkit.Eventually(t, "C asked the staller", func() bool { return c.svc.Stats(staller.h.ID()).FramesOut["fetch"] > 0 })
 	connect(t, c, good)
-	eventually(t, "C gets the body from the good relay", func() bool { return has(t, c, id) })
+	testkit.Eventually(t, "C gets the body from the good relay", func() bool { return has(t, c, id) })
 	if got := c.svc.Stats(good.h.ID()).FramesIn["body"]; got != 1 {
 		t.Fatalf("%d bodies from the good relay, want 1", got)
 	}
@@ -222,17 +223,17 @@ func TestCatchUpFromTwoPeersFetchesOnce(t *testing.T) {
 		n.svc.Want(w.id())
 	}
 	connect(t, a, b)
-	eventually(t, "A-B session", func() bool { return sessionUp(a, b) })
+	testkit.Eventually(t, "A-B session", func() bool { return sessionUp(a, b) })
 	const missed = 400
 	for i := range missed {
 		if _, err := a.svc.Publish(context.Background(), w.seal(t, fmt.Sprintf("missed %d", i), time.Now())); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "B holds everything", func() bool { return count(t, b, w.id()) == missed })
+	testkit.Eventually(t, "B holds everything", func() bool { return count(t, b, w.id()) == missed })
 	connect(t, c, a)
 	connect(t, c, b)
-	eventually(t, "C catches up", func() bool { return count(t, c, w.id()) == missed })
+	testkit.Eventually(t, "C catches up", func() bool { return count(t, c, w.id()) == missed })
 	bodies := c.svc.Stats(a.h.ID()).FramesIn["body"] + c.svc.Stats(b.h.ID()).FramesIn["body"]
 	if bodies != missed {
 		t.Fatalf("C received %d bodies for %d missed messages", bodies, missed)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
@@ -62,7 +63,7 @@ func TestSigChecksBatchQueued(t *testing.T) {
 			got[i] = q.check(envs[i], false)
 		}()
 	}
-	eventually(t, "99 checks queued", func() bool {
+	testkit.Eventually(t, "99 checks queued", func() bool {
 		q.mu.Lock()
 		defer q.mu.Unlock()
 		return len(q.queue) == len(envs)-1
@@ -157,7 +158,7 @@ func TestBadSignaturePeerCheckedAlone(t *testing.T) {
 		c.svc.Want(w.id())
 		connect(t, c, n)
 	}
-	eventually(t, "sessions up", func() bool { return sessionUp(n, bad) && sessionUp(n, good) })
+	testkit.Eventually(t, "sessions up", func() bool { return sessionUp(n, bad) && sessionUp(n, good) })
 	ctx := context.Background()
 	push := func(from *node, body string, tamper bool) error {
 		t.Helper()

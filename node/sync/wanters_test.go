@@ -6,6 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
@@ -44,17 +45,17 @@ func TestWantersFollowWants(t *testing.T) {
 	for _, p := range []*node{l1, l2, full} {
 		connect(t, p, n)
 	}
-	eventually(t, "index after the Hellos", func() bool {
+	testkit.Eventually(t, "index after the Hellos", func() bool {
 		return slices.Equal(wanting(n, a.id()), peers(l1, full)) && slices.Equal(wanting(n, b.id()), peers(l2, full))
 	})
 
 	l1.svc.Unwant(a.id())
-	eventually(t, "an Unwant leaves the index", func() bool { return slices.Equal(wanting(n, a.id()), peers(full)) })
+	testkit.Eventually(t, "an Unwant leaves the index", func() bool { return slices.Equal(wanting(n, a.id()), peers(full)) })
 	l1.svc.Want(b.id())
-	eventually(t, "a Want joins it", func() bool { return slices.Equal(wanting(n, b.id()), peers(l1, l2, full)) })
+	testkit.Eventually(t, "a Want joins it", func() bool { return slices.Equal(wanting(n, b.id()), peers(l1, l2, full)) })
 
 	disconnect(t, l2, n)
-	eventually(t, "an ended session leaves it", func() bool { return slices.Equal(wanting(n, b.id()), peers(l1, full)) })
+	testkit.Eventually(t, "an ended session leaves it", func() bool { return slices.Equal(wanting(n, b.id()), peers(l1, full)) })
 
 	n.svc.Close()
 	if c := n.svc.wanters.channels(); c != 0 {

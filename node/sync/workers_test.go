@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 func idleWorkers(p *workerPool) int {
@@ -32,7 +34,7 @@ func TestWorkerPool(t *testing.T) {
 					t.Fatal("run refused")
 				}
 				<-done
-				eventually(t, fmt.Sprintf("worker idle after job %d", i), func() bool { return idleWorkers(p) == 1 })
+				testkit.Eventually(t, fmt.Sprintf("worker idle after job %d", i), func() bool { return idleWorkers(p) == 1 })
 			}
 			if n := p.started.Load(); n != 1 {
 				t.Fatalf("%d workers started for 100 sequential jobs, want 1", n)
@@ -53,7 +55,7 @@ func TestWorkerPool(t *testing.T) {
 			}
 			started.Wait()
 			close(release)
-			eventually(t, "all ran", func() bool { return ran.Load() == n })
+			testkit.Eventually(t, "all ran", func() bool { return ran.Load() == n })
 			if got := p.started.Load(); got != n {
 				t.Fatalf("%d workers for %d jobs blocked at once, want %d", got, n, n)
 			}
@@ -69,13 +71,13 @@ func TestWorkerPool(t *testing.T) {
 			}
 			started.Wait()
 			close(release)
-			eventually(t, "3 workers left, all idle", func() bool { return p.alive.Load() == 3 && idleWorkers(p) == 3 })
+			testkit.Eventually(t, "3 workers left, all idle", func() bool { return p.alive.Load() == 3 && idleWorkers(p) == 3 })
 		}},
 		{"close ends idle workers and refuses jobs", func(t *testing.T, p *workerPool, wg *gosync.WaitGroup) {
 			for range 3 {
 				p.run(func() {})
 			}
-			eventually(t, "idle", func() bool { return idleWorkers(p) >= 1 })
+			testkit.Eventually(t, "idle", func() bool { return idleWorkers(p) >= 1 })
 			p.close()
 			wg.Wait()
 			if p.run(func() { t.Error("job ran after close") }) {
@@ -107,7 +109,7 @@ func TestWorkerPool(t *testing.T) {
 				}()
 			}
 			sent.Wait()
-			eventually(t, "every job ran", func() bool { return ran.Load() == senders*each })
+			testkit.Eventually(t, "every job ran", func() bool { return ran.Load() == senders*each })
 		}},
 	}
 	for _, tc := range tests {
@@ -131,7 +133,7 @@ func TestIngestGateOfOne(t *testing.T) {
 	x := newNode(t, nil)
 	b.svc.Want(w.id())
 	connect(t, x, b)
-	eventually(t, "session up", func() bool { return sessionUp(b, x) })
+	testkit.Eventually(t, "session up", func() bool { return sessionUp(b, x) })
 	const n = 64
 	errs := make(chan error, n)
 	for i := range n {

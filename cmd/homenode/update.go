@@ -1,0 +1,347 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/redpanda-p2p/homenode/appliance"
+	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
+	"github.com/redpanda-p2p/homenode/internal/version"
+	"github.com/redpanda-p2p/homenode/node"
+	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/update"
+)
+
+const updateUsage = `usage: homenode update COMMAND [FLAGS]
+
+Firmware updates of the A/B SD-card image (docs/UPDATES.md). On Debian or
+Raspberry Pi OS, update the homenode package with apt instead.
+
+commands:
+  status           what is installed in each slot, the last update's outcome, progress
+  apply FILE       check a bundle and install it into the other slot, then reboot
+                   (--force-downgrade, --reinstall, --tries N, --no-reboot); as root
+  commit           run by homenode-commit.service at every boot: commit the running
+                   system once the node is healthy (--timeout)
+  install-request  run by homenode-update.service: install what the node asked for
+`
+
+func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" {
+		fmt.Fprint(stdout, updateUsage)
+		if len(args) == 0 {
+			return usageError{"update needs a command"}
+		}
+		return nil
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("homenode update "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf configFlags
+	cf.register(fs)
+	var (
+		asJSON    = fs.Bool("json", false, "print JSON (status)")
+		downgrade = fs.Bool("force-downgrade", false, "install an older version than the running one (apply)")
+		reinstall = fs.Bool("reinstall", false, "install the running version again (apply)")
+		tries     = fs.Int("tries", update.DefaultTries, "boots the new system gets to become healthy (apply)")
+		noReboot  = fs.Bool("no-reboot", false, "do not reboot after installing (apply)")
+		timeout   = fs.Duration("timeout", update.DefaultCommitTimeout, "how long a new system may take to become healthy (commit)")
+	)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log := slog.New(sdnotify.NewLogHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg, err := cf.load(fs)
+	if err != nil {
+		if cmd != "commit" {
+			return err
+		}
+		// The commit step must not fail on a committed system because
+		// of a configuration mistake: that would reboot the box again
+		// and again. The defaults name the data directory and socket.
+		log.Error("update commit: configuration unreadable; using the defaults", "err", err)
+		cfg = appliance.Defaults()
+	}
+	switch cmd {
+	case "status":
+		if fs.NArg() != 0 {
+			return usageError{"update status takes no arguments"}
+		}
+		return updateStatus(cfg, *asJSON, stdout)
+	case "apply":
+		if fs.NArg() != 1 {
+			return usageError{"update apply takes one bundle file"}
+		}
+		sys, err := detectSystem(cfg)
+		if err != nil {
+			return err
+		}
+		inst, err := sys.Install(fs.Arg(0), update.InstallOptions{AllowOlder: *downgrade, AllowSame: *reinstall,
+			Tries: *tries, Source: "file", Logger: log, Progress: progressPrinter(stdout)})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "installed %s in slot %s (%d bytes written); the next boot tries it\n", inst.Manifest.Version, inst.Slot, inst.Written)
+		if *noReboot {
+			fmt.Fprintln(stdout, "reboot to start it (systemctl reboot)")
+			return nil
+		}
+		return reboot(sys, stdout)
+	case "commit":
+		return updateCommit(ctx, cfg, *timeout, log, stdout)
+	case "install-request":
+		return installRequest(cfg, log, stdout)
+	}
+	fmt.Fprint(stderr, updateUsage)
+	return usageError{fmt.Sprintf("unknown update command %q", cmd)}
+}
+
+func stateDir(cfg appliance.Config) update.Dir {
+	return update.Dir(filepath.Join(cfg.DataDir, "update"))
+}
+
+func detectSystem(cfg appliance.Config) (*update.System, error) {
+	return update.Detect(update.DetectOptions{Version: version.Version, StateDir: string(stateDir(cfg))})
+}
+
+func progressPrinter(w io.Writer) func(update.Progress) {
+	last := ""
+	return func(p update.Progress) {
+		line := p.Phase
+		if p.Total > 0 && p.Phase != update.PhaseInstalled {
+			line = fmt.Sprintf("%s %d%%", p.Phase, p.Percent())
+		}
+		if line != last && (p.Percent()%10 == 0 || p.Phase != last) {
+			fmt.Fprintln(w, line)
+		}
+		last = line
+	}
+}
+
+// reboot marks the reboot in the progress and asks systemd for it.
+func reboot(sys *update.System, stdout io.Writer) error {
+	if p, ok, _ := sys.State.ReadProgress(); ok {
+		p.Phase = update.PhaseRebooting
+		_ = sys.State.WriteProgress(p)
+	}
+	fmt.Fprintln(stdout, "rebooting")
+	if out, err := exec.Command("systemctl", "reboot").CombinedOutput(); err != nil {
+		return fmt.Errorf("systemctl reboot: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// nodeHealthy asks the running node, as a user of the box would: over its
+// admin socket (ready, store answering, host listening, the version this
+// slot holds) and with a TCP connection to its libp2p port.
+func nodeHealthy(cfg appliance.Config) func(context.Context) error {
+	return func(ctx context.Context) error {
+		c, err := dialAdmin(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		h, err := c.Health(ctx)
+		switch {
+		case err != nil:
+			return err
+		case !h.Ready:
+			return errors.New("homenode is starting")
+		case h.Store != "ok":
+			return fmt.Errorf("store: %s", h.Store)
+		case h.Version != version.Version:
+			return fmt.Errorf("the running homenode is %s, this system's is %s", h.Version, version.Version)
+		}
+		for _, s := range h.Listen {
+			ma, err := multiaddr.NewMultiaddr(s)
+			if err != nil {
+				continue
+			}
+			port, err := ma.ValueForProtocol(multiaddr.P_TCP)
+			if err != nil {
+				continue
+			}
+			host := "127.0.0.1"
+			if _, err := ma.ValueForProtocol(multiaddr.P_IP6); err == nil {
+				host = "::1"
+			}
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+			if err != nil {
+				return fmt.Errorf("the node's port %s: %w", port, err)
+			}
+			conn.Close()
+			return nil
+		}
+		return fmt.Errorf("the node listens on no TCP port (%v)", h.Listen)
+	}
+}
+
+// updateCommit fails (and homenode-commit.service reboots the board) only
+// on the trial boot of an update: on a committed system a failure here
+// would reboot it again and again, so it is logged and the boot goes on.
+func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Duration, log *slog.Logger, stdout io.Writer) (err error) {
+	trial := update.TrialBoot("/proc/cmdline", stateDir(cfg))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("update commit: %v", p)
+		}
+		if err != nil && !trial {
+			log.Error("update commit", "err", err)
+			err = nil
+		}
+	}()
+	sys, err := detectSystem(cfg)
+	if errors.Is(err, update.ErrNotAB) {
+		fmt.Fprintln(stdout, "not an A/B system: nothing to commit")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("update commit: cannot read the system's layout: %w", err)
+	}
+	boot, _, _ := sys.LoadBoot()
+	trial = trial || boot.Trial == sys.Current
+	storePath := filepath.Join(cfg.DataDir, node.StoreFile)
+	out, res, err := sys.Commit(ctx, update.CommitOptions{
+		Healthy: nodeHealthy(cfg),
+		Timeout: timeout,
+		Logger:  log,
+		// Committed: the previous version will not run on this store
+		// again, so what a rollback needed can go.
+		OnCommit: func() error { return store.DropRollback(storePath) },
+	})
+	if err != nil {
+		// On a trial the unit fails and the board reboots: the old
+		// system runs.
+		return fmt.Errorf("update: %s not committed: %w", sys.Version, err)
+	}
+	if res != nil {
+		fmt.Fprintln(stdout, res.Message())
+	} else {
+		fmt.Fprintf(stdout, "%s: slot %s, %s\n", out, sys.Current, sys.Version)
+	}
+	return nil
+}
+
+func installRequest(cfg appliance.Config, log *slog.Logger, stdout io.Writer) error {
+	sys, err := detectSystem(cfg)
+	if err != nil {
+		return err
+	}
+	req, ok, err := sys.State.TakeRequest()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		fmt.Fprintln(stdout, "no installation requested")
+		return nil
+	}
+	path, err := sys.State.SpoolFile(req.Bundle)
+	if err != nil {
+		return err
+	}
+	// The bundle leaves the spool whatever happens: installed, it is in
+	// the slot; refused, it is no use.
+	defer os.Remove(path)
+	inst, err := sys.Install(path, update.InstallOptions{AllowOlder: req.AllowOlder, AllowSame: req.AllowSame,
+		Tries: req.Tries, Source: req.Source, Logger: log})
+	if err != nil {
+		return err
+	}
+	p, _, _ := sys.State.ReadProgress()
+	p.Phase = update.PhaseRebooting
+	_ = sys.State.WriteProgress(p)
+	fmt.Fprintf(stdout, "installed %s in slot %s; rebooting into it\n", inst.Manifest.Version, inst.Slot)
+	return nil
+}
+
+// statusView is `homenode update status --json`.
+type statusView struct {
+	Slot     update.Slot      `json:"slot,omitempty"`
+	Version  string           `json:"version"`
+	Record   update.Record    `json:"record"`
+	Progress *update.Progress `json:"progress,omitempty"`
+	Boot     *update.Boot     `json:"boot,omitempty"`
+	Keys     []string         `json:"keys,omitempty"`
+	Note     string           `json:"note,omitempty"`
+}
+
+func updateStatus(cfg appliance.Config, asJSON bool, stdout io.Writer) error {
+	v := statusView{Version: version.Version}
+	dir := stateDir(cfg)
+	sys, err := detectSystem(cfg)
+	switch {
+	case errors.Is(err, update.ErrNotAB):
+		v.Note = "not an A/B system: update the homenode package with apt"
+	case err != nil:
+		return err
+	default:
+		v.Slot = sys.Current
+		dir = sys.State
+		for _, id := range sys.Keyring.IDs() {
+			v.Keys = append(v.Keys, fmt.Sprintf("%s (%s)", id, sys.Keyring.Name(id)))
+		}
+		if b, _, err := sys.LoadBoot(); err == nil {
+			v.Boot = &b
+		} else {
+			v.Note = fmt.Sprintf("boot state not readable here (%v)", err)
+		}
+	}
+	if v.Record, err = dir.ReadRecord(); err != nil {
+		return err
+	}
+	if p, ok, _ := dir.ReadProgress(); ok {
+		v.Progress = &p
+	}
+	if asJSON {
+		b, _ := json.MarshalIndent(v, "", "  ")
+		_, err := fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	fmt.Fprintf(stdout, "running:   %s", v.Version)
+	if v.Slot != "" {
+		fmt.Fprintf(stdout, " (slot %s)", v.Slot)
+	}
+	fmt.Fprintln(stdout)
+	for _, s := range []update.Slot{update.SlotA, update.SlotB} {
+		if ver := v.Record.Slots[s]; ver != "" {
+			fmt.Fprintf(stdout, "slot %s:    %s\n", s, ver)
+		}
+	}
+	if t := v.Record.Trial; t != nil {
+		fmt.Fprintf(stdout, "on trial:  %s in slot %s (from %s, %d boot(s) to become healthy)\n", t.Version, t.Slot, t.From, t.Tries)
+	}
+	if l := v.Record.Last; l != nil {
+		fmt.Fprintf(stdout, "last:      %s (%s)\n", l.Message(), l.At.Local().Format(time.DateTime))
+	}
+	if p := v.Progress; p != nil {
+		fmt.Fprintf(stdout, "progress:  %s %s %d%%", p.Phase, p.Version, p.Percent())
+		if p.Error != "" {
+			fmt.Fprintf(stdout, ": %s", p.Error)
+		}
+		fmt.Fprintln(stdout)
+	}
+	if v.Boot != nil {
+		fmt.Fprintf(stdout, "boot:      %s\n", v.Boot)
+	}
+	if len(v.Keys) > 0 {
+		fmt.Fprintf(stdout, "keys:      %s\n", strings.Join(v.Keys, ", "))
+	}
+	if v.Note != "" {
+		fmt.Fprintf(stdout, "note:      %s\n", v.Note)
+	}
+	return nil
+}
