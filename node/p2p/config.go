@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/config"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -95,6 +96,11 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Logger receives this package's logs. Default: slog.Default().
 	Logger *slog.Logger
+
+	// Options are libp2p options applied after this package's own. The
+	// network simulation (package sim) passes its simulated QUIC network
+	// here; a node in the field leaves it empty. Default: none.
+	Options []libp2p.Option
 }
 
 // StreamReserve is what the resource manager accounts for each idle

@@ -84,6 +84,7 @@ func New(cfg Config) (host.Host, error) {
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
+	opts = append(opts, cfg.Options...)
 
 	h, err := libp2p.New(opts...)
 	if err != nil {
