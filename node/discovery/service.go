@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
@@ -53,6 +54,7 @@ type Service struct {
 	pending   map[peer.ID]*pendingExchange         // exchanges under way
 	backoff   map[channel.ID]map[peer.ID]time.Time // failed providers: skip until
 	protected map[peer.ID]map[channel.ID]bool      // channels each protected peer syncs
+	seen      map[peer.ID][]multiaddr.Multiaddr    // where authorized peers were reached
 }
 
 type pendingExchange struct {
@@ -77,6 +79,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		pending:      map[peer.ID]*pendingExchange{},
 		backoff:      map[channel.ID]map[peer.ID]time.Time{},
 		protected:    map[peer.ID]map[channel.ID]bool{},
+		seen:         map[peer.ID][]multiaddr.Multiaddr{},
 	}
 	s.persisted = s.loadPeers()
 	d, err := dht.New(h,
@@ -521,6 +524,7 @@ func (s *Service) record(p peer.ID, st *Statement) {
 		chs[st.Channel] = st.Until
 	}
 	s.mu.Unlock()
+	s.remember(p)
 	if fresh && s.cfg.OnAuthorized != nil {
 		go s.cfg.OnAuthorized(p, st.Channel)
 	}
@@ -671,11 +675,15 @@ func (s *Service) maintainLoop() {
 	}
 }
 
-// maintain tops up ch's super nodes: look providers up, try the ones
-// already connected first, then the others in random order, at most
-// MaxAttempts of them per round, skipping those that failed recently.
+// maintain tops up ch's super nodes: dial again the ones that proved ch
+// before (redial), then look providers up, try the ones already
+// connected first, then the others in random order, at most MaxAttempts
+// of them per round, skipping those that failed recently.
 func (s *Service) maintain(ch channel.ID) {
 	have := s.SyncPeers(ch)
+	if len(have) < s.cfg.MinPeers && s.redial(ch, have) > 0 {
+		have = s.SyncPeers(ch)
+	}
 	if len(have) >= s.cfg.MinPeers {
 		return
 	}
