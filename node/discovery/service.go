@@ -44,6 +44,8 @@ type Service struct {
 
 	provideKick  chan struct{}
 	maintainKick chan struct{}
+	// lookups counts the provider lookups of the upkeep, for tests.
+	lookups atomic.Int64
 
 	mu        gosync.Mutex
 	closed    bool
@@ -54,6 +56,7 @@ type Service struct {
 	pending   map[peer.ID]*pendingExchange         // exchanges under way
 	backoff   map[channel.ID]map[peer.ID]time.Time // failed providers: skip until
 	protected map[peer.ID]map[channel.ID]bool      // channels each protected peer syncs
+	idle      lookupBackoff                        // channels whose last lookup found no one new
 	seen      map[peer.ID][]multiaddr.Multiaddr    // where authorized peers were reached
 }
 
@@ -79,6 +82,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		pending:      map[peer.ID]*pendingExchange{},
 		backoff:      map[channel.ID]map[peer.ID]time.Time{},
 		protected:    map[peer.ID]map[channel.ID]bool{},
+		idle:         newLookupBackoff(2*cfg.MaintainInterval, cfg.ReprovideInterval),
 		seen:         map[peer.ID][]multiaddr.Multiaddr{},
 	}
 	s.persisted = s.loadPeers()
@@ -248,6 +252,7 @@ func (s *Service) Serve(st *Statement) error {
 		s.served[st.Channel] = sv
 	}
 	sv.st = st
+	s.idle.reset(st.Channel)
 	s.mu.Unlock()
 	s.saveStatement(st)
 	s.kick(s.provideKick)
@@ -273,6 +278,7 @@ func (s *Service) Unserve(ch channel.ID) {
 	}
 	delete(s.served, ch)
 	delete(s.backoff, ch)
+	s.idle.reset(ch)
 	var unprotect []peer.ID
 	for p, chs := range s.protected {
 		delete(chs, ch)
@@ -684,9 +690,16 @@ func (s *Service) maintain(ch channel.ID) {
 	if len(have) < s.cfg.MinPeers && s.redial(ch, have) > 0 {
 		have = s.SyncPeers(ch)
 	}
+	s.mu.Lock()
+	due := len(have) < s.cfg.MinPeers && s.idle.due(ch, len(have), time.Now())
 	if len(have) >= s.cfg.MinPeers {
+		s.idle.reset(ch)
+	}
+	s.mu.Unlock()
+	if !due {
 		return
 	}
+	s.lookups.Add(1)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LookupTimeout)
 	pis, err := s.Providers(ctx, ch)
 	cancel()
@@ -703,10 +716,12 @@ func (s *Service) maintain(ch channel.ID) {
 		}
 	}
 	var connected, others []peer.AddrInfo
+	var elsewhere []peer.ID // providers other than the connected super nodes
 	for _, pi := range pis {
 		if slices.Contains(have, pi.ID) {
 			continue
 		}
+		elsewhere = append(elsewhere, pi.ID)
 		if _, skip := bad[pi.ID]; skip {
 			continue
 		}
@@ -768,11 +783,35 @@ func (s *Service) maintain(ch channel.ID) {
 		// interval, still MaxAttempts at a time.
 		s.kick(s.maintainKick)
 	}
+	s.mu.Lock()
+	switch {
+	case len(elsewhere) == 0:
+		// Every super node the DHT knows for ch is connected already:
+		// fewer serve ch than MinPeers (a conversation of two homes), and
+		// asking again every interval would find no one new.
+		s.idle.fruitless(ch, len(have), time.Now())
+	case got.Load() == 0 && left <= 0:
+		// The others failed now or lately: look again when the first of
+		// them may be tried again, not every interval before that.
+		var first time.Time
+		for _, p := range elsewhere {
+			if until, ok := s.backoff[ch][p]; ok && (first.IsZero() || until.Before(first)) {
+				first = until
+			}
+		}
+		s.idle.until(ch, len(have), first)
+	default:
+		s.idle.reset(ch)
+	}
+	s.mu.Unlock()
 }
 
 // Refresh runs the provide and upkeep rounds now instead of at the next
 // tick (after a registration, a network change, or in tests).
 func (s *Service) Refresh() {
+	s.mu.Lock()
+	s.idle.resetAll()
+	s.mu.Unlock()
 	s.kick(s.provideKick)
 	s.kick(s.maintainKick)
 }
