@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/routing"
 
+	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
 )
 
@@ -312,4 +313,82 @@ func (w *World) measureRecords(ph *Phase) {
 	}
 	rs.summarize()
 	ph.Records = &rs
+}
+
+// dhtSent is the DHT bytes every home has sent so far.
+func (w *World) dhtSent() int64 {
+	var sum int64
+	for _, h := range w.homes {
+		s, _ := h.Meter.Bytes(KindDHT)
+		sum += s
+	}
+	return sum
+}
+
+// measureCosts measures what one provide and one complete provider lookup
+// cost the whole network: the DHT bytes all homes sent while it ran (the
+// background of the other homes included, which the median keeps small)
+// and the peers it asked. Each of n provides announces a key nobody
+// provided before (as each day's new key is), from a random running
+// home; each of n lookups asks for a served channel's key until the
+// lookup completes (as the upkeep's does).
+func (w *World) measureCosts(ph *Phase, rng *rand.Rand, n int) {
+	var c CostStats
+	var pb, pr, lb, lr []float64
+	on := func() *Home {
+		for {
+			if h := w.homes[rng.IntN(len(w.homes))]; h.Node() != nil && h.skew.Load() == 0 {
+				return h
+			}
+		}
+	}
+	for range n {
+		h := on()
+		var id channel.ID
+		for i := range id {
+			id[i] = byte(rng.IntN(256))
+		}
+		key := discovery.ProvideKey(id, discovery.DayOf(time.Now()))
+		before := w.dhtSent()
+		ctx, cancel := context.WithTimeout(context.Background(), discovery.DefaultLookupTimeout)
+		ectx, events := routing.RegisterForQueryEvents(ctx)
+		asked := countQueries(events)
+		err := h.Node().Discovery.DHT().Provide(ectx, key, true)
+		cancel()
+		if err == nil {
+			pb, pr = append(pb, float64(w.dhtSent()-before)), append(pr, float64(<-asked))
+		}
+	}
+	for range n {
+		h := on()
+		ch := w.g.Channels[rng.IntN(len(w.g.Channels))]
+		key := discovery.ProvideKey(ch.Key.ID(), discovery.DayOf(time.Now()))
+		before := w.dhtSent()
+		ctx, cancel := context.WithTimeout(context.Background(), discovery.DefaultLookupTimeout)
+		ectx, events := routing.RegisterForQueryEvents(ctx)
+		asked := countQueries(events)
+		for range h.Node().Discovery.DHT().FindProvidersAsync(ectx, key, 0) {
+		}
+		cancel()
+		lb, lr = append(lb, float64(w.dhtSent()-before)), append(lr, float64(<-asked))
+	}
+	c.ProvideBytes, c.ProvideAsked = summarize(pb), summarize(pr)
+	c.LookupBytes, c.LookupAsked = summarize(lb), summarize(lr)
+	ph.Costs = &c
+}
+
+// countQueries counts the peers a query sends requests to, until its
+// events end.
+func countQueries(events <-chan *routing.QueryEvent) <-chan int {
+	out := make(chan int, 1)
+	go func() {
+		n := 0
+		for ev := range events {
+			if ev.Type == routing.SendingQuery {
+				n++
+			}
+		}
+		out <- n
+	}()
+	return out
 }

@@ -53,6 +53,7 @@ type Phase struct {
 	Lookups  *LookupStats   `json:"lookups,omitempty"`
 	Tables   *TableStats    `json:"tables,omitempty"`
 	Records  *RecordStats   `json:"records,omitempty"`
+	Costs    *CostStats     `json:"costs,omitempty"`
 	Delivery *DeliveryStats `json:"delivery,omitempty"`
 }
 
@@ -134,6 +135,14 @@ type RecordStats struct {
 
 func (r *RecordStats) summarize() { r.PerHome = summarize(r.perHome) }
 
+// CostStats: DHT bytes sent by all homes, and peers asked, for one
+// provide (lookup of the closest peers and the records stored at them)
+// and for one complete provider lookup.
+type CostStats struct {
+	ProvideBytes, ProvideAsked Dist
+	LookupBytes, LookupAsked   Dist
+}
+
 // TrafficStats: bytes per home per day by kind (sent + received).
 type TrafficStats struct {
 	Kind [nKinds]Dist
@@ -195,6 +204,10 @@ func (r *Report) WriteText(w io.Writer) {
 		if t := ph.Tables; t != nil {
 			fmt.Fprintf(w, "  routing tables: size median %.0f (max %.0f); entries running %.0f %%; of the 20 closest homes held median %.0f %% (mean %.0f %%); connections median %.0f, max %.0f\n",
 				t.Size.Median, t.Size.Max, 100*t.Live.Mean, 100*t.Closest.Median, 100*t.Closest.Mean, t.Conns.Median, t.Conns.Max)
+		}
+		if c := ph.Costs; c != nil {
+			fmt.Fprintf(w, "  one provide: %s sent in all (median), %.0f peers asked; one complete lookup: %s, %.0f peers asked\n",
+				bytesStr(c.ProvideBytes.Median), c.ProvideAsked.Median, bytesStr(c.LookupBytes.Median), c.LookupAsked.Median)
 		}
 		if rs := ph.Records; rs != nil {
 			fmt.Fprintf(w, "  provider records stored per home: median %.0f, p99 %.0f, max %.0f\n", rs.PerHome.Median, rs.PerHome.P99, rs.PerHome.Max)

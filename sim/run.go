@@ -44,6 +44,11 @@ type Config struct {
 	NATShare float64
 	// Regions the homes are spread over; default 4.
 	Regions int
+	// ConnLow and ConnHigh are the connection manager's water marks of
+	// every home (p2p.ConnMgr); zero: the node's defaults (2000, 2200).
+	// Connections to registered phones and to the super nodes a channel
+	// syncs with are protected and never trimmed.
+	ConnLow, ConnHigh int
 
 	// Start is the virtual time of day (UTC) the run begins at; default
 	// 21:00, so that the steady window crosses midnight (the key
@@ -224,6 +229,7 @@ func run(cfg Config, dir string) (*Report, error) {
 	w.measureLookups(steady, rng, cfg.Lookups)
 	w.measureTables(steady)
 	w.measureRecords(steady)
+	w.measureCosts(steady, rng, 10)
 	rep.HeapBytes, rep.Goroutines = memStats()
 
 	f := cfg.Faults
@@ -249,8 +255,14 @@ func run(cfg Config, dir string) (*Report, error) {
 		}
 		w.progress("clocks put right on homes %v", rep.Skewed)
 	}
-	w.progress("settling %v", f.Settle)
-	time.Sleep(f.Settle)
+	// The last posts need a moment to arrive; after faults, what they
+	// left behind needs longer.
+	settle := f.Settle
+	if len(rep.Phases) == 1 && len(rep.Skewed) == 0 {
+		settle = 2 * time.Minute
+	}
+	w.progress("settling %v", settle)
+	time.Sleep(settle)
 	w.measureTables(rep.Phases[len(rep.Phases)-1])
 	if err := w.checkDelivery(rep); err != nil {
 		return nil, err

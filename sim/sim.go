@@ -105,6 +105,7 @@ func (w *World) start(h *Home) error {
 		DataDir: h.Dir,
 		P2P: p2p.Config{
 			ListenAddrs: []string{w.nw.Addr(h.I)},
+			ConnMgr:     p2p.ConnMgr{LowWater: w.cfg.ConnLow, HighWater: w.cfg.ConnHigh},
 			Options: []libp2p.Option{
 				w.nw.QUIC(h.I),
 				// As in x/simlibp2p: the observed-address manager stalls a

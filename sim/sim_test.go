@@ -171,3 +171,23 @@ func TestSimGraph(t *testing.T) {
 		t.Fatalf("%d of %d channels span the ring beyond friends of friends; want some, not most", spanning, len(g.Channels))
 	}
 }
+
+// TestSimFourHomes: in a network of four homes every channel's key is
+// found from every home that does not serve it. kad-dht's sweeping
+// provider once dropped keys whose prefix no peer shared in networks this
+// small (go-libp2p-kad-dht#1263); the node provides each key on its own
+// (IpfsDHT.Provide) under keys hashed from the channel and the day, and
+// this checks that path end to end.
+func TestSimFourHomes(t *testing.T) {
+	rep, err := Run(t, Config{Homes: 4, Join: 2 * time.Minute, Warmup: 5 * time.Minute, Steady: 10 * time.Minute, Lookups: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := rep.Phases[0].Lookups
+	if l == nil || l.Tried == 0 || l.Found != l.Tried {
+		t.Fatalf("lookups in four homes: %+v; want every one to find a serving home", l)
+	}
+	if d := rep.Phases[0].Delivery; d.Lost > 0 || d.Complete != d.Posts {
+		t.Fatalf("delivery in four homes: %+v", d)
+	}
+}

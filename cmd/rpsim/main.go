@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ func main() {
 		plot     = fs.String("plot", "", "draw the charts from these JSON outputs instead of running (FILE or LABEL=FILE, comma separated); needs -out")
 		quiet    = fs.Bool("q", false, "no progress lines")
 		logFile  = fs.String("log", "", "write the nodes' logs (debug) to this file")
+		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
 		steady   = fs.Duration("steady", 0, "measured window of normal life (default 2h)")
 		join     = fs.Duration("join", 0, "span over which the homes come up (default 10m)")
 		warmup   = fs.Duration("warmup", 0, "wait after joining before measuring (default 20m)")
@@ -63,6 +65,8 @@ func main() {
 		chans    = fs.Int("channels", 0, "channels each person creates (default 2)")
 		rate     = fs.Float64("rate", 0, "messages each person posts per day (default 40)")
 		nat      = fs.Float64("nat", 0, "share of homes behind NAT without a port mapping")
+		connLow  = fs.Int("conn-low", 0, "connection manager low water mark of every home (default: the node's, 2000)")
+		connHigh = fs.Int("conn-high", 0, "connection manager high water mark of every home (default: the node's, 2200)")
 		seed     = fs.Uint64("seed", 1, "seed of the layout, identities and keys")
 		dir      = fs.String("dir", "", "directory for the homes' data (default: /dev/shm if present, else the temp dir)")
 		faults   = fs.String("faults", "off,split,skew,churn", "fault phases to run after the steady window (comma separated, or none)")
@@ -102,6 +106,7 @@ func main() {
 			}
 			outs = append(outs, o)
 		}
+		fatal(os.MkdirAll(*out, 0o755))
 		fatal(drawAll(*out, outs))
 		return
 	}
@@ -150,6 +155,8 @@ func main() {
 	setIf(&base.ChannelsPerPerson, *chans)
 	setIf(&base.MessagesPerDay, *rate)
 	setIf(&base.NATShare, *nat)
+	setIf(&base.ConnLow, *connLow)
+	setIf(&base.ConnHigh, *connHigh)
 	base.Seed = *seed
 	if base.Dir == "" {
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
@@ -174,9 +181,25 @@ func main() {
 			fatal(err)
 		}
 	}
+	if *cpuProf != "" {
+		f, err := os.Create(*cpuProf)
+		if err != nil {
+			fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fatal(err)
+		}
+		// testing.Main exits without returning: stop the profile in the
+		// test itself.
+		stopProfile = func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+	}
 	output := Output{Label: *label}
 	failed := false
 	tests := []testing.InternalTest{{Name: "rpsim", F: func(t *testing.T) {
+		defer stopProfile()
 		for _, n := range ns {
 			cfg := base
 			cfg.Homes = n
@@ -210,6 +233,9 @@ func main() {
 	// testing.Main parses nothing more (flags are parsed) and exits.
 	testing.Main(func(string, string) (bool, error) { return true, nil }, tests, nil, nil)
 }
+
+// stopProfile ends the CPU profile, if one is being written.
+var stopProfile = func() {}
 
 func setIf[T int | float64 | time.Duration](p *T, v T) {
 	if v > 0 {

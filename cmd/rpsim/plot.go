@@ -138,19 +138,26 @@ func frac(v, lo, hi float64, log bool) float64 {
 // linear one.
 func ticks(lo, hi float64, log bool) ([]float64, float64, float64) {
 	if log {
-		var out []float64
-		for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		// 1-2-5 steps, from the last one at or below lo to the first at
+		// or above hi.
+		var all []float64
+		for e := math.Floor(math.Log10(lo)) - 1; e <= math.Ceil(math.Log10(hi)); e++ {
 			for _, m := range []float64{1, 2, 5} {
-				v := m * math.Pow(10, e)
-				if v >= lo/1.0001 && v <= hi*1.0001 {
-					out = append(out, v)
-				}
+				all = append(all, m*math.Pow(10, e))
 			}
 		}
-		if len(out) < 2 {
-			out = append([]float64{lo}, append(out, hi)...)
+		a, b := 0, len(all)-1
+		for i, v := range all {
+			if v <= lo*1.0001 {
+				a = i
+			}
 		}
-		return out, lo, hi
+		for i := len(all) - 1; i >= 0; i-- {
+			if all[i] >= hi/1.0001 {
+				b = i
+			}
+		}
+		return all[a : b+1], all[a], all[b]
 	}
 	if hi <= lo {
 		hi = lo + 1
