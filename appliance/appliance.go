@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -86,6 +87,7 @@ type Appliance struct {
 
 	clockOK atomic.Bool
 	beat    atomic.Int64 // unix nanos of the main loop's last beat
+	bw      p2p.Bandwidth
 
 	ledStates chan provisioning.State
 
@@ -193,6 +195,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		Peers:   cfg.Peers,
 		P2P: p2p.Config{
 			ListenAddrs:    cfg.Listen,
+			Bandwidth:      &a.bw,
 			NATManager:     nat,
 			RelayService:   cfg.Relay,
 			RelayACL:       a.relayAllowed,
@@ -215,8 +218,10 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			MaxTotalBytes:   cfg.MaxTotalBytes,
 			ClockTrusted:    a.clockOK.Load,
 			MigrateProgress: migrateProgress,
+			ReservedBytes:   cfg.OwnerReservedBytes,
 		},
-		RateLimit: node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
+		RegistrantBytes: cfg.MaxRegistrantBytes,
+		RateLimit:       node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
 		Routing: routing.Config{
 			Owner:         configOwner,
 			Capacity:      cfg.Capacity,
@@ -245,6 +250,17 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		n.Close()
 		return err
 	}
+	// The registry must know the paired owner when it loads: pairing
+	// starts only after the node, and a registry without an owner would
+	// hold every friend's registration until then.
+	if o, ok, err := provisioning.StoredOwner(n.Store.Meta("provisioning")); err != nil {
+		a.log.Warn("cannot read the paired owner before start", "err", err)
+	} else if ok {
+		if err := n.SetOwner(ownerKey(o)); err != nil {
+			n.Close()
+			return err
+		}
+	}
 	if err := n.Start(ctx); err != nil {
 		n.Close()
 		return err
@@ -259,6 +275,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 	prov, err := provisioning.New(a.node.Store.Meta("provisioning"), a.node.Host, provisioning.Config{
 		Logger:  a.log,
 		OnReset: a.forgetOwnerData,
+		Owner:   a.configOwner(),
 	})
 	if err != nil {
 		return fmt.Errorf("pairing: %w", err)
@@ -299,6 +316,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 			Gatherer: reg,
 			Health:   a.healthy,
 			Logger:   a.log,
+			Hosts:    web.HostNames(cfg.HTTPHosts...),
 		})
 		for _, l := range ls {
 			a.log.Info("status page", "url", "http://"+l.Addr().String()+"/")
@@ -597,7 +615,8 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 	if err != nil {
 		return r, fmt.Errorf("store: %w", err)
 	}
-	r.Messages = status.Messages{Count: int64(st.Messages), Bytes: st.Bytes}
+	r.Messages = splitMessages(chans, int64(st.Messages), st.Bytes)
+	r.Counters = a.counters()
 	if a.health != nil {
 		snap, err := a.health.Snapshot(ctx)
 		if err != nil {
@@ -626,6 +645,7 @@ func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
 			r.Warnings = append(r.Warnings, w.Message)
 		}
 	}
+	r.Warnings = append(r.Warnings, a.storageWarnings()...)
 	return r, nil
 }
 
@@ -818,6 +838,9 @@ func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
 		return nil, err
 	}
 	var out []string
+	var gone []channel.IdentityKey
+	chs := a.channelsOf()
+	defer func() { a.dropRevoked(chs, gone) }()
 	done := map[channel.IdentityKey]bool{}
 	for _, u := range a.node.Registry.Users() {
 		if !slices.Contains(u.Channels, id) || u.Hop == 0 {
@@ -839,6 +862,7 @@ func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
 			done[k] = true
 			out = append(out, k.String())
 		}
+		gone = append(gone, removed...)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no registered user (other than the owner) asked for channel %s", admin.ErrNotFound, id)
@@ -854,13 +878,15 @@ func (a *Appliance) Channels(ctx context.Context) ([]status.Channel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	control := a.node.ControlChannels()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	seen := map[channel.ID]bool{}
 	out := make([]status.Channel, 0, len(cs))
 	for _, c := range cs {
 		seen[c.Channel] = true
-		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: a.blocked[c.Channel]}
+		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: a.blocked[c.Channel],
+			Control: control[c.Channel]}
 		if c.Newest > 0 {
 			sc.Newest = time.UnixMilli(c.Newest)
 		}
@@ -880,6 +906,7 @@ func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", admin.ErrMalformedRequest, err)
 	}
+	chs := a.channelsOf()
 	removed, err := a.node.Registry.Revoke(id)
 	if err != nil {
 		return nil, err
@@ -889,12 +916,12 @@ func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, erro
 		out[i] = k.String()
 	}
 	a.log.Warn("revoked by the owner", "identity", identity, "removed", len(out))
+	a.dropRevoked(chs, removed)
 	return out, nil
 }
 
 // Block implements admin.Backend: the channel is no longer stored,
-// relayed or served, starting now. Stored messages stay readable until
-// they expire.
+// relayed or served, starting now, and what it stored is deleted.
 func (a *Appliance) Block(ctx context.Context, ch string) error {
 	id, err := parseChannelArg(ch)
 	if err != nil {
@@ -906,7 +933,12 @@ func (a *Appliance) Block(ctx context.Context, ch string) error {
 	a.mu.Lock()
 	a.blocked[id] = true
 	a.mu.Unlock()
-	a.log.Warn("channel blocked by the owner", "channel", id.String())
+	// Blocking frees what the channel stored (docs/SECURITY.md).
+	removed, freed, err := a.node.Store.DeleteChannel(id)
+	a.log.Warn("channel blocked by the owner", "channel", id.String(), "messages_deleted", removed, "bytes_freed", freed)
+	if err != nil {
+		return fmt.Errorf("blocked, but deleting its stored messages failed: %w", err)
+	}
 	return nil
 }
 
@@ -939,6 +971,10 @@ func (a *Appliance) Reset(ctx context.Context) error {
 	if err := a.prov.Reset(ctx, false); err != nil {
 		return fmt.Errorf("factory reset: %w", err)
 	}
+	if a.cfg.Owner != "" {
+		a.log.Warn("factory reset done: registrations and stored messages forgotten; owned by the configured owner again")
+		return nil
+	}
 	a.log.Warn("factory reset done: owner, registrations and stored messages forgotten; waiting for pairing")
 	return nil
 }
@@ -962,3 +998,16 @@ var (
 	_ admin.Backend       = (*Appliance)(nil)
 	_ admin.BranchBackend = (*Appliance)(nil)
 )
+
+// configOwner is the owner set by configuration as provisioning takes it
+// (nil for none); Validate and startNode have checked it parses.
+func (a *Appliance) configOwner() ed25519.PublicKey {
+	if a.cfg.Owner == "" {
+		return nil
+	}
+	k, err := channel.ParseIdentityKey(a.cfg.Owner)
+	if err != nil {
+		return nil
+	}
+	return ed25519.PublicKey(k[:])
+}

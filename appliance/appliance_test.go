@@ -344,3 +344,94 @@ func TestFollowOwnerChannelSurvivesRestart(t *testing.T) {
 		t.Fatal("after a factory reset the node still serves the old owner's channels")
 	}
 }
+
+// logSink collects a running appliance's log for inspection.
+type logSink struct {
+	mu gosync.Mutex
+	b  strings.Builder
+}
+
+func (l *logSink) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logSink) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// TestPairedRegistrationsSurviveRestart: a node paired through the pairing
+// protocol (no owner in its configuration) serves its owner and the
+// owner's friends at hops 1 and 2 after a restart, as before it, and drops
+// none of them: the registry loads knowing the paired owner, so it need
+// not even hold them until pairing starts.
+func TestPairedRegistrationsSurviveRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	var logs logSink
+	edit := func(c *Config) { c.DataDir = dataDir; c.AdminSocket = filepath.Join(dataDir, "admin.sock") }
+	withLog := func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) }
+	app, stop := startInProcess(t, edit, withLog)
+	ctx := context.Background()
+	ownerID, _ := channel.NewIdentity(rand.Reader)
+	f1, _ := channel.NewIdentity(rand.Reader)
+	f2, _ := channel.NewIdentity(rand.Reader)
+	phone, err := libp2p.New(libp2p.NoListenAddrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	r, _ := app.Report(ctx)
+	if err := provisioning.Pair(ctx, phone, r.Pairing.URI, ed25519.NewKeyFromSeed(ownerID.Seed())); err != nil {
+		t.Fatal(err)
+	}
+	end := time.Now().Add(24 * time.Hour)
+	t1, err := routing.IssueTicket(ownerID, f1.Public(), 1, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t2, err := routing.IssueTicket(f1, f2.Public(), 2, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, _ := channel.NewKey(rand.Reader)
+	for _, u := range []struct {
+		id    *channel.Identity
+		chain routing.Chain
+	}{{ownerID, nil}, {f1, routing.Chain{t1}}, {f2, routing.Chain{t1, t2}}} {
+		h, err := libp2p.New(libp2p.NoListenAddrs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if err := h.Connect(ctx, peer.AddrInfo{ID: app.node.Host.ID(), Addrs: app.node.Host.Addrs()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := routing.Register(ctx, h, app.node.Host.ID(), u.id, u.chain, []channel.ID{ch.ID()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := app.Users(ctx)
+	if len(before) != 3 {
+		t.Fatalf("before the restart: %+v", before)
+	}
+	stop()
+
+	app2, _ := startInProcess(t, edit, withLog)
+	after, _ := app2.Users(ctx)
+	if len(after) != 3 {
+		t.Fatalf("after the restart the node serves %+v, want the owner and two friends", after)
+	}
+	for i := range before {
+		if after[i].Identity != before[i].Identity || after[i].Hop != before[i].Hop || after[i].Sponsor != before[i].Sponsor {
+			t.Fatalf("user %d changed across the restart: %+v, was %+v", i, after[i], before[i])
+		}
+	}
+	if !app2.node.Sync.Wants(ch.ID()) {
+		t.Fatal("after the restart the node does not serve its users' channel")
+	}
+	if strings.Contains(logs.String(), "registration dropped") {
+		t.Fatalf("a registration was dropped across the restart:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "until the node's owner is known") {
+		t.Fatalf("the registry loaded without knowing the paired owner:\n%s", logs.String())
+	}
+}

@@ -35,6 +35,10 @@ type Config struct {
 	// HTTP is the status page and /metrics address: "lan:PORT" listens on
 	// loopback and private addresses only; "off" disables it.
 	HTTP string `toml:"http"`
+	// HTTPHosts are names, besides the box's IP addresses, localhost and
+	// its host name (also under .local), that requests to the status page
+	// may carry in Host; any other Host is refused (DNS rebinding).
+	HTTPHosts []string `toml:"http_hosts"`
 	// AdminSocket is the Unix socket of the homenode subcommands.
 	AdminSocket string `toml:"admin_socket"`
 	// AdminGroup may use the admin socket (mode 0660); empty keeps the
@@ -67,6 +71,12 @@ type Config struct {
 	// MaxChannelBytes and MaxTotalBytes are the store's quotas.
 	MaxChannelBytes int64 `toml:"max_channel_bytes"`
 	MaxTotalBytes   int64 `toml:"max_total_bytes"`
+	// MaxRegistrantBytes bounds what the channels charged to one user
+	// other than the owner hold together; OwnerReservedBytes is the part
+	// of MaxTotalBytes only the owner's channels may fill
+	// (docs/SECURITY.md, "Storage quotas").
+	MaxRegistrantBytes int64 `toml:"max_registrant_bytes"`
+	OwnerReservedBytes int64 `toml:"owner_reserved_bytes"`
 	// MaxConnections and MaxConnectionsPerIP bound libp2p connections.
 	MaxConnections      int `toml:"max_connections"`
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
@@ -120,6 +130,8 @@ func Defaults() Config {
 		ClockSkew:           Duration{5 * time.Minute},
 		MaxChannelBytes:     256 << 20,
 		MaxTotalBytes:       4 << 30,
+		MaxRegistrantBytes:  512 << 20,
+		OwnerReservedBytes:  1 << 30,
 		MaxConnections:      2560,
 		MaxConnectionsPerIP: 256,
 		LowDiskPercent:      5,
@@ -292,6 +304,10 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections < 16 || c.MaxConnectionsPerIP < 1 {
 		errs = append(errs, fmt.Errorf("max_connections %d / max_connections_per_ip %d: too small", c.MaxConnections, c.MaxConnectionsPerIP))
+	}
+	if c.MaxRegistrantBytes < 0 || c.OwnerReservedBytes < 0 || c.OwnerReservedBytes >= c.MaxTotalBytes {
+		errs = append(errs, fmt.Errorf("max_registrant_bytes %d / owner_reserved_bytes %d: must not be negative, and the reserve must be below max_total_bytes %d",
+			c.MaxRegistrantBytes, c.OwnerReservedBytes, c.MaxTotalBytes))
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "warning", "error":

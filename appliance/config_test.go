@@ -58,6 +58,8 @@ func TestConfigErrors(t *testing.T) {
 		{"unknown set", "no setting", func(c *Config) error { return c.Set("nope", "1") }},
 		{"invalid", "capacity 0", func(c *Config) error { c.Capacity = 0; return c.Validate() }},
 		{"bad log level", "log_level", func(c *Config) error { c.LogLevel = "loud"; return c.Validate() }},
+		{"reserve not below the total", "owner_reserved_bytes", func(c *Config) error { c.OwnerReservedBytes = c.MaxTotalBytes; return c.Validate() }},
+		{"negative registrant quota", "max_registrant_bytes", func(c *Config) error { c.MaxRegistrantBytes = -1; return c.Validate() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Defaults()

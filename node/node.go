@@ -38,7 +38,7 @@ const StoreFile = "messages.db"
 const (
 	DefaultSweepInterval = 10 * time.Minute
 	DefaultRedialMin     = 2 * time.Second
-	DefaultRedialMax     = 2 * time.Minute
+	DefaultRedialMax     = 10 * time.Second // however long a peer was down, redialled this soon after it is back
 	DefaultCloseTimeout  = 20 * time.Second
 )
 
@@ -69,6 +69,10 @@ type Config struct {
 	// RateLimit bounds each channel's intake from peers; zero: none.
 	// Sync.Admit, if set, takes precedence.
 	RateLimit RateLimit
+	// RegistrantBytes bounds what the channels charged to one registrant
+	// other than the owner may hold together (quota.go); 0: no limit of
+	// their own.
+	RegistrantBytes int64
 	// SweepInterval is how often expired messages are deleted; default
 	// 10 minutes.
 	SweepInterval time.Duration
@@ -105,6 +109,7 @@ type Node struct {
 	followMu     gosync.Mutex
 	followCancel context.CancelFunc
 	followed     map[channel.ID]bool
+	control      controlSet
 
 	// serveMu serialises changes of the served set.
 	serveMu  gosync.Mutex
@@ -245,7 +250,8 @@ func (n *Node) Start(ctx context.Context) error {
 				s.Resync(p, ch)
 			}
 		}
-		dc.AllowHandOver = reg.Registered
+		dc.AllowHandOver = n.registeredChannels
+		dc.AllowIntroduce = reg.Registered
 		dc.OnHandOver = func([]channel.ID) { n.serveRegistered() }
 		disc, err := discovery.New(n.Host, dc)
 		if err != nil {
@@ -262,6 +268,9 @@ func (n *Node) Start(ctx context.Context) error {
 			return false
 		}
 		return n.trusted(p, ch)
+	}
+	if scfg.Known == nil {
+		scfg.Known = n.known
 	}
 	if scfg.Admit == nil && n.cfg.RateLimit.PerSecond > 0 {
 		scfg.Admit = newChannelLimiter(n.cfg.RateLimit, n.cfg.Now).admit
@@ -290,6 +299,26 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
+// SetOwner makes id the owner (hop 0) of the registrations the node
+// serves. Called before Start, it is the owner the registry loads with, so
+// that the registrations the owner's pairing and ticket chains admitted
+// are served from the first moment after a restart; after Start it
+// re-pairs the running registry (routing.Registry.SetOwner).
+func (n *Node) SetOwner(id channel.IdentityKey) error {
+	n.mu.Lock()
+	if !n.started {
+		n.cfg.Routing.Owner = id
+		n.mu.Unlock()
+		return nil
+	}
+	reg := n.Registry
+	n.mu.Unlock()
+	if err := reg.SetOwner(id); err != nil {
+		return fmt.Errorf("node.SetOwner: %w", err)
+	}
+	return nil
+}
+
 // Serve adds channels this node stores, relays and reconciles, beside
 // those its registered users ask for, open to every peer.
 func (n *Node) Serve(chs ...channel.ID) {
@@ -310,10 +339,11 @@ func (n *Node) serveRegistered() {
 	}
 	want := map[channel.ID]bool{}
 	n.opMu.RLock()
-	for _, ch := range n.cfg.Channels {
+	operator := slices.Clone(n.cfg.Channels)
+	n.opMu.RUnlock()
+	for _, ch := range operator {
 		want[ch] = true
 	}
-	n.opMu.RUnlock()
 	users := n.Registry.Users()
 	regPeers := make(map[peer.ID]bool, len(users))
 	for _, u := range users {
@@ -323,10 +353,15 @@ func (n *Node) serveRegistered() {
 		}
 	}
 	if n.Discovery != nil {
+		// Handed-over statements live as long as a registration (or the
+		// operator) serves their channel: revoke, expiry and eviction
+		// end them.
+		n.Discovery.Retain(func(ch channel.ID) bool { return want[ch] })
 		for _, ch := range n.Discovery.Served() {
 			want[ch] = true
 		}
 	}
+	n.chargeChannels(operator, users, want)
 	var add, drop []channel.ID
 	for ch := range want {
 		if !n.served[ch] {
@@ -370,6 +405,27 @@ func (n *Node) trusted(p peer.ID, ch channel.ID) bool {
 	return n.Discovery != nil && n.Discovery.Authorized(p, ch)
 }
 
+// known says, without waiting, whether the node knows p: itself, a
+// configured peer, a registered user's device or a super node that proved
+// it serves a channel served here. Sync bounds the sessions of the others.
+func (n *Node) known(p peer.ID) bool {
+	if p == n.Host.ID() || n.configured[p] || n.Registry.Registered(p) {
+		return true
+	}
+	return n.Discovery != nil && n.Discovery.Known(p)
+}
+
+// registeredChannels returns the channels of the registration p is the
+// device of: what p may hand over serving statements for.
+func (n *Node) registeredChannels(p peer.ID) []channel.ID {
+	for _, u := range n.Registry.Users() {
+		if u.Peer == p {
+			return u.Channels
+		}
+	}
+	return nil
+}
+
 func (n *Node) operatorServes(ch channel.ID) bool {
 	n.opMu.RLock()
 	defer n.opMu.RUnlock()
@@ -390,6 +446,8 @@ func (n *Node) keepConnected(ctx context.Context, pi peer.AddrInfo) {
 	backoff := DefaultRedialMin
 	for {
 		if len(n.Host.Network().ConnsToPeer(pi.ID)) == 0 {
+			// Our own schedule, not the swarm's (up to 5 minutes).
+			p2p.ClearDialBackoff(n.Host, pi.ID)
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			err := n.Host.Connect(dctx, pi)
 			cancel()

@@ -45,6 +45,7 @@ func (n *Node) FollowOwner(key string) error {
 	}
 	n.mu.Unlock()
 	n.ForgetOwner()
+	n.control.follow(k.ID())
 	ctx, cancel := context.WithCancel(context.Background())
 	sub, unsub := n.Sync.Subscribe(256)
 	n.followMu.Lock()
@@ -93,6 +94,7 @@ func (n *Node) ForgetOwner() {
 	cancel, followed := n.followCancel, n.followed
 	n.followCancel, n.followed = nil, nil
 	n.followMu.Unlock()
+	n.control.forget()
 	if cancel == nil {
 		return
 	}
@@ -122,6 +124,7 @@ func (n *Node) openServeList(k *channel.Key, id channel.MessageID, e *channel.En
 		n.log.Debug("owner channel: not a serve list", "id", id, "err", err)
 		return nil, false
 	}
+	n.control.update(m.Body)
 	return ids, true
 }
 

@@ -14,8 +14,9 @@ var (
 	// ErrNotWaiting: the node is not waiting for pairing (it has an owner,
 	// or is in the middle of a reset); only a factory reset re-opens it.
 	ErrNotWaiting = errors.New("provisioning: node is not waiting for pairing")
-	// ErrBusy: too many pairing attempts are queued; try again later.
-	ErrBusy = errors.New("provisioning: node busy with other pairing attempts")
+	// ErrBusy: too many pairing attempts from this address wait for their
+	// turn; try again later.
+	ErrBusy = errors.New("provisioning: node busy with other pairing attempts from this address")
 	// ErrNodeFailed: the node hit an internal error (e.g. its store).
 	ErrNodeFailed = errors.New("provisioning: node failed to complete pairing")
 	// ErrCorruptState: the stored provisioning record is unreadable. It is
@@ -24,6 +25,9 @@ var (
 	// ErrRestartRequired: the node identity was renewed by a reset; the
 	// host must be rebuilt with the new key before pairing can resume.
 	ErrRestartRequired = errors.New("provisioning: node identity renewed, restart required")
+	// ErrOwnerConflict: the configured owner is not the identity the node
+	// is owned by; only a factory reset hands the node to another owner.
+	ErrOwnerConflict = errors.New("provisioning: configured owner differs from the node's owner")
 	// ErrUnsupportedKey: the node identity is not an Ed25519 key.
 	ErrUnsupportedKey = errors.New("provisioning: node identity must be Ed25519")
 )

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -407,5 +408,61 @@ func TestResetResumesAfterPowerCut(t *testing.T) {
 	}
 	if err := Pair(ctxT(t), newHost(t, nil), n2.uri(t), newOwner(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStoredOwner: the owner is read from the store file without starting
+// a Provisioner (the appliance does so before the node's registry loads):
+// none for a new, waiting or resetting node, the paired owner once owned,
+// and ErrCorruptState for a record it cannot read.
+func TestStoredOwner(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node.db")
+	read := func() (Owner, bool, error) {
+		db, err := store.Open(path, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		return StoredOwner(db.Meta("provisioning"))
+	}
+	if _, ok, err := read(); ok || err != nil {
+		t.Fatalf("a new store: owner %v, %v", ok, err)
+	}
+	n := startNode(t, path, nil, Config{})
+	n.stop()
+	if _, ok, err := read(); ok || err != nil {
+		t.Fatalf("waiting for pairing: owner %v, %v", ok, err)
+	}
+	n = startNode(t, path, n.sk, Config{})
+	owner := newOwner(t)
+	if err := Pair(ctxT(t), newHost(t, nil), n.uri(t), owner); err != nil {
+		t.Fatal(err)
+	}
+	n.stop()
+	o, ok, err := read()
+	if !ok || err != nil || !o.Key.Equal(owner.Public()) {
+		t.Fatalf("owned: %x, %v, %v; want %x", o.Key, ok, err, owner.Public())
+	}
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Meta("provisioning").Put(recordKey, record{state: StateResetting}.marshal()); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, ok, err := read(); ok || err != nil {
+		t.Fatalf("resetting: owner %v, %v", ok, err)
+	}
+	db, err = store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Meta("provisioning").Put(recordKey, []byte{recordVersion, 9}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, ok, err := read(); ok || !errors.Is(err, ErrCorruptState) {
+		t.Fatalf("corrupt record: owner %v, %v; want ErrCorruptState", ok, err)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	pb "github.com/libp2p/go-libp2p/core/crypto/pb"
@@ -21,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/redpanda-p2p/homenode/internal/peerlimit"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
@@ -32,20 +32,22 @@ type Records interface {
 	Put(key, value []byte) error
 }
 
-// Rate limiting (see AttemptDelay).
+// Rate limiting (see AttemptDelay; the per-address bounds are in limits.go).
 const (
 	freeAttempts = 3
 	maxDelay     = 60 * time.Second
-	// maxPending bounds the attempts queued for their turn; more are
-	// answered Busy at once, without a verdict.
-	maxPending = 4
 )
 
 // AttemptDelay is how long the node waits before judging an attempt after
-// `failures` consecutive failed attempts: nothing for the first three,
-// then 1 s, 2 s, 4 s, ... doubling up to 60 s. The count is global (peer
-// IDs cost nothing) and returns to zero on a successful pairing, a reset
-// or a restart.
+// `failures` consecutive failed attempts from the same source address:
+// nothing for the first three, then 1 s, 2 s, 4 s, ... doubling up to
+// 60 s. The count is per address (an IPv4 address, an IPv6 /56, or the
+// relay the attempt came through), not per peer (peer IDs cost nothing)
+// and not global (a stranger's failures must not slow the owner's phone
+// down); it returns to zero on a successful pairing from that address, a
+// reset or a restart, and is forgotten an hour after the address's last
+// attempt. The 128-bit token, not this delay, is what makes guessing
+// hopeless; the delay only keeps guessing from costing the node work.
 func AttemptDelay(failures int) time.Duration {
 	if failures < freeAttempts {
 		return 0
@@ -84,6 +86,13 @@ type Config struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock for PairedAt. Default: time.Now.
 	Now func() time.Time
+	// Owner, when set, is the owner by configuration: the node is owned
+	// by this identity from its first start, makes no token, shows no QR
+	// code and refuses pairing; a factory reset forgets the users and
+	// messages and leaves the node owned by Owner again. A node already
+	// paired with another identity refuses to start with it
+	// (ErrOwnerConflict) until it is reset.
+	Owner ed25519.PublicKey
 }
 
 // crashPoint, when set by a test in a child process, is called at each
@@ -113,9 +122,9 @@ type Provisioner struct {
 	restart bool
 	subs    []func(State)
 
-	attempt  sync.Mutex // one verdict at a time: the rate limit is global
-	pending  atomic.Int32
-	failures int // consecutive failures, guarded by attempt
+	judge    sync.Mutex // one verdict at a time (the record write)
+	sessions *sessions  // per-address sessions, slots and failures
+	attempts attempts   // outcomes since start, for metrics
 }
 
 // New loads (or creates) the state and starts serving the pairing
@@ -149,8 +158,11 @@ func New(rec Records, h host.Host, cfg Config) (*Provisioner, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Owner != nil && len(cfg.Owner) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("provisioning.New: configured owner key of %d bytes", len(cfg.Owner))
+	}
 	p := &Provisioner{rec: rec, h: h, nodeKey: ed25519.PublicKey(raw), cfg: cfg,
-		log: cfg.Logger.With("component", "provisioning")}
+		log: cfg.Logger.With("component", "provisioning"), sessions: newSessions()}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 
 	buf, err := rec.Get(recordKey)
@@ -166,7 +178,7 @@ func New(rec Records, h host.Host, cfg Config) (*Provisioner, error) {
 	}
 	switch p.st.state {
 	case StateNew, StateWaiting:
-		if err := p.newToken(p.st.state); err != nil {
+		if err := p.unowned(p.st.state); err != nil {
 			return nil, fmt.Errorf("provisioning.New: %w", err)
 		}
 	case StateResetting:
@@ -175,10 +187,30 @@ func New(rec Records, h host.Host, cfg Config) (*Provisioner, error) {
 			return nil, fmt.Errorf("provisioning.New: resume reset: %w", err)
 		}
 	case StateOwned:
+		if cfg.Owner != nil && !hmac.Equal(cfg.Owner, p.st.owner) {
+			return nil, fmt.Errorf("provisioning.New: %w: the configuration names %x, the node is owned by %x; "+
+				"reset the node (homenode reset) to hand it to the configured owner, or remove owner from the configuration",
+				ErrOwnerConflict, []byte(cfg.Owner), []byte(p.st.owner))
+		}
 		p.log.Info("node is owned", "owner", fmt.Sprintf("%x", []byte(p.st.owner)))
 	}
 	h.SetStreamHandler(protocol.ID(ProtocolID), p.handle)
 	return p, nil
+}
+
+// unowned leaves a node without an owner: owned by the configured owner
+// when there is one, else waiting for pairing with a fresh token.
+func (p *Provisioner) unowned(from State) error {
+	if p.cfg.Owner == nil {
+		return p.newToken(from)
+	}
+	r := record{state: StateOwned, owner: append(ed25519.PublicKey(nil), p.cfg.Owner...), pairedAt: p.cfg.Now()}
+	if err := p.rec.Put(recordKey, r.marshal()); err != nil {
+		return fmt.Errorf("persist configured owner: %w", err)
+	}
+	p.st, p.token = r, Token{}
+	p.log.Info("owned by the configured owner; pairing is off", "owner", fmt.Sprintf("%x", []byte(r.owner)), "from", from.String())
+	return nil
 }
 
 // newToken makes a fresh token and persists its derived key: the state
@@ -232,6 +264,29 @@ func (p *Provisioner) Owner() (Owner, bool) {
 		return Owner{}, false
 	}
 	return Owner{Key: append(ed25519.PublicKey(nil), p.st.owner...), PairedAt: p.st.pairedAt}, true
+}
+
+// StoredOwner reads the owner from the stored state without starting a
+// Provisioner, so that what depends on the owner can load before pairing
+// is served (the registry must know the owner when it loads, or it cannot
+// tell its friends' registrations from a previous owner's). ok is false
+// unless the state is owned; a node in the middle of a reset has no owner.
+func StoredOwner(rec Records) (o Owner, ok bool, err error) {
+	buf, err := rec.Get(recordKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return Owner{}, false, nil
+	}
+	if err != nil {
+		return Owner{}, false, fmt.Errorf("provisioning.StoredOwner: %w", err)
+	}
+	r, err := decodeRecord(buf)
+	if err != nil {
+		return Owner{}, false, fmt.Errorf("provisioning.StoredOwner: %w", err)
+	}
+	if r.state != StateOwned {
+		return Owner{}, false, nil
+	}
+	return Owner{Key: r.owner, PairedAt: r.pairedAt}, true, nil
 }
 
 // IsOwner reports whether key is the owner's identity key (for owner-only
@@ -326,9 +381,7 @@ func (p *Provisioner) Reset(ctx context.Context, renewIdentity bool) error {
 	p.mu.Unlock()
 	p.log.Warn("factory reset: owner forgotten", "renew_identity", renewIdentity)
 	p.notify(StateResetting)
-	p.attempt.Lock()
-	p.failures = 0
-	p.attempt.Unlock()
+	p.sessions.clear()
 	if err := p.finishReset(ctx, r); err != nil {
 		return fmt.Errorf("provisioning.Reset: %w", err)
 	}
@@ -357,12 +410,13 @@ func (p *Provisioner) finishReset(ctx context.Context, r record) error {
 		return nil
 	}
 	p.mu.Lock()
-	err := p.newToken(StateResetting)
+	err := p.unowned(StateResetting)
+	st := p.st.state
 	p.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	p.notify(StateWaiting)
+	p.notify(st)
 	return nil
 }
 
@@ -380,20 +434,21 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// handle serves one pairing session.
+// handle serves one pairing session. The challenge always comes first,
+// whatever the load, so the phone reads every answer where it expects
+// one. A session waiting for its proof holds no slot (limits.go); a slot
+// is taken by a proof, and an address with all its slots taken gets the
+// result Busy. Delays after failures are per address and waited out
+// before the verdict lock is taken, so one address's failures never make
+// another wait.
 func (p *Provisioner) handle(s network.Stream) {
 	remote := s.Conn().RemotePeer()
-	log := p.log.With("peer", remote.String())
+	addr := peerlimit.ConnKey(s.Conn())
+	log := p.log.With("peer", remote.String(), "addr", addr)
 	defer s.Close()
+	outcome := outcomeIncomplete
+	defer func() { p.attempts[outcome].Add(1) }()
 	_ = s.SetDeadline(time.Now().Add(p.cfg.StreamTimeout))
-
-	if p.pending.Add(1) > maxPending {
-		p.pending.Add(-1)
-		log.Warn("pairing attempt refused", "reason", "too many attempts queued")
-		_ = writeFrame(s, []byte{msgResult, byte(StatusBusy)})
-		return
-	}
-	defer p.pending.Add(-1)
 
 	var nonce [NonceSize]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
@@ -401,22 +456,34 @@ func (p *Provisioner) handle(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
+	done := p.sessions.opened(addr, s, time.Now())
 	if err := writeFrame(s, marshalChallenge(nonce)); err != nil {
-		log.Warn("pairing attempt failed", "reason", "send challenge", "err", err)
+		done()
+		log.Debug("pairing session ended", "reason", "send challenge", "err", err)
 		_ = s.Reset()
 		return
 	}
 	body, err := readFrame(s)
+	done()
 	if err != nil {
-		log.Warn("pairing attempt failed", "reason", "read proof", "err", err)
+		// Timed out, reset (also by a newer session from the same
+		// address) or gone: no attempt was made.
+		log.Debug("pairing session ended without a proof", "err", err)
 		_ = s.Reset()
 		return
 	}
 	proof, perr := decodeProof(body)
 
-	p.attempt.Lock()
-	defer p.attempt.Unlock()
-	if d := AttemptDelay(p.failures); d > 0 {
+	failures, ok := p.sessions.take(addr, time.Now())
+	if !ok {
+		log.Warn("pairing attempt refused", "reason", "too many attempts from this address waiting", "status", StatusBusy)
+		outcome = int(StatusBusy)
+		_ = writeFrame(s, []byte{msgResult, byte(StatusBusy)})
+		return
+	}
+	paired := false
+	defer func() { p.sessions.give(addr, paired) }()
+	if d := AttemptDelay(failures); d > 0 {
 		if err := p.cfg.Sleep(p.ctx, d); err != nil {
 			_ = s.Reset()
 			return
@@ -426,15 +493,17 @@ func (p *Provisioner) handle(s network.Stream) {
 
 	status, reason, changed := StatusMalformed, "malformed proof: "+fmt.Sprint(perr), false
 	if perr == nil {
+		p.judge.Lock()
 		status, reason, changed = p.verify(remote, nonce, proof)
+		p.judge.Unlock()
 	}
-	if status == StatusPaired {
-		p.failures = 0
+	outcome = int(status)
+	paired = status == StatusPaired
+	if paired {
 		log.Info("paired", "owner", fmt.Sprintf("%x", []byte(proof.Owner)), "new", changed)
 	} else {
-		p.failures++
 		log.Warn("pairing attempt failed", "reason", reason, "status", status,
-			"consecutive_failures", p.failures, "next_delay", AttemptDelay(p.failures))
+			"consecutive_failures", failures+1, "next_delay", AttemptDelay(failures+1))
 	}
 	// The hooks run before the reply, so that when the phone hears
 	// "paired" the node already treats it as its owner (registers it at

@@ -31,7 +31,7 @@ const (
 	StatusPaired     Status = 0 // the phone's identity is the owner (now or already)
 	StatusRejected   Status = 1 // proof did not verify
 	StatusNotWaiting Status = 2 // node has another owner or is resetting
-	StatusBusy       Status = 3 // too many attempts queued
+	StatusBusy       Status = 3 // too many attempts from this address wait their turn
 	StatusMalformed  Status = 4 // the proof frame was malformed
 	StatusFailed     Status = 5 // internal error on the node
 )

@@ -17,6 +17,7 @@ declare -A want=(
   [ip]=iproute2
   [systemd-analyze]=systemd
   [dpkg-deb]=dpkg
+  [curl]=curl
 )
 
 missing=()

@@ -167,7 +167,7 @@ func TestRoundTrip(t *testing.T) {
 			}
 		}},
 		{"channels", func() (any, error) { return c.Channels(ctx) }, func(t *testing.T, v any) {
-			if ch := v.([]status.Channel); len(ch) != 2 || ch[0].Messages != 1200 {
+			if ch := v.([]status.Channel); len(ch) != 3 || ch[0].Messages != 1200 || !ch[2].Control {
 				t.Errorf("channels %+v", ch)
 			}
 		}},

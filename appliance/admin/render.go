@@ -61,8 +61,12 @@ func RenderStatus(w io.Writer, r status.Report) error {
 		users += " (" + strings.Join(hops, ", ") + ")"
 	}
 	row("Users", users)
-	row("Channels", status.Thousands(int64(len(r.Channels))))
+	row("Channels", status.Thousands(int64(r.PeopleChannels())))
 	row("Messages", status.Thousands(r.Messages.Count)+" ("+status.Bytes(uint64(max(r.Messages.Bytes, 0)))+")")
+	if n := r.ControlChannels(); n > 0 || r.Messages.ControlCount > 0 {
+		row("Control", fmt.Sprintf("%s messages (%s) in %d channel(s): device and node lists, cover traffic",
+			status.Thousands(r.Messages.ControlCount), status.Bytes(uint64(max(r.Messages.ControlBytes, 0))), n))
+	}
 	row("Disk", fmt.Sprintf("%s free of %s (%s)", status.Bytes(r.Disk.FreeBytes), status.Bytes(r.Disk.TotalBytes), r.Disk.Path))
 	row("Memory", status.Bytes(r.Memory.RSSBytes))
 	if r.CPUTempCelsius != nil {
@@ -159,6 +163,8 @@ func RenderChannels(w io.Writer, chans []status.Channel, now time.Time) error {
 		state := "served"
 		if c.Blocked {
 			state = "BLOCKED"
+		} else if c.Control {
+			state = "control"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, status.Thousands(c.Messages),
 			status.Bytes(uint64(max(c.Bytes, 0))), ago(now, c.Newest), state)

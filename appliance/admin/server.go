@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/internal/sockowner"
 )
 
 // SocketMode is the socket's permission: owner and group read/write, so
@@ -83,8 +85,12 @@ func clearStale(path string) error {
 	}
 	c, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
+		holder := "another process"
+		if uc, ok := c.(*net.UnixConn); ok {
+			holder = sockowner.UnixPeer(uc).String()
+		}
 		c.Close()
-		return fmt.Errorf("%w: %s", ErrSocketInUse, path)
+		return fmt.Errorf("%w: %s is held by %s", ErrSocketInUse, path, holder)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("admin: probe %s: %w", path, err)

@@ -260,7 +260,7 @@ func (c *Collector) collect() (Snapshot, error) {
 	}
 	if s.Disk.TotalBytes > 0 && LowDisk(s.Disk, c.cfg.LowDiskPercent, c.cfg.LowDiskBytes) {
 		s.Warnings = append(s.Warnings, Warning{"low-disk", fmt.Sprintf(
-			"Only %s (%.1f %%) of storage is free: old messages will be dropped sooner; use a larger SD card.",
+			"Only %s (%.1f %%) of storage is free: when it runs out the node refuses new messages (the stored ones stay until they expire); free some space or use a larger SD card.",
 			formatBytes(s.Disk.FreeBytes), s.Disk.FreePercent())})
 	}
 	if len(errs) > 0 {

@@ -47,15 +47,27 @@ var (
 	descReachable   = desc("reachable", "1 when peers outside the home can reach the node.")
 	descPeers       = desc("peers", "Connected peers.")
 	descUsers       = desc("users", "Registered users by hop from the owner (inf: no ticket chain).", "hop")
-	descChannels    = desc("channels_served", "Channels the node serves.")
-	descMessages    = desc("messages_stored", "Messages held in the store.")
-	descBytes       = desc("stored_bytes", "Bytes of messages held in the store.")
+	descChannels    = desc("channels_served", "Channels the node serves, by kind: people (conversations) or control (the owner's node and master channels, dust).", "kind")
+	descMessages    = desc("store_messages", "Messages held in the store, by kind of channel (people, control).", "kind")
+	descBytes       = desc("store_bytes", "Bytes of messages held in the store, by kind of channel (people, control).", "kind")
 	descDiskFree    = desc("disk_free_bytes", "Free bytes on the data directory's file system.")
 	descDiskTotal   = desc("disk_total_bytes", "Size in bytes of the data directory's file system.")
 	descTemp        = desc("cpu_temperature_celsius", "CPU temperature; absent when the board has no sensor.")
 	descThrottle    = desc("throttled", "Raspberry Pi firmware flags, 1 when set; absent on other boards.", "flag")
 	descClockSynced = desc("clock_synchronized", "1 once the system clock is synchronised and timestamps are trusted.")
 	descWarnings    = desc("warnings", "Warnings shown to the person looking after the node.")
+
+	// Counters since the node started (they restart at 0 with it, which
+	// rate() and increase() handle).
+	descReceived  = desc("messages_received_total", "Messages that arrived from peers (fetched or pushed), whatever became of them.")
+	descStored    = desc("messages_stored_total", "Messages newly stored (from peers and published here).")
+	descDuplicate = desc("messages_duplicate_total", "Messages that arrived from a peer already held.")
+	descRelayed   = desc("messages_relayed_total", "Messages sent on to peers (bodies they fetched, pushes).")
+	descRefused   = desc("messages_refused_total", "Messages from peers refused by the relay rule, by reason.", "reason")
+	descRegs      = desc("registrations_total", "Registration requests answered, by outcome: ok, or the reason of the refusal.", "outcome")
+	descAttempts  = desc("pairing_attempts_total", "Pairing attempts, by outcome.", "outcome")
+	descBytesIn   = desc("p2p_received_bytes_total", "Bytes received on libp2p streams.")
+	descBytesOut  = desc("p2p_sent_bytes_total", "Bytes sent on libp2p streams.")
 )
 
 // Collector turns one status.Report per scrape into metrics.
@@ -73,7 +85,8 @@ func NewCollector(src status.Source, timeout time.Duration) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descInfo, descUptime, descPairing, descReachable, descPeers,
 		descUsers, descChannels, descMessages, descBytes, descDiskFree, descDiskTotal, descTemp,
-		descThrottle, descClockSynced, descWarnings} {
+		descThrottle, descClockSynced, descWarnings, descReceived, descStored, descDuplicate, descRelayed,
+		descRefused, descRegs, descAttempts, descBytesIn, descBytesOut} {
 		ch <- d
 	}
 }
@@ -101,9 +114,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, h := range status.Hops() {
 		gauge(descUsers, float64(r.Users.Count(h)), h.String())
 	}
-	gauge(descChannels, float64(len(r.Channels)))
-	gauge(descMessages, float64(r.Messages.Count))
-	gauge(descBytes, float64(r.Messages.Bytes))
+	people := status.People(r.Channels)
+	gauge(descChannels, float64(people), "people")
+	gauge(descChannels, float64(len(r.Channels)-people), "control")
+	gauge(descMessages, float64(r.Messages.Count), "people")
+	gauge(descMessages, float64(r.Messages.ControlCount), "control")
+	gauge(descBytes, float64(r.Messages.Bytes), "people")
+	gauge(descBytes, float64(r.Messages.ControlBytes), "control")
 	gauge(descDiskFree, float64(r.Disk.FreeBytes))
 	gauge(descDiskTotal, float64(r.Disk.TotalBytes))
 	if r.CPUTempCelsius != nil {
@@ -126,6 +143,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descClockSynced, boolf(r.Clock.Synchronized))
 	gauge(descWarnings, float64(len(r.Warnings)))
+
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	t := r.Counters
+	counter(descReceived, t.MessagesReceived)
+	counter(descStored, t.MessagesStored)
+	counter(descDuplicate, t.MessagesDuplicate)
+	counter(descRelayed, t.MessagesRelayed)
+	for _, m := range []struct {
+		d      *prometheus.Desc
+		counts map[string]uint64
+	}{{descRefused, t.MessagesRefused}, {descRegs, t.Registrations}, {descAttempts, t.PairingAttempts}} {
+		for label, v := range m.counts {
+			counter(m.d, v, label)
+		}
+	}
+	counter(descBytesIn, t.BytesIn)
+	counter(descBytesOut, t.BytesOut)
 }
 
 func boolf(b bool) float64 {

@@ -63,6 +63,9 @@ next:
 				continue next
 			}
 		}
+		if m.Counter != nil {
+			return m.GetCounter().GetValue(), true
+		}
 		return m.GetGauge().GetValue(), true
 	}
 	return 0, false
@@ -70,10 +73,11 @@ next:
 
 func TestScrape(t *testing.T) {
 	type want struct {
-		name   string
-		labels map[string]string
-		value  float64
-		absent bool
+		name    string
+		labels  map[string]string
+		value   float64
+		absent  bool
+		counter bool
 	}
 	tests := []struct {
 		name   string
@@ -86,9 +90,21 @@ func TestScrape(t *testing.T) {
 			{name: "homenode_users", labels: map[string]string{"hop": "1"}, value: 3},
 			{name: "homenode_users", labels: map[string]string{"hop": "6"}, value: 0},
 			{name: "homenode_users", labels: map[string]string{"hop": "inf"}, value: 2},
-			{name: "homenode_messages_stored", value: 1234},
-			{name: "homenode_stored_bytes", value: 3<<20 + 81920},
-			{name: "homenode_channels_served", value: 2},
+			{name: "homenode_store_messages", labels: map[string]string{"kind": "people"}, value: 1234},
+			{name: "homenode_store_messages", labels: map[string]string{"kind": "control"}, value: 40},
+			{name: "homenode_store_bytes", labels: map[string]string{"kind": "people"}, value: 3<<20 + 81920},
+			{name: "homenode_store_bytes", labels: map[string]string{"kind": "control"}, value: 20480},
+			{name: "homenode_channels_served", labels: map[string]string{"kind": "people"}, value: 2},
+			{name: "homenode_channels_served", labels: map[string]string{"kind": "control"}, value: 1},
+			{name: "homenode_messages_received_total", value: 5000, counter: true},
+			{name: "homenode_messages_stored_total", value: 4000, counter: true},
+			{name: "homenode_messages_duplicate_total", value: 900, counter: true},
+			{name: "homenode_messages_relayed_total", value: 7000, counter: true},
+			{name: "homenode_messages_refused_total", labels: map[string]string{"reason": "not_accepted"}, value: 97, counter: true},
+			{name: "homenode_registrations_total", labels: map[string]string{"outcome": "bad_chain"}, value: 2, counter: true},
+			{name: "homenode_pairing_attempts_total", labels: map[string]string{"outcome": "rejected"}, value: 4, counter: true},
+			{name: "homenode_p2p_received_bytes_total", value: 1 << 30, counter: true},
+			{name: "homenode_p2p_sent_bytes_total", value: 2 << 30, counter: true},
 			{name: "homenode_disk_free_bytes", value: 12 << 30},
 			{name: "homenode_disk_total_bytes", value: 29 << 30},
 			{name: "homenode_cpu_temperature_celsius", value: 61.5},
@@ -117,6 +133,9 @@ func TestScrape(t *testing.T) {
 			fams := scrape(t, tt.report)
 			for _, w := range tt.want {
 				got, ok := value(fams, w.name, w.labels)
+				if ok && w.counter != (fams[w.name].GetType() == dto.MetricType_COUNTER) {
+					t.Errorf("%s has type %v", w.name, fams[w.name].GetType())
+				}
 				switch {
 				case w.absent && ok:
 					t.Errorf("%s present (%v), want absent", w.name, got)

@@ -12,8 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/time/rate"
-
+	"github.com/redpanda-p2p/homenode/internal/peerlimit"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
@@ -22,7 +21,8 @@ import (
 // ("backup-get") over the owner protocol. A new phone that has lost the
 // owner key fetches it on FetchProtocolID with the lookup ID alone: the
 // ID is derived from the passphrase, so only someone who knows the
-// passphrase can ask for the blob, and the node rate-limits the asking.
+// passphrase can ask for the blob, and the node rate-limits the asking per
+// source address.
 // The node never sees the passphrase or the key, and does not parse the
 // blob.
 
@@ -41,10 +41,14 @@ const (
 	maxOwnerRequest = MaxBackup/3*4 + 4096
 )
 
-// Fetch rate limit: across all peers, since an attacker has as many peer
-// IDs as it likes. A passphrase guess costs the guesser an Argon2id run
-// and the node answers at most fetchBurst at once, then one per
-// fetchEvery.
+// Fetch rate limit: per source address (an IPv4 address, an IPv6 /56, or
+// the relay a peer came through), not per peer, since an attacker has as
+// many peer IDs as it likes, and not global, since a stranger asking once
+// a second from elsewhere must not keep the owner's new phone from its
+// backup. A passphrase guess costs the guesser an Argon2id run (the
+// lookup ID is salted with the node's peer ID), which bounds guessing far
+// below what many addresses would be allowed; each address gets
+// fetchBurst answers at once, then one per fetchEvery.
 const (
 	fetchEvery = 10 * time.Second
 	fetchBurst = 5
@@ -117,8 +121,9 @@ func (s *Server) handleFetch(st network.Stream) {
 		s.reply(st, Response{Code: "malformed", Error: fmt.Sprintf("want a %d-byte lookup ID", LookupSize)})
 		return
 	}
-	if !s.fetchLimit.Allow() {
-		s.log().Warn("backup fetch refused: rate limit", "peer", st.Conn().RemotePeer().String())
+	addr := peerlimit.ConnKey(st.Conn())
+	if !s.fetchLimit.Allow(addr) {
+		s.log().Warn("backup fetch refused: rate limit", "peer", st.Conn().RemotePeer().String(), "addr", addr)
 		s.reply(st, Response{Code: "rate_limited", Error: fmt.Sprintf("too many attempts; try again in %s", fetchEvery)})
 		return
 	}
@@ -184,4 +189,4 @@ func decodeBackup(raw json.RawMessage) ([]byte, error) {
 	return r.Blob, nil
 }
 
-func newFetchLimiter() *rate.Limiter { return rate.NewLimiter(rate.Every(fetchEvery), fetchBurst) }
+func newFetchLimiter() *peerlimit.Limiter { return peerlimit.New(fetchEvery, fetchBurst, 0) }

@@ -30,9 +30,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"golang.org/x/time/rate"
-
 	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/internal/peerlimit"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
@@ -88,7 +87,7 @@ type Server struct {
 	Backups *store.Meta
 	Logger  *slog.Logger
 
-	fetchLimit *rate.Limiter
+	fetchLimit *peerlimit.Limiter
 }
 
 // Register serves the protocol on h until the handler is removed, and

@@ -32,6 +32,7 @@ type Report struct {
 	Users        Users         `json:"users"`
 	Channels     []Channel     `json:"channels"`
 	Messages     Messages      `json:"messages"`
+	Counters     Counters      `json:"counters"`
 	Disk         Disk          `json:"disk"`
 	Memory       Memory        `json:"memory"`
 	// CPUTempCelsius is nil when the board has no readable sensor.
@@ -180,12 +181,58 @@ type Channel struct {
 	Bytes    int64     `json:"bytes"`
 	Newest   time.Time `json:"newest,omitzero"`
 	Blocked  bool      `json:"blocked,omitempty"`
+	// Control marks a channel of the owner's control traffic (the node
+	// channel, the master channel, dust), not a conversation.
+	Control bool `json:"control,omitempty"`
 }
 
-// Messages is what the store holds in all.
+// PeopleChannels counts the channels people write in (not Control).
+func (r Report) PeopleChannels() int { return People(r.Channels) }
+
+// ControlChannels counts the owner's control channels.
+func (r Report) ControlChannels() int { return len(r.Channels) - People(r.Channels) }
+
+// People counts the channels that are conversations (not Control).
+func People(chans []Channel) int {
+	n := 0
+	for _, c := range chans {
+		if !c.Control {
+			n++
+		}
+	}
+	return n
+}
+
+// Messages is what the store holds: Count and Bytes in the channels
+// people write in, Control* in the control channels.
 type Messages struct {
-	Count int64 `json:"count"`
-	Bytes int64 `json:"bytes"`
+	Count        int64 `json:"count"`
+	Bytes        int64 `json:"bytes"`
+	ControlCount int64 `json:"control_count"`
+	ControlBytes int64 `json:"control_bytes"`
+}
+
+// Counters are totals since the node started, for graphs (/metrics
+// exports them as *_total counters).
+type Counters struct {
+	// MessagesReceived arrived from peers; MessagesStored were newly
+	// stored (from peers and the node itself); MessagesDuplicate arrived
+	// already held; MessagesRelayed were sent on to peers.
+	MessagesReceived  uint64 `json:"messages_received"`
+	MessagesStored    uint64 `json:"messages_stored"`
+	MessagesDuplicate uint64 `json:"messages_duplicate"`
+	MessagesRelayed   uint64 `json:"messages_relayed"`
+	// MessagesRefused by the relay rule, by reason ("bad_signature",
+	// "not_accepted", "rate_limited", ...).
+	MessagesRefused map[string]uint64 `json:"messages_refused"`
+	// Registrations answered, by outcome: "ok" or the refusal ("bad_chain",
+	// "hop_too_far", "node_full", ...).
+	Registrations map[string]uint64 `json:"registrations"`
+	// PairingAttempts by outcome: "paired", "rejected", "not_waiting", ...
+	PairingAttempts map[string]uint64 `json:"pairing_attempts"`
+	// BytesIn and BytesOut are the bytes of libp2p streams.
+	BytesIn  uint64 `json:"bytes_in"`
+	BytesOut uint64 `json:"bytes_out"`
 }
 
 // Disk is the file system holding the data directory.

@@ -126,6 +126,7 @@ func TestPageInChromium(t *testing.T) {
 			"users-total":    {"7", "@data-value=7"},
 			"messages-count": {"1,234", "@data-value=1234"},
 			"channel-count":  {"2"},
+			"control-count":  {"40", "@data-value=40", "@data-channels=1"},
 			"disk-free":      {"12.0 GiB", "@data-value=12884901888"},
 			"memory-rss":     {"41.0 MiB"},
 			"cpu-temp":       {"61.5 °C", "@data-value=61.5"},

@@ -30,6 +30,10 @@ type Options struct {
 	Refresh time.Duration
 	// Logger receives failures; default slog.Default().
 	Logger *slog.Logger
+	// Hosts are the names, besides IP literals, that requests may carry
+	// in their Host header; every other Host is refused (DNS rebinding,
+	// host.go). Default: HostNames().
+	Hosts []string
 }
 
 // QRSize is the side in pixels of the pairing QR code; 320 px scans well
@@ -91,6 +95,13 @@ func NewHandler(o Options) http.Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Hosts == nil {
+		o.Hosts = HostNames()
+	}
+	names := make([]string, 0, len(o.Hosts))
+	for _, n := range o.Hosts {
+		names = append(names, normHost(n))
+	}
 	h := &handler{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.page)
@@ -104,7 +115,7 @@ func NewHandler(o Options) http.Handler {
 			ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 		}))
 	}
-	return securityHeaders(mux)
+	return securityHeaders(checkHost(names, mux))
 }
 
 type handler struct{ o Options }

@@ -7,9 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/internal/sockowner"
 )
 
 // DefaultAddr is the default listen address: "lan:8080" means port 8080 on
@@ -31,7 +35,7 @@ func Listen(addr string) ([]net.Listener, error) {
 	if !ok {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return nil, fmt.Errorf("web: listen %s: %w", addr, err)
+			return nil, fmt.Errorf("web: listen %s%s: %w", addr, heldBy(err, addr), err)
 		}
 		return []net.Listener{l}, nil
 	}
@@ -50,7 +54,7 @@ func Listen(addr string) ([]net.Listener, error) {
 			for _, l := range ls {
 				l.Close()
 			}
-			return nil, fmt.Errorf("web: listen %s port %s: %w", ipn.IP, port, err)
+			return nil, fmt.Errorf("web: listen %s%s: %w", net.JoinHostPort(ipn.IP.String(), port), heldBy(err, ":"+port), err)
 		}
 		ls = append(ls, l)
 	}
@@ -58,6 +62,20 @@ func Listen(addr string) ([]net.Listener, error) {
 		return nil, ErrNoLANAddress
 	}
 	return ls, nil
+}
+
+// heldBy is ": port N/tcp is in use by pid M (CMD)" when err says the port of hostport
+// is in use, else empty.
+func heldBy(err error, hostport string) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	_, p, _ := net.SplitHostPort(hostport)
+	port, perr := strconv.Atoi(p)
+	if perr != nil {
+		return ""
+	}
+	return fmt.Sprintf(": port %d/tcp is in use by %s", port, sockowner.Describe(sockowner.Port("tcp", port)))
 }
 
 // Serve serves h on every listener until ctx ends, then drains in-flight

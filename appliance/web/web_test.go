@@ -137,7 +137,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	for name, want := range map[string]float64{
 		"homenode_peers":              3,
-		"homenode_messages_stored":    1234,
+		"homenode_warnings":           1,
 		"homenode_clock_synchronized": 1,
 		"homenode_disk_free_bytes":    12 << 30,
 	} {

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance"
@@ -137,7 +140,17 @@ func adminSocket(cfg appliance.Config) string {
 	if d := os.Getenv("RUNTIME_DIRECTORY"); d != "" {
 		return filepath.Join(strings.Split(d, ":")[0], "admin.sock")
 	}
-	if _, err := os.Stat("/run/homenode/admin.sock"); err == nil {
+	// A node run by hand (`make run`) keeps its socket in its data
+	// directory: that one, when it is there, even on a box where the
+	// service runs too.
+	own := filepath.Join(cfg.DataDir, "admin.sock")
+	if fi, err := os.Stat(own); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		return own
+	}
+	// A user outside the node's group may not even look into
+	// /run/homenode: that is still the socket, and dialAdmin says why it
+	// cannot be used.
+	if _, err := os.Stat("/run/homenode/admin.sock"); err == nil || errors.Is(err, os.ErrPermission) {
 		return "/run/homenode/admin.sock"
 	}
 	return filepath.Join(cfg.DataDir, "admin.sock")
@@ -146,17 +159,47 @@ func adminSocket(cfg appliance.Config) string {
 // errNotRunning says no node answers on the admin socket.
 var errNotRunning = errors.New("no running node")
 
+// errNoAccess says this user may not use the admin socket.
+var errNoAccess = errors.New("permission denied")
+
 func dialAdmin(ctx context.Context, cfg appliance.Config) (*admin.Client, error) {
 	path := adminSocket(cfg)
 	c, err := admin.Dial(ctx, path)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("%w: %s", errNoAccess, noAccessHint(path))
+	}
 	if err != nil {
-		hint := "is homenode running? (systemctl status homenode)"
-		if errors.Is(err, os.ErrPermission) {
-			hint = "permission denied: run as root or as a member of the admin group (admin_group in the config)"
-		}
-		return nil, fmt.Errorf("%w at %s: %v; %s", errNotRunning, path, err, hint)
+		return nil, fmt.Errorf("%w at %s: %v; is homenode running? (systemctl status homenode)", errNotRunning, path, err)
 	}
 	return c, nil
+}
+
+// noAccessHint says who may use the socket at path: the group of the
+// socket, or of its directory when this user cannot even look inside.
+func noAccessHint(path string) string {
+	who := "you"
+	if u, err := user.Current(); err == nil {
+		who = "user " + u.Username
+	}
+	for _, p := range []string{path, filepath.Dir(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			break
+		}
+		group := strconv.FormatUint(uint64(st.Gid), 10)
+		if g, err := user.LookupGroupId(group); err == nil {
+			group = g.Name
+		}
+		return fmt.Sprintf("%s may not use the node's admin socket %s (%s is for group %s, mode %04o): "+
+			"run the command as root (sudo), or join the group (sudo adduser $USER %s) and log in again",
+			who, path, p, group, fi.Mode().Perm(), group)
+	}
+	return fmt.Sprintf("%s may not use the node's admin socket %s: run the command as root (sudo), "+
+		"or as a member of the node's admin group (admin_group in the config)", who, path)
 }
 
 // runReset is the factory reset: through the running node when there is
@@ -186,7 +229,11 @@ func runReset(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 			return errors.New("reset not confirmed; nothing changed")
 		}
 	}
-	if c, err := dialAdmin(ctx, cfg); err == nil {
+	c, err := dialAdmin(ctx, cfg)
+	if errors.Is(err, errNoAccess) {
+		return err // a node may be running: never wipe its store from under it
+	}
+	if err == nil {
 		defer c.Close()
 		if *newID {
 			return errors.New("--new-identity needs the node stopped (systemctl stop homenode), so that its identity is not in use")

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/redpanda-p2p/homenode/internal/version"
@@ -58,13 +59,15 @@ commands:
   pairing-qr  the pairing QR code while the node waits for pairing (--watch: until paired)
   version   print the version
 
-'homenode COMMAND -h' shows a command's flags.
+'homenode COMMAND -h' shows a command's flags; flags may stand before or
+after the command (homenode --data-dir DIR status).
 `
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cmd := "run"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	cmd, args, err := splitCommand(args)
+	if err != nil {
+		fmt.Fprint(stderr, usage)
+		return err
 	}
 	if _, ok := adminCommands[cmd]; ok {
 		return runAdmin(ctx, cmd, args, stdin, stdout, stderr)
@@ -86,4 +89,49 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprint(stderr, usage)
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}
 	}
+}
+
+// valueFlags are the flags of any subcommand that take a value; the rest
+// are booleans. splitCommand needs them to tell a flag's value from the
+// command name.
+var valueFlags = map[string]bool{"config": true, "data-dir": true, "http": true, "admin-socket": true,
+	"owner": true, "log-level": true, "listen": true, "peer": true, "set": true}
+
+// isCommand reports whether name is a subcommand.
+func isCommand(name string) bool {
+	if _, ok := adminCommands[name]; ok {
+		return true
+	}
+	switch name {
+	case "run", "reset", "pairing-qr", "version", "help":
+		return true
+	}
+	return false
+}
+
+// splitCommand finds the subcommand wherever the flags put it (`homenode
+// --data-dir DIR status` as well as `homenode status --data-dir DIR`)
+// and returns it with the other arguments in their order. With no
+// command word it is "run"; the first word that is not a flag's value
+// must be a command.
+func splitCommand(args []string) (string, []string, error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if valueFlags[name] && !hasValue {
+				i++ // skip the value
+			}
+			continue
+		}
+		if !isCommand(a) {
+			return "", nil, usageError{fmt.Sprintf("unknown command %q", a)}
+		}
+		rest := append(append([]string{}, args[:i]...), args[i+1:]...)
+		return a, rest, nil
+	}
+	return "run", args, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/appliance"
 	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
+	"github.com/redpanda-p2p/homenode/internal/logthrottle"
 	"github.com/redpanda-p2p/homenode/internal/version"
 )
 
@@ -145,7 +146,14 @@ func runNode(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
 	}
-	log := slog.New(handler)
+	// Repeated lines from one peer (a flood) are summarised, not written
+	// one by one to the SD card (docs/SECURITY.md, "Logs").
+	throttle := logthrottle.New(handler, logthrottle.Options{})
+	tctx, stopThrottle := context.WithCancel(context.Background())
+	throttled := make(chan struct{})
+	go func() { throttle.Run(tctx, logthrottle.DefaultFlushEvery); close(throttled) }()
+	defer func() { stopThrottle(); <-throttled }()
+	log := slog.New(throttle)
 	return appliance.Run(ctx, appliance.Options{
 		Config:  cfg,
 		Logger:  log,

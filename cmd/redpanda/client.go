@@ -54,7 +54,7 @@ func (o opts) positional(args []string, min, max int, usage string) ([]string, e
 		return nil, err
 	}
 	if len(pos) < min || len(pos) > max {
-		return nil, usageErr("usage: redpanda %s %s", o.fs.Name(), usage)
+		return nil, usageErr("redpanda %s %s", o.fs.Name(), usage)
 	}
 	return pos, nil
 }
@@ -104,8 +104,13 @@ func clientCommands() []*command {
 		}},
 		{name: "send", summary: "post a message: send CHANNEL TEXT", run: cmdSend},
 		{name: "listen", summary: "print messages as they arrive: listen [CHANNEL] [--json]", run: cmdListen},
-		{name: "history", summary: "print a channel's messages: history CHANNEL [--limit N]", run: cmdHistory},
-		{name: "nodes", summary: "super nodes (hop, RTT, load); nodes add MULTIADDR", run: cmdNodes},
+		{name: "history", summary: "print a channel's messages: history CHANNEL [--limit N]; history block CHANNEL", run: cmdHistory, subs: []*command{
+			{name: "block", summary: "share history older than 7 days: history block CHANNEL", run: cmdHistoryBlock},
+		}},
+		{name: "nodes", summary: "super nodes (hop, RTT, load); nodes add MULTIADDR; nodes remove PEER-ID", run: cmdNodes, subs: []*command{
+			{name: "add", summary: "add a super node: nodes add MULTIADDR", run: cmdNodesAdd},
+			{name: "remove", summary: "forget a super node: nodes remove PEER-ID", run: cmdNodesRemove},
+		}},
 	}
 }
 
@@ -137,7 +142,25 @@ func cmdID(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// updateNodes tells the client's nodes about a change (a new channel, a
+// friend's node) before a one-shot command exits, as a running client
+// would by itself, and delivers what the command queued for the
+// identity's other devices and its home node (the client's outbox). It
+// says plainly what could not be done: that is kept for the next time
+// the client is online.
+func updateNodes(ctx context.Context, c *client.Client, stderr io.Writer) {
+	uctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	n, err := c.Flush(uctx)
+	switch {
+	case n > 0:
+		fmt.Fprintf(stderr, "redpanda: %d change(s) for your other devices and your node not delivered yet (%s); kept, they go out the next time this client is online (send, listen)\n", n, shortReason(err))
+	case err != nil && ctx.Err() == nil:
+		fmt.Fprintf(stderr, "redpanda: your nodes were not told yet (%v); they will be when this client next connects\n", err)
+	}
+}
+
+func cmdChannelNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel new", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
@@ -148,12 +171,13 @@ func cmdChannelNew(_ context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr)
 	fmt.Fprintln(stdout, key)
 	fmt.Fprintln(stderr, "this key gives full access: share it only with members (channel share --capability read for a read-only key)")
 	return nil
 }
 
-func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel join", stderr)
 	pos, c, err := o.start(args, 2, 2, "NAME KEY")
 	if err != nil {
@@ -164,6 +188,9 @@ func cmdChannelJoin(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	// The node serves the channel, takes its statement and meets the
+	// sharer's node (the key string's hint) now, not at the next connect.
+	defer updateNodes(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ch)
 	}
@@ -201,7 +228,8 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 	o := clientFlags("channel share", stderr)
 	capName := o.fs.String("capability", "", "share a weaker key: read or write (default: the key this client holds)")
 	qr := o.fs.Bool("qr", false, "print a QR code of the key for a phone to scan")
-	pos, err := o.positional(args, 1, 1, "NAME [--capability read|write] [--qr]")
+	noHint := o.fs.Bool("no-hint", false, "leave out where your home node is (for a client that predates node hints)")
+	pos, err := o.positional(args, 1, 1, "NAME [--capability read|write] [--qr] [--no-hint]")
 	if err != nil {
 		return err
 	}
@@ -213,7 +241,7 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer c.Close()
-	key, err := c.ShareChannel(pos[0], *capName)
+	key, err := c.ShareChannelKey(pos[0], *capName, !*noHint)
 	if err != nil {
 		return err
 	}
@@ -230,7 +258,7 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-func cmdChannelLeave(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelLeave(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel leave", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
@@ -240,6 +268,7 @@ func cmdChannelLeave(_ context.Context, args []string, stdout, stderr io.Writer)
 	if err := c.LeaveChannel(pos[0]); err != nil {
 		return err
 	}
+	updateNodes(ctx, c, stderr)
 	fmt.Fprintf(stdout, "left %s\n", pos[0])
 	return nil
 }
@@ -257,11 +286,16 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	if err := c.Connect(cctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err = c.Connect(cctx)
+	cancel()
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	res, err := c.Send(cctx, pos[0], pos[1])
+	// Even with no node reachable the message is stored here and tried:
+	// it goes out with the next send or listen.
+	sctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	res, err := c.Send(sctx, pos[0], pos[1])
 	if err != nil {
 		return err
 	}
@@ -331,6 +365,7 @@ func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case err == nil:
 		fmt.Fprintf(stderr, "redpanda: connected to %s\n", strings.Join(c.Peers(), ", "))
 	}
+	printRefusals(stderr, c)
 	for {
 		select {
 		case <-ctx.Done():
@@ -347,9 +382,6 @@ func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "block" {
-		return cmdHistoryBlock(ctx, args[1:], stdout, stderr)
-	}
 	o := clientFlags("history", stderr)
 	limit := o.fs.Int("limit", 50, "how many of the latest messages (0: all)")
 	pos, c, err := o.start(args, 1, 1, "CHANNEL [--limit N]")
@@ -370,9 +402,6 @@ func cmdHistory(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func cmdNodes(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && args[0] == "add" {
-		return cmdNodesAdd(ctx, args[1:], stdout, stderr)
-	}
 	o := clientFlags("nodes", stderr)
 	_, c, err := o.start(args, 0, 0, "[--json] | nodes add MULTIADDR")
 	if err != nil {
@@ -418,7 +447,7 @@ func cmdNodes(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return tw.Flush()
 }
 
-func cmdNodesAdd(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdNodesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("nodes add", stderr)
 	pos, c, err := o.start(args, 1, 1, "MULTIADDR (ending in /p2p/PEER-ID)")
 	if err != nil {
@@ -429,6 +458,37 @@ func cmdNodesAdd(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	updateNodes(ctx, c, stderr)
 	fmt.Fprintf(stdout, "added %s\n", id)
+	return nil
+}
+
+// printRefusals tells the person which nodes refused to register this
+// client and why ("rate limited", "not allowed", ...): connected but not
+// registered, a node relays little for it, and "connected" alone would
+// hide that.
+func printRefusals(w io.Writer, c *client.Client) {
+	ns, err := c.Nodes()
+	if err != nil {
+		return
+	}
+	for _, n := range ns {
+		if !n.Registered && n.LastError != "" {
+			fmt.Fprintf(w, "redpanda: node %s did not register this client: %s\n", n.ID, n.LastError)
+		}
+	}
+}
+
+func cmdNodesRemove(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	o := clientFlags("nodes remove", stderr)
+	pos, c, err := o.start(args, 1, 1, "PEER-ID (or its multiaddr)")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.RemoveNode(strings.TrimSpace(pos[0])); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "removed %s\n", strings.TrimSpace(pos[0]))
 	return nil
 }

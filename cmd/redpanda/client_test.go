@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/client"
 )
 
 // TestClientCommandsMisuse: every misuse gets an error that says what is
@@ -94,5 +95,79 @@ func TestChannelShare(t *testing.T) {
 	out, _, err = runCLI("channel", "list", "--json", "--home", h)
 	if err != nil || !strings.Contains(out, full.ID().String()) || !strings.Contains(out, `"Capability":"full"`) {
 		t.Fatalf("channel list --json: %q %v", out, err)
+	}
+}
+
+// TestGlobalFlagsBeforeTheSubcommand: --home and --json may stand before
+// the subcommand, between its words or after it, as people type them
+// (`redpanda --home DIR init` is the README's first command).
+func TestGlobalFlagsBeforeTheSubcommand(t *testing.T) {
+	dir := t.TempDir()
+	h := filepath.Join(dir, "h")
+	out, _, err := runCLI("--home", h, "init")
+	if err != nil || !strings.Contains(out, "home:     "+h) {
+		t.Fatalf("--home DIR init: %v %q", err, out)
+	}
+	for _, args := range [][]string{
+		{"--home", h, "channel", "new", "fam"},
+		{"--home=" + h, "channel", "list"},
+		{"-home", h, "--json", "channel", "list"},
+		{"channel", "--home", h, "list", "--json"},
+		{"channel", "list", "--home", h},
+		{"--home", h, "key", "new"}, // a command that needs no home takes it and ignores it
+		{"--home", h, "nodes", "add", "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7"},
+		{"--home", h, "history", "fam"},
+	} {
+		if _, e, err := runCLI(args...); err != nil {
+			t.Errorf("%v: %v %s", args, err, e)
+		}
+	}
+	out, _, err = runCLI("--json", "--home", h, "channel", "list")
+	if err != nil || !strings.HasPrefix(out, `[{"Name":"fam"`) {
+		t.Fatalf("--json before: %v %q", err, out)
+	}
+	// A later flag wins over an earlier one.
+	if _, _, err := runCLI("--home", filepath.Join(dir, "none"), "channel", "list", "--home", h); err != nil {
+		t.Fatalf("later --home: %v", err)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--hoem", h, "init"}, `unknown flag "--hoem" before the subcommand`},
+		{[]string{"--home", h}, "needs a subcommand"},
+		{[]string{"--json", "key", "inspect", "rpfx"}, "flag provided but not defined: -json"},
+		{[]string{"init", "--home"}, "flag needs an argument"},
+	} {
+		if _, _, err := runCLI(tc.args...); err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%v: %v, want a usage error saying %q", tc.args, err, tc.msg)
+		}
+	}
+}
+
+// TestNodesRemove: a node added by hand is forgotten by nodes remove,
+// by peer ID or by its multiaddr; an unknown one is an error.
+func TestNodesRemove(t *testing.T) {
+	h := filepath.Join(t.TempDir(), "h")
+	runCLI("init", "--home", h)
+	const id = "12D3KooWRawPbxPtP1eZaJpumGnyWX2DcUyd3RQnydr3eAto4Az7"
+	addr := "/ip4/127.0.0.1/tcp/4001/p2p/" + id
+	for _, arg := range []string{id, addr} {
+		if _, _, err := runCLI("nodes", "add", addr, "--home", h); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := runCLI("nodes", "remove", arg, "--home", h)
+		if err != nil || !strings.Contains(out, "removed") {
+			t.Fatalf("nodes remove %s: %v %q", arg, err, out)
+		}
+		if _, _, err := runCLI("nodes", "--home", h); err == nil || !strings.Contains(err.Error(), "no super nodes known") {
+			t.Fatalf("nodes after remove: %v", err)
+		}
+	}
+	if _, _, err := runCLI("nodes", "remove", id, "--home", h); !errors.Is(err, client.ErrUnknownNode) {
+		t.Fatalf("removing an unknown node: %v", err)
+	}
+	if _, _, err := runCLI("nodes", "remove", "nonsense", "--home", h); err == nil || !strings.Contains(err.Error(), "neither a peer ID") {
+		t.Fatalf("removing nonsense: %v", err)
 	}
 }

@@ -26,6 +26,10 @@ func contactsCommand() *command {
 	}}
 }
 
+// maxAddressWords bounds the words of a phone number typed with spaces
+// (+49 151 2345 6789).
+const maxAddressWords = 8
+
 func ccFlag(o opts) *string {
 	return o.fs.String("cc", "", "country calling code for national numbers (e.g. 49)")
 }
@@ -34,12 +38,13 @@ func cmdContactsAdd(_ context.Context, args []string, stdout, stderr io.Writer) 
 	o := clientFlags("contacts add", stderr)
 	cc := ccFlag(o)
 	id := o.fs.String("id", "", "the contact's identity (rpi…), if more than one other person wrote in the channel")
-	pos, c, err := o.start(args, 2, 2, "CHANNEL PHONE|EMAIL [--id IDENTITY] [--cc 49]")
+	// A number is typed as people write it, spaces and all.
+	pos, c, err := o.start(args, 2, maxAddressWords+1, "CHANNEL PHONE|EMAIL [--id IDENTITY] [--cc 49]")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	ct, err := c.AddContact(pos[0], pos[1], *cc, *id)
+	ct, err := c.AddContact(pos[0], strings.Join(pos[1:], " "), *cc, *id)
 	if err != nil {
 		return err
 	}
@@ -80,12 +85,12 @@ func cmdContactsList(_ context.Context, args []string, stdout, stderr io.Writer)
 func cmdContactsRemove(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("contacts remove", stderr)
 	cc := ccFlag(o)
-	pos, c, err := o.start(args, 1, 1, "PHONE|EMAIL|CHANNEL [--cc 49]")
+	pos, c, err := o.start(args, 1, maxAddressWords, "PHONE|EMAIL|CHANNEL [--cc 49]")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	n, err := c.RemoveContact(pos[0], *cc)
+	n, err := c.RemoveContact(strings.Join(pos, " "), *cc)
 	if err != nil {
 		return err
 	}
@@ -99,10 +104,11 @@ func cmdContactsFind(ctx context.Context, args []string, stdout, stderr io.Write
 	via := o.fs.String("via", "", "comma-separated channels to ask (default: every friend channel)")
 	wait := o.fs.Duration("wait", client.DefaultLookupWait, "how long to collect answers")
 	name := o.fs.String("name", "contact", "channel name to put in the printed `friends agree` command")
-	pos, err := o.positional(args, 1, 1, "PHONE|EMAIL [--via CH,...] [--cc 49] [--wait 10s]")
+	pos, err := o.positional(args, 1, maxAddressWords, "PHONE|EMAIL [--via CH,...] [--cc 49] [--wait 10s]")
 	if err != nil {
 		return err
 	}
+	pos = []string{strings.Join(pos, " ")}
 	if _, err := client.NormalizeAddress(pos[0], *cc); err != nil {
 		return err // before connecting: a typo should not wait for a node
 	}

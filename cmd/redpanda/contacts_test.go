@@ -50,7 +50,8 @@ func TestContactsCommands(t *testing.T) {
 	bob.Close()
 	alice.Close()
 
-	out, _, err := runCLI("contacts", "add", "carol", "+49 151 23456789", "--home", bobHome)
+	// As docs/CONTACTS.md types it: the number in several words.
+	out, _, err := runCLI("contacts", "add", "carol", "+49", "151", "23456789", "--home", bobHome)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestContactsCommands(t *testing.T) {
 	if err := bob.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	out, _, err = runCLI("contacts", "find", "0151 2345 6789", "--cc", "49", "--name", "carol", "--wait", "60s", "--home", aliceHome)
+	out, _, err = runCLI("contacts", "find", "0151", "2345", "6789", "--cc", "49", "--name", "carol", "--wait", "60s", "--home", aliceHome)
 	if err != nil {
 		t.Fatal(err)
 	}

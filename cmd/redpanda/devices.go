@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/redpanda-p2p/homenode/node/client"
 )
@@ -33,6 +35,16 @@ func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintf(stdout, "%s\n", s)
 	fmt.Fprintf(stderr, "secret: it holds this identity; valid %s\n", client.DefaultLinkLifetime)
+	// The link names the nodes this client is registered at; with none,
+	// the new device has nowhere to fetch the identity's state from.
+	if ns, err := c.Nodes(); err == nil && !slices.ContainsFunc(ns, func(n client.Node) bool { return n.Registered }) {
+		why := "no super node known"
+		if len(ns) > 0 && ns[0].LastError != "" {
+			why = ns[0].LastError
+		}
+		fmt.Fprintf(stderr, "warning: this link names no node (%s); the new device will need `redpanda nodes add MULTIADDR` before it gets your channels\n", why)
+	}
+	updateNodes(ctx, c, stderr)
 	return nil
 }
 
@@ -49,7 +61,35 @@ func cmdDeviceJoin(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer c.Close()
 	fmt.Fprintf(stdout, "%s\n", c.ID())
+	// Fetch the identity's state (channels, nodes, tickets) from the node
+	// the link names, so the next command finds it here.
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	err = c.Connect(cctx)
+	if err == nil {
+		err = c.WaitDeviceState(cctx)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "redpanda: joined, but the other devices' channels and nodes are not here yet (%s); they arrive the next time this device is online (listen)\n", shortReason(err))
+	} else {
+		chs, _ := c.Channels()
+		ns, _ := c.Nodes()
+		fmt.Fprintf(stderr, "joined as %q: %d channel(s), %d node(s) from the other devices\n", *name, len(chs), len(ns))
+	}
+	updateNodes(ctx, c, stderr)
 	return nil
+}
+
+// shortReason is why a client could not reach its nodes, in a few words.
+func shortReason(err error) string {
+	switch {
+	case errors.Is(err, client.ErrNoNodes):
+		return "no super node known: redpanda pair, or nodes add"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "no super node answered in time"
+	default:
+		return "no super node reachable"
+	}
 }
 
 func cmdDeviceList(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -96,12 +136,16 @@ func cmdHistoryBlock(ctx context.Context, args []string, stdout, stderr io.Write
 }
 
 // cmdChannelBlock is `redpanda channel block NAME`.
-func cmdChannelBlock(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdChannelBlock(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("channel block", stderr)
 	pos, c, err := o.start(args, 1, 1, "NAME")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	return c.BlockChannel(pos[0])
+	if err := c.BlockChannel(pos[0]); err != nil {
+		return err
+	}
+	updateNodes(ctx, c, stderr)
+	return nil
 }

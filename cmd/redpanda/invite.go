@@ -42,7 +42,7 @@ func cmdInvite(_ context.Context, args []string, stdout, stderr io.Writer) error
 	return nil
 }
 
-func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdAccept(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("accept", stderr)
 	pos, c, err := o.start(args, 1, 2, "INVITATION [NAME]")
 	if err != nil {
@@ -53,16 +53,22 @@ func cmdAccept(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ag)
 	}
 	fmt.Fprintln(stdout, ag.Answer)
+	if ag.Repeated {
+		fmt.Fprintf(stderr, "you accepted this invitation already on %s (channel %s): nothing new was made; the line above is the same answer, send it back if it did not arrive\nsafety code: %s\n",
+			ag.UsedAt.Local().Format("2006-01-02 15:04"), ag.Channel.Name, ag.SafetyCode)
+		return nil
+	}
 	fmt.Fprintf(stderr, "send the line above back; joined %s (channel %s)\nsafety code: %s (compare it with your contact by voice or in person)\n",
 		ag.Channel.Name, ag.Channel.ID, ag.SafetyCode)
 	return nil
 }
 
-func cmdComplete(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdComplete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("complete", stderr)
 	pos, c, err := o.start(args, 1, 2, "ANSWER [NAME]")
 	if err != nil {
@@ -73,8 +79,14 @@ func cmdComplete(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr)
 	if *o.json {
 		return printJSON(stdout, ag)
+	}
+	if ag.Repeated {
+		fmt.Fprintf(stdout, "already completed on %s: channel %s (%s)\nsafety code: %s\n",
+			ag.UsedAt.Local().Format("2006-01-02 15:04"), ag.Channel.Name, ag.Channel.ID, ag.SafetyCode)
+		return nil
 	}
 	fmt.Fprintf(stdout, "joined %s (channel %s)\nsafety code: %s\n", ag.Channel.Name, ag.Channel.ID, ag.SafetyCode)
 	fmt.Fprintln(stderr, "compare the safety code with your contact: if it differs, someone changed a message on the way; leave the channel")

@@ -45,4 +45,19 @@ func TestInviteCommands(t *testing.T) {
 	if ka == "" || ka != kb {
 		t.Fatalf("keys differ: %q vs %q", ka, kb)
 	}
+	// Both commands run again say the invitation was used already and
+	// make no second channel.
+	answer2, stderr, err := runCLI("accept", inv, "alice", "--home", b)
+	if err != nil || answer2 != answer || !strings.Contains(stderr, "accepted this invitation already") {
+		t.Fatalf("accept again: %v, %q, %q", err, answer2, stderr)
+	}
+	out, _, err = runCLI("complete", strings.TrimSpace(answer), "bob", "--home", a)
+	if err != nil || !strings.Contains(out, "already completed") || field(t, out, "safety code") != field(t, stderr, "safety code") {
+		t.Fatalf("complete again: %v, %q", err, out)
+	}
+	for _, h := range []string{a, b} {
+		if out, _, _ := runCLI("channel", "list", "--json", "--home", h); strings.Count(out, `"ID"`) != 1 {
+			t.Fatalf("channels after repeating: %s", out)
+		}
+	}
 }

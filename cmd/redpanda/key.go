@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/hint"
 )
 
 func keyCommand() *command {
@@ -23,6 +24,11 @@ func keyCommand() *command {
 // parseFlags parses flags that may come before or after the positional
 // arguments (Go's flag package stops at the first positional one).
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	if fs.Lookup("home") == nil {
+		// --home is global (`redpanda --home DIR key new`); a command that
+		// keeps nothing in a client directory accepts and ignores it.
+		fs.String("home", "", "ignored: this command uses no client directory")
+	}
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -119,11 +125,26 @@ func keyInspect(_ context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "format:     v2 identity (author public key)\ncapability: none\nidentity:   %s\n", p.Hex())
 		return nil
 	}
-	k, err := channel.ParseKey(s)
+	k, h, err := channel.ParseKeyHint(s)
 	if err != nil {
 		return fmt.Errorf("key inspect: %w", err)
 	}
 	fmt.Fprintf(stdout, "format:     v2\ncapability: %s\nchannel:    %s\n", k.Capability(), k.ID())
+	if h == nil {
+		return nil
+	}
+	nodes, err := hint.Decode(h)
+	if err != nil {
+		fmt.Fprintf(stdout, "node hint:  unreadable (%v); the key itself is fine\n", err)
+		return nil
+	}
+	for _, n := range nodes {
+		fmt.Fprintf(stdout, "home node:  %s", n.ID)
+		for _, a := range n.Addrs {
+			fmt.Fprintf(stdout, " %s", a)
+		}
+		fmt.Fprintln(stdout)
+	}
 	return nil
 }
 

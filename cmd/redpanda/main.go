@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -42,8 +43,8 @@ func usageErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, args...)...)
 }
 
-// command is one node of the subcommand tree: either it runs, or it has
-// subcommands.
+// command is one node of the subcommand tree: it runs, or it has
+// subcommands, or both (`nodes` lists, `nodes add` adds).
 type command struct {
 	name    string
 	summary string
@@ -58,12 +59,30 @@ func commands() *command {
 
 // run dispatches args to a subcommand.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, commands(), args, stdout, stderr)
+	return dispatch(ctx, commands(), args, nil, stdout, stderr)
 }
 
-func dispatch(ctx context.Context, c *command, args []string, stdout, stderr io.Writer) error {
+// dispatch walks args down the tree. Global flags (--home, --json) may
+// stand before any subcommand name, as in `redpanda --home DIR init`:
+// they are collected on the way and handed to the command that runs,
+// ahead of its own arguments, so a later flag wins.
+func dispatch(ctx context.Context, c *command, args, globals []string, stdout, stderr io.Writer) error {
+	for len(args) > 0 {
+		g, n := globalFlag(args)
+		if n == 0 {
+			break
+		}
+		globals, args = append(globals, g), args[n:]
+	}
+	if len(args) > 0 {
+		for _, s := range c.subs {
+			if s.name == args[0] {
+				return dispatch(ctx, s, args[1:], globals, stdout, stderr)
+			}
+		}
+	}
 	if c.run != nil {
-		return c.run(ctx, args, stdout, stderr)
+		return c.run(ctx, append(globals, args...), stdout, stderr)
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		printUsage(stderr, c)
@@ -72,17 +91,40 @@ func dispatch(ctx context.Context, c *command, args []string, stdout, stderr io.
 		}
 		return nil
 	}
-	for _, s := range c.subs {
-		if s.name == args[0] {
-			return dispatch(ctx, s, args[1:], stdout, stderr)
-		}
-	}
 	printUsage(stderr, c)
+	if strings.HasPrefix(args[0], "-") {
+		return usageErr("%s: unknown flag %q before the subcommand (only --home and --json may stand there)", c.name, args[0])
+	}
 	return usageErr("%s: unknown subcommand %q", c.name, args[0])
 }
 
+// globalFlags are the flags every client command takes, by whether they
+// take a value.
+var globalFlags = map[string]bool{"home": true, "json": false}
+
+// globalFlag reads one global flag at the start of args: it returns the
+// flag as one argument ("--home=DIR") and how many arguments it used,
+// or 0 when args does not start with one.
+func globalFlag(args []string) (string, int) {
+	a := args[0]
+	name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+	if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
+		return "", 0
+	}
+	takesValue, ok := globalFlags[name]
+	switch {
+	case !ok:
+		return "", 0
+	case hasValue || !takesValue:
+		return a, 1
+	case len(args) < 2:
+		return "", 0 // let the command say the value is missing
+	}
+	return "--" + name + "=" + args[1], 2
+}
+
 func printUsage(w io.Writer, c *command) {
-	fmt.Fprintf(w, "usage: %s <subcommand> ...\n\nsubcommands:\n", c.name)
+	fmt.Fprintf(w, "usage: %s [--home DIR] [--json] <subcommand> ...\n\nsubcommands:\n", c.name)
 	for _, s := range c.subs {
 		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
 	}

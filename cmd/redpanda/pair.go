@@ -86,13 +86,16 @@ func cmdPair(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stderr, "paired: node %s now belongs to %s; registering\n", pid, c.ID())
+	// The identity's master and node channels first, so the registration
+	// lists them and the node takes this device's posts there.
+	nodeKey, keyErr := c.HomeNodeKey(pctx)
 	n, err := c.AdoptNode(pctx, pid.String(), addrs)
 	if err != nil {
 		return fmt.Errorf("pair: paired, but %w", err)
 	}
 	// The node follows this identity's node channel, so it serves the
 	// channels of every device of the owner (docs/DEVICES.md).
-	nodeKey, err := c.HomeNodeKey(pctx)
+	err = keyErr
 	if err == nil {
 		err = c.UseIdentity(func(h host.Host, key ed25519.PrivateKey) error {
 			return owner.Follow(pctx, h, pid, key, nodeKey)

@@ -66,7 +66,7 @@ func cmdTicketShow(_ context.Context, args []string, stdout, stderr io.Writer) e
 	return tw.Flush()
 }
 
-func cmdTicketSet(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func cmdTicketSet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := clientFlags("ticket set", stderr)
 	pos, c, err := o.start(args, 1, 1, "CHAIN")
 	if err != nil {
@@ -77,6 +77,7 @@ func cmdTicketSet(_ context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	defer updateNodes(ctx, c, stderr) // registers at the ticket's nodes
 	fmt.Fprintf(stdout, "ticket set: hop %d at the nodes of %s, until %s\n", t.Hop, t.Owner, t.Expires.Local().Format("2006-01-02"))
 	return nil
 }

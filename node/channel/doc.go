@@ -24,7 +24,11 @@
 // being the first 4 bytes of SHA-256(SHA-256(prefix || payload)). v2
 // prefixes start with "rp", the paper's 1.0 ones ("pr", "pu", 8-byte
 // checksum) with "p", so the two never collide. A "pr" string imports as
-// the full key of the v2 channel whose root secret is its 32 bytes.
+// the full key of the v2 channel whose root secret is its 32 bytes. A
+// channel key string (rpf, rpr, rpw) may carry up to MaxHintBytes more
+// between the key and the checksum: a node hint (package node/hint, where
+// the sharer's home node is), opaque here. Strings without one are
+// exactly what they were before hints existed.
 //
 // # Envelope
 //

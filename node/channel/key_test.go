@@ -211,8 +211,10 @@ func TestParseKeyErrors(t *testing.T) {
 		{"non-ascii", full[:7] + "é" + full[8:], ErrInvalidCharacter, "'é' at position 8"},
 		{"space", full + " ", ErrInvalidCharacter, "position " + strconv.Itoa(len(full)+1)},
 		{"truncated", full[:len(full)-3], ErrKeyLength, "want 36"},
-		{"extended", full + "2", ErrKeyLength, "want 36"},
-		{"too long", full + strings.Repeat("2", 200), ErrKeyLength, "longer than any key string"},
+		{"extended", full + "2", ErrChecksum, "mistyped"},
+		{"hint too long", encodeKeyString(PrefixFull, make([]byte, SecretSize+MaxHintBytes+1), checksumV2), ErrKeyLength, "want 36 to 196"},
+		{"too long", full + strings.Repeat("2", 300), ErrKeyLength, "longer than any key string"},
+		{"identity with a hint", encodeKeyString(PrefixIdentity, make([]byte, 33), checksumV2), ErrKeyLength, "want 36"},
 		{"checksum", full[:len(full)-1] + string(next(full[len(full)-1])), ErrChecksum, "mistyped"},
 		{"prefix swap", PrefixRead + full[3:], ErrKeyLength, "read-only"},
 		{"identity", c.author.Public().String(), ErrBadKey, "not a channel key"},
@@ -288,16 +290,22 @@ func FuzzParseKey(f *testing.F) {
 		c.write.String(), c.author.Public().String(), "", "pr", "rpf1", "rpf0OIl"} {
 		f.Add(s)
 	}
+	hinted, _ := c.read.StringWithHint(bytes.Repeat([]byte{1}, 39))
+	f.Add(hinted)
 	f.Fuzz(func(t *testing.T, s string) {
-		k, err := ParseKey(s)
+		k, hint, err := ParseKeyHint(s)
 		if err == nil {
+			if len(hint) > MaxHintBytes {
+				t.Fatalf("ParseKeyHint(%q): hint of %d bytes", s, len(hint))
+			}
+			again, herr := k.StringWithHint(hint)
 			if strings.HasPrefix(s, PrefixLegacyPrivate) {
 				l, lerr := ParseLegacy(s)
 				if lerr != nil || l.String() != s {
 					t.Fatalf("ParseKey accepted %q but ParseLegacy: %v", s, lerr)
 				}
-			} else if k.String() != s {
-				t.Fatalf("ParseKey(%q).String() = %q", s, k.String())
+			} else if herr != nil || again != s {
+				t.Fatalf("ParseKeyHint(%q) re-encodes as %q (%v)", s, again, herr)
 			}
 		}
 		if l, err := ParseLegacy(s); err == nil && l.String() != s {
@@ -334,5 +342,45 @@ func TestParseID(t *testing.T) {
 	m := MessageID(id)
 	if got, err := ParseMessageID(m.String()); err != nil || got != m {
 		t.Fatalf("ParseMessageID = %v, %v", got, err)
+	}
+}
+
+// TestKeyStringHint: every capability carries opaque hint bytes up to
+// MaxHintBytes; ParseKey reads the same key with or without them, and
+// ParseKeyHint returns them as they were.
+func TestKeyStringHint(t *testing.T) {
+	c := newTestChannel(t, 6)
+	hint := bytes.Repeat([]byte{0xa5}, 39)
+	for _, k := range []*Key{c.full, c.read, c.write} {
+		s, err := k.StringWithHint(hint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(s, k.String()[:3]) || len(s) <= len(k.String()) {
+			t.Fatalf("%s: hinted %q, plain %q", k.Capability(), s, k.String())
+		}
+		got, h, err := ParseKeyHint(s)
+		if err != nil || !got.Equal(k) || !bytes.Equal(h, hint) {
+			t.Fatalf("%s: ParseKeyHint = %v, %x, %v", k.Capability(), got, h, err)
+		}
+		if got, err := ParseKey(s); err != nil || !got.Equal(k) {
+			t.Fatalf("%s: ParseKey of a hinted string = %v, %v", k.Capability(), got, err)
+		}
+		if _, h, err := ParseKeyHint(k.String()); err != nil || h != nil {
+			t.Fatalf("%s: a plain string has hint %x, %v", k.Capability(), h, err)
+		}
+		if same, _ := k.StringWithHint(nil); same != k.String() {
+			t.Fatalf("%s: an empty hint changed the string", k.Capability())
+		}
+		max, err := k.StringWithHint(make([]byte, MaxHintBytes))
+		if err != nil || len(max) > maxKeyString {
+			t.Fatalf("%s: largest hint: %d characters (bound %d), %v", k.Capability(), len(max), maxKeyString, err)
+		}
+		if _, _, err := ParseKeyHint(max); err != nil {
+			t.Fatalf("%s: largest hint: %v", k.Capability(), err)
+		}
+		if _, err := k.StringWithHint(make([]byte, MaxHintBytes+1)); err == nil {
+			t.Fatalf("%s: a hint over the bound was encoded", k.Capability())
+		}
 	}
 }

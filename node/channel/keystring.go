@@ -31,9 +31,16 @@ const (
 	checksumLegacy = 8
 )
 
+// MaxHintBytes bounds the node hint a channel key string (rpf, rpr, rpw)
+// may carry after its key: opaque bytes here (package node/hint reads
+// them), covered by the same checksum. Strings without a hint are the
+// same as before hints existed.
+const MaxHintBytes = 160
+
 // maxKeyString bounds the input before Base58 decoding (quadratic in the
-// length): the longest valid string is ~100 characters.
-const maxKeyString = 160
+// length): the longest valid string, a read-only key with the largest
+// hint, is ~315 characters.
+const maxKeyString = 320
 
 // Errors from key string parsing; each is wrapped with what exactly is wrong.
 var (
@@ -47,18 +54,19 @@ var (
 // keyFormat describes one prefix.
 type keyFormat struct {
 	prefix   string
-	payload  int // bytes before the checksum
+	payload  int // bytes before the checksum (and before a hint)
 	checksum int
 	what     string
+	hint     bool // may carry up to MaxHintBytes of node hint
 }
 
 var keyFormats = []keyFormat{
-	{PrefixFull, SecretSize, checksumV2, "v2 full key"},
-	{PrefixRead, 2 * SecretSize, checksumV2, "v2 read-only key"},
-	{PrefixWrite, 2 * SecretSize, checksumV2, "v2 write-only key"},
-	{PrefixIdentity, ed25519.PublicKeySize, checksumV2, "v2 identity"},
-	{PrefixLegacyPrivate, 32, checksumLegacy, "legacy pr (secp256k1 private key)"},
-	{PrefixLegacyPublic, 33, checksumLegacy, "legacy pu (secp256k1 public key)"},
+	{PrefixFull, SecretSize, checksumV2, "v2 full key", true},
+	{PrefixRead, 2 * SecretSize, checksumV2, "v2 read-only key", true},
+	{PrefixWrite, 2 * SecretSize, checksumV2, "v2 write-only key", true},
+	{PrefixIdentity, ed25519.PublicKeySize, checksumV2, "v2 identity", false},
+	{PrefixLegacyPrivate, 32, checksumLegacy, "legacy pr (secp256k1 private key)", false},
+	{PrefixLegacyPublic, 33, checksumLegacy, "legacy pu (secp256k1 public key)", false},
 }
 
 // encodeKeyString returns prefix + Base58(payload || checksum).
@@ -82,6 +90,29 @@ func checksum(prefix string, payload []byte) [sha256.Size]byte {
 // Positions in errors count characters from 1, prefix included, the way a
 // person counts on the screen.
 func decodeKeyString(s string) (keyFormat, []byte, error) {
+	f, payload, hint, err := decodeHinted(s)
+	if err == nil && hint != nil {
+		return f, nil, fmt.Errorf("%w: %s with %d bytes more than a key", ErrKeyLength, f.what, len(hint))
+	}
+	return f, payload, err
+}
+
+// decodeHinted is decodeKeyString that also takes, for channel keys, the
+// hint bytes between the key and the checksum (nil when there are none).
+func decodeHinted(s string) (keyFormat, []byte, []byte, error) {
+	f, payload, err := decodeRaw(s)
+	if err != nil {
+		return f, nil, nil, err
+	}
+	if len(payload) == f.payload {
+		return f, payload, nil, nil
+	}
+	return f, payload[:f.payload], payload[f.payload:], nil
+}
+
+// decodeRaw checks s strictly and returns its format and everything
+// before the checksum.
+func decodeRaw(s string) (keyFormat, []byte, error) {
 	if len(s) > maxKeyString {
 		return keyFormat{}, nil, fmt.Errorf("%w: %d characters, longer than any key string", ErrKeyLength, utf8.RuneCountInString(s))
 	}
@@ -113,10 +144,17 @@ func decodeKeyString(s string) (keyFormat, []byte, error) {
 	if err != nil { // unreachable after the alphabet check; kept for safety
 		return f, nil, fmt.Errorf("%w: %v", ErrInvalidCharacter, err)
 	}
-	if want := f.payload + f.checksum; len(raw) != want {
-		return f, nil, fmt.Errorf("%w: %s decodes to %d bytes, want %d", ErrKeyLength, f.what, len(raw), want)
+	least, most := f.payload+f.checksum, f.payload+f.checksum
+	if f.hint {
+		most += MaxHintBytes
 	}
-	payload, sum := raw[:f.payload], raw[f.payload:]
+	if len(raw) < least || len(raw) > most {
+		if most > least {
+			return f, nil, fmt.Errorf("%w: %s decodes to %d bytes, want %d to %d", ErrKeyLength, f.what, len(raw), least, most)
+		}
+		return f, nil, fmt.Errorf("%w: %s decodes to %d bytes, want %d", ErrKeyLength, f.what, len(raw), least)
+	}
+	payload, sum := raw[:len(raw)-f.checksum], raw[len(raw)-f.checksum:]
 	want := checksum(f.prefix, payload)
 	if !bytes.Equal(sum, want[:f.checksum]) {
 		return f, nil, fmt.Errorf("%w: %s: the string is mistyped or damaged", ErrChecksum, f.what)
@@ -139,15 +177,57 @@ func (k *Key) String() string {
 	return "invalid key"
 }
 
+// StringWithHint returns the key's v2 key string carrying hint, a node
+// hint (package node/hint) of at most MaxHintBytes, between the key and
+// the checksum. An empty hint gives String.
+func (k *Key) StringWithHint(hint []byte) (string, error) {
+	if len(hint) == 0 {
+		return k.String(), nil
+	}
+	if len(hint) > MaxHintBytes {
+		return "", fmt.Errorf("channel: key string: hint of %d bytes, at most %d", len(hint), MaxHintBytes)
+	}
+	var prefix string
+	var payload []byte
+	switch k.capability {
+	case CapabilityFull:
+		prefix, payload = PrefixFull, append([]byte(nil), k.root[:]...)
+	case CapabilityRead:
+		prefix, payload = PrefixRead, append(append([]byte(nil), k.readKey[:]...), k.id[:]...)
+	case CapabilityWrite:
+		prefix, payload = PrefixWrite, append(k.write.Seed(), k.sealPub.Bytes()...)
+	default:
+		return "", fmt.Errorf("%w: invalid key", ErrBadKey)
+	}
+	return encodeKeyString(prefix, append(payload, hint...), checksumV2), nil
+}
+
 // ParseKey parses a v2 key string of any capability, or a legacy "pr"
 // string, which becomes the full capability of the v2 channel whose root
 // secret is the 32-byte private key. A legacy "pu" string is a public key
-// only and grants nothing: inspect it with ParseLegacy.
+// only and grants nothing: inspect it with ParseLegacy. A node hint the
+// string carries is ignored (ParseKeyHint returns it).
 func ParseKey(s string) (*Key, error) {
-	f, payload, err := decodeKeyString(s)
+	k, _, err := ParseKeyHint(s)
+	return k, err
+}
+
+// ParseKeyHint is ParseKey that also returns the node hint the string
+// carries after the key (nil when it has none), unread: it is checked by
+// the checksum only, and package node/hint decodes it.
+func ParseKeyHint(s string) (*Key, []byte, error) {
+	f, payload, hint, err := decodeHinted(s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	k, err := parseKeyPayload(f, payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, hint, nil
+}
+
+func parseKeyPayload(f keyFormat, payload []byte) (*Key, error) {
 	switch f.prefix {
 	case PrefixFull:
 		return KeyFromSecret(payload)

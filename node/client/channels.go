@@ -57,7 +57,8 @@ func (c *Client) loadChannels() error {
 }
 
 // CreateChannel makes a new channel with full access under name and
-// returns its full key string (what members join with).
+// returns its full key string (what members join with), with the hint of
+// this client's home node when it has one.
 func (c *Client) CreateChannel(name string) (string, error) {
 	k, err := channel.NewKey(rand.Reader)
 	if err != nil {
@@ -66,20 +67,29 @@ func (c *Client) CreateChannel(name string) (string, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return "", fmt.Errorf("client.CreateChannel: %w", err)
 	}
-	c.channelChanged("channel-add", name, k.String())
-	return k.String(), nil
+	c.channelChanged(channelItem(name, k))
+	c.refreshSoon()
+	s, err := k.StringWithHint(c.shareHint())
+	if err != nil {
+		return k.String(), nil
+	}
+	return s, nil
 }
 
 // JoinChannel adds the channel of keyString (any capability) under name.
+// The node hint the string may carry (where the sharer's home node is) is
+// introduced to this client's own home nodes.
 func (c *Client) JoinChannel(name, keyString string) (Channel, error) {
-	k, err := channel.ParseKey(keyString)
+	k, h, err := channel.ParseKeyHint(keyString)
 	if err != nil {
 		return Channel{}, fmt.Errorf("client.JoinChannel: %w", err)
 	}
 	if err := c.addChannel(name, k); err != nil {
 		return Channel{}, fmt.Errorf("client.JoinChannel: %w", err)
 	}
-	c.channelChanged("channel-add", name, k.String())
+	c.channelChanged(channelItem(name, k))
+	c.learnHint(h, "key", k.ID())
+	c.refreshSoon()
 	return c.channelInfo(name)
 }
 
@@ -200,41 +210,63 @@ func (c *Client) byName(name string) (*chanState, error) {
 }
 
 // ShareChannel returns the key string of capability ("full", "read" or
-// "write"; "" means the client's own) for the named channel.
+// "write"; "" means the client's own) for the named channel, with a hint
+// of where this client's home node is when it has one (ShareChannelKey).
 func (c *Client) ShareChannel(name, capability string) (string, error) {
+	return c.ShareChannelKey(name, capability, true)
+}
+
+// ShareChannelKey is ShareChannel choosing whether the string carries the
+// node hint (a client that predates hints reads only strings without).
+func (c *Client) ShareChannelKey(name, capability string, withHint bool) (string, error) {
 	cs, err := c.byName(name)
 	if err != nil {
 		return "", fmt.Errorf("client.ShareChannel: %w", err)
 	}
-	if capability == "" {
-		return cs.key.String(), nil
+	k := cs.key
+	if capability != "" {
+		capa, err := channel.ParseCapability(capability)
+		if err != nil {
+			return "", fmt.Errorf("client.ShareChannel: %w", err)
+		}
+		if k, err = cs.key.Share(capa); err != nil {
+			return "", fmt.Errorf("client.ShareChannel %q: %w", name, err)
+		}
 	}
-	capa, err := channel.ParseCapability(capability)
-	if err != nil {
-		return "", fmt.Errorf("client.ShareChannel: %w", err)
+	if !withHint {
+		return k.String(), nil
 	}
-	k, err := cs.key.Share(capa)
+	s, err := k.StringWithHint(c.shareHint())
 	if err != nil {
 		return "", fmt.Errorf("client.ShareChannel %q: %w", name, err)
 	}
-	return k.String(), nil
+	return s, nil
 }
 
-// LeaveChannel forgets the channel's key and stops syncing it. Its
-// history stays in the home: joining the channel again shows it.
+// LeaveChannel forgets the channel's key and stops syncing it, here and
+// on the identity's other devices. Its history stays in the home:
+// joining the channel again shows it.
 func (c *Client) LeaveChannel(name string) error {
+	if err := c.leave(name, goneLeft); err != nil {
+		return fmt.Errorf("client.LeaveChannel: %w", err)
+	}
+	return nil
+}
+
+// leave forgets the named channel and tells the other devices it is gone
+// (left or blocked).
+func (c *Client) leave(name, gone string) error {
 	cs, err := c.byName(name)
 	if err != nil {
-		return fmt.Errorf("client.LeaveChannel: %w", err)
+		return err
 	}
-	if err := c.db.Meta(bucketChannels).Delete([]byte(name)); err != nil {
-		return fmt.Errorf("client.LeaveChannel: %w", err)
+	if internalChannel(name) {
+		return fmt.Errorf("%w: %s is this identity's own", ErrBadName, name)
 	}
-	c.mu.Lock()
-	delete(c.chans, cs.key.ID())
-	c.mu.Unlock()
-	c.svc.Unwant(cs.key.ID())
-	c.channelChanged("channel-del", name, "")
+	if err := c.forgetChannel(cs); err != nil {
+		return err
+	}
+	c.channelChanged(stateItem{Kind: itemChannel, ID: cs.key.ID().String(), Name: name, Gone: gone})
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
@@ -69,6 +70,10 @@ type Config struct {
 	// Owner names the process in the lock file, for the error another
 	// process gets; default the command line.
 	Owner string
+	// FlushTimeout bounds how long Close waits for what this process
+	// queued in the outbox to reach a super node (DefaultFlushTimeout);
+	// negative: Close does not wait (the outbox keeps it for next time).
+	FlushTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default discards below warnings on stderr.
@@ -83,6 +88,8 @@ type Client struct {
 	db   *store.DB
 	h    host.Host
 	svc  *sync.Service
+	out  *outbox
+	dev  *devState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -93,10 +100,19 @@ type Client struct {
 	chans    map[channel.ID]*chanState
 	lastTs   int64
 	rtt      map[string]time.Duration
+	lastDial gosync.Map           // peer.ID -> *UnreachableError: why the last dial failed
+	regConns map[peer.ID][]string // per node, the connections its last registration attempt saw
+	regMu    gosync.Mutex         // one registration round at a time
 	listen   map[*listener]struct{}
 	dialing  bool
 	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold
 	unsubscr func()
+	hints    hintState // node hints and introductions (hints.go)
+
+	// Close stops processing (procQuit; procDone once the batch under
+	// way is done and its receipts are queued) before it flushes.
+	procQuit, procDone chan struct{}
+	procOnce           gosync.Once
 }
 
 type chanState struct {
@@ -118,6 +134,9 @@ func Open(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxNodes <= 0 {
 		cfg.MaxNodes = DefaultMaxNodes
+	}
+	if cfg.FlushTimeout == 0 {
+		cfg.FlushTimeout = DefaultFlushTimeout
 	}
 	if len(cfg.Listen) == 0 {
 		cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
@@ -142,7 +161,8 @@ func Open(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client.Open: %w", err)
 	}
 	c := &Client{cfg: cfg, db: db, log: cfg.Logger.With("component", "client"),
-		chans: map[channel.ID]*chanState{}, rtt: map[string]time.Duration{}, listen: map[*listener]struct{}{}}
+		chans: map[channel.ID]*chanState{}, rtt: map[string]time.Duration{}, listen: map[*listener]struct{}{}, out: newOutbox(), dev: newDevState(),
+		regConns: map[peer.ID][]string{}}
 	if err := c.start(); err != nil {
 		db.Close()
 		return nil, err
@@ -186,11 +206,14 @@ func (c *Client) start() error {
 	sub, unsub := c.svc.Subscribe(4096)
 	c.unsubscr = unsub
 	c.catchUp()
-	c.wg.Add(1)
+	c.procQuit, c.procDone = make(chan struct{}), make(chan struct{})
+	c.wg.Add(2)
 	go func() {
 		defer c.wg.Done()
+		defer close(c.procDone)
 		c.processLoop(sub)
 	}()
+	go c.runOutbox()
 	return nil
 }
 
@@ -228,9 +251,18 @@ func (c *Client) ID() string { return c.self.Public().String() }
 // PeerID returns the client host's libp2p peer ID.
 func (c *Client) PeerID() string { return c.h.ID().String() }
 
-// Close stops the client: background work ends, the sync service, the
-// host and the store close, and the home is free for another process.
+// Close stops the client: it waits (at most Config.FlushTimeout) for
+// what this process queued in the outbox to reach a super node, then
+// background work ends, the sync service, the host and the store close,
+// and the home is free for another process.
 func (c *Client) Close() error {
+	if !c.isClosed() {
+		// What arrives from now on is stored and processed next time
+		// (catch-up); what was processed has its receipts queued.
+		c.procOnce.Do(func() { close(c.procQuit) })
+		<-c.procDone
+		c.flushBeforeClose()
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -30,10 +31,10 @@ func (c *Client) Connect(ctx context.Context) error {
 	for _, p := range nodes {
 		go func() { errs <- c.dial(ctx, p) }()
 	}
-	var failed []string
+	var failed []error
 	for range nodes {
 		if err := <-errs; err != nil {
-			failed = append(failed, err.Error())
+			failed = append(failed, err)
 		}
 	}
 	for {
@@ -42,8 +43,11 @@ func (c *Client) Connect(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			sort.Strings(failed)
-			return fmt.Errorf("client.Connect: no node of %d reachable: %v: %w", len(nodes), failed, ctx.Err())
+			sort.Slice(failed, func(i, j int) bool { return failed[i].Error() < failed[j].Error() })
+			if len(failed) == 0 {
+				return fmt.Errorf("client.Connect: no sync session with any of %d node(s): %w", len(nodes), ctx.Err())
+			}
+			return fmt.Errorf("client.Connect: %w: %w", errors.Join(failed...), ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	mrand "math/rand/v2"
+	"sort"
 	"strings"
 	"time"
 
@@ -97,4 +98,20 @@ func (c *Client) RunCoverTraffic(ctx context.Context, cfg CoverConfig) error {
 			c.log.Debug("dust not sent", "err", err)
 		}
 	}
+}
+
+// controlChannelIDs are this client's channels that carry no person's
+// words: the master channel and the dust channels. The serve list names
+// them for the home node (docs/DEVICES.md), which counts them apart.
+func (c *Client) controlChannelIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for id, cs := range c.chans {
+		if cs.name == MasterChannel || strings.HasPrefix(cs.name, DustPrefix) {
+			out = append(out, id.String())
+		}
+	}
+	sort.Strings(out)
+	return out
 }

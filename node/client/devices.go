@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
@@ -33,14 +35,16 @@ const (
 	// DefaultLinkLifetime is how long a device link string is valid.
 	DefaultLinkLifetime = 10 * time.Minute
 
-	linkPrefix      = "rpdev"
-	linkVersion     = 1
-	linkPayload     = 1 + 32 + 32 + 8 // version, seed, master secret, expiry
-	linkChecksum    = 4
-	controlDevice   = byte('D')
-	controlServe    = byte('S')
-	bucketDevices   = "devices" // peer ID -> deviceRecord
-	maxControlBytes = 16 * 1024
+	linkPrefix    = "rpdev"
+	linkVersion   = 1
+	linkPayload   = 1 + 32 + 32 + 8 // version, seed, master secret, expiry
+	linkChecksum  = 4
+	controlDevice = byte('D')
+	controlServe  = byte('S')
+	bucketDevices = "devices" // peer ID -> deviceRecord
+	// maxControlBytes bounds a master-channel control body: a state
+	// message fills at most one envelope.
+	maxControlBytes = channel.MaxBody
 )
 
 // Sentinel errors of the device layer.
@@ -70,19 +74,26 @@ type deviceRecord struct {
 
 // deviceControl is a control message in the master channel.
 type deviceControl struct {
-	Op   string `json:"op"`             // device-join, device-leave, channel-add, channel-del
-	From string `json:"from"`           // posting device's peer ID
-	Peer string `json:"peer,omitempty"` // device ops
-	Name string `json:"name,omitempty"` // device or channel name
-	Key  string `json:"key,omitempty"`  // channel-add: the key string
+	Op    string      `json:"op"`              // device-join, device-leave, state; channel-add, channel-del (before state)
+	From  string      `json:"from"`            // posting device's peer ID
+	Peer  string      `json:"peer,omitempty"`  // device ops
+	Name  string      `json:"name,omitempty"`  // device or channel name
+	Key   string      `json:"key,omitempty"`   // channel-add: the key string
+	Items []stateItem `json:"items,omitempty"` // state: changed items (devicestate.go)
+	Snap  *snapPart   `json:"snap,omitempty"`  // state: part of a snapshot
 }
+
+const opState = "state"
 
 // serveList is what the node channel carries: every channel ID the
 // identity's node should serve. Whole lists, so the newest one is the
 // truth and a lost message loses nothing.
 type serveList struct {
 	Channels []string `json:"channels"`
-	At       int64    `json:"at"`
+	// Control names the channels of Channels that carry no person's
+	// words (the master channel, dust), so the node counts them apart.
+	Control []string `json:"control,omitempty"`
+	At      int64    `json:"at"`
 }
 
 func derivedKey(seed []byte, label string) *channel.Key {
@@ -92,13 +103,15 @@ func derivedKey(seed []byte, label string) *channel.Key {
 }
 
 // EncodeLink makes a device link string: identity seed, master secret
-// and expiry, versioned and checksummed. It is a secret.
-func encodeLink(seed, master []byte, expires time.Time) string {
-	p := make([]byte, 0, linkPayload+linkChecksum)
+// and expiry, versioned and checksummed, and a node hint (the identity's
+// home nodes; may be empty). It is a secret.
+func encodeLink(seed, master []byte, expires time.Time, hint []byte) string {
+	p := make([]byte, 0, linkPayload+len(hint)+linkChecksum)
 	p = append(p, linkVersion)
 	p = append(p, seed...)
 	p = append(p, master...)
 	p = binary.BigEndian.AppendUint64(p, uint64(expires.Unix()))
+	p = append(p, hint...)
 	return linkPrefix + base58.Encode(append(p, linkSum(p)...))
 }
 
@@ -111,34 +124,48 @@ func linkSum(p []byte) []byte {
 // decodeLink parses a link string and checks its checksum, version and
 // expiry.
 func decodeLink(s string, now time.Time) (seed, master []byte, err error) {
+	seed, master, _, err = decodeLinkHint(s, now)
+	return seed, master, err
+}
+
+// decodeLinkHint is decodeLink that also returns the link's node hint
+// (nil when none; at most channel.MaxHintBytes, unread).
+func decodeLinkHint(s string, now time.Time) (seed, master, hint []byte, err error) {
 	s = strings.TrimSpace(s)
-	if !strings.HasPrefix(s, linkPrefix) || len(s) > 200 {
-		return nil, nil, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
+	if !strings.HasPrefix(s, linkPrefix) || len(s) > 400 {
+		return nil, nil, nil, fmt.Errorf("%w: not a %s… string", ErrBadLink, linkPrefix)
 	}
 	b, err := base58.Decode(s[len(linkPrefix):])
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
+		return nil, nil, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
 	}
-	if len(b) != linkPayload+linkChecksum {
-		return nil, nil, fmt.Errorf("%w: %d bytes, want %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum)
+	if len(b) < linkPayload+linkChecksum || len(b) > linkPayload+channel.MaxHintBytes+linkChecksum {
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes, want %d to %d (truncated?)", ErrBadLink, len(b), linkPayload+linkChecksum, linkPayload+channel.MaxHintBytes+linkChecksum)
 	}
-	p := b[:linkPayload]
-	if string(linkSum(p)) != string(b[linkPayload:]) {
-		return nil, nil, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
+	signed := b[:len(b)-linkChecksum]
+	if string(linkSum(signed)) != string(b[len(b)-linkChecksum:]) {
+		return nil, nil, nil, fmt.Errorf("%w: checksum mismatch (mistyped or tampered)", ErrBadLink)
+	}
+	p := signed[:linkPayload]
+	if len(signed) > linkPayload {
+		hint = signed[linkPayload:]
 	}
 	if p[0] != linkVersion {
-		return nil, nil, fmt.Errorf("%w: version %d, this client reads %d", ErrBadLink, p[0], linkVersion)
+		return nil, nil, nil, fmt.Errorf("%w: version %d, this client reads %d", ErrBadLink, p[0], linkVersion)
 	}
 	exp := time.Unix(int64(binary.BigEndian.Uint64(p[65:])), 0)
 	if now.After(exp) {
-		return nil, nil, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
+		return nil, nil, nil, fmt.Errorf("%w at %s", ErrLinkExpired, exp.UTC().Format(time.RFC3339))
 	}
-	return p[1:33], p[33:65], nil
+	return p[1:33], p[33:65], hint, nil
 }
 
 // LinkDevice returns a link string for a new device of this identity,
 // valid for ttl (default DefaultLinkLifetime). It makes the master and
-// node channels first if this is the identity's first device.
+// node channels first if this is the identity's first device, and posts
+// a snapshot of the identity's state (channels, nodes, tickets) in the
+// master channel, which the new device reads from the nodes the link's
+// hint names.
 func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultLinkLifetime
@@ -147,20 +174,40 @@ func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, err
 	if err != nil {
 		return "", fmt.Errorf("client.LinkDevice: %w", err)
 	}
-	return encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl)), nil
+	h := c.homeHint(hint.MaxNodes, shareEntries, anyNode)
+	link := encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl), h)
+	if err := c.postSnapshot(linkTag(link)); err != nil {
+		return "", fmt.Errorf("client.LinkDevice: %w", err)
+	}
+	return link, nil
+}
+
+// linkTag names the snapshot posted for a link string, so the device
+// that joins with it knows which snapshot to wait for. A hash: the link
+// is a secret (though only the identity's devices read the master
+// channel).
+func linkTag(link string) string {
+	h := sha256.Sum256([]byte("redpanda/v2/link-tag\x00" + strings.TrimSpace(link)))
+	return hex.EncodeToString(h[:8])
 }
 
 // ensureMaster adds the master and node channels when missing and
-// announces this device in the master channel.
-func (c *Client) ensureMaster(ctx context.Context) (*chanState, error) {
+// announces this device in the master channel. The device that makes
+// them (or links others, or pairs a node) speaks for the identity's state.
+func (c *Client) ensureMaster(context.Context) (*chanState, error) {
 	if cs, err := c.byName(MasterChannel); err == nil {
+		c.stateKnown()
 		return cs, nil
 	}
 	k := derivedKey(c.self.Seed(), "master-channel")
-	return c.setupMaster(ctx, k, "first device")
+	cs, err := c.setupMaster(k, "first device")
+	if err == nil {
+		c.stateKnown()
+	}
+	return cs, err
 }
 
-func (c *Client) setupMaster(ctx context.Context, k *channel.Key, name string) (*chanState, error) {
+func (c *Client) setupMaster(k *channel.Key, name string) (*chanState, error) {
 	if err := c.addChannel(MasterChannel, k); err != nil && !errors.Is(err, ErrChannelExists) {
 		return nil, err
 	}
@@ -172,21 +219,22 @@ func (c *Client) setupMaster(ctx context.Context, k *channel.Key, name string) (
 		return nil, err
 	}
 	c.recordDevice(c.h.ID().String(), name)
-	c.postDevice(ctx, deviceControl{Op: "device-join", Peer: c.h.ID().String(), Name: name})
-	c.postServeList(ctx)
+	c.postDevice(deviceControl{Op: "device-join", Peer: c.h.ID().String(), Name: name})
+	c.postServeList()
 	return cs, nil
 }
 
 // JoinDevice makes a new device of the identity in link, in the empty
-// home cfg.Home, opens it and announces it in the master channel. The
-// other devices' channels arrive through the master channel once the
-// device is connected.
+// home cfg.Home, opens it, adds the nodes the link's hint names and
+// announces the device in the master channel. The identity's channels,
+// nodes and tickets arrive through the master channel once the device is
+// connected (Connect, then WaitDeviceState).
 func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, error) {
 	now := time.Now
 	if cfg.Now != nil {
 		now = cfg.Now
 	}
-	seed, master, err := decodeLink(link, now())
+	seed, master, h, err := decodeLinkHint(link, now())
 	if err != nil {
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
@@ -205,7 +253,18 @@ func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, er
 	if name == "" {
 		name = "device"
 	}
-	if _, err := c.setupMaster(ctx, mk, name); err != nil {
+	if err := c.joinedWith(link); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("client.JoinDevice: %w", err)
+	}
+	// The identity's home nodes, from the link: this device registers
+	// there too.
+	if nodes, err := hint.Decode(h); err == nil {
+		c.addHintedNodes(nodes, "link")
+	} else if len(h) > 0 {
+		c.log.Warn("device link: node hint ignored", "err", err)
+	}
+	if _, err := c.setupMaster(mk, name); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("client.JoinDevice: %w", err)
 	}
@@ -260,7 +319,7 @@ func (c *Client) UnlinkDevice(ctx context.Context) error {
 	if _, err := c.byName(MasterChannel); err != nil {
 		return fmt.Errorf("client.UnlinkDevice: %w", ErrNoMaster)
 	}
-	c.postDevice(ctx, deviceControl{Op: "device-leave", Peer: c.h.ID().String()})
+	c.postDevice(deviceControl{Op: "device-leave", Peer: c.h.ID().String()})
 	_ = c.db.Meta(bucketDevices).Delete([]byte(c.h.ID().String()))
 	return nil
 }
@@ -292,50 +351,24 @@ func (c *Client) recordDevice(p, name string) {
 	}
 }
 
-// channelChanged is called by CreateChannel, JoinChannel and LeaveChannel:
-// the other devices and the node hear of it.
-func (c *Client) channelChanged(op, name, key string) {
-	if _, err := c.byName(MasterChannel); err != nil {
-		return
-	}
-	c.background(func(ctx context.Context) {
-		c.postDevice(ctx, deviceControl{Op: op, Name: name, Key: key})
-		c.postServeList(ctx)
-	})
-}
-
-func (c *Client) background(fn func(ctx context.Context)) {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.wg.Add(1)
-	c.mu.Unlock()
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-		defer cancel()
-		fn(ctx)
-	}()
-}
-
-func (c *Client) postDevice(ctx context.Context, dc deviceControl) {
+// postDevice posts a device op in the master channel, through the
+// outbox.
+func (c *Client) postDevice(dc deviceControl) {
 	cs, err := c.byName(MasterChannel)
 	if err != nil {
 		return
 	}
 	dc.From = c.h.ID().String()
 	b, _ := json.Marshal(dc)
-	if _, err := c.post(ctx, cs, channel.KindControl, append([]byte{controlDevice}, b...)); err != nil && !errors.Is(err, ErrNotDelivered) {
-		c.log.Warn("master channel: not posted", "op", dc.Op, "err", err)
+	if _, err := c.postLater(cs, channel.KindControl, append([]byte{controlDevice}, b...)); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("master channel: not stored", "op", dc.Op, "err", err)
 	}
 }
 
 // postServeList posts, in the node channel, every channel ID of this
 // identity (the master channel's included, the node channel's not: the
 // node serves that one by itself).
-func (c *Client) postServeList(ctx context.Context) {
+func (c *Client) postServeList() {
 	cs, err := c.byName(NodeChannel)
 	if err != nil {
 		return
@@ -346,10 +379,11 @@ func (c *Client) postServeList(ctx context.Context) {
 			l.Channels = append(l.Channels, id.String())
 		}
 	}
+	l.Control = c.controlChannelIDs()
 	l.At = c.cfg.Now().UnixMilli()
 	b, _ := json.Marshal(l)
-	if _, err := c.post(ctx, cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrNotDelivered) {
-		c.log.Warn("node channel: not posted", "err", err)
+	if _, err := c.postLater(cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("node channel: not stored", "err", err)
 	}
 }
 
@@ -366,6 +400,18 @@ func decodeDeviceControl(b []byte) (deviceControl, error) {
 	case "device-join", "device-leave":
 		if dc.Peer == "" {
 			return dc, fmt.Errorf("client: device control %s without a peer", dc.Op)
+		}
+	case opState:
+		if len(dc.Items) > maxStateItems || (len(dc.Items) == 0 && dc.Snap == nil) {
+			return dc, fmt.Errorf("client: device state of %d items (1 to %d)", len(dc.Items), maxStateItems)
+		}
+		for _, it := range dc.Items {
+			if err := it.check(); err != nil {
+				return dc, fmt.Errorf("client: device state: %w", err)
+			}
+		}
+		if s := dc.Snap; s != nil && (s.ID == "" || len(s.ID) > 32 || len(s.Link) > 32 || s.Parts < 1 || s.Parts > maxSnapParts || s.Part < 0 || s.Part >= s.Parts) {
+			return dc, fmt.Errorf("client: device state: snapshot part %d of %d", s.Part, s.Parts)
 		}
 	case "channel-add":
 		if _, err := channel.ParseKey(dc.Key); err != nil {
@@ -409,19 +455,22 @@ func (c *Client) handleDeviceControl(cs *chanState, m *channel.Message) bool {
 		c.recordDevice(dc.Peer, dc.Name)
 	case "device-leave":
 		_ = c.db.Meta(bucketDevices).Delete([]byte(dc.Peer))
-	case "channel-add":
-		k, _ := channel.ParseKey(dc.Key)
-		if err := c.addChannel(dc.Name, k); err != nil && !errors.Is(err, ErrChannelExists) {
-			c.log.Warn("master channel: channel not added", "name", dc.Name, "err", err)
+	case opState:
+		c.applyState(dc, m)
+	case "channel-add", "channel-del":
+		// Before versioned state: the op as an item versioned by its
+		// envelope's timestamp.
+		it := stateItem{Kind: itemChannel, At: m.Timestamp.UnixMilli(), By: dc.From, Name: dc.Name}
+		if dc.Op == "channel-add" {
+			k, _ := channel.ParseKey(dc.Key)
+			it.ID, it.Key = k.ID().String(), k.String()
+		} else if dcs, err := c.byName(dc.Name); err == nil {
+			it.ID, it.Gone = dcs.key.ID().String(), goneLeft
+		} else {
+			return true
 		}
-	case "channel-del":
-		if dcs, err := c.byName(dc.Name); err == nil && dc.Name != MasterChannel && dc.Name != NodeChannel {
-			if err := c.db.Meta(bucketChannels).Delete([]byte(dc.Name)); err == nil {
-				c.mu.Lock()
-				delete(c.chans, dcs.key.ID())
-				c.mu.Unlock()
-				c.svc.Unwant(dcs.key.ID())
-			}
+		if err := it.check(); err == nil {
+			c.applyState(deviceControl{Op: opState, From: dc.From, Items: []stateItem{it}}, m)
 		}
 	}
 	return true

@@ -33,7 +33,7 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 	if err := n.FollowOwner(nodeKey); err != nil {
 		t.Fatal(err)
 	}
-	a.postServeList(ctx) // the node follows from now on: tell it again
+	a.postServeList() // the node follows from now on: tell it again
 	var devs []*Client
 	for _, name := range []string{"tablet", "desktop"} {
 		d, err := JoinDevice(ctx, Config{Home: home(t, name), Logger: quiet()}, link, name)
@@ -119,7 +119,7 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 func TestDeviceLinkRejected(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	seed, master := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{9}, 32)
-	good := encodeLink(seed, master, now.Add(time.Minute))
+	good := encodeLink(seed, master, now.Add(time.Minute), nil)
 	flip := []byte(good)
 	if flip[20] == 'a' {
 		flip[20] = 'b'

@@ -407,16 +407,9 @@ func (c *Client) forwardFriendFrame(from *chanState, f friendFrame) {
 	if tamper != nil {
 		f.payload = tamper(f.to, f.payload)
 	}
-	body := f.encode()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-		defer cancel()
-		if _, err := c.post(ctx, target, channel.KindControl, body); err != nil && c.ctx.Err() == nil {
-			c.log.Debug("friend path: forward not delivered now", "err", err)
-		}
-	}()
+	if _, err := c.postLater(target, channel.KindControl, f.encode()); err != nil && !errors.Is(err, ErrClosed) {
+		c.log.Warn("friend path: forward not stored", "err", err)
+	}
 }
 
 // channelWithAuthor finds a channel, other than except, whose history

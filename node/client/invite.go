@@ -29,8 +29,8 @@ import (
 
 // Invitation string prefixes; distinct from every node/channel prefix.
 const (
-	PrefixInvitation = "rpx" // version (1) || inviter X25519 public key (32)
-	PrefixAnswer     = "rpy" // version (1) || invitation tag (8) || invitee X25519 public key (32)
+	PrefixInvitation = "rpx" // version (1) || inviter X25519 public key (32) || node hint (optional)
+	PrefixAnswer     = "rpy" // version (1) || invitation tag (8) || invitee X25519 public key (32) || node hint (optional)
 )
 
 const (
@@ -39,7 +39,7 @@ const (
 	inviteChecksum = 4
 	x25519Size     = 32
 	bucketInvites  = "invites" // inviter public key -> pending invitation
-	maxInviteStr   = 120       // bound before Base58 decoding (quadratic)
+	maxInviteStr   = 320       // bound before Base58 decoding (quadratic); a hint makes it ~130
 	labelInvite    = "redpanda/v2/invite-root"
 	labelInviteTag = "redpanda/v2/invite-tag"
 	labelSafety    = "redpanda/v2/safety-code"
@@ -76,11 +76,17 @@ type Agreement struct {
 	// SafetyCode is the same on both sides unless someone substituted a
 	// key in transit: the two people compare it by voice or in person.
 	SafetyCode string
+	// Repeated is true when this invitation (or answer) was used here
+	// before: nothing new was made, this is the agreement of UsedAt.
+	Repeated bool      `json:"repeated,omitempty"`
+	UsedAt   time.Time `json:"used_at,omitzero"`
 }
 
 type inviteRecord struct {
-	Private []byte    `json:"private"` // X25519 private key
+	Private []byte    `json:"private"` // X25519 private key; nil once completed
 	Created time.Time `json:"created"`
+	// Done is what was agreed once the invitation was completed.
+	Done *usedInvite `json:"done,omitempty"`
 }
 
 // Invite makes an invitation string and keeps its private half in the
@@ -98,15 +104,19 @@ func (c *Client) Invite() (string, error) {
 	if err := c.db.Meta(bucketInvites).Put(pub, rec); err != nil {
 		return "", fmt.Errorf("client.Invite: %w", err)
 	}
-	return encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, pub...)), nil
+	return encodeInvite(PrefixInvitation, append(append([]byte{inviteVersion}, pub...), c.shareHint()...)), nil
 }
 
 // AcceptInvite answers an invitation: it joins the new channel under name
 // ("" names it after the channel ID) and returns the answer to send back.
 func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
-	inviterPub, err := ParseInvitation(invitation)
+	payload, inviterHint, err := decodeInvite(invitation, PrefixInvitation, 1+x25519Size)
 	if err != nil {
 		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
+	inviterPub := payload[1:]
+	if ag, ok := c.acceptedBefore(inviterPub); ok {
+		return ag, nil
 	}
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
@@ -120,28 +130,47 @@ func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
 	}
-	payload := append([]byte{inviteVersion}, inviteTag(inviterPub)...)
-	ag.Answer = encodeInvite(PrefixAnswer, append(payload, priv.PublicKey().Bytes()...))
+	answer := append([]byte{inviteVersion}, inviteTag(inviterPub)...)
+	answer = append(answer, priv.PublicKey().Bytes()...)
+	ag.Answer = encodeInvite(PrefixAnswer, append(answer, c.shareHint()...))
+	c.learnAgreedHint(inviterHint, "invitation", ag)
+	if err := c.pruneAccepted(); err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
+	if err := c.rememberAccepted(inviterPub, ag); err != nil {
+		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+	}
 	return ag, nil
+}
+
+// learnAgreedHint introduces the other side's home node with the channel
+// just agreed, and updates this client's nodes.
+func (c *Client) learnAgreedHint(h []byte, source string, ag *Agreement) {
+	if ch, err := channel.ParseID(ag.Channel.ID); err == nil {
+		c.learnHint(h, source, ch)
+	}
+	c.refreshSoon()
 }
 
 // CompleteInvite finishes an invitation this client made, with the answer
 // that came back: it joins the new channel under name and forgets the
 // pending invitation.
 func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
-	tag, inviteePub, err := ParseAnswer(answer)
+	payload, inviteeHint, err := decodeInvite(answer, PrefixAnswer, 1+inviteTagSize+x25519Size)
 	if err != nil {
 		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
 	}
+	tag, inviteePub := payload[1:1+inviteTagSize], payload[1+inviteTagSize:]
 	var pub, privBytes []byte
 	var created time.Time
+	var done *usedInvite
 	err = c.db.Meta(bucketInvites).ForEach(func(k, v []byte) error {
 		if bytes.Equal(inviteTag(k), tag) {
 			var r inviteRecord
 			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("invitation record: %w", err)
 			}
-			pub, privBytes, created = k, r.Private, r.Created
+			pub, privBytes, created, done = k, r.Private, r.Created, r.Done
 		}
 		return nil
 	})
@@ -156,7 +185,14 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 			ErrInvitationExpired, created.Format(time.RFC3339), InvitationLifetime)
 	}
 	if pub == nil {
-		return nil, fmt.Errorf("client.CompleteInvite: %w: no invitation made here matches this answer (made with another home, or already completed)", ErrUnknownInvitation)
+		return nil, fmt.Errorf("client.CompleteInvite: %w: no invitation made here matches this answer (made with another home?)", ErrUnknownInvitation)
+	}
+	if done != nil {
+		ag, err := c.completedBefore(done, strings.TrimSpace(answer))
+		if err != nil {
+			return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+		}
+		return ag, nil
 	}
 	priv, err := ecdh.X25519().NewPrivateKey(privBytes)
 	if err != nil {
@@ -170,9 +206,12 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
 	}
-	if err := c.db.Meta(bucketInvites).Delete(pub); err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: forget the invitation: %w", err)
+	// The private half goes; what was agreed stays, so that completing
+	// again says so instead of "unknown invitation".
+	if err := c.db.Meta(bucketInvites).Put(pub, c.completedRecord(created, strings.TrimSpace(answer), ag)); err != nil {
+		return nil, fmt.Errorf("client.CompleteInvite: forget the invitation's private half: %w", err)
 	}
+	c.learnAgreedHint(inviteeHint, "answer", ag)
 	return ag, nil
 }
 
@@ -198,7 +237,9 @@ func (c *Client) pruneInvites() (int, error) {
 			stale = append(stale, k)
 			return nil
 		}
-		n++
+		if r.Done == nil {
+			n++
+		}
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -227,6 +268,7 @@ func (c *Client) agree(name string, root []byte) (*Agreement, error) {
 	if err := c.addChannel(name, k); err != nil {
 		return nil, err
 	}
+	c.channelChanged(channelItem(name, k))
 	ch, err := c.channelInfo(name)
 	if err != nil {
 		return nil, err
@@ -285,7 +327,7 @@ func inviteSum(prefix string, payload []byte) [sha256.Size]byte {
 // ParseInvitation checks an invitation string and returns the inviter's
 // X25519 public key.
 func ParseInvitation(s string) ([]byte, error) {
-	p, err := decodeInvite(s, PrefixInvitation, 1+x25519Size)
+	p, _, err := decodeInvite(s, PrefixInvitation, 1+x25519Size)
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +337,7 @@ func ParseInvitation(s string) ([]byte, error) {
 // ParseAnswer checks an answer string and returns the tag of the
 // invitation it answers and the invitee's X25519 public key.
 func ParseAnswer(s string) (tag, pub []byte, err error) {
-	p, err := decodeInvite(s, PrefixAnswer, 1+inviteTagSize+x25519Size)
+	p, _, err := decodeInvite(s, PrefixAnswer, 1+inviteTagSize+x25519Size)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -303,46 +345,52 @@ func ParseAnswer(s string) (tag, pub []byte, err error) {
 }
 
 // decodeInvite checks s strictly: prefix, alphabet, length, checksum,
-// version, and that the key is a usable X25519 point.
-func decodeInvite(s, prefix string, size int) ([]byte, error) {
+// version, and that the key is a usable X25519 point. It returns the
+// payload (size bytes) and the node hint after it (nil when none; at most
+// channel.MaxHintBytes, unread).
+func decodeInvite(s, prefix string, size int) (payload, hint []byte, err error) {
 	s = strings.TrimSpace(s)
 	if len(s) > maxInviteStr {
-		return nil, fmt.Errorf("%w: %d characters, longer than any invitation", ErrBadInvitation, utf8.RuneCountInString(s))
+		return nil, nil, fmt.Errorf("%w: %d characters, longer than any invitation", ErrBadInvitation, utf8.RuneCountInString(s))
 	}
 	other := map[string]string{PrefixInvitation: PrefixAnswer, PrefixAnswer: PrefixInvitation}[prefix]
 	switch {
 	case strings.HasPrefix(s, other) && prefix == PrefixInvitation:
-		return nil, fmt.Errorf("%w: this is an answer (%s…); give it to `redpanda complete` on the inviting side", ErrWrongInvitationKind, other)
+		return nil, nil, fmt.Errorf("%w: this is an answer (%s…); give it to `redpanda complete` on the inviting side", ErrWrongInvitationKind, other)
 	case strings.HasPrefix(s, other):
-		return nil, fmt.Errorf("%w: this is an invitation (%s…); give it to `redpanda accept` on the invited side", ErrWrongInvitationKind, other)
+		return nil, nil, fmt.Errorf("%w: this is an invitation (%s…); give it to `redpanda accept` on the invited side", ErrWrongInvitationKind, other)
 	case !strings.HasPrefix(s, prefix):
-		return nil, fmt.Errorf("%w: it must start with %q", ErrBadInvitation, prefix)
+		return nil, nil, fmt.Errorf("%w: it must start with %q", ErrBadInvitation, prefix)
 	}
 	body := s[len(prefix):]
 	for i, r := range body {
 		if r >= utf8.RuneSelf || !strings.ContainsRune(base58Alphabet, r) {
-			return nil, fmt.Errorf("%w: character %q at position %d is not in the Base58 alphabet", ErrBadInvitation, r, len(prefix)+i+1)
+			return nil, nil, fmt.Errorf("%w: character %q at position %d is not in the Base58 alphabet", ErrBadInvitation, r, len(prefix)+i+1)
 		}
 	}
 	raw, err := base58.Decode(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInvitation, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadInvitation, err)
 	}
-	if len(raw) != size+inviteChecksum {
-		return nil, fmt.Errorf("%w: %d bytes, want %d: the string is truncated or has extra characters", ErrBadInvitation, len(raw), size+inviteChecksum)
+	if len(raw) < size+inviteChecksum || len(raw) > size+channel.MaxHintBytes+inviteChecksum {
+		return nil, nil, fmt.Errorf("%w: %d bytes, want %d to %d: the string is truncated or has extra characters", ErrBadInvitation, len(raw), size+inviteChecksum, size+channel.MaxHintBytes+inviteChecksum)
 	}
-	payload, sum := raw[:size], raw[size:]
-	want := inviteSum(prefix, payload)
+	signed, sum := raw[:len(raw)-inviteChecksum], raw[len(raw)-inviteChecksum:]
+	payload = signed[:size]
+	if len(signed) > size {
+		hint = signed[size:]
+	}
+	want := inviteSum(prefix, signed)
 	if !bytes.Equal(sum, want[:inviteChecksum]) {
-		return nil, fmt.Errorf("%w: checksum mismatch: the string was mistyped or changed on the way", ErrBadInvitation)
+		return nil, nil, fmt.Errorf("%w: checksum mismatch: the string was mistyped or changed on the way", ErrBadInvitation)
 	}
 	if payload[0] != inviteVersion {
-		return nil, fmt.Errorf("%w: version %d, this client speaks %d (update it)", ErrBadInvitation, payload[0], inviteVersion)
+		return nil, nil, fmt.Errorf("%w: version %d, this client speaks %d (update it)", ErrBadInvitation, payload[0], inviteVersion)
 	}
 	if _, err := ecdh.X25519().NewPublicKey(payload[size-x25519Size:]); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInvitation, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadInvitation, err)
 	}
-	return payload, nil
+	return payload, hint, nil
 }
 
 const base58Alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
 )
 
 func TestInviteRoundTrip(t *testing.T) {
@@ -42,9 +44,38 @@ func TestInviteRoundTrip(t *testing.T) {
 	if n, _ := alice.PendingInvites(); n != 0 {
 		t.Fatalf("%d invitations still pending after completion", n)
 	}
-	// An answer is used once: the pending invitation is gone.
-	if _, err := alice.CompleteInvite("again", ab.Answer); !errors.Is(err, ErrUnknownInvitation) {
-		t.Fatalf("second completion: %v, want ErrUnknownInvitation", err)
+	// An invitation makes one channel. Completing or accepting it again
+	// gives the same agreement back, marked Repeated, and makes nothing.
+	again, err := alice.CompleteInvite("again", ab.Answer)
+	if err != nil || !again.Repeated || again.Channel.ID != aa.Channel.ID || again.SafetyCode != aa.SafetyCode || again.Channel.Name != "bob" {
+		t.Fatalf("second completion: %+v, %v; want the first agreement, repeated", again, err)
+	}
+	bagain, err := bob.AcceptInvite("alice2", inv)
+	if err != nil || !bagain.Repeated || bagain.Answer != ab.Answer || bagain.Channel.ID != ab.Channel.ID || bagain.SafetyCode != ab.SafetyCode {
+		t.Fatalf("second accept: %+v, %v; want the first agreement and answer, repeated", bagain, err)
+	}
+	for _, c := range []*Client{alice, bob} {
+		if chs, _ := c.Channels(); len(chs) != 1 {
+			t.Fatalf("%d channels after repeating, want 1", len(chs))
+		}
+	}
+	// Someone else's answer to the same invitation is refused: it was
+	// completed already.
+	carol := openClient(t, home(t, "carol"))
+	ac, err := carol.AcceptInvite("alice", inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.CompleteInvite("carol", ac.Answer); !errors.Is(err, ErrInvitationCompleted) || !strings.Contains(err.Error(), "another answer") {
+		t.Fatalf("another answer after completion: %v, want ErrInvitationCompleted", err)
+	}
+	// Once the channel is left, a repeated accept makes a new agreement.
+	if err := bob.LeaveChannel("alice"); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := bob.AcceptInvite("alice", inv)
+	if err != nil || fresh.Repeated || fresh.Answer == ab.Answer {
+		t.Fatalf("accept after leaving: %+v, %v; want a new agreement", fresh, err)
 	}
 }
 
@@ -115,7 +146,7 @@ func TestInviteRejectsBadStrings(t *testing.T) {
 		{"truncated answer", complete, ab.Answer[:len(ab.Answer)-1], ErrBadInvitation, "truncated"},
 		{"invitation given to complete", complete, inv, ErrWrongInvitationKind, "accept"},
 		{"answer to someone else's invitation", complete, mustAccept(t, bob, carolInv), ErrUnknownInvitation, "no invitation"},
-		{"too long", accept, PrefixInvitation + strings.Repeat("2", 200), ErrBadInvitation, "longer"},
+		{"too long", accept, PrefixInvitation + strings.Repeat("2", 400), ErrBadInvitation, "longer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.do(tc.in)
@@ -170,9 +201,12 @@ func FuzzParseInvitation(f *testing.F) {
 	f.Add("rpx1111")
 	f.Add(encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, make([]byte, 32)...)))
 	f.Add(encodeInvite(PrefixAnswer, append([]byte{inviteVersion}, make([]byte, 40)...)))
+	f.Add(encodeInvite(PrefixInvitation, append(append([]byte{inviteVersion}, make([]byte, 32)...), make([]byte, 39)...)))
 	f.Fuzz(func(t *testing.T, s string) {
 		if pub, err := ParseInvitation(s); err == nil {
-			if len(pub) != x25519Size || encodeInvite(PrefixInvitation, append([]byte{inviteVersion}, pub...)) != strings.TrimSpace(s) {
+			_, hint, _ := decodeInvite(s, PrefixInvitation, 1+x25519Size)
+			if len(pub) != x25519Size || len(hint) > channel.MaxHintBytes ||
+				encodeInvite(PrefixInvitation, append(append([]byte{inviteVersion}, pub...), hint...)) != strings.TrimSpace(s) {
 				t.Fatalf("accepted %q but it does not round-trip", s)
 			}
 		} else if !errors.Is(err, ErrBadInvitation) && !errors.Is(err, ErrWrongInvitationKind) {

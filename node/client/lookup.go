@@ -507,16 +507,9 @@ func (c *Client) answerLookup(cs *chanState, asker channel.IdentityKey, ts time.
 	st.mu.Lock()
 	st.stats.answered++
 	st.mu.Unlock()
-	body = a.encode()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-		defer cancel()
-		if _, err := c.post(ctx, cs, channel.KindControl, body); err != nil && c.ctx.Err() == nil {
-			c.log.Debug("contact lookup: answer not delivered now", "err", err)
-		}
-	}()
+	if _, err := c.postLater(cs, channel.KindControl, a.encode()); err != nil && !errors.Is(err, ErrClosed) {
+		return fmt.Errorf("answer not stored: %w", err)
+	}
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	gosync "sync"
 	"time"
 
@@ -53,7 +54,7 @@ const maxReceiptIDs = 256
 type SendResult struct {
 	ID      string   // message ID, hex
 	AckedBy []string // peer IDs of the super nodes that acknowledged it as durable
-	Failed  []string // "peer: reason" for the nodes that did not
+	Failed  []string // one line per node that did not, naming it and why
 }
 
 // Send posts text to the named channel: it seals it with the channel key
@@ -110,13 +111,13 @@ func (c *Client) post(ctx context.Context, cs *chanState, kind channel.ContentKi
 		if o.err == nil {
 			res.AckedBy = append(res.AckedBy, o.p.String())
 		} else {
-			res.Failed = append(res.Failed, fmt.Sprintf("%s: %v", o.p, o.err))
+			res.Failed = append(res.Failed, c.pushFailure(o.p, o.err))
 		}
 	}
 	sort.Strings(res.AckedBy)
 	sort.Strings(res.Failed)
 	if len(res.AckedBy) == 0 {
-		return res, fmt.Errorf("client.Send: %w (kept locally; %d node(s) tried: %v)", ErrNotDelivered, len(nodes), res.Failed)
+		return res, fmt.Errorf("client.Send: %w (kept locally; it goes out when a node takes it): %s", ErrNotDelivered, strings.Join(res.Failed, "; "))
 	}
 	return res, nil
 }
@@ -130,6 +131,8 @@ func (c *Client) processLoop(sub <-chan sync.Stored) {
 	for {
 		select {
 		case <-c.ctx.Done():
+			return
+		case <-c.procQuit:
 			return
 		case <-tick.C:
 			c.catchUp() // the subscription drops messages when far behind
@@ -308,7 +311,7 @@ func (c *Client) History(name string, limit int) ([]Message, error) {
 	return out, nil
 }
 
-// sendReceipt posts, in the background, that this client received ids.
+// sendReceipt posts, through the outbox, that this client received ids.
 func (c *Client) sendReceipt(ch channel.ID, ids []channel.MessageID) {
 	c.mu.Lock()
 	cs := c.chans[ch]
@@ -324,15 +327,9 @@ func (c *Client) sendReceipt(ch channel.ID, ids []channel.MessageID) {
 			body = append(body, id[:]...)
 		}
 		ids = ids[n:]
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-			defer cancel()
-			if _, err := c.post(ctx, cs, channel.KindReceipt, body); err != nil && c.ctx.Err() == nil {
-				c.log.Debug("receipt not delivered now; reconciliation sends it later", "err", err)
-			}
-		}()
+		if _, err := c.postLater(cs, channel.KindReceipt, body); err != nil && !errors.Is(err, ErrClosed) {
+			c.log.Warn("receipt not stored", "err", err)
+		}
 	}
 }
 

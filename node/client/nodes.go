@@ -73,7 +73,41 @@ func (c *Client) AddNode(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("client.AddNode: %w", err)
 	}
+	c.nodeChanged(ai.ID)
 	return ai.ID.String(), nil
+}
+
+// ErrUnknownNode: no super node of that peer ID is known.
+var ErrUnknownNode = errors.New("client: unknown super node")
+
+// RemoveNode forgets the super node id (a peer ID, or a multiaddr ending
+// in /p2p/PEER-ID), here and on the identity's other devices: its
+// record, the statements handed to it and the connection. A registration
+// there lapses when it expires; the node is learned again if an advert
+// or a hint names it.
+func (c *Client) RemoveNode(id string) error {
+	p, err := peer.Decode(id)
+	if err != nil {
+		ai, merr := peer.AddrInfoFromString(id)
+		if merr != nil {
+			return fmt.Errorf("client.RemoveNode: %q is neither a peer ID nor a multiaddr ending in /p2p/PEER-ID: %w", id, err)
+		}
+		p = ai.ID
+	}
+	c.procMu.Lock()
+	_, err = c.db.Meta(bucketNodes).Get([]byte(p))
+	if err == nil {
+		err = c.dropNodeLocked(p)
+	}
+	c.procMu.Unlock()
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("client.RemoveNode: %w: %s (`redpanda nodes` lists the known ones)", ErrUnknownNode, p)
+	}
+	if err != nil {
+		return fmt.Errorf("client.RemoveNode: %w", err)
+	}
+	c.nodeChanged(p)
+	return nil
 }
 
 func mergeAddrs(first, rest []string) []string {
@@ -217,8 +251,12 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 		err := c.h.Connect(dctx, peer.AddrInfo{ID: p})
 		cancel()
 		if err != nil {
+			if ue := c.noteDial(p, err); ue != nil {
+				return ue
+			}
 			return err
 		}
+		c.lastDial.Delete(p)
 	}
 	p2p.Protect(c.h, p, "redpanda-client-node")
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -235,14 +273,27 @@ func (c *Client) dial(ctx context.Context, p peer.ID) error {
 	return nil
 }
 
+// The redial schedule of an active node whose connection is down: the
+// delay doubles from redialMin up to redialMax. The cap bounds how long a
+// running app stays deaf once its node is back (redialMax plus one
+// redialTick and the dial itself; the issue asks for 5 s), however long the
+// node was down; a dial of a node that is down costs one connection
+// attempt.
+const (
+	redialMin  = 500 * time.Millisecond
+	redialMax  = 3 * time.Second
+	redialTick = 500 * time.Millisecond
+)
+
 // keepConnected redials the active nodes whenever a connection drops,
 // with backoff, until the client closes. The sync service resumes on each
-// reconnect and reconciliation fetches what was missed.
+// reconnect and reconciliation fetches what was missed; the client
+// registers again on each re-established session.
 func (c *Client) keepConnected() {
 	defer c.wg.Done()
 	next := map[peer.ID]time.Time{}
 	backoff := map[peer.ID]time.Duration{}
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(redialTick)
 	defer t.Stop()
 	nextRenew := time.Now().Add(30 * time.Second)
 	for {
@@ -252,22 +303,33 @@ func (c *Client) keepConnected() {
 				if err := c.register(c.ctx); err != nil && c.ctx.Err() == nil {
 					c.log.Warn("renewing registrations", "err", err)
 				}
+			} else if c.introductionsDue() {
+				c.introduce(c.ctx)
 			}
 		}
 		for _, p := range c.activeNodes() {
-			if len(c.h.Network().ConnsToPeer(p)) > 0 || time.Now().Before(next[p]) {
-				continue
-			}
-			if err := c.dial(c.ctx, p); err != nil {
-				if c.ctx.Err() != nil {
-					return
+			if len(c.h.Network().ConnsToPeer(p)) == 0 {
+				if time.Now().Before(next[p]) {
+					continue
 				}
-				b := min(max(2*backoff[p], time.Second), time.Minute)
-				backoff[p], next[p] = b, time.Now().Add(b)
-				c.log.Debug("node not reachable", "peer", p, "retry_in", b, "err", err)
-				continue
+				// This loop keeps its own schedule; the swarm's would
+				// refuse the node for minutes after a long outage.
+				p2p.ClearDialBackoff(c.h, p)
+				if err := c.dial(c.ctx, p); err != nil {
+					if c.ctx.Err() != nil {
+						return
+					}
+					b := min(max(2*backoff[p], redialMin), redialMax)
+					backoff[p], next[p] = b, time.Now().Add(b)
+					c.log.Debug("node not reachable", "peer", p, "retry_in", b, "err", err)
+					continue
+				}
+				backoff[p] = 0
 			}
-			backoff[p] = 0
+			c.reregisterIfReconnected(c.ctx, p)
+			if c.ctx.Err() != nil {
+				return
+			}
 		}
 		select {
 		case <-c.ctx.Done():
@@ -317,7 +379,7 @@ func (c *Client) Probe(ctx context.Context) error {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			if err := c.dial(ctx, p); err != nil {
-				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = "dial: " + err.Error() })
+				_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = err.Error() })
 			}
 		}()
 	}

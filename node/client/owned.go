@@ -57,6 +57,7 @@ func (c *Client) AdoptNode(ctx context.Context, nodeID string, addrs []string) (
 	if err != nil {
 		return Node{}, fmt.Errorf("client.AdoptNode: %w", err)
 	}
+	c.nodeChanged(p)
 	// A node paired again after a factory reset forgot what it was handed.
 	c.forgetStatements(p)
 	// The node answers "paired" a moment before its registry learns the

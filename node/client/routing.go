@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/routing"
 )
 
@@ -44,9 +46,11 @@ type Ticket struct {
 
 // SetTicket stores a chain a friend issued to this client (what
 // `redpanda ticket issue` printed for it), replacing any chain to the same
-// owner. The chain must be valid now and name this client.
+// owner. The chain must be valid now and name this client. The nodes the
+// chain's hint names become nodes this client registers at, and are
+// introduced to its own home nodes.
 func (c *Client) SetTicket(chainString string) (Ticket, error) {
-	ch, err := routing.ParseChain(chainString)
+	ch, h, err := routing.ParseChainHint(chainString)
 	if err != nil {
 		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
 	}
@@ -65,6 +69,9 @@ func (c *Client) SetTicket(chainString string) (Ticket, error) {
 	if err := c.db.Meta(bucketSelf).Put(append(append([]byte{}, chainPrefix...), owner[:]...), []byte(ch.String())); err != nil {
 		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
 	}
+	c.ticketChanged(owner, ch.String())
+	c.addHintedNodes(c.learnHint(h, "ticket"), "ticket")
+	c.refreshSoon()
 	return chainTicket(ch), nil
 }
 
@@ -150,7 +157,10 @@ func (c *Client) IssueTicket(friend string, days int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("client.IssueTicket: %w", err)
 	}
-	return append(append(routing.Chain{}, base...), t).String(), nil
+	// The hint names the nodes the ticket lets the friend register at:
+	// those where this client is one hop nearer the owner.
+	h := c.homeHint(hint.MaxNodes, shareEntries, func(n Node) bool { return n.Hop == hop-1 })
+	return append(append(routing.Chain{}, base...), t).StringWithHint(h), nil
 }
 
 // register registers with the best MaxNodes known nodes, in hop order
@@ -160,6 +170,10 @@ func (c *Client) IssueTicket(friend string, days int) (string, error) {
 // marked with the reason; the client then falls back to using the best
 // known nodes unregistered.
 func (c *Client) register(ctx context.Context) error {
+	// Rounds started by Connect, a renewal, a notice and a reconnect must
+	// not cross: a node refuses a request signed before one it accepted.
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
 	recs, err := c.nodeRecords()
 	if err != nil {
 		return fmt.Errorf("client.Connect: %w", err)
@@ -188,20 +202,9 @@ func (c *Client) register(ctx context.Context) error {
 			continue
 		}
 		res, err := c.registerAt(ctx, cand.Node, chains, chs)
-		_ = c.updateNode(cand.Node, func(r *nodeRecord, _ bool) {
-			r.Registered = err == nil
-			if err != nil {
-				r.LastError = "register: " + err.Error()
-				return
-			}
-			r.LastError, r.Hop, r.Expires = "", res.Hop, res.Expires
-			r.Load, r.Capacity = res.Load.Registered, res.Load.Capacity
-		})
+		c.recordRegistration(cand.Node, res, err)
 		if err == nil {
 			registered++
-			if res.Hop == 0 {
-				_ = c.db.Meta(bucketSelf).Put(keyOwns, []byte(cand.Node))
-			}
 		} else if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -209,14 +212,120 @@ func (c *Client) register(ctx context.Context) error {
 	if registered > 0 {
 		c.postAdverts()
 		c.handOverStatements(ctx)
+		c.introduce(ctx)
 	}
 	return nil
+}
+
+// recordRegistration keeps the outcome of a registration attempt at p, and
+// the connections it was made over: a new connection means a new session,
+// and a node that restarted may have lost the registration (see
+// reregisterIfReconnected).
+func (c *Client) recordRegistration(p peer.ID, res routing.Result, err error) {
+	_ = c.updateNode(p, func(r *nodeRecord, _ bool) {
+		r.Registered = err == nil
+		if err != nil {
+			r.LastError = "register: " + err.Error()
+			return
+		}
+		r.LastError, r.Hop, r.Expires = "", res.Hop, res.Expires
+		r.Load, r.Capacity = res.Load.Registered, res.Load.Capacity
+	})
+	if err == nil && res.Hop == 0 {
+		_ = c.db.Meta(bucketSelf).Put(keyOwns, []byte(p))
+	}
+	c.noteRegConns(p)
+}
+
+// noteRegConns remembers the connections to p a registration attempt was
+// made over.
+func (c *Client) noteRegConns(p peer.ID) {
+	var ids []string
+	for _, cn := range c.h.Network().ConnsToPeer(p) {
+		ids = append(ids, cn.ID())
+	}
+	c.mu.Lock()
+	c.regConns[p] = ids
+	c.mu.Unlock()
+}
+
+// reconnected reports whether p is connected only over connections that
+// came up after the last registration attempt there: the session to p was
+// re-established (p restarted, or the network dropped).
+func (c *Client) reconnected(p peer.ID) bool {
+	conns := c.h.Network().ConnsToPeer(p)
+	if len(conns) == 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, cn := range conns {
+		if slices.Contains(c.regConns[p], cn.ID()) {
+			return false
+		}
+	}
+	return true
+}
+
+// reregisterIfReconnected registers again at p when its session was
+// re-established since the last attempt: a node that restarted keeps its
+// registrations on disk, but one that lost them (a new data directory, a
+// re-pairing, a registry that dropped them) serves this client again only
+// once it registers, and nothing else would tell the client.
+func (c *Client) reregisterIfReconnected(ctx context.Context, p peer.ID) {
+	if !c.reconnected(p) {
+		return
+	}
+	c.regMu.Lock()
+	defer c.regMu.Unlock()
+	if !c.reconnected(p) { // a round that held the lock registered there
+		return
+	}
+	chains, err := c.chains()
+	if err != nil {
+		c.log.Warn("registering again after a reconnect", "node", p, "err", err)
+		return
+	}
+	res, err := c.registerAt(ctx, p, chains, c.channelIDs())
+	if err != nil && !verdict(err) {
+		// Busy, failing or gone again: no reason to think the node
+		// stopped serving this client. Tried again at the next session.
+		_ = c.updateNode(p, func(r *nodeRecord, _ bool) { r.LastError = "register: " + err.Error() })
+		c.noteRegConns(p)
+		if ctx.Err() == nil {
+			c.log.Info("could not register again after a reconnect", "node", p, "err", err)
+		}
+		return
+	}
+	c.recordRegistration(p, res, err)
+	if err != nil {
+		c.log.Warn("registering again after a reconnect refused", "node", p, "err", err)
+		return
+	}
+	c.log.Debug("registered again after a reconnect", "node", p, "hop", res.Hop)
+	c.handOverStatements(ctx)
+}
+
+// verdict reports whether a failed registration is the node's answer about
+// this client (a refused chain, a full node, a revocation) rather than a
+// failure to get one (unreachable, rate limited, the node's own trouble).
+func verdict(err error) bool {
+	var ref *routing.RefusedError
+	if !errors.As(err, &ref) {
+		return false
+	}
+	switch ref.Status {
+	case routing.StatusRateLimited, routing.StatusInternal, routing.StatusReplay:
+		return false
+	}
+	return true
 }
 
 // registerAt tries the chains, then none, at one node.
 func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Chain, chs []channel.ID) (routing.Result, error) {
 	tries := append(append([]routing.Chain{}, chains...), nil)
 	var errs []string
+	var last error
 	for _, ch := range tries {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		res, err := routing.Register(rctx, c.h, p, c.self, ch, chs)
@@ -224,13 +333,23 @@ func (c *Client) registerAt(ctx context.Context, p peer.ID, chains []routing.Cha
 		if err == nil {
 			return res, nil
 		}
+		if ue := c.noteDial(p, err); ue != nil {
+			errs = append(errs, ue.Error())
+			last = ue
+			break
+		}
 		errs = append(errs, err.Error())
+		last = err
 		var ref *routing.RefusedError
 		if !errors.As(err, &ref) || ref.Status == routing.StatusFull || ref.Status == routing.StatusRateLimited {
 			break // not a matter of which chain: unreachable, full or busy
 		}
 	}
-	return routing.Result{}, errors.New(strings.Join(errs, "; "))
+	// The last answer stays an error callers can inspect (verdict).
+	if len(errs) == 1 {
+		return routing.Result{}, last
+	}
+	return routing.Result{}, fmt.Errorf("%s; %w", strings.Join(errs[:len(errs)-1], "; "), last)
 }
 
 // onNotice records that a node ended this client's registration and, if
@@ -312,12 +431,11 @@ func (c *Client) postAdverts() {
 		if old, _ := meta.Get(k); bytes.Equal(old, sum[:]) {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, DefaultPushTimeout)
-		_, err := c.post(ctx, cs, channel.KindControl, body)
-		cancel()
-		// Stored locally either way; reconciliation delivers it later.
-		if err != nil && !errors.Is(err, ErrNotDelivered) {
-			c.log.Warn("advert not posted", "channel", cs.name, "err", err)
+		// Stored now; the outbox delivers it.
+		if _, err := c.postLater(cs, channel.KindControl, body); err != nil {
+			if !errors.Is(err, ErrClosed) {
+				c.log.Warn("advert not posted", "channel", cs.name, "err", err)
+			}
 			continue
 		}
 		_ = meta.Put(k, sum[:])
@@ -357,5 +475,10 @@ func (c *Client) handleControl(cs *chanState, m *channel.Message) {
 		if err != nil {
 			c.log.Warn("advert: node record", "err", err)
 		}
+		// A member's node is a node this client's own nodes should know.
+		c.rememberNode(a.Node, a.Addrs, "advert", []channel.ID{cs.key.ID()})
+	}
+	if len(as) > 0 {
+		c.introduceSoon()
 	}
 }

@@ -86,7 +86,13 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tk, err := carol.SetTicket(carolChain); err != nil || tk.Hop != 2 {
+	// Without its node hint (as an older client prints it), so that Carol
+	// has to learn N from an advert (TestTicketHint covers the hint).
+	plain, err := routing.ParseChain(carolChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk, err := carol.SetTicket(plain.String()); err != nil || tk.Hop != 2 {
 		t.Fatalf("Carol's ticket: %+v, %v", tk, err)
 	}
 	// Carol reaches the channel only through the stranger node M, and
@@ -115,6 +121,10 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 			t.Fatalf("Carol never learned N from an advert: %+v", ns)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// And remembered it to introduce to her own nodes.
+	if r, ok := carol.hintRecords()[n.Host.ID()]; !ok || r.Source != "advert" || len(r.Channels) != 1 || r.Channels[0] != channelID(t, key).String() {
+		t.Fatalf("Carol's record of N to introduce: %+v %v", r, ok)
 	}
 	connect(t, carol) // now registers at N, the best by hop
 	if got := nodeOf(t, carol, nID); !got.Registered || got.Hop != 2 {

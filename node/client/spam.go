@@ -21,23 +21,34 @@ func (c *Client) BlockChannel(name string) error {
 	if err != nil {
 		return fmt.Errorf("client.BlockChannel: %w", err)
 	}
+	if internalChannel(name) {
+		return fmt.Errorf("client.BlockChannel: %w: %s is this identity's own", ErrBadName, name)
+	}
 	id := cs.key.ID()
 	if err := c.db.Meta(bucketBlocked).Put(id[:], []byte(name)); err != nil {
 		return fmt.Errorf("client.BlockChannel: %w", err)
 	}
-	if err := c.LeaveChannel(name); err != nil {
+	if err := c.leave(name, goneBlocked); err != nil {
 		return fmt.Errorf("client.BlockChannel: %w", err)
 	}
 	return nil
 }
 
-// UnblockChannel lifts a block by channel ID (hex).
+// UnblockChannel lifts a block by channel ID (hex), here and on the
+// identity's other devices; the channel is not joined again.
 func (c *Client) UnblockChannel(idHex string) error {
 	id, err := channel.ParseID(idHex)
 	if err != nil {
 		return fmt.Errorf("client.UnblockChannel: %w", err)
 	}
-	return c.db.Meta(bucketBlocked).Delete(id[:])
+	if !c.blocked(id) {
+		return nil
+	}
+	if err := c.db.Meta(bucketBlocked).Delete(id[:]); err != nil {
+		return fmt.Errorf("client.UnblockChannel: %w", err)
+	}
+	c.share(stateItem{Kind: itemChannel, ID: id.String(), Gone: goneLeft})
+	return nil
 }
 
 func (c *Client) blocked(id channel.ID) bool {

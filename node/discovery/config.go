@@ -37,6 +37,30 @@ const (
 	DefaultMaxPeersPerIPGroupPerCpl = 2
 	// maxPersistedPeers bounds the peers remembered across restarts.
 	maxPersistedPeers = 32
+	// maxRuntimeBootstrap bounds the bootstrap peers added at run time.
+	maxRuntimeBootstrap = 64
+
+	// MaxStatementValidity is the longest a statement is used from the
+	// moment it arrives, whatever its Until says (clients issue 7-day
+	// statements and renew them).
+	MaxStatementValidity = 31 * 24 * time.Hour
+	// DefaultMaxAuthzPerPeer and DefaultMaxAuthz bound the remembered
+	// proofs of other super nodes, per peer and in total (~100 bytes each).
+	DefaultMaxAuthzPerPeer = 4096
+	DefaultMaxAuthz        = 1 << 16
+	// DefaultMaxProviderRecords, DefaultMaxProviderRecordsPerPeer and
+	// DefaultMaxProvidersPerKey bound the provider records other nodes
+	// store here (a few hundred bytes each with the provider's
+	// addresses): a super node provides two or three keys per channel
+	// it serves, a channel has 3-5 super nodes.
+	DefaultMaxProviderRecords        = 1 << 16
+	DefaultMaxProviderRecordsPerPeer = 4096
+	DefaultMaxProvidersPerKey        = 64
+	// DefaultKadBytesPerSecond and DefaultKadBurst bound what one peer may
+	// send on DHT streams: an honest peer's lookups and provides are a
+	// few hundred bytes each.
+	DefaultKadBytesPerSecond = 32 << 10
+	DefaultKadBurst          = 256 << 10
 )
 
 // Config configures a Service. Zero fields take the defaults.
@@ -50,13 +74,20 @@ type Config struct {
 	// peer proves it serves a channel; the node resyncs that channel with
 	// it, since the catch-up at connection time came before the proof.
 	OnAuthorized func(p peer.ID, ch channel.ID)
-	// AllowHandOver, when set, serves HandOverProtocol: peers it approves
-	// (the node's registered users) may hand over statements naming this
-	// node. Nil: hand-overs are not served.
-	AllowHandOver func(p peer.ID) bool
+	// AllowHandOver, when set, serves HandOverProtocol: it returns the
+	// channels peer p may hand over statements for (the channels of p's
+	// registration; none for a stranger), so a registrant hands over at
+	// most its channel cap. Statements must name this node. Handed-over
+	// statements live only while Retain keeps their channel. Nil:
+	// hand-overs are not served.
+	AllowHandOver func(p peer.ID) []channel.ID
 	// OnHandOver, when set, is called after a hand-over added served
 	// channels, so the node starts storing and relaying them.
 	OnHandOver func(chs []channel.ID)
+	// AllowIntroduce, when set, serves IntroduceProtocol: peers it
+	// approves (the node's registered users) may introduce other super
+	// nodes, which become friend nodes (friends.go). Nil: not served.
+	AllowIntroduce func(p peer.ID) bool
 	// Meta persists the routing table's peers and this node's statements
 	// across restarts (the node passes db.Meta("dht")). Nil: nothing is
 	// persisted.
@@ -97,6 +128,25 @@ type Config struct {
 	// AuthzWait is how long Authorized waits for a statement exchange with
 	// the peer that is under way; default 2 s.
 	AuthzWait time.Duration
+	// MaxLookupBackoff is the longest wait between provider lookups of a
+	// channel whose lookups find no new super node (idle.go); default
+	// ReprovideInterval. A lost super node makes the next lookup due at
+	// once, and a new one finds this node by its own lookup, so a long
+	// wait delays nothing the network simulation could see, while a
+	// short one made lookups for two-home channels most of a home's DHT
+	// traffic (docs/SCALE.md).
+	MaxLookupBackoff time.Duration
+	// MaxAuthzPerPeer and MaxAuthz bound the proofs of other super nodes
+	// kept (only for channels this node serves); defaults above.
+	MaxAuthzPerPeer, MaxAuthz int
+	// MaxProviderRecords, MaxProviderRecordsPerPeer and MaxProvidersPerKey
+	// bound the DHT provider records stored for others; records past them
+	// are dropped. Defaults above.
+	MaxProviderRecords, MaxProviderRecordsPerPeer, MaxProvidersPerKey int
+	// KadBytesPerSecond and KadBurst bound the bytes read from one peer's
+	// DHT streams; a peer that sends faster is slowed down (its streams
+	// are read no faster). Defaults above.
+	KadBytesPerSecond, KadBurst int
 	// MaxPeersPerIPGroup and MaxPeersPerIPGroupPerCpl are the routing-table
 	// diversity filter's limits; defaults 3 and 2. Tests that run many
 	// nodes on loopback (one IP group) raise them.
@@ -122,6 +172,14 @@ func (c *Config) setDefaults() {
 	setDur(&c.BoundaryWindow, DefaultBoundaryWindow)
 	setDur(&c.PersistInterval, DefaultPersistInterval)
 	setDur(&c.AuthzWait, DefaultAuthzWait)
+	setDur(&c.MaxLookupBackoff, c.ReprovideInterval)
+	setInt(&c.MaxAuthzPerPeer, DefaultMaxAuthzPerPeer)
+	setInt(&c.MaxAuthz, DefaultMaxAuthz)
+	setInt(&c.MaxProviderRecords, DefaultMaxProviderRecords)
+	setInt(&c.MaxProviderRecordsPerPeer, DefaultMaxProviderRecordsPerPeer)
+	setInt(&c.MaxProvidersPerKey, DefaultMaxProvidersPerKey)
+	setInt(&c.KadBytesPerSecond, DefaultKadBytesPerSecond)
+	setInt(&c.KadBurst, DefaultKadBurst)
 	setInt(&c.MaxPeersPerIPGroup, DefaultMaxPeersPerIPGroup)
 	setInt(&c.MaxPeersPerIPGroupPerCpl, DefaultMaxPeersPerIPGroupPerCpl)
 	if c.Now == nil {

@@ -5,7 +5,10 @@
 // authorized super nodes connected per served channel; and the serving
 // authorizations (statements signed by a channel's write key, exchanged
 // over /redpanda/authz/1.0.0) that a node must show before a peer syncs a
-// channel with it.
+// channel with it; and the friend nodes (friends.go): super nodes the
+// node's users introduce over /redpanda/introduce/1.0.0, from the hints in
+// what friends share, and nodes that proved a served channel to it — the
+// friend graph as bootstrap, kept across restarts.
 //
 // The package takes a host and, for persisting the peers it knew, a store
 // Meta bucket. It must not construct hosts, run the sync protocol itself

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -24,22 +25,25 @@ const (
 	handOverRefused  byte = 1
 )
 
-// serveHandOvers answers hand-overs from peers allow approves (the node's
-// registered users); statements must name this node.
-func (s *Service) serveHandOvers(allow func(peer.ID) bool) {
+// serveHandOvers answers hand-overs: a statement is accepted only for a
+// channel allow lists for the peer (the channels of its registration), so
+// a stranger hands over nothing and a registrant at most its channel cap;
+// statements must name this node.
+func (s *Service) serveHandOvers(allow func(peer.ID) []channel.ID) {
 	s.h.SetStreamHandler(HandOverProtocol, func(st network.Stream) {
 		defer st.Close()
 		p := st.Conn().RemotePeer()
 		_ = st.SetDeadline(time.Now().Add(s.cfg.DialTimeout))
 		sts, err := readFrame(st)
 		if err != nil {
-			s.log.Info("hand-over: bad frame", "peer", p, "err", err)
+			s.log.Debug("hand-over: bad frame", "peer", p, "err", err)
 			_ = st.Reset()
 			return
 		}
 		reply := make([]byte, len(sts))
-		if !allow(p) {
-			s.log.Info("hand-over refused: peer is not a registered user", "peer", p)
+		mine := allow(p)
+		if len(mine) == 0 {
+			s.log.Debug("hand-over refused: peer is not a registered user", "peer", p)
 			for i := range reply {
 				reply[i] = handOverRefused
 			}
@@ -48,18 +52,28 @@ func (s *Service) serveHandOvers(allow func(peer.ID) bool) {
 		}
 		now := s.cfg.Now()
 		var added []channel.ID
+		refused := 0
 		for i, t := range sts {
-			if err := VerifyStatement(t, t.Channel, s.h.ID(), now); err != nil {
-				s.log.Info("hand-over: refused statement", "peer", p, "channel", short(t.Channel), "err", err)
-				reply[i] = handOverRefused
+			reply[i] = handOverRefused
+			if !slices.Contains(mine, t.Channel) {
+				refused++
 				continue
 			}
-			if err := s.Serve(t); err != nil {
-				reply[i] = handOverRefused
+			if err := VerifyStatement(t, t.Channel, s.h.ID(), now); err != nil {
+				s.log.Debug("hand-over: refused statement", "peer", p, "channel", short(t.Channel), "err", err)
+				refused++
+				continue
+			}
+			if err := s.serve(t, true); err != nil {
+				refused++
 				continue
 			}
 			reply[i] = handOverAccepted
 			added = append(added, t.Channel)
+		}
+		if refused > 0 {
+			s.log.Info("hand-over: statements refused", "peer", p, "refused", refused, "of", len(sts),
+				"why", "not for a channel of the peer's registration, or invalid")
 		}
 		if len(added) > 0 && s.cfg.OnHandOver != nil {
 			s.cfg.OnHandOver(added)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,6 +100,14 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 		n.phones[p] = true
 	}
 	cfg.Meta = db.Meta("dht")
+	// As package node does: a peer that proves a channel after its sync
+	// session began is resynced, and its wants for the channel kept.
+	var ready atomic.Pointer[sync.Service]
+	cfg.OnAuthorized = func(p peer.ID, ch channel.ID) {
+		if s := ready.Load(); s != nil {
+			s.Resync(p, ch)
+		}
+	}
 	n.disc, err = New(h, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -112,6 +121,7 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 			return phone || n.disc.Authorized(p, ch)
 		},
 	})
+	ready.Store(n.sync)
 	n.sync.Want(n.disc.Served()...)
 	n.sub, _ = n.sync.Subscribe(4096)
 	t.Cleanup(n.stop)

@@ -1,9 +1,11 @@
 package discovery
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -110,17 +112,51 @@ func (s *Service) savePeers() {
 
 func stmtKey(ch channel.ID) []byte { return []byte(stmtPrefix + ch.String()) }
 
-func (s *Service) saveStatement(st *Statement) {
+// savedStatement is a served statement as persisted: the statement's
+// encoding, then the Unix second until which it is used (8 bytes, big
+// endian: clamped when it arrived, so that a restart does not extend it)
+// and a byte that is 1 when a registered user handed it over. Records
+// from before these were added hold the statement alone.
+type savedStatement struct {
+	st     *Statement
+	until  time.Time
+	handed bool
+}
+
+func (s *Service) saveStatement(ss savedStatement) {
 	if s.cfg.Meta == nil {
 		return
 	}
-	b, err := st.MarshalBinary()
+	b, err := ss.st.MarshalBinary()
 	if err == nil {
-		err = s.cfg.Meta.Put(stmtKey(st.Channel), b)
+		b = binary.BigEndian.AppendUint64(b, uint64(ss.until.Unix()))
+		var h byte
+		if ss.handed {
+			h = 1
+		}
+		err = s.cfg.Meta.Put(stmtKey(ss.st.Channel), append(b, h))
 	}
 	if err != nil {
-		s.log.Warn("saving statement", "channel", short(st.Channel), "err", err)
+		s.log.Warn("saving statement", "channel", short(ss.st.Channel), "err", err)
 	}
+}
+
+// decodeSaved reads what saveStatement wrote, or a bare statement.
+func decodeSaved(v []byte) (savedStatement, error) {
+	if len(v) > 9 {
+		if st, err := UnmarshalStatement(v[:len(v)-9]); err == nil {
+			until := binary.BigEndian.Uint64(v[len(v)-9:])
+			if until > 1<<62 {
+				return savedStatement{}, fmt.Errorf("%w: saved statement time out of range", ErrMalformed)
+			}
+			return savedStatement{st: st, until: time.Unix(int64(until), 0).UTC(), handed: v[len(v)-1] == 1}, nil
+		}
+	}
+	st, err := UnmarshalStatement(v)
+	if err != nil {
+		return savedStatement{}, err
+	}
+	return savedStatement{st: st, until: st.Until}, nil
 }
 
 func (s *Service) deleteStatement(ch channel.ID) {
@@ -132,30 +168,43 @@ func (s *Service) deleteStatement(ch channel.ID) {
 	}
 }
 
-// loadStatements returns this node's saved statements that still verify.
-func (s *Service) loadStatements() []*Statement {
+// loadStatements returns this node's saved statements that still verify,
+// with their use clamped to MaxStatementValidity from now.
+func (s *Service) loadStatements() []savedStatement {
 	if s.cfg.Meta == nil {
 		return nil
 	}
 	now := s.cfg.Now()
-	var out []*Statement
+	var out []savedStatement
 	err := s.cfg.Meta.ForEach(func(k, v []byte) error {
 		if len(k) <= len(stmtPrefix) || string(k[:len(stmtPrefix)]) != stmtPrefix {
 			return nil
 		}
-		st, err := UnmarshalStatement(v)
+		ss, err := decodeSaved(v)
 		if err == nil {
-			err = VerifyStatement(st, st.Channel, s.h.ID(), now)
+			err = VerifyStatement(ss.st, ss.st.Channel, s.h.ID(), now)
+		}
+		if err == nil && !now.Before(ss.until) {
+			err = fmt.Errorf("%w: used until %s", ErrExpired, ss.until.Format(time.RFC3339))
 		}
 		if err != nil {
 			s.log.Info("saved statement dropped", "key", string(k), "err", err)
 			return nil
 		}
-		out = append(out, st)
+		ss.until = clampUntil(ss.until, now)
+		out = append(out, ss)
 		return nil
 	})
 	if err != nil {
 		s.log.Warn("reading saved statements", "err", err)
 	}
 	return out
+}
+
+// clampUntil is until, at most MaxStatementValidity after now.
+func clampUntil(until, now time.Time) time.Time {
+	if limit := now.Add(MaxStatementValidity); until.After(limit) {
+		return limit
+	}
+	return until
 }

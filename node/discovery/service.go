@@ -27,7 +27,12 @@ const protectTag = "redpanda-discovery"
 // served is one channel this node serves.
 type served struct {
 	st       *Statement
+	until    time.Time         // st.Until, at most MaxStatementValidity after it arrived
+	handed   bool              // handed over by a registered user (Retain drops it)
 	provided map[Day]time.Time // last successful provide per key day
+	// lookup backs the provider lookups of the channel off while they
+	// find nobody new (idle.go).
+	lookup lookupWait
 }
 
 // Service runs the DHT, provides served channels, keeps super nodes
@@ -44,8 +49,12 @@ type Service struct {
 
 	provideKick  chan struct{}
 	maintainKick chan struct{}
+	friendKick   chan struct{}
 	// lookups counts the provider lookups of the upkeep, for tests.
 	lookups atomic.Int64
+
+	provs   *providerDatastore
+	kadRate *peerRate
 
 	mu        gosync.Mutex
 	closed    bool
@@ -53,10 +62,11 @@ type Service struct {
 	persisted []peer.AddrInfo                      // known before the restart
 	served    map[channel.ID]*served               // this node's channels and statements
 	authz     map[peer.ID]map[channel.ID]time.Time // verified statements of peers: until
+	authzN    int                                  // entries in authz (MaxAuthz)
 	pending   map[peer.ID]*pendingExchange         // exchanges under way
 	backoff   map[channel.ID]map[peer.ID]time.Time // failed providers: skip until
 	protected map[peer.ID]map[channel.ID]bool      // channels each protected peer syncs
-	idle      lookupBackoff                        // channels whose last lookup found no one new
+	friends   map[peer.ID]*friend                  // friend nodes (friends.go)
 	seen      map[peer.ID][]multiaddr.Multiaddr    // where authorized peers were reached
 }
 
@@ -76,17 +86,20 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		log:          cfg.Logger.With("component", "discovery", "self", h.ID().ShortString()),
 		provideKick:  make(chan struct{}, 1),
 		maintainKick: make(chan struct{}, 1),
+		friendKick:   make(chan struct{}, 1),
 		bootstrap:    slices.Clone(cfg.Bootstrap),
 		served:       map[channel.ID]*served{},
 		authz:        map[peer.ID]map[channel.ID]time.Time{},
 		pending:      map[peer.ID]*pendingExchange{},
 		backoff:      map[channel.ID]map[peer.ID]time.Time{},
 		protected:    map[peer.ID]map[channel.ID]bool{},
-		idle:         newLookupBackoff(2*cfg.MaintainInterval, cfg.ReprovideInterval),
 		seen:         map[peer.ID][]multiaddr.Multiaddr{},
 	}
 	s.persisted = s.loadPeers()
-	d, err := dht.New(h,
+	s.friends = s.loadFriends()
+	provs := newProviderDatastore(cfg)
+	s.kadRate = newPeerRate(cfg.KadBytesPerSecond, cfg.KadBurst)
+	d, err := dht.New(&kadHost{Host: h, rate: s.kadRate},
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, cfg.MaxPeersPerIPGroupPerCpl, cfg.MaxPeersPerIPGroup)),
@@ -94,24 +107,33 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		// Only provider records are used; values (and public-key records)
 		// would be storage offered to anyone for nothing.
 		dht.DisableValues(),
-		dht.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity)),
+		// Provider records go to a datastore that bounds them per peer,
+		// per key and in total (kad-dht's own is an unbounded map).
+		dht.ProviderDatastore(provs),
+		dht.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity),
+			records.CleanupInterval(min(cfg.ProvideValidity/4, time.Hour))),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("discovery.New: dht: %w", err)
 	}
 	s.dht = d
+	s.provs = provs
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	for _, st := range s.loadStatements() {
-		s.served[st.Channel] = &served{st: st, provided: map[Day]time.Time{}}
+	for _, ls := range s.loadStatements() {
+		s.served[ls.st.Channel] = &served{st: ls.st, until: ls.until, handed: ls.handed, provided: map[Day]time.Time{}}
 	}
 	h.SetStreamHandler(AuthzProtocol, s.handleAuthz)
 	if cfg.AllowHandOver != nil {
 		s.serveHandOvers(cfg.AllowHandOver)
 	}
-	s.wg.Add(3)
+	if cfg.AllowIntroduce != nil {
+		s.serveIntroductions(cfg.AllowIntroduce)
+	}
+	s.wg.Add(4)
 	go s.runBootstrap()
 	go s.provideLoop()
 	go s.maintainLoop()
+	go s.friendLoop()
 	return s, nil
 }
 
@@ -130,7 +152,9 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	s.h.RemoveStreamHandler(AuthzProtocol)
 	s.h.RemoveStreamHandler(HandOverProtocol)
+	s.h.RemoveStreamHandler(IntroduceProtocol)
 	s.savePeers()
+	s.saveFriends()
 	s.cancel()
 	s.wg.Wait()
 	if err := s.dht.Close(); err != nil {
@@ -140,11 +164,13 @@ func (s *Service) Close() error {
 }
 
 // bootstrapPeers is what kad-dht dials when its routing table runs empty:
-// the configured and run-time peers, then those known before a restart.
+// the configured and run-time peers, the friend nodes, then the routing
+// table's peers known before a restart.
 func (s *Service) bootstrapPeers() []peer.AddrInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := slices.Clone(s.bootstrap)
+	out = append(out, s.friendBootstrapLocked()...)
 	return append(out, s.persisted...)
 }
 
@@ -168,6 +194,10 @@ func (s *Service) AddBootstrap(pi peer.AddrInfo) {
 	}
 	if !found {
 		s.bootstrap = append(s.bootstrap, pi)
+		// Run-time peers come from friends and adverts: keep the newest.
+		if extra := len(s.bootstrap) - len(s.cfg.Bootstrap) - maxRuntimeBootstrap; extra > 0 {
+			s.bootstrap = slices.Delete(s.bootstrap, len(s.cfg.Bootstrap), len(s.cfg.Bootstrap)+extra)
+		}
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -233,31 +263,68 @@ func (s *Service) kick(c chan struct{}) {
 // node issued by a member: it is persisted, the channel's key is provided
 // now and on schedule, and super nodes that serve it are sought. A newer
 // statement for a channel already served replaces the old one.
+//
+// A statement is used for at most MaxStatementValidity from now, however
+// far its Until lies: a statement cannot be revoked, so one valid for a
+// century would make the node serve the channel for ever.
 func (s *Service) Serve(st *Statement) error {
-	if err := VerifyStatement(st, stChannel(st), s.h.ID(), s.cfg.Now()); err != nil {
+	return s.serve(st, false)
+}
+
+func (s *Service) serve(st *Statement, handed bool) error {
+	now := s.cfg.Now()
+	if err := VerifyStatement(st, stChannel(st), s.h.ID(), now); err != nil {
 		return fmt.Errorf("discovery.Serve: %w", err)
 	}
+	until := clampUntil(st.Until, now)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
 	sv := s.served[st.Channel]
-	if sv != nil && !st.Until.After(sv.st.Until) {
+	if sv != nil && !until.After(sv.until) {
+		// A hand-over of a channel the node serves by its own statement
+		// does not make it droppable by Retain.
 		s.mu.Unlock()
 		return nil
 	}
 	if sv == nil {
-		sv = &served{provided: map[Day]time.Time{}}
+		sv = &served{provided: map[Day]time.Time{}, handed: handed}
 		s.served[st.Channel] = sv
 	}
-	sv.st = st
-	s.idle.reset(st.Channel)
+	sv.st, sv.until = st, until
+	sv.handed = sv.handed && handed
+	sv.lookup = lookupWait{} // a renewed statement: look again at once
+	saved := savedStatement{st: st, until: until, handed: sv.handed}
 	s.mu.Unlock()
-	s.saveStatement(st)
+	s.saveStatement(saved)
 	s.kick(s.provideKick)
 	s.kick(s.maintainKick)
+	s.kick(s.friendKick)
 	return nil
+}
+
+// Retain stops serving every handed-over channel keep refuses: a statement
+// lives only as long as a registration that lists its channel (the node
+// calls it whenever registrations change: revoke, expiry, eviction, and at
+// start, so one handed over by a user revoked while the node was down is
+// dropped too). Channels served by Serve are not touched.
+func (s *Service) Retain(keep func(ch channel.ID) bool) {
+	s.mu.Lock()
+	var drop []channel.ID
+	for ch, sv := range s.served {
+		if sv.handed && !keep(ch) {
+			drop = append(drop, ch)
+		}
+	}
+	s.mu.Unlock()
+	for _, ch := range drop {
+		s.Unserve(ch)
+	}
+	if len(drop) > 0 {
+		s.log.Info("statements dropped with their registrations", "channels", len(drop))
+	}
 }
 
 func stChannel(st *Statement) channel.ID {
@@ -278,7 +345,17 @@ func (s *Service) Unserve(ch channel.ID) {
 	}
 	delete(s.served, ch)
 	delete(s.backoff, ch)
-	s.idle.reset(ch)
+	// Proofs of peers for a channel this node no longer serves let them
+	// sync nothing: they go too.
+	for p, chs := range s.authz {
+		if _, ok := chs[ch]; ok {
+			delete(chs, ch)
+			s.authzN--
+		}
+		if len(chs) == 0 {
+			delete(s.authz, p)
+		}
+	}
 	var unprotect []peer.ID
 	for p, chs := range s.protected {
 		delete(chs, ch)
@@ -302,7 +379,7 @@ func (s *Service) Served() []channel.ID {
 	defer s.mu.Unlock()
 	out := make([]channel.ID, 0, len(s.served))
 	for ch, sv := range s.served {
-		if now.Before(sv.st.Until) {
+		if now.Before(sv.until) {
 			out = append(out, ch)
 		}
 	}
@@ -339,12 +416,29 @@ func (s *Service) authorizedNow(p peer.ID, ch channel.ID) bool {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	sv := s.served[ch]
+	if sv == nil || !now.Before(sv.until) {
+		return false
+	}
 	if p == s.h.ID() {
-		sv := s.served[ch]
-		return sv != nil && now.Before(sv.st.Until)
+		return true
 	}
 	until, ok := s.authz[p][ch]
 	return ok && now.Before(until)
+}
+
+// Known reports, without waiting, whether p proved it serves a channel
+// this node serves (sync.Config.Known, beside registrations).
+func (s *Service) Known(p peer.ID) bool {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, until := range s.authz[p] {
+		if now.Before(until) {
+			return true
+		}
+	}
+	return false
 }
 
 // SyncPeers returns the connected peers authorized for ch.
@@ -518,21 +612,63 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, mine []*Statement) (m
 	return errs, nil
 }
 
-func (s *Service) record(p peer.ID, st *Statement) {
+// record remembers that p proved, with st, that it serves st's channel.
+// Only channels this node serves are remembered (a proof for anything else
+// authorizes nothing here), for at most MaxStatementValidity, within
+// MaxAuthzPerPeer per peer and MaxAuthz in total; it reports whether st
+// was kept.
+func (s *Service) record(p peer.ID, st *Statement) bool {
+	now := s.cfg.Now()
+	until := clampUntil(st.Until, now)
 	s.mu.Lock()
+	if sv := s.served[st.Channel]; sv == nil || !now.Before(sv.until) {
+		s.mu.Unlock()
+		return false
+	}
 	chs := s.authz[p]
+	old, had := chs[st.Channel]
+	if !had && (len(chs) >= s.cfg.MaxAuthzPerPeer || s.authzN >= s.cfg.MaxAuthz) {
+		s.pruneAuthzLocked(now)
+		chs = s.authz[p]
+		if len(chs) >= s.cfg.MaxAuthzPerPeer || s.authzN >= s.cfg.MaxAuthz {
+			s.mu.Unlock()
+			s.log.Debug("authz: statement not kept, over the bound", "peer", p,
+				"per_peer", s.cfg.MaxAuthzPerPeer, "total", s.cfg.MaxAuthz)
+			return false
+		}
+	}
 	if chs == nil {
 		chs = map[channel.ID]time.Time{}
 		s.authz[p] = chs
 	}
-	fresh := !s.cfg.Now().Before(chs[st.Channel])
-	if st.Until.After(chs[st.Channel]) {
-		chs[st.Channel] = st.Until
+	if !had {
+		s.authzN++
+	}
+	fresh := !now.Before(old)
+	if until.After(old) {
+		chs[st.Channel] = until
 	}
 	s.mu.Unlock()
 	s.remember(p)
 	if fresh && s.cfg.OnAuthorized != nil {
 		go s.cfg.OnAuthorized(p, st.Channel)
+	}
+	return true
+}
+
+// pruneAuthzLocked drops expired proofs and those for channels no longer
+// served.
+func (s *Service) pruneAuthzLocked(now time.Time) {
+	for p, chs := range s.authz {
+		for ch, until := range chs {
+			if sv := s.served[ch]; !now.Before(until) || sv == nil || !now.Before(sv.until) {
+				delete(chs, ch)
+				s.authzN--
+			}
+		}
+		if len(chs) == 0 {
+			delete(s.authz, p)
+		}
 	}
 }
 
@@ -551,17 +687,33 @@ func (s *Service) handleAuthz(st network.Stream) {
 	}
 	now := s.cfg.Now()
 	var reply []*Statement
+	save := false
+	defer func() {
+		if save {
+			s.saveFriends()
+		}
+	}()
 	for _, t := range theirs {
 		if err := VerifyStatement(t, t.Channel, p, now); err != nil {
-			s.log.Info("authz: refused statement", "peer", p, "channel", short(t.Channel), "err", err)
+			// Debug: anyone may send garbage, and the journal is on an SD card.
+			s.log.Debug("authz: refused statement", "peer", p, "channel", short(t.Channel), "err", err)
 			continue
 		}
-		s.record(p, t)
+		// record keeps the proof only for a channel this node serves and
+		// within its bounds; only then is it shown ours.
+		kept := s.record(p, t)
 		s.mu.Lock()
 		sv := s.served[t.Channel]
 		s.mu.Unlock()
-		if sv != nil && now.Before(sv.st.Until) {
+		serves := kept && sv != nil && now.Before(sv.until)
+		// A node that proved a channel this node serves is kept as a
+		// friend, so that either side finds the other after a restart.
+		if s.friendProved(p, t.Channel, serves) {
+			save = true
+		}
+		if serves {
 			reply = append(reply, sv.st)
+			s.noteShown(p, t.Channel)
 		}
 	}
 	frame, err := encodeFrame(reply)
@@ -601,6 +753,7 @@ func (s *Service) provideLoop() {
 		}
 		if time.Since(lastSave) >= s.cfg.PersistInterval {
 			s.savePeers()
+			s.saveFriends()
 			lastSave = time.Now()
 		}
 	}
@@ -619,7 +772,7 @@ func (s *Service) provideDue() (failed int) {
 	var jobs []job
 	s.mu.Lock()
 	for ch, sv := range s.served {
-		if !now.Before(sv.st.Until) {
+		if !now.Before(sv.until) {
 			continue
 		}
 		want := provideDays(now, s.cfg.BoundaryWindow)
@@ -669,6 +822,9 @@ func (s *Service) maintainLoop() {
 		case <-tick.C:
 		case <-s.maintainKick:
 		}
+		s.mu.Lock()
+		s.pruneAuthzLocked(s.cfg.Now())
+		s.mu.Unlock()
 		var wg gosync.WaitGroup
 		for _, ch := range s.Served() {
 			wg.Add(1)
@@ -690,13 +846,7 @@ func (s *Service) maintain(ch channel.ID) {
 	if len(have) < s.cfg.MinPeers && s.redial(ch, have) > 0 {
 		have = s.SyncPeers(ch)
 	}
-	s.mu.Lock()
-	due := len(have) < s.cfg.MinPeers && s.idle.due(ch, len(have), time.Now())
-	if len(have) >= s.cfg.MinPeers {
-		s.idle.reset(ch)
-	}
-	s.mu.Unlock()
-	if !due {
+	if len(have) >= s.cfg.MinPeers || !s.lookupDue(ch, len(have)) {
 		return
 	}
 	s.lookups.Add(1)
@@ -705,8 +855,12 @@ func (s *Service) maintain(ch channel.ID) {
 	cancel()
 	if err != nil {
 		s.log.Debug("provider lookup", "channel", short(ch), "err", err)
+		s.lookedUp(ch, false, len(have), nil)
 		return
 	}
+	more := false           // candidates left for the next round
+	var elsewhere []peer.ID // providers other than the connected super nodes
+	defer func() { s.lookedUp(ch, more || len(s.SyncPeers(ch)) > len(have), len(have), elsewhere) }()
 	now := time.Now()
 	s.mu.Lock()
 	bad := s.backoff[ch]
@@ -716,7 +870,6 @@ func (s *Service) maintain(ch channel.ID) {
 		}
 	}
 	var connected, others []peer.AddrInfo
-	var elsewhere []peer.ID // providers other than the connected super nodes
 	for _, pi := range pis {
 		if slices.Contains(have, pi.ID) {
 			continue
@@ -737,6 +890,7 @@ func (s *Service) maintain(ch channel.ID) {
 	rand.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
 	cands := append(connected, others...)
 	left := len(cands) - s.cfg.MaxAttempts
+	more = left > 0
 	if len(cands) > s.cfg.MaxAttempts {
 		cands = cands[:s.cfg.MaxAttempts]
 	}
@@ -783,35 +937,45 @@ func (s *Service) maintain(ch channel.ID) {
 		// interval, still MaxAttempts at a time.
 		s.kick(s.maintainKick)
 	}
-	s.mu.Lock()
-	switch {
-	case len(elsewhere) == 0:
-		// Every super node the DHT knows for ch is connected already:
-		// fewer serve ch than MinPeers (a conversation of two homes), and
-		// asking again every interval would find no one new.
-		s.idle.fruitless(ch, len(have), time.Now())
-	case got.Load() == 0 && left <= 0:
-		// The others failed now or lately: look again when the first of
-		// them may be tried again, not every interval before that.
-		var first time.Time
-		for _, p := range elsewhere {
-			if until, ok := s.backoff[ch][p]; ok && (first.IsZero() || until.Before(first)) {
-				first = until
-			}
-		}
-		s.idle.until(ch, len(have), first)
-	default:
-		s.idle.reset(ch)
-	}
-	s.mu.Unlock()
 }
 
 // Refresh runs the provide and upkeep rounds now instead of at the next
 // tick (after a registration, a network change, or in tests).
 func (s *Service) Refresh() {
 	s.mu.Lock()
-	s.idle.resetAll()
+	for _, sv := range s.served {
+		sv.lookup = lookupWait{}
+	}
 	s.mu.Unlock()
 	s.kick(s.provideKick)
 	s.kick(s.maintainKick)
+}
+
+// lookupDue reports whether ch's providers may be looked up now, with
+// have super nodes connected (idle.go).
+func (s *Service) lookupDue(ch channel.ID, have int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv := s.served[ch]
+	return sv != nil && sv.lookup.due(have, time.Now())
+}
+
+// lookedUp sets when ch is looked up next (idle.go): at the next round if
+// the lookup found a super node, else after a wait that doubles from
+// MaintainInterval up to MaxLookupBackoff, and not before the first of
+// the providers found elsewhere that failed lately may be dialled again.
+func (s *Service) lookedUp(ch channel.ID, found bool, have int, elsewhere []peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv := s.served[ch]
+	if sv == nil {
+		return
+	}
+	var retry time.Time
+	for _, p := range elsewhere {
+		if until, ok := s.backoff[ch][p]; ok && (retry.IsZero() || until.Before(retry)) {
+			retry = until
+		}
+	}
+	sv.lookup.done(found, have, retry, time.Now(), s.cfg.MaintainInterval, s.cfg.MaxLookupBackoff)
 }

@@ -94,6 +94,9 @@ type Config struct {
 	// Metrics receives libp2p and resource manager metrics. Default: nil
 	// (metrics disabled, which keeps many hosts in one process independent).
 	Metrics prometheus.Registerer
+	// Bandwidth, when set, counts the bytes of every stream of the host.
+	// Default: nil (not counted).
+	Bandwidth *Bandwidth
 	// Logger receives this package's logs. Default: slog.Default().
 	Logger *slog.Logger
 

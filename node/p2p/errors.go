@@ -14,4 +14,7 @@ var (
 	ErrIdentityPermissions = errors.New("p2p: identity file permissions are too open")
 	// ErrConfig means a Config field is out of range.
 	ErrConfig = errors.New("p2p: invalid config")
+	// ErrListen means a configured listen address did not come up (see
+	// ListenError): its port is in use, or the address cannot be bound.
+	ErrListen = errors.New("p2p: listener did not come up")
 )

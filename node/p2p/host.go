@@ -15,7 +15,9 @@ import (
 
 // New builds and starts the host described by cfg: it loads or creates the
 // identity, builds the resource and connection managers and listens on
-// cfg.ListenAddrs. The caller closes the host.
+// cfg.ListenAddrs. Every listen address must come up, on a port no other
+// process listens on (see ListenError); otherwise New fails naming each
+// one that did not and why. The caller closes the host.
 func New(cfg Config) (host.Host, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -24,6 +26,23 @@ func New(cfg Config) (host.Host, error) {
 	sk, err := LoadOrCreateIdentity(cfg.IdentityPath)
 	if err != nil {
 		return nil, err
+	}
+	listen, err := parseListenAddrs(cfg.ListenAddrs)
+	if err != nil {
+		return nil, err
+	}
+	listen, noFamily, err := probeListeners(listen)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: %w", err)
+	}
+	if len(noFamily) > 0 {
+		cfg.ListenAddrs = cfg.ListenAddrs[:0:0]
+		for _, la := range listen {
+			cfg.ListenAddrs = append(cfg.ListenAddrs, la.ma.String())
+		}
+		for _, la := range noFamily {
+			cfg.Logger.Warn("not listening: this system has no IPv"+la.network[3:], "addr", la.ma.String())
+		}
 	}
 	rm, err := newResourceManager(cfg.Limits, cfg.Metrics)
 	if err != nil {
@@ -53,6 +72,9 @@ func New(cfg Config) (host.Host, error) {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Metrics))
 	} else {
 		opts = append(opts, libp2p.DisableMetrics())
+	}
+	if cfg.Bandwidth != nil {
+		opts = append(opts, libp2p.BandwidthReporter(cfg.Bandwidth))
 	}
 	if cfg.NATManager != nil {
 		opts = append(opts, libp2p.NATManager(cfg.NATManager))
@@ -91,6 +113,10 @@ func New(cfg Config) (host.Host, error) {
 		// libp2p has taken ownership of rm and cm and closes them itself on
 		// the failure paths it knows; closing them twice could panic.
 		return nil, fmt.Errorf("p2p: new host (listen %v): %w", cfg.ListenAddrs, err)
+	}
+	if err := checkListeners(h, listen); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("p2p: %w", err)
 	}
 	cfg.Logger.Info("p2p host started", "peer", h.ID(), "addrs", h.Addrs(),
 		"max_conns", cfg.Limits.Conns, "conns_per_ipv4", cfg.Limits.ConnsPerIPv4)

@@ -35,6 +35,7 @@ func (r *Registry) Reset() error {
 		r.unprotectDevicesLocked(e)
 	}
 	r.owner = channel.IdentityKey{}
+	r.held = map[channel.IdentityKey]*entry{}
 	r.revoked = map[channel.IdentityKey]bool{}
 	r.pending = map[channel.IdentityKey]pendingNotice{}
 	r.mu.Unlock()

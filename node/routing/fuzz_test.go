@@ -14,15 +14,16 @@ func FuzzParseChain(f *testing.F) {
 	for _, c := range []Chain{nil, fr.c1, fr.c3} {
 		f.Add(c.String())
 	}
+	f.Add(fr.c1.StringWithHint(bytes.Repeat([]byte{7}, 39)))
 	f.Add("rpt")
 	f.Add("rptAAAA")
 	f.Fuzz(func(t *testing.T, s string) {
-		c, err := ParseChain(s)
+		c, hint, err := ParseChainHint(s)
 		if err != nil {
 			return
 		}
-		again, err := ParseChain(c.String())
-		if err != nil || again.String() != c.String() {
+		again, h2, err := ParseChainHint(c.StringWithHint(hint))
+		if err != nil || again.String() != c.String() || !bytes.Equal(h2, hint) {
 			t.Fatalf("parsed chain does not round-trip: %v", err)
 		}
 		_, _ = c.Verify(fr.owner.Public(), fr.f1.Public(), time.Now())

@@ -3,7 +3,6 @@ package routing
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,8 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
-	"golang.org/x/time/rate"
 
+	"github.com/redpanda-p2p/homenode/internal/peerlimit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/wire"
@@ -36,13 +35,10 @@ const (
 // streamTimeout bounds one registration or notice exchange.
 const streamTimeout = 10 * time.Second
 
-// maxSeen bounds the replay cache; beyond it requests are refused as busy.
-const maxSeen = 1 << 16
-
 // Config says how a Registry serves registrations. Zero fields take the
 // defaults above.
 type Config struct {
-	Owner         channel.IdentityKey // zero: no owner yet (only hop infinity, if allowed)
+	Owner         channel.IdentityKey // zero: not known yet (only hop infinity, if allowed; stored chains are held until SetOwner)
 	Capacity      int                 // registrations served at once; default 1000
 	AllowInfinity bool                // accept clients without a chain
 	MaxChannels   int                 // per registrant; default 256, at most MaxChannelsPerRequest
@@ -171,8 +167,8 @@ type Registry struct {
 	devices  map[peer.ID]int
 	revoked  map[channel.IdentityKey]bool
 	pending  map[channel.IdentityKey]pendingNotice
-	seen     map[[32]byte]time.Time // request signature hash -> forget after
-	limiters map[peer.ID]*rate.Limiter
+	seen     *replayCache // admitted requests' signature hashes (admission.go)
+	limits   requestLimits
 	onChange []func()
 	closed   bool
 	// writing holds the identities whose registration is being written,
@@ -182,6 +178,13 @@ type Registry struct {
 	// the capacity.
 	writing    map[channel.IdentityKey]chan struct{}
 	writingNew int
+	// held are the registrations a ticket chain or pairing admitted,
+	// loaded while the owner was not yet known (Config.Owner zero): kept
+	// in the records but not served until SetOwner says whether their
+	// chain still leads to the owner. Only load fills it.
+	held map[channel.IdentityKey]*entry
+
+	decided decisions
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -200,16 +203,24 @@ func recKey(prefix []byte, id channel.IdentityKey) []byte {
 
 // NewRegistry loads the registry from recs (dropping what expired or no
 // longer leads to cfg.Owner) and serves ProtocolID on h until Close.
+//
+// A zero cfg.Owner means the owner is not known yet, not that the node has
+// none: a factory reset (Reset) deletes the records, so records with a
+// chain can only be there because the caller has not said who owns the
+// node. Those are held, neither served nor dropped, until SetOwner.
 func NewRegistry(h host.Host, recs Records, cfg Config) (*Registry, error) {
 	cfg.setDefaults()
 	r := &Registry{h: h, recs: recs, cfg: cfg, log: cfg.Logger.With("component", "routing"),
 		owner: cfg.Owner, regs: map[channel.IdentityKey]*entry{}, devices: map[peer.ID]int{}, revoked: map[channel.IdentityKey]bool{},
-		pending: map[channel.IdentityKey]pendingNotice{}, seen: map[[32]byte]time.Time{},
-		limiters: map[peer.ID]*rate.Limiter{}, writing: map[channel.IdentityKey]chan struct{}{}, stop: make(chan struct{})}
+		held: map[channel.IdentityKey]*entry{}, pending: map[channel.IdentityKey]pendingNotice{}, seen: newReplayCache(),
+		limits: newRequestLimits(cfg), writing: map[channel.IdentityKey]chan struct{}{}, stop: make(chan struct{})}
 	if err := r.load(); err != nil {
 		return nil, fmt.Errorf("routing.NewRegistry: %w", err)
 	}
 	r.mu.Lock()
+	if r.owner == (channel.IdentityKey{}) {
+		r.holdChainedLocked()
+	}
 	r.dropForeignLocked()
 	r.expireLocked(cfg.Now())
 	for _, e := range r.regs {
@@ -331,6 +342,15 @@ func decodeStoredReg(id channel.IdentityKey, v []byte) (*entry, error) {
 }
 
 func (r *Registry) putReg(e *entry) error {
+	v, err := encodeStoredReg(e)
+	if err != nil {
+		return err
+	}
+	return r.recs.Put(recKey(keyReg, e.Identity), v)
+}
+
+// encodeStoredReg is the record of e that decodeStoredReg reads.
+func encodeStoredReg(e *entry) ([]byte, error) {
 	s := storedReg{V: 1, Peer: e.Peer.String(), Hop: e.Hop, Since: e.Since.UnixMilli(),
 		Expires: e.Expires.UnixMilli(), Last: e.last.UnixMilli()}
 	for _, c := range e.Channels {
@@ -345,11 +365,7 @@ func (r *Registry) putReg(e *entry) error {
 	if e.root != (channel.IdentityKey{}) {
 		s.Root = bytes.Clone(e.root[:])
 	}
-	v, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return r.recs.Put(recKey(keyReg, e.Identity), v)
+	return json.Marshal(s)
 }
 
 // outNotice is a notice on its way to the client identity id at peer.
@@ -451,32 +467,75 @@ func (r *Registry) expireLocked(now time.Time) bool {
 			r.log.Warn("could not drop an expired registration", "identity", e.Identity, "err", err)
 			continue
 		}
-		r.log.Info("registration expired", "identity", e.Identity, "hop", e.Hop)
+		r.log.Info("registration dropped: expired", "identity", e.Identity, "hop", hopString(e.Hop), "expires", e.Expires.UTC().Format(time.RFC3339))
 		changed = true
 	}
-	for k, until := range r.seen {
-		if now.After(until) {
-			delete(r.seen, k)
+	r.seen.expire(now)
+	return changed
+}
+
+// holdChainedLocked sets aside the loaded registrations that a chain or
+// pairing admitted, while the owner is not known: see held.
+func (r *Registry) holdChainedLocked() {
+	for _, e := range r.regs {
+		if e.Hop == HopInfinity {
+			continue
+		}
+		r.deleteEntryLocked(e)
+		r.held[e.Identity] = e
+	}
+	if len(r.held) > 0 {
+		r.log.Info("registrations kept until the node's owner is known", "held", len(r.held))
+	}
+}
+
+// restoreHeldLocked serves the held registrations again once the owner is
+// known; dropForeignLocked then drops those that lead elsewhere.
+func (r *Registry) restoreHeldLocked() {
+	for id, e := range r.held {
+		delete(r.held, id)
+		if r.regs[id] != nil {
+			continue // registered again meanwhile: that record replaced this one
+		}
+		r.setEntryLocked(e)
+		for _, p := range append(slices.Clone(e.others), e.Peer) {
+			r.h.ConnManager().Protect(p, p2p.TagRegistered)
 		}
 	}
-	return changed
+}
+
+// dropReasonLocked says why e may no longer be served, with log
+// attributes naming who caused it, or "" if it may.
+func (r *Registry) dropReasonLocked(e *entry) (string, []any) {
+	if r.revoked[e.Identity] {
+		return "registration dropped: identity revoked by the node's owner", nil
+	}
+	for _, k := range e.path {
+		if r.revoked[k] {
+			return "registration dropped: a sponsor in its ticket chain was revoked", []any{"sponsor", k}
+		}
+	}
+	if e.Hop != HopInfinity && e.root != r.owner {
+		return "registration dropped: the node's owner changed (re-paired)", []any{"chain_owner", e.root, "owner", r.owner}
+	}
+	return "", nil
 }
 
 // dropForeignLocked drops registrations whose chain led to another owner
 // than the current one (the node was re-paired), or through a revoked
-// identity.
+// identity, logging which.
 func (r *Registry) dropForeignLocked() bool {
 	changed := false
 	for _, e := range r.regs {
-		foreign := e.Hop != HopInfinity && e.root != r.owner
-		if !foreign && !r.throughRevokedLocked(e) {
+		reason, attrs := r.dropReasonLocked(e)
+		if reason == "" {
 			continue
 		}
 		if _, err := r.removeLocked(e, 0, "", r.cfg.Now()); err != nil {
 			r.log.Warn("could not drop a registration", "identity", e.Identity, "err", err)
 			continue
 		}
-		r.log.Info("registration dropped: owner changed or sponsor revoked", "identity", e.Identity)
+		r.log.Info(reason, append([]any{"identity", e.Identity, "hop", hopString(e.Hop)}, attrs...)...)
 		changed = true
 	}
 	return changed
@@ -532,7 +591,8 @@ func (r *Registry) changed() {
 }
 
 // SetOwner makes id the node's owner (hop 0). Registrations whose chain
-// led to a previous owner are dropped.
+// led to a previous owner are dropped; those held since load because the
+// owner was not known are served again if their chain leads to id.
 func (r *Registry) SetOwner(id channel.IdentityKey) error {
 	r.mu.Lock()
 	if r.closed {
@@ -544,6 +604,8 @@ func (r *Registry) SetOwner(id channel.IdentityKey) error {
 		return nil
 	}
 	r.owner = id
+	restored := len(r.held) > 0
+	r.restoreHeldLocked()
 	if r.revoked[id] {
 		delete(r.revoked, id)
 		if err := r.recs.Delete(recKey(keyRevoked, id)); err != nil {
@@ -552,6 +614,7 @@ func (r *Registry) SetOwner(id channel.IdentityKey) error {
 		}
 	}
 	changed := r.dropForeignLocked()
+	changed = r.expireLocked(r.cfg.Now()) || changed || restored
 	r.mu.Unlock()
 	r.log.Info("owner set", "owner", id)
 	if changed {
@@ -650,8 +713,23 @@ func (r *Registry) Revoke(id channel.IdentityKey) ([]channel.IdentityKey, error)
 			err = errors.Join(err, rerr)
 			continue
 		}
+		reason, attrs := r.dropReasonLocked(e)
+		r.log.Info(reason, append([]any{"identity", e.Identity, "hop", hopString(e.Hop)}, attrs...)...)
 		removed = append(removed, e.Identity)
 		notices = append(notices, *n)
+	}
+	for _, e := range r.held {
+		if !r.throughRevokedLocked(e) {
+			continue
+		}
+		if derr := r.recs.Delete(recKey(keyReg, e.Identity)); derr != nil {
+			err = errors.Join(err, derr)
+			continue
+		}
+		delete(r.held, e.Identity)
+		reason, attrs := r.dropReasonLocked(e)
+		r.log.Info(reason, append([]any{"identity", e.Identity, "hop", hopString(e.Hop), "held", true}, attrs...)...)
+		removed = append(removed, e.Identity)
 	}
 	r.mu.Unlock()
 	r.log.Info("identity revoked", "identity", id, "removed", len(removed))
@@ -692,7 +770,8 @@ func (r *Registry) handle(s network.Stream) {
 	defer s.Close()
 	_ = s.SetDeadline(time.Now().Add(streamTimeout))
 	remote := s.Conn().RemotePeer()
-	resp, notices, changed := r.serve(s, remote)
+	resp, notices, changed := r.serve(s, remote, peerlimit.ConnKey(s.Conn()))
+	r.decided.add(resp.Status)
 	// The change hooks run before the answer, so that a client told "OK"
 	// finds its channels already served.
 	if changed {
@@ -709,7 +788,7 @@ func (r *Registry) handle(s network.Stream) {
 }
 
 // serve reads one request and decides it.
-func (r *Registry) serve(s io.Reader, remote peer.ID) (response, []outNotice, bool) {
+func (r *Registry) serve(s io.Reader, remote peer.ID, addr string) (response, []outNotice, bool) {
 	refuse := func(st Status, format string, a ...any) (response, []outNotice, bool) {
 		r.log.Info("registration refused", "peer", remote, "status", st.String(), "detail", fmt.Sprintf(format, a...))
 		return response{Status: st, Detail: fmt.Sprintf(format, a...), Load: r.Load()}, nil, false
@@ -717,8 +796,8 @@ func (r *Registry) serve(s io.Reader, remote peer.ID) (response, []outNotice, bo
 	// Read before answering even a rate-limited peer, so the answer is not
 	// lost to a reset of the unread request.
 	b, err := wire.ReadFrame(s, MaxRequestSize)
-	if !r.allow(remote) {
-		return refuse(StatusRateLimited, "too many requests from %s; wait a minute", remote)
+	if ok, what := r.limits.allow(remote, addr, r.Registered(remote)); !ok {
+		return refuse(StatusRateLimited, "too many requests from %s; wait a minute", what)
 	}
 	if err != nil {
 		return refuse(StatusMalformed, "reading request: %v", err)
@@ -734,25 +813,6 @@ func (r *Registry) serve(s io.Reader, remote peer.ID) (response, []outNotice, bo
 		return refuse(StatusBadSignature, "request signature does not verify for %s", req.Identity)
 	}
 	return r.admit(req)
-}
-
-func (r *Registry) allow(p peer.ID) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	l, ok := r.limiters[p]
-	if !ok {
-		if len(r.limiters) > 4096 {
-			// Full limiters have forgotten nothing worth keeping.
-			for k, l := range r.limiters {
-				if l.Tokens() >= float64(r.cfg.RequestBurst) {
-					delete(r.limiters, k)
-				}
-			}
-		}
-		l = rate.NewLimiter(rate.Limit(float64(r.cfg.RequestsPerMinute)/60), r.cfg.RequestBurst)
-		r.limiters[p] = l
-	}
-	return l.Allow()
 }
 
 // admit decides a request whose signature verified: it decides under the
@@ -852,14 +912,10 @@ func (r *Registry) decideLocked(req *request) decision {
 		return refuse(StatusReplay, "request timestamp %s is %s away from the node's clock (window %s)",
 			req.Timestamp.UTC().Format(time.RFC3339), d.Round(time.Second), r.cfg.ReplayWindow)
 	}
-	sig := sha256.Sum256(req.Signature)
-	if _, ok := r.seen[sig]; ok {
+	sig := sigHash(req.Signature)
+	if r.seen.has(sig) {
 		return refuse(StatusReplay, "request seen before")
 	}
-	if len(r.seen) >= maxSeen {
-		return refuse(StatusRateLimited, "node busy; try again in %s", r.cfg.ReplayWindow)
-	}
-	r.seen[sig] = req.Timestamp.Add(r.cfg.ReplayWindow)
 	old := r.regs[req.Identity]
 	joining := false
 	if old != nil && req.Timestamp.Before(old.last) {
@@ -913,11 +969,13 @@ func (r *Registry) decideLocked(req *request) decision {
 		if err != nil {
 			return refuse(StatusInternal, "could not make room: %v", err)
 		}
-		r.log.Info("registration evicted", "identity", worst.Identity, "hop", worst.Hop, "by", req.Identity, "by_hop", hop)
+		r.log.Info("registration dropped: evicted to make room for a nearer hop", "identity", worst.Identity, "hop", hopString(worst.Hop), "by", req.Identity, "by_hop", hopString(hop))
 		notices = append(notices, *n)
 		changed = true
 	}
 
+	// Admissible: only now is the request worth remembering.
+	r.seen.remember(sig, req.Timestamp.Add(r.cfg.ReplayWindow))
 	if joining {
 		e := *old
 		e.others = append(slices.DeleteFunc(slices.Clone(old.others), func(d peer.ID) bool { return d == req.Peer }), req.Peer)

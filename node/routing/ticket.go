@@ -205,8 +205,16 @@ const chainChecksum = 4
 // String is a pasteable form: ChainPrefix + base64url(protobuf HopChain ||
 // first 4 bytes of its SHA-256), so a mangled paste is told apart from a
 // forged ticket.
-func (c Chain) String() string {
-	b, err := proto.Marshal(&wirepb.HopChain{Tickets: c.toPB()})
+func (c Chain) String() string { return c.StringWithHint(nil) }
+
+// StringWithHint is String carrying a node hint (node/hint: where the
+// chain's nodes are) of at most channel.MaxHintBytes; a longer one is
+// left out. Parsers that predate hints ignore it.
+func (c Chain) StringWithHint(hint []byte) string {
+	if len(hint) > channel.MaxHintBytes {
+		hint = nil
+	}
+	b, err := proto.Marshal(&wirepb.HopChain{Tickets: c.toPB(), Hint: hint})
 	if err != nil {
 		return ChainPrefix + "!" + err.Error() // unreachable: the message has only bytes and ints
 	}
@@ -215,30 +223,45 @@ func (c Chain) String() string {
 }
 
 // ParseChain parses what Chain.String prints, with surrounding white space
-// allowed. It checks the form only; Verify checks the signatures.
+// allowed. It checks the form only; Verify checks the signatures. A hint
+// the string carries is ignored (ParseChainHint returns it).
 func ParseChain(s string) (Chain, error) {
+	c, _, err := ParseChainHint(s)
+	return c, err
+}
+
+// ParseChainHint is ParseChain that also returns the node hint the string
+// carries (nil when none), unread: package node/hint decodes it.
+func ParseChainHint(s string) (Chain, []byte, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > MaxChainString {
-		return nil, fmt.Errorf("%w: chain string of %d characters, at most %d", ErrMalformed, len(s), MaxChainString)
+		return nil, nil, fmt.Errorf("%w: chain string of %d characters, at most %d", ErrMalformed, len(s), MaxChainString)
 	}
 	rest, ok := strings.CutPrefix(s, ChainPrefix)
 	if !ok {
-		return nil, fmt.Errorf("%w: a chain string starts with %q", ErrMalformed, ChainPrefix)
+		return nil, nil, fmt.Errorf("%w: a chain string starts with %q", ErrMalformed, ChainPrefix)
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(rest)
 	if err != nil {
-		return nil, fmt.Errorf("%w: chain string: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: chain string: %v", ErrMalformed, err)
 	}
 	if len(raw) < chainChecksum {
-		return nil, fmt.Errorf("%w: chain string too short", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: chain string too short", ErrMalformed)
 	}
 	body, sum := raw[:len(raw)-chainChecksum], raw[len(raw)-chainChecksum:]
 	if want := sha256.Sum256(body); !bytes.Equal(sum, want[:chainChecksum]) {
-		return nil, fmt.Errorf("%w: chain string checksum mismatch (mistyped or cut short?)", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: chain string checksum mismatch (mistyped or cut short?)", ErrMalformed)
 	}
 	var pb wirepb.HopChain
 	if err := proto.Unmarshal(body, &pb); err != nil {
-		return nil, fmt.Errorf("%w: chain: %v", ErrMalformed, err)
+		return nil, nil, fmt.Errorf("%w: chain: %v", ErrMalformed, err)
 	}
-	return chainFromPB(pb.GetTickets())
+	if len(pb.GetHint()) > channel.MaxHintBytes {
+		return nil, nil, fmt.Errorf("%w: chain hint of %d bytes, at most %d", ErrMalformed, len(pb.GetHint()), channel.MaxHintBytes)
+	}
+	c, err := chainFromPB(pb.GetTickets())
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, pb.GetHint(), nil
 }

@@ -1,12 +1,18 @@
 package routing
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
 
 func TestChainStringRoundTrip(t *testing.T) {
@@ -31,6 +37,34 @@ func TestChainStringRoundTrip(t *testing.T) {
 		if hop, err := got.Verify(f.owner.Public(), tt.subject, time.Now()); err != nil || hop != tt.hop {
 			t.Fatalf("parsed chain: hop %d, %v; want %d", hop, err, tt.hop)
 		}
+	}
+}
+
+// TestChainHint: a chain string carries a node hint that ParseChainHint
+// returns as it was and ParseChain ignores; a hint over the bound is not
+// written, and one over the bound in a string is refused.
+func TestChainHint(t *testing.T) {
+	f := newFriends(t)
+	h := bytes.Repeat([]byte{0x42}, 39)
+	s := f.c1.StringWithHint(h)
+	c, got, err := ParseChainHint(s)
+	if err != nil || !bytes.Equal(got, h) || c.String() != f.c1.String() {
+		t.Fatalf("ParseChainHint: %v %x %v", c, got, err)
+	}
+	if c, err := ParseChain(s); err != nil || c.String() != f.c1.String() {
+		t.Fatalf("ParseChain of a hinted chain: %v", err)
+	}
+	if _, got, _ := ParseChainHint(f.c1.String()); got != nil {
+		t.Fatalf("a chain without a hint has hint %x", got)
+	}
+	if f.c1.StringWithHint(make([]byte, channel.MaxHintBytes+1)) != f.c1.String() {
+		t.Fatal("a hint over the bound was written")
+	}
+	b, _ := proto.Marshal(&wirepb.HopChain{Tickets: f.c1.toPB(), Hint: make([]byte, channel.MaxHintBytes+1)})
+	sum := sha256.Sum256(b)
+	big := ChainPrefix + base64.RawURLEncoding.EncodeToString(append(b, sum[:chainChecksum]...))
+	if _, _, err := ParseChainHint(big); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a hint over the bound: %v", err)
 	}
 }
 

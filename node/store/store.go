@@ -77,6 +77,10 @@ type Options struct {
 	// every migrateReport. The appliance tells systemd the start is still
 	// making progress.
 	MigrateProgress func(moved int)
+	// ReservedBytes is the part of MaxTotalBytes that only reserved
+	// accounts (the owner's) may fill, once SetAccounts has given a plan
+	// (quota.go). Default 0.
+	ReservedBytes int64
 }
 
 func (o *Options) setDefaults() {
@@ -145,6 +149,10 @@ type DB struct {
 	// filter holds every ID in bbolt (and some no longer there): the
 	// duplicate checks read bbolt only for IDs it may hold (filter.go).
 	filter atomic.Pointer[idFilter]
+	// quota is the accounts plan and its cached usage (quota.go).
+	quota quotaState
+	// diskFullAt is when a write last failed for a full disk (unix ns).
+	diskFullAt atomic.Int64
 }
 
 // writeReq is one write waiting for the group commit.
@@ -159,6 +167,9 @@ type writeReq struct {
 // ErrLocked after Options.LockTimeout rather than hang.
 func Open(path string, opt Options) (*DB, error) {
 	opt.setDefaults()
+	if err := clearUnwrittenFile(path, opt.Logger.With("component", "store")); err != nil {
+		return nil, err
+	}
 	bdb, err := openBolt(path, opt.LockTimeout)
 	if err != nil {
 		return nil, explainOpen(path, err)
@@ -180,6 +191,7 @@ func Open(path string, opt Options) (*DB, error) {
 		applierDone: make(chan struct{}),
 	}
 	db.pend.cond = sync.NewCond(&db.pend.mu)
+	db.quota.gen.Store(1)
 	// The WAL is checked before anything is written, so a refusal leaves
 	// every file as it was.
 	segs, err := loadWAL(path)
@@ -468,6 +480,7 @@ func (db *DB) classify(err error) error {
 	case errors.Is(err, berrors.ErrDatabaseNotOpen):
 		return ErrClosed
 	case isDiskFull(err):
+		db.diskFullAt.Store(time.Now().UnixNano())
 		db.log.Error("disk full: write refused, stored messages are intact", "err", err)
 		return fmt.Errorf("store: write to %s: %w (free some space or lower the total quota): %v", db.path, ErrDiskFull, err)
 	default:

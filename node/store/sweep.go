@@ -29,6 +29,7 @@ func (db *DB) Sweep() (removed int, err error) {
 	if db.opt.ClockTrusted != nil && !db.opt.ClockTrusted() {
 		return 0, ErrClockUntrusted
 	}
+	defer db.quotaChanged()
 	// Apply the write-ahead log first, so messages acknowledged before the
 	// sweep are swept like the others. On a full disk, where it cannot be
 	// applied, expire its messages in memory instead and sweep anyway:
@@ -94,41 +95,8 @@ func (db *DB) sweepChunk(cutoff int64) (removed int, more bool, syncRemoved int,
 		}
 		// Delete after scanning: bbolt cursors may skip keys when the
 		// bucket changes under them.
-		body, ids, idx, fp, chans := tx.Bucket(bBody), tx.Bucket(bIDs), tx.Bucket(bIdx), tx.Bucket(bFP), tx.Bucket(bChans)
-		stats := map[channel.ID]chanStats{}
-		tot := getTotals(tx)
-		for _, v := range vs {
-			if err := body.Delete(v.seq); err != nil {
-				return err
-			}
-			if err := ids.Delete(v.id); err != nil {
-				return err
-			}
-			if err := idx.Delete(v.key); err != nil {
-				return err
-			}
-			if err := addToFingerprint(fp, v.ch, v.ts, v.id, -1); err != nil {
-				return err
-			}
-			cs, ok := stats[v.ch]
-			if !ok {
-				cs = getChanStats(chans, v.ch)
-			}
-			cs.count--
-			cs.bytes -= v.size
-			stats[v.ch] = cs
-			tot.count--
-			tot.bytes -= v.size
-		}
-		for ch, cs := range stats {
-			if err := putChanStats(chans, ch, cs); err != nil {
-				return err
-			}
-		}
-		if len(vs) > 0 {
-			if err := putTotals(tx, tot); err != nil {
-				return err
-			}
+		if err := deleteVictims(tx, vs); err != nil {
+			return err
 		}
 		removed = len(vs)
 		if more {
@@ -151,6 +119,46 @@ func (db *DB) sweepChunk(cutoff int64) (removed int, more bool, syncRemoved int,
 		return nil
 	})
 	return removed, more, syncRemoved, err
+}
+
+// deleteVictims deletes the messages vs and updates the counters, the
+// fingerprints and the totals.
+func deleteVictims(tx *bolt.Tx, vs []victim) error {
+	body, ids, idx, fp, chans := tx.Bucket(bBody), tx.Bucket(bIDs), tx.Bucket(bIdx), tx.Bucket(bFP), tx.Bucket(bChans)
+	stats := map[channel.ID]chanStats{}
+	tot := getTotals(tx)
+	for _, v := range vs {
+		if err := body.Delete(v.seq); err != nil {
+			return err
+		}
+		if err := ids.Delete(v.id); err != nil {
+			return err
+		}
+		if err := idx.Delete(v.key); err != nil {
+			return err
+		}
+		if err := addToFingerprint(fp, v.ch, v.ts, v.id, -1); err != nil {
+			return err
+		}
+		cs, ok := stats[v.ch]
+		if !ok {
+			cs = getChanStats(chans, v.ch)
+		}
+		cs.count--
+		cs.bytes -= v.size
+		stats[v.ch] = cs
+		tot.count--
+		tot.bytes -= v.size
+	}
+	for ch, cs := range stats {
+		if err := putChanStats(chans, ch, cs); err != nil {
+			return err
+		}
+	}
+	if len(vs) > 0 {
+		return putTotals(tx, tot)
+	}
+	return nil
 }
 
 // RunSweeper sweeps now and then every interval until ctx is done or the

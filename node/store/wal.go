@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,6 +32,13 @@ import (
 // valid record that begins a batch is damage to an acknowledged record
 // (ErrCorrupt), while damage with no batch start after it is the torn,
 // never acknowledged tail of a crash (dropped).
+//
+// A segment's magic is written and fdatasync'ed, and its directory entry
+// synced, before the first record is appended to it. A segment whose
+// magic never reached the disk (its bytes all zero, or the magic cut
+// short, with nothing but zeros after) is one whose creation a crash
+// interrupted: nothing was ever acknowledged from it ("unwritten",
+// removed). Anything but zeros after a missing magic is damage.
 
 const (
 	walMagic     = "RPWAL\x00\x00\x01"
@@ -94,24 +100,26 @@ type segmentScan struct {
 	// after the damage, or -1: such a record means the damage is not a
 	// torn tail.
 	laterBatch int
+	// unwritten: the magic never (wholly) reached the disk and nothing
+	// but zeros follows: a segment whose creation a crash cut short. It
+	// has no records and no damage.
+	unwritten bool
 }
 
-// scanSegment decodes a segment file's contents. A file shorter than the
-// magic that is a prefix of it is a segment whose creation was cut short:
-// empty, good = 0. Other bytes that do not start with the magic are not a
-// segment at all (damage at 0, laterBatch 0).
+// scanSegment decodes a segment file's contents. A file whose magic is
+// missing or cut short (a prefix of it, then zeros or the end) and that
+// holds nothing but zeros after it is unwritten. Other bytes that do not
+// start with the magic are not a segment at all (damage at 0, laterBatch
+// 0).
 func scanSegment(b []byte) segmentScan {
 	s := segmentScan{laterBatch: -1}
-	if len(b) < len(walMagic) {
-		if !bytes.HasPrefix([]byte(walMagic), b) {
+	head := b[:min(len(b), len(walMagic))]
+	if string(head) != walMagic {
+		if tornHeader(head) && allZero(b[len(head):]) {
+			s.unwritten = true
+		} else {
 			s.damage, s.laterBatch = errors.New("not a WAL segment (bad magic)"), 0
-		} else if len(b) > 0 {
-			s.damage = errors.New("segment header cut short")
 		}
-		return s
-	}
-	if string(b[:len(walMagic)]) != walMagic {
-		s.damage, s.laterBatch = errors.New("not a WAL segment (bad magic)"), 0
 		return s
 	}
 	off := len(walMagic)
@@ -141,6 +149,17 @@ func scanSegment(b []byte) segmentScan {
 		}
 	}
 	return s
+}
+
+// tornHeader reports whether h, the start of a segment, is what a write of
+// the magic that stopped part way leaves: a prefix of the magic, then
+// zeros (all zeros when none of it arrived).
+func tornHeader(h []byte) bool {
+	k := 0
+	for k < len(h) && h[k] == walMagic[k] {
+		k++
+	}
+	return allZero(h[k:])
 }
 
 func allZero(b []byte) bool {

@@ -66,6 +66,7 @@ func (db *DB) putBatch(batch []*putReq, buf []byte) []byte {
 		return buf
 	}
 	outcomes := make([]error, len(batch))
+	quota := db.newQuotaCheck()
 	err := db.snap(func(s *snapshot) error {
 		inBatch := make(map[channel.MessageID]bool, len(batch))
 		chanBytes := map[channel.ID]uint64{}
@@ -87,11 +88,11 @@ func (db *DB) putBatch(batch []*putReq, buf []byte) []byte {
 					m.id, ErrQuotaExceeded, m.ch, cb, db.opt.MaxChannelBytes)
 				continue
 			}
-			if tot.bytes+batchBytes+size > uint64(db.opt.MaxTotalBytes) {
-				outcomes[i] = fmt.Errorf("store: put %s: %w: the store holds %d of its %d bytes",
-					m.id, ErrQuotaExceeded, tot.bytes+batchBytes, db.opt.MaxTotalBytes)
+			if err := quota.check(s, m, size, tot.bytes+batchBytes); err != nil {
+				outcomes[i] = err
 				continue
 			}
+			quota.add(m.ch, size)
 			inBatch[m.id] = true
 			chanBytes[m.ch] = cb + size
 			batchBytes += size
@@ -122,6 +123,7 @@ func (db *DB) putBatch(batch []*putReq, buf []byte) []byte {
 		}
 	}
 	if len(accepted) > 0 {
+		quota.commit()
 		now := time.Now()
 		db.pend.mu.Lock()
 		open := db.pend.open()
@@ -412,12 +414,18 @@ func (db *DB) flush() error { return db.runJob(nil) }
 // messages, which the next sweep removes again. It returns how many it
 // dropped. Run by the applier, so no apply overlaps it.
 func (db *DB) sweepPending(cutoff int64) (removed int) {
+	return db.dropPending(func(m *pmsg) bool { return m.ts < cutoff || cutoff == math.MaxInt64 })
+}
+
+// dropPending is sweepPending for any choice of messages (DeleteChannel's
+// on a full disk).
+func (db *DB) dropPending(drop func(*pmsg) bool) (removed int) {
 	db.pend.mu.Lock()
 	var empty []*group
 	for _, g := range db.pend.groups[:len(db.pend.groups)-1] {
 		var expired []*pmsg
 		for _, m := range g.byID {
-			if m.ts < cutoff || cutoff == math.MaxInt64 {
+			if drop(m) {
 				expired = append(expired, m)
 			}
 		}
@@ -427,7 +435,7 @@ func (db *DB) sweepPending(cutoff int64) (removed int) {
 		kept := newGroup()
 		kept.gen, kept.segPath, kept.replayed, kept.born = g.gen, g.segPath, g.replayed, g.born
 		for _, m := range g.byID {
-			if m.ts >= cutoff && cutoff != math.MaxInt64 {
+			if !drop(m) {
 				kept.add(m, g.born)
 			}
 		}
@@ -636,6 +644,10 @@ func loadWAL(dbPath string) ([]walFile, error) {
 		if s.scan.damage != nil && (later || s.scan.laterBatch >= 0) {
 			return nil, walCorruptError(s.path, s.scan.damage)
 		}
+		// Its magic was synced before any later segment existed.
+		if s.scan.unwritten && later {
+			return nil, walCorruptError(s.path, errors.New("its header is lost, and later segments hold records"))
+		}
 		for _, rec := range s.scan.records {
 			if _, err := channel.UnmarshalEnvelope(rec); err != nil {
 				return nil, walCorruptError(s.path, fmt.Errorf("a record with a valid checksum is not an envelope: %w", err))
@@ -657,6 +669,18 @@ func (db *DB) replay(segs []walFile) error {
 	}
 	db.nextSeq = segs[len(segs)-1].seq + 1
 	for _, l := range segs {
+		if l.scan.unwritten {
+			// A zero-length file is what a crash right after the create
+			// leaves; not worth a warning, but removed all the same.
+			if len(l.data) > 0 {
+				db.log.Warn("write-ahead log segment whose creation a crash cut short (its header never reached the disk, nothing in it was acknowledged); removing it",
+					"file", l.path, "bytes_dropped", len(l.data))
+			}
+			if err := truncateFile(l.path, 0); err != nil {
+				return db.classify(fmt.Errorf("remove unwritten WAL segment %s: %w", l.path, err))
+			}
+			continue
+		}
 		if l.scan.damage == nil {
 			continue
 		}

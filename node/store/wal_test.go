@@ -154,8 +154,20 @@ func FuzzWALRecord(f *testing.F) {
 		if s.good > len(b) {
 			t.Fatalf("scan: good %d of %d", s.good, len(b))
 		}
-		if len(b) >= len(walMagic) && (s.damage == nil) != allZero(b[s.good:]) {
+		if s.unwritten {
+			// Only a header cut short, then zeros: never anything
+			// that could have been acknowledged.
+			head := b[:min(len(b), len(walMagic))]
+			if s.damage != nil || len(s.records) > 0 || s.good != 0 || string(head) == walMagic ||
+				!tornHeader(head) || !allZero(b[len(head):]) {
+				t.Fatalf("scan: %d bytes unwritten with %d records, good %d, damage %v", len(b), len(s.records), s.good, s.damage)
+			}
+		} else if len(b) >= len(walMagic) && (s.damage == nil) != allZero(b[s.good:]) {
 			t.Fatalf("scan: good %d of %d, damage %v, zero tail %v", s.good, len(b), s.damage, allZero(b[s.good:]))
+		}
+		whole := len(b) >= len(walMagic) && string(b[:len(walMagic)]) == walMagic
+		if whole && s.unwritten || !whole && !s.unwritten && s.damage == nil {
+			t.Fatalf("scan: magic whole %v, unwritten %v, damage %v", whole, s.unwritten, s.damage)
 		}
 		if s.laterBatch >= 0 && s.damage == nil {
 			t.Fatal("a later batch without damage")
@@ -253,7 +265,6 @@ func TestWALTornTail(t *testing.T) {
 	b := bytes.Clone(batch)
 	b[bstarts[1]+walHeader+2] ^= 1
 	cases = append(cases, tornCase{"last batch's first record damaged", b, 1, len(b) - bstarts[1], nil})
-	cases = append(cases, tornCase{"header cut short", []byte(walMagic[:3]), 0, 3, nil})
 	// Preallocated segments: a torn record followed by the zeros.
 	padded := append(bytes.Clone(data[:lastStart+9]), make([]byte, 5000)...)
 	cases = append(cases, tornCase{"cut, then preallocated zeros", padded, 3, 9 + 5000, nil})
@@ -299,6 +310,79 @@ func TestWALTornTail(t *testing.T) {
 	}
 }
 
+// TestWALUnwrittenSegment: a segment whose creation a power cut
+// interrupted (its magic missing or cut short, nothing but zeros after it)
+// never held an acknowledged record: Open removes it, with a warning
+// naming the file, keeps every record of the segments before it, and new
+// segments are numbered after it.
+func TestWALUnwrittenSegment(t *testing.T) {
+	ch := newChannel()
+	kept := []*channel.Envelope{envelope(ch, 1, 30), envelope(ch, 2, 10)}
+	before, _ := segmentBytes(kept[:1], kept[1:])
+	zeros := func(n int) []byte { return make([]byte, n) }
+	cases := []struct {
+		name string
+		data []byte
+		warn bool
+	}{
+		{"empty file", nil, false},
+		{"magic cut short", []byte(walMagic[:3]), true},
+		{"size but no data (eight zero bytes)", zeros(len(walMagic)), true},
+		{"three zero bytes", zeros(3), true},
+		{"magic cut short, then zeros", append([]byte(walMagic[:5]), zeros(3)...), true},
+		{"preallocation, magic lost", zeros(64 << 10), true},
+		{"preallocation, magic cut short", append([]byte(walMagic[:6]), zeros(5000)...), true},
+	}
+	for _, tc := range cases {
+		for _, after := range []bool{false, true} {
+			name := tc.name
+			if after {
+				name += ", after a segment with records"
+			}
+			t.Run(name, func(t *testing.T) {
+				path := emptyStore(t)
+				seq := uint64(1)
+				if after {
+					writeFile(t, segmentPath(path, 1), before)
+					seq = 2
+				}
+				seg := segmentPath(path, seq)
+				writeFile(t, seg, tc.data)
+				var logs logBuffer
+				db, err := Open(path, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+				if err != nil {
+					t.Fatalf("Open with an unwritten segment: %v", err)
+				}
+				defer db.Close()
+				if got := segmentsOf(t, path); len(got) != 0 {
+					t.Fatalf("segments %v left after Open", got)
+				}
+				out := logs.String()
+				if strings.Contains(out, "torn") || strings.Contains(out, "damaged") {
+					t.Fatalf("an unwritten segment reported as damage:\n%s", out)
+				}
+				if warned := strings.Contains(out, "creation a crash cut short") && strings.Contains(out, seg) &&
+					strings.Contains(out, fmt.Sprintf("bytes_dropped=%d", len(tc.data))); warned != tc.warn {
+					t.Fatalf("warning naming %s and its %d bytes: %v, want %v; log:\n%s", seg, len(tc.data), warned, tc.warn, out)
+				}
+				want := 0
+				if after {
+					want = len(kept)
+				}
+				if s, _ := db.Stats(); s.Messages != want {
+					t.Fatalf("Stats = %+v, want %d messages", s, want)
+				}
+				if _, err := db.Put(envelope(ch, 3, 1)); err != nil {
+					t.Fatal(err)
+				}
+				if got := segmentsOf(t, path); !slices.Equal(got, []uint64{seq + 1}) {
+					t.Fatalf("segments after a Put: %v, want [%d]", got, seq+1)
+				}
+			})
+		}
+	}
+}
+
 // TestWALCorrupt: damage followed by acknowledged records is not a torn
 // tail: Open refuses with ErrCorrupt, says what to do and changes nothing.
 func TestWALCorrupt(t *testing.T) {
@@ -317,6 +401,12 @@ func TestWALCorrupt(t *testing.T) {
 		{"bytes lost mid-file", [][]byte{append(bytes.Clone(data[:starts[1]+5]), data[starts[2]:]...)}},
 		{"torn tail in an older segment", [][]byte{one[:len(one)-3], one}},
 		{"bad magic", [][]byte{append([]byte("NOTAWAL!"), data[8:]...)}},
+		// The magic is synced before the first record is appended, so
+		// records behind a lost magic were acknowledged.
+		{"magic lost before records", [][]byte{append(make([]byte, len(walMagic)), data[8:]...)}},
+		{"magic cut short before records", [][]byte{append(append([]byte(walMagic[:4]), 0, 0, 0, 0), data[8:]...)}},
+		{"magic lost before garbage", [][]byte{append(make([]byte, 4096), 0xff)}},
+		{"unwritten segment before one with records", [][]byte{make([]byte, len(walMagic)), one}},
 		{"checksummed garbage", [][]byte{appendRecord([]byte(walMagic), []byte("not an envelope"), true)}},
 	}
 	for _, tc := range tests {

@@ -15,6 +15,7 @@ import (
 // nothing wiped, and it may safely run twice. The file keeps its size;
 // bbolt reuses the freed pages.
 func (db *DB) Wipe(keep ...string) error {
+	defer db.quotaChanged()
 	// Apply the write-ahead log first (its applied segments are then
 	// deleted durably), so no message acknowledged before the wipe
 	// survives it, here or in a replay after a crash. On a full disk,

@@ -14,13 +14,13 @@ import (
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
 
-// ingest applies the relay rule to a message from peer from ("" for a
+// relayRule applies the relay rule to a message from peer from ("" for a
 // local Publish) and stores it: validate, Accept, wanted, duplicate,
 // quota. A message already held is found before its signature is checked,
 // so copies from several announcers cost one store read each, not a
 // verify. Only a stored message is announced, to everyone who wants it but
 // the peers it came from. It returns once the message is durable.
-func (s *Service) ingest(from peer.ID, e *channel.Envelope) (channel.MessageID, error) {
+func (s *Service) relayRule(from peer.ID, e *channel.Envelope) (channel.MessageID, error) {
 	id := e.ID()
 	pol := s.cfg.Policy
 	if s.cfg.ClockTrusted != nil && !s.cfg.ClockTrusted() {
@@ -100,6 +100,8 @@ func reasonFor(err error) wirepb.Reason {
 		return wirepb.Reason_REASON_NOT_ACCEPTED
 	case errors.Is(err, store.ErrQuotaExceeded):
 		return wirepb.Reason_REASON_QUOTA_EXCEEDED
+	case errors.Is(err, store.ErrDiskFull):
+		return wirepb.Reason_REASON_DISK_FULL
 	case errors.Is(err, ErrNotWanted):
 		return wirepb.Reason_REASON_NOT_WANTED
 	case errors.Is(err, ErrNotRequested):

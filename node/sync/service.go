@@ -47,6 +47,22 @@ const (
 	DefaultIngestBytes       = 64 * channel.MaxEnvelopeSize
 	DefaultReconcileInterval = time.Minute
 	DefaultMaxPending        = 1 << 16
+	// DefaultMaxWantsPerPeer bounds the wants kept for one session: a
+	// light client registers at most 256 channels, a super node shares
+	// with this one the channels both serve.
+	DefaultMaxWantsPerPeer = 4096
+	// DefaultMaxWants bounds the wants kept over all sessions (~40 bytes
+	// each in two maps).
+	DefaultMaxWants = 1 << 18
+	// DefaultHelloTimeout is how long a peer has to send its Hello.
+	DefaultHelloTimeout = 10 * time.Second
+	// DefaultMaxStrangerSessions and DefaultMaxStrangerSessionsPerPrefix
+	// bound the sessions of peers the node does not know (Config.Known),
+	// in total and per address prefix (IPv4 /24, IPv6 /48);
+	// DefaultStrangerLifetime is how long such a session is kept.
+	DefaultMaxStrangerSessions          = 256
+	DefaultMaxStrangerSessionsPerPrefix = 16
+	DefaultStrangerLifetime             = 2 * time.Minute
 )
 
 // Sentinel errors callers branch on.
@@ -62,6 +78,9 @@ var (
 	ErrNoSession   = errors.New("sync: no session with peer")
 	// ErrNotRequested: a peer sent a body this node did not fetch from it.
 	ErrNotRequested = errors.New("sync: body not requested")
+	// ErrTooManyStrangers: a session of a peer the node does not know was
+	// closed to keep strangers' sessions within their bounds.
+	ErrTooManyStrangers = errors.New("sync: session of an unknown peer closed")
 )
 
 // RejectError is a peer's refusal of a pushed message. It matches
@@ -131,6 +150,26 @@ type Config struct {
 	// ErrRateLimited for a per-channel rate limit) refuses that message
 	// only. Local Publish is not asked.
 	Admit func(p peer.ID, ch channel.ID) error
+	// Known, if set, says whether the node knows peer p (a registered
+	// user, a configured peer, an authorised super node) without waiting.
+	// The session of a peer it does not know, and that was accepted for
+	// none of its wants, is a stranger's: it is closed after
+	// StrangerLifetime, and past MaxStrangerSessionsPerPrefix in its
+	// address prefix or MaxStrangerSessions in total the oldest such
+	// session is closed. Nil: every peer is known (tests, tools).
+	Known func(p peer.ID) bool
+	// MaxWantsPerPeer and MaxWants bound the wants kept, per session and
+	// over all; wants past them are ignored. Defaults
+	// DefaultMaxWantsPerPeer and DefaultMaxWants.
+	MaxWantsPerPeer, MaxWants int
+	// HelloTimeout: a session whose peer has not sent its Hello by then
+	// is closed; default DefaultHelloTimeout.
+	HelloTimeout time.Duration
+	// MaxStrangerSessions, MaxStrangerSessionsPerPrefix and
+	// StrangerLifetime bound strangers' sessions (see Known); defaults
+	// above.
+	MaxStrangerSessions, MaxStrangerSessionsPerPrefix int
+	StrangerLifetime                                  time.Duration
 	// Agent is sent in Hello, for the peer's logs.
 	Agent string
 	// Light makes this a light client's service, one that serves nobody:
@@ -173,6 +212,24 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxPending <= 0 {
 		c.MaxPending = DefaultMaxPending
+	}
+	if c.MaxWantsPerPeer <= 0 {
+		c.MaxWantsPerPeer = DefaultMaxWantsPerPeer
+	}
+	if c.MaxWants <= 0 {
+		c.MaxWants = DefaultMaxWants
+	}
+	if c.HelloTimeout <= 0 {
+		c.HelloTimeout = DefaultHelloTimeout
+	}
+	if c.MaxStrangerSessions <= 0 {
+		c.MaxStrangerSessions = DefaultMaxStrangerSessions
+	}
+	if c.MaxStrangerSessionsPerPrefix <= 0 {
+		c.MaxStrangerSessionsPerPrefix = DefaultMaxStrangerSessionsPerPrefix
+	}
+	if c.StrangerLifetime <= 0 {
+		c.StrangerLifetime = DefaultStrangerLifetime
 	}
 	if c.Agent == "" {
 		c.Agent = "redpanda-homenode"
@@ -218,6 +275,9 @@ type Service struct {
 	wanters  *wanters
 	rejected *recentSet
 	notifee  *network.NotifyBundle
+	totals   totals
+	// wantTotal is the wants kept over all sessions (MaxWants).
+	wantTotal atomic.Int64
 
 	// ignoreFetch makes this node ignore Fetch frames: a test hook for a
 	// real peer that misbehaves by stalling.
@@ -593,6 +653,7 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 		old.close(errors.New("replaced by a new stream"))
 	}
 	go ss.readLoop()
+	s.boundStrangers(ss)
 	return ss, nil
 }
 
@@ -654,10 +715,14 @@ func (s *Service) loop() {
 	defer ft.Stop()
 	rt := time.NewTicker(s.cfg.ReconcileInterval)
 	defer rt.Stop()
+	st := time.NewTicker(max(s.cfg.HelloTimeout/4, 10*time.Millisecond))
+	defer st.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-st.C:
+			s.expireSessions(time.Now())
 		case <-ft.C:
 			s.fetch.expire(time.Now())
 		case <-rt.C:

@@ -23,8 +23,6 @@ import (
 )
 
 const (
-	// maxPeerWants bounds the channels a peer may declare.
-	maxPeerWants = 1 << 16
 	// hardQueueFactor times Config.QueueBytes is where a peer that does
 	// not read its responses is disconnected.
 	hardQueueFactor = 8
@@ -71,6 +69,13 @@ type session struct {
 	ingest       *ingestGate
 	needResync   atomic.Bool
 	openedByPeer bool
+	// prefix is the remote address's network (IPv4 /24, IPv6 /48): the
+	// unit in which sessions of peers the node does not know are bounded.
+	prefix string
+	// entitled: the peer is known to the node (Config.Known) or was
+	// accepted for one of its wants. Until then the session holds no
+	// wants and counts against the bounds on strangers' sessions.
+	entitled bool
 }
 
 func newSession(s *Service, st network.Stream, c *counters) *session {
@@ -84,6 +89,7 @@ func newSession(s *Service, st network.Stream, c *counters) *session {
 		done:         make(chan struct{}),
 		ingest:       newIngestGate(s.cfg.IngestConcurrency, s.cfg.IngestBytes),
 		openedByPeer: st.Stat().Direction == network.DirInbound,
+		prefix:       addrPrefix(st.Conn().RemoteMultiaddr()),
 	}
 }
 
@@ -259,6 +265,7 @@ func (ss *session) writeBatch(q [][]byte, kinds []int) (int, error) {
 		n += len(b)
 		ss.c.bytesOut.Add(uint64(len(b)))
 		ss.c.framesOut[kinds[i]].Add(1)
+		ss.svc.totals.sent(kinds[i])
 	}
 	return n, w.Flush()
 }
@@ -633,7 +640,9 @@ func (ss *session) onWant(add, remove [][]byte) error {
 	var shared []channel.ID
 	for _, b := range add {
 		ch, _ := wire.ChannelID(b)
-		if ss.svc.Wants(ch) && !slices.Contains(shared, ch) {
+		// Only wants that were kept: a peer may not learn which channels
+		// the node serves by asking for them.
+		if ss.svc.Wants(ch) && ss.peerWants(ch) && !slices.Contains(shared, ch) {
 			shared = append(shared, ch)
 		}
 	}
@@ -647,8 +656,15 @@ func (ss *session) onWant(add, remove [][]byte) error {
 // setWants records the peer's want changes, and then tells the service's
 // index of who wants what (the session's reader is the only caller, so the
 // index sees the changes in order).
+//
+// A want is kept only for a channel the peer may sync with this node (the
+// Accept policy: a registered user, a configured peer, a super node that
+// proved it serves the channel), and only within Config.MaxWantsPerPeer
+// for the session and Config.MaxWants over all sessions: a stranger that
+// declares tens of thousands of channels leaves nothing behind. Wants
+// refused here come back when the peer is entitled later (Resync).
 func (ss *session) setWants(add, remove [][]byte) error {
-	var added, removed []channel.ID
+	var removed []channel.ID
 	ss.mu.Lock()
 	for _, b := range remove {
 		ch, _ := wire.ChannelID(b)
@@ -657,20 +673,65 @@ func (ss *session) setWants(add, remove [][]byte) error {
 			removed = append(removed, ch)
 		}
 	}
+	ss.mu.Unlock()
+	ss.svc.wantTotal.Add(-int64(len(removed)))
+	var cands []channel.ID
 	for _, b := range add {
 		ch, _ := wire.ChannelID(b)
-		if _, ok := ss.wants[ch]; !ok {
-			ss.wants[ch] = struct{}{}
-			added = append(added, ch)
+		cands = append(cands, ch)
+	}
+	// Asked outside ss.mu: Accept may wait for a statement exchange.
+	ss.addWants(cands, removed)
+	return nil
+}
+
+// addWants keeps those of chs the peer is entitled to, within the bounds,
+// and updates the index with them and with removed.
+func (ss *session) addWants(chs, removed []channel.ID) {
+	svc := ss.svc
+	var ok []channel.ID
+	for _, ch := range chs {
+		if svc.accept(ss.peer, ch) {
+			ok = append(ok, ch)
 		}
 	}
-	n := len(ss.wants)
-	ss.mu.Unlock()
-	ss.svc.wanters.update(ss, added, removed)
-	if n > maxPeerWants {
-		return fmt.Errorf("%w: peer wants %d channels, cap %d", ErrProtocol, n, maxPeerWants)
+	var added []channel.ID
+	refused := 0
+	ss.mu.Lock()
+	if ss.closed {
+		// wanters.drop has run or is running: nothing may be added.
+		ss.mu.Unlock()
+		svc.wanters.update(ss, nil, removed)
+		return
 	}
-	return nil
+	for _, ch := range ok {
+		if _, had := ss.wants[ch]; had {
+			continue
+		}
+		if len(ss.wants) >= svc.cfg.MaxWantsPerPeer {
+			refused++
+			continue
+		}
+		if svc.wantTotal.Add(1) > int64(svc.cfg.MaxWants) {
+			svc.wantTotal.Add(-1)
+			refused++
+			continue
+		}
+		ss.wants[ch] = struct{}{}
+		added = append(added, ch)
+	}
+	if len(ok) > 0 {
+		ss.entitled = true
+	}
+	ss.mu.Unlock()
+	if refused > 0 {
+		ss.log.Debug("wants over the bound not kept", "refused", refused,
+			"per_peer", svc.cfg.MaxWantsPerPeer, "total", svc.cfg.MaxWants)
+	}
+	if ignored := len(chs) - len(ok); ignored > 0 {
+		ss.log.Debug("wants for channels the peer may not sync ignored", "ignored", ignored)
+	}
+	svc.wanters.update(ss, added, removed)
 }
 
 func (ss *session) onFetch(ids [][]byte) {

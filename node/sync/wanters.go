@@ -18,8 +18,9 @@ import (
 // wanters.mu before a session's mu; a session never holds its mu while it
 // updates the index.
 type wanters struct {
-	mu gosync.RWMutex
-	by map[channel.ID]map[*session]struct{}
+	mu   gosync.RWMutex
+	by   map[channel.ID]map[*session]struct{}
+	peak int // the most channels by has held since it was last rebuilt
 }
 
 func newWanters() *wanters {
@@ -52,6 +53,7 @@ func (w *wanters) update(ss *session, add, remove []channel.ID) {
 		}
 		set[ss] = struct{}{}
 	}
+	w.peak = max(w.peak, len(w.by))
 }
 
 // drop removes a closed session from every channel it wants.
@@ -63,6 +65,23 @@ func (w *wanters) drop(ss *session) {
 	for ch := range ss.wants {
 		w.deleteLocked(ch, ss)
 	}
+	ss.svc.wantTotal.Add(-int64(len(ss.wants)))
+	ss.wants = map[channel.ID]struct{}{}
+	w.shrinkLocked()
+}
+
+// shrinkLocked rebuilds the index once it holds a quarter of the channels
+// it once did: a Go map keeps its buckets after its keys are deleted, so
+// the memory of many wants that came and went would stay.
+func (w *wanters) shrinkLocked() {
+	if w.peak < 1024 || len(w.by) > w.peak/4 {
+		return
+	}
+	by := make(map[channel.ID]map[*session]struct{}, len(w.by))
+	for ch, set := range w.by {
+		by[ch] = set
+	}
+	w.by, w.peak = by, len(by)
 }
 
 func (w *wanters) deleteLocked(ch channel.ID, ss *session) {

@@ -14,7 +14,9 @@ const (
 	PeerID  = "12D3KooWQnwEGNqcM2nAcPtRR9rAX8Hrg4k9kJLCHoTyuGz1c5bU"
 	OwnerID = "12D3KooWRBy97UB99e3J6hiPesre1MZeuNQvfan4gBziswrRJsNK"
 	Channel = "rpc1Dz8pA1m4Y9qL7kV3x2WcN5bT6hJfE8uGsR4oPzXyQvKdM"
-	Peer1   = "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
+	// ControlChannel is the owner's node channel in Sample.
+	ControlChannel = "rpc1Nc5kT8wQ2mZ7vB4xL9sD3fH6jR1yG8uE5oA2pW7iK4nVq"
+	Peer1          = "12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
 )
 
 // Sample returns a report of an owned, reachable node with peers, users at
@@ -47,8 +49,14 @@ func Sample() status.Report {
 		Channels: []status.Channel{
 			{ID: Channel, Messages: 1200, Bytes: 3 << 20, Newest: now.Add(-5 * time.Minute)},
 			{ID: "rpc1Hq2Vt9mXw3nB7cL5kR8sZ4yD6pJ1aF3gE9uT2oW5iN7vQ", Messages: 34, Bytes: 81920, Newest: now.Add(-26 * time.Hour), Blocked: true},
+			{ID: ControlChannel, Messages: 40, Bytes: 20480, Newest: now.Add(-time.Hour), Control: true},
 		},
-		Messages:       status.Messages{Count: 1234, Bytes: 3<<20 + 81920},
+		Messages: status.Messages{Count: 1234, Bytes: 3<<20 + 81920, ControlCount: 40, ControlBytes: 20480},
+		Counters: status.Counters{MessagesReceived: 5000, MessagesStored: 4000, MessagesDuplicate: 900, MessagesRelayed: 7000,
+			MessagesRefused: map[string]uint64{"bad_signature": 3, "not_accepted": 97},
+			Registrations:   map[string]uint64{"ok": 12, "bad_chain": 2},
+			PairingAttempts: map[string]uint64{"paired": 1, "rejected": 4},
+			BytesIn:         1 << 30, BytesOut: 2 << 30},
 		Disk:           status.Disk{Path: "/var/lib/homenode", FreeBytes: 12 << 30, TotalBytes: 29 << 30},
 		Memory:         status.Memory{RSSBytes: 41 << 20},
 		CPUTempCelsius: &temp,

@@ -42,6 +42,7 @@ const (
 	Reason_REASON_NOT_REQUESTED  Reason = 11 // a Body nobody fetched, or with the wrong ID
 	Reason_REASON_INTERNAL       Reason = 12 // the receiver failed; try again later
 	Reason_REASON_RATE_LIMITED   Reason = 13 // the channel is over the receiver's rate limit; try again later
+	Reason_REASON_DISK_FULL      Reason = 14 // the receiver's disk is full; stored messages are kept, new ones refused until space is freed
 )
 
 // Enum value maps for Reason.
@@ -61,6 +62,7 @@ var (
 		11: "REASON_NOT_REQUESTED",
 		12: "REASON_INTERNAL",
 		13: "REASON_RATE_LIMITED",
+		14: "REASON_DISK_FULL",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":    0,
@@ -77,6 +79,7 @@ var (
 		"REASON_NOT_REQUESTED":  11,
 		"REASON_INTERNAL":       12,
 		"REASON_RATE_LIMITED":   13,
+		"REASON_DISK_FULL":      14,
 	}
 )
 
@@ -1374,8 +1377,12 @@ func (x *HopTicket) GetSignature() []byte {
 // HopChain is a chain of hop tickets on its own: the pasteable form that
 // node/routing prints and parses (`redpanda ticket issue|show`).
 type HopChain struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tickets       []*HopTicket           `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"` // from the owner's ticket down
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Tickets []*HopTicket           `protobuf:"bytes,1,rep,name=tickets,proto3" json:"tickets,omitempty"` // from the owner's ticket down
+	// Where the chain's nodes can be reached: a node hint (node/hint), so a
+	// friend who sets the ticket knows which node to register at. Not
+	// signed: a wrong hint costs a failed dial, never a registration.
+	Hint          []byte `protobuf:"bytes,2,opt,name=hint,proto3" json:"hint,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1413,6 +1420,13 @@ func (*HopChain) Descriptor() ([]byte, []int) {
 func (x *HopChain) GetTickets() []*HopTicket {
 	if x != nil {
 		return x.Tickets
+	}
+	return nil
+}
+
+func (x *HopChain) GetHint() []byte {
+	if x != nil {
+		return x.Hint
 	}
 	return nil
 }
@@ -1749,9 +1763,10 @@ const file_wire_proto_rawDesc = "" +
 	"\asubject\x18\x02 \x01(\fR\asubject\x12\x10\n" +
 	"\x03hop\x18\x03 \x01(\rR\x03hop\x12\x1b\n" +
 	"\tnot_after\x18\x04 \x01(\x03R\bnotAfter\x12\x1c\n" +
-	"\tsignature\x18\x05 \x01(\fR\tsignature\"A\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"U\n" +
 	"\bHopChain\x125\n" +
-	"\atickets\x18\x01 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\atickets\"\xe2\x01\n" +
+	"\atickets\x18\x01 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\atickets\x12\x12\n" +
+	"\x04hint\x18\x02 \x01(\fR\x04hint\"\xe2\x01\n" +
 	"\x0fRegisterRequest\x12\x1a\n" +
 	"\bidentity\x18\x01 \x01(\fR\bidentity\x121\n" +
 	"\x05chain\x18\x02 \x03(\v2\x1b.redpanda.wire.v2.HopTicketR\x05chain\x12\x1a\n" +
@@ -1773,7 +1788,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x0eRegisterNotice\x128\n" +
 	"\x06status\x18\x01 \x01(\x0e2 .redpanda.wire.v2.RegisterStatusR\x06status\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x1c\n" +
-	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp*\xd3\x02\n" +
+	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp*\xe9\x02\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REASON_BAD_VERSION\x10\x01\x12\x14\n" +
@@ -1789,7 +1804,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x12\x18\n" +
 	"\x14REASON_NOT_REQUESTED\x10\v\x12\x13\n" +
 	"\x0fREASON_INTERNAL\x10\f\x12\x17\n" +
-	"\x13REASON_RATE_LIMITED\x10\r*\xc0\x03\n" +
+	"\x13REASON_RATE_LIMITED\x10\r\x12\x14\n" +
+	"\x10REASON_DISK_FULL\x10\x0e*\xc0\x03\n" +
 	"\x0eRegisterStatus\x12\x1f\n" +
 	"\x1bREGISTER_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12REGISTER_STATUS_OK\x10\x01\x12\x1d\n" +
