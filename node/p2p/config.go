@@ -102,7 +102,9 @@ type Config struct {
 
 	// Options are libp2p options applied after this package's own. The
 	// network simulation (package sim) passes its simulated QUIC network
-	// here; a node in the field leaves it empty. Default: none.
+	// here; a node in the field leaves it empty. With Options, New does
+	// not probe ListenAddrs on this system's sockets first (they may be
+	// another network's). Default: none.
 	Options []libp2p.Option
 }
 
