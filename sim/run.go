@@ -495,20 +495,22 @@ func memStats() (heap uint64, goroutines int) {
 }
 
 // ShortConfig is the run of TestSim (in `make test`) and rpsim -short:
-// ten homes, 45 minutes of life, then every fault briefly.
+// eight homes, half an hour of life, then every fault briefly (about 15 s
+// of CPU; virtual time, so a loaded machine makes it slower, not
+// different).
 func ShortConfig() Config {
 	return Config{
-		Homes:   10,
-		Join:    5 * time.Minute,
-		Warmup:  10 * time.Minute,
-		Steady:  45 * time.Minute,
-		Lookups: 20,
+		Homes:   8,
+		Join:    3 * time.Minute,
+		Warmup:  7 * time.Minute,
+		Steady:  30 * time.Minute,
+		Lookups: 16,
 		Faults: Faults{
-			OffShare: 0.3, OffFor: 45 * time.Minute,
-			SplitFor: 15 * time.Minute,
+			OffShare: 0.3, OffFor: 30 * time.Minute,
+			SplitFor: 10 * time.Minute,
 			Skewed:   2,
-			ChurnFor: 45 * time.Minute, ChurnEvery: 90 * time.Minute,
-			Settle: 10 * time.Minute,
+			ChurnFor: 30 * time.Minute, ChurnEvery: 60 * time.Minute,
+			Settle: 8 * time.Minute,
 		},
 	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
-// TestSim runs ShortConfig: a dozen real home nodes for an hour of
-// virtual time, then 30 % of them off for an hour, a split, clocks a day
+// TestSim runs ShortConfig: eight real home nodes for half an hour of
+// virtual time, then 30 % of them off for half an hour, a split, clocks a day
 // off and churn. Nothing acknowledged may be lost, every lookup must
 // find a serving home, every post must reach every home of its channel.
 // Bigger networks: cmd/rpsim (make sim).
