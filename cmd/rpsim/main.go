@@ -52,7 +52,7 @@ func main() {
 		short    = fs.Bool("short", false, "the small run `go test -short ./sim` makes (other flags given still apply)")
 		out      = fs.String("out", "", "directory to write rpsim.json and the charts (PNG) into")
 		label    = fs.String("label", "", "label of this build's runs in the JSON and the charts")
-		plot     = fs.String("plot", "", "draw the charts from these JSON outputs instead of running (FILE or LABEL=FILE, comma separated); needs -out")
+		plot     = fs.String("plot", "", "draw the charts from these JSON outputs instead of running (FILE or LABEL=FILE, comma separated; files of one label make one series); needs -out")
 		quiet    = fs.Bool("q", false, "no progress lines")
 		logFile  = fs.String("log", "", "write the nodes' logs (debug) to this file")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
@@ -104,7 +104,16 @@ func main() {
 			if lbl != "" {
 				o.Label = lbl
 			}
+			// Runs of one label from several files (sizes run apart)
+			// make one series.
+			if i := slices.IndexFunc(outs, func(p Output) bool { return p.Label == o.Label }); i >= 0 {
+				outs[i].Runs = append(outs[i].Runs, o.Runs...)
+				continue
+			}
 			outs = append(outs, o)
+		}
+		for _, o := range outs {
+			slices.SortStableFunc(o.Runs, func(a, b *sim.Report) int { return a.Homes - b.Homes })
 		}
 		fatal(os.MkdirAll(*out, 0o755))
 		fatal(drawAll(*out, outs))
