@@ -49,6 +49,9 @@ type Config struct {
 	// Connections to registered phones and to the super nodes a channel
 	// syncs with are protected and never trimmed.
 	ConnLow, ConnHigh int
+	// MaxLookupBackoff is every home's discovery.Config.MaxLookupBackoff
+	// (0: the node's default), to compare upkeep policies.
+	MaxLookupBackoff time.Duration `json:",omitempty"`
 
 	// Start is the virtual time of day (UTC) the run begins at; default
 	// 21:00, so that the steady window crosses midnight (the key

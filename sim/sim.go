@@ -114,9 +114,10 @@ func (w *World) start(h *Home) error {
 				libp2p.BandwidthReporter(h.Meter),
 			},
 		},
-		Store:  store.Options{},
-		Now:    now,
-		Logger: w.log.With("home", h.I),
+		Discovery: discovery.Config{MaxLookupBackoff: w.cfg.MaxLookupBackoff},
+		Store:     store.Options{},
+		Now:       now,
+		Logger:    w.log.With("home", h.I),
 	})
 	if err != nil {
 		return fmt.Errorf("home %d: %w", h.I, err)

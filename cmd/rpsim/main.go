@@ -67,6 +67,7 @@ func main() {
 		nat      = fs.Float64("nat", 0, "share of homes behind NAT without a port mapping")
 		connLow  = fs.Int("conn-low", 0, "connection manager low water mark of every home (default: the node's, 2000)")
 		connHigh = fs.Int("conn-high", 0, "connection manager high water mark of every home (default: the node's, 2200)")
+		lookupBO = fs.Duration("lookup-backoff", 0, "longest wait between the upkeep's fruitless provider lookups of a channel (default: the node's, the reprovide interval)")
 		seed     = fs.Uint64("seed", 1, "seed of the layout, identities and keys")
 		dir      = fs.String("dir", "", "directory for the homes' data (default: /dev/shm if present, else the temp dir)")
 		faults   = fs.String("faults", "off,split,skew,churn", "fault phases to run after the steady window (comma separated, or none)")
@@ -166,6 +167,7 @@ func main() {
 	setIf(&base.NATShare, *nat)
 	setIf(&base.ConnLow, *connLow)
 	setIf(&base.ConnHigh, *connHigh)
+	setIf(&base.MaxLookupBackoff, *lookupBO)
 	base.Seed = *seed
 	if base.Dir == "" {
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
