@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 )
 
 // TestSim runs ShortConfig: eight real home nodes for half an hour of
@@ -90,6 +91,9 @@ func TestSimNetworkRules(t *testing.T) {
 		dial := func(a, b int) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			// Each dial must see the network as it is now, not the swarm's
+			// backoff from the failed dial before it.
+			hs[a].Network().(*swarm.Swarm).Backoff().Clear(hs[b].ID())
 			return hs[a].Connect(ctx, peer.AddrInfo{ID: hs[b].ID(), Addrs: hs[b].Addrs()})
 		}
 		hangUp := func(a, b int) {
