@@ -179,10 +179,9 @@ func (w *World) checkDelivery(rep *Report) error {
 		}
 	}
 	type acc struct {
-		d                 *DeliveryStats
-		all, healed       []float64
-		byHomes           map[int][]float64
-		skewedTo, skewedN int
+		d           *DeliveryStats
+		all, healed []float64
+		byHomes     map[int][]float64
 	}
 	by := map[string]*acc{}
 	for _, ph := range rep.Phases {

@@ -18,7 +18,6 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node"
-	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/store"
@@ -202,9 +201,6 @@ func (w *World) introduce(ctx context.Context, a, b *Home, ch *Channel) error {
 }
 
 var errOff = errors.New("sim: home is off")
-
-// channelID is a shorthand for tests and reports.
-func channelID(ch *Channel) channel.ID { return ch.Key.ID() }
 
 // addrs are home i's addresses, as its node hint carries them.
 func (w *World) addrs(i int) []multiaddr.Multiaddr {

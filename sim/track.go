@@ -81,13 +81,6 @@ func (t *tracker) arrival(p *post, h int) (time.Time, bool) {
 	return at, ok
 }
 
-// complete reports whether p reached every home of its channel.
-func (t *tracker) complete(p *post) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(p.arrive) == len(p.ch.Homes)
-}
-
 // noteStored records an arrival found in a store rather than through a
 // subscription (the subscription dropped it), at time at.
 func (t *tracker) noteStored(p *post, h int, at time.Time) {
