@@ -52,6 +52,9 @@ type Config struct {
 	// MaxLookupBackoff is every home's discovery.Config.MaxLookupBackoff
 	// (0: the node's default), to compare upkeep policies.
 	MaxLookupBackoff time.Duration `json:",omitempty"`
+	// RefreshPeriod is every home's discovery.Config.RefreshPeriod (0:
+	// kad-dht's default).
+	RefreshPeriod time.Duration `json:",omitempty"`
 
 	// Start is the virtual time of day (UTC) the run begins at; default
 	// 21:00, so that the steady window crosses midnight (the key

@@ -113,7 +113,7 @@ func (w *World) start(h *Home) error {
 				libp2p.BandwidthReporter(h.Meter),
 			},
 		},
-		Discovery: discovery.Config{MaxLookupBackoff: w.cfg.MaxLookupBackoff},
+		Discovery: discovery.Config{MaxLookupBackoff: w.cfg.MaxLookupBackoff, RefreshPeriod: w.cfg.RefreshPeriod},
 		Store:     store.Options{},
 		Now:       now,
 		Logger:    w.log.With("home", h.I),

@@ -68,6 +68,7 @@ func main() {
 		connLow  = fs.Int("conn-low", 0, "connection manager low water mark of every home (default: the node's, 2000)")
 		connHigh = fs.Int("conn-high", 0, "connection manager high water mark of every home (default: the node's, 2200)")
 		lookupBO = fs.Duration("lookup-backoff", 0, "longest wait between the upkeep's fruitless provider lookups of a channel (default: the node's, the reprovide interval)")
+		rtRefr   = fs.Duration("rt-refresh", 0, "kad-dht routing-table refresh period of every home (default: kad-dht's, 10m)")
 		seed     = fs.Uint64("seed", 1, "seed of the layout, identities and keys")
 		dir      = fs.String("dir", "", "directory for the homes' data (default: /dev/shm if present, else the temp dir)")
 		faults   = fs.String("faults", "off,split,skew,churn", "fault phases to run after the steady window (comma separated, or none)")
@@ -168,6 +169,7 @@ func main() {
 	setIf(&base.ConnLow, *connLow)
 	setIf(&base.ConnHigh, *connHigh)
 	setIf(&base.MaxLookupBackoff, *lookupBO)
+	setIf(&base.RefreshPeriod, *rtRefr)
 	base.Seed = *seed
 	if base.Dir == "" {
 		if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {

@@ -99,7 +99,11 @@ func New(h host.Host, cfg Config) (*Service, error) {
 	s.friends = s.loadFriends()
 	provs := newProviderDatastore(cfg)
 	s.kadRate = newPeerRate(cfg.KadBytesPerSecond, cfg.KadBurst)
-	d, err := dht.New(&kadHost{Host: h, rate: s.kadRate},
+	opts := []dht.Option{}
+	if cfg.RefreshPeriod > 0 {
+		opts = append(opts, dht.RoutingTableRefreshPeriod(cfg.RefreshPeriod))
+	}
+	d, err := dht.New(&kadHost{Host: h, rate: s.kadRate}, append(opts,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, cfg.MaxPeersPerIPGroupPerCpl, cfg.MaxPeersPerIPGroup)),
@@ -112,7 +116,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		dht.ProviderDatastore(provs),
 		dht.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity),
 			records.CleanupInterval(min(cfg.ProvideValidity/4, time.Hour))),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("discovery.New: dht: %w", err)
 	}
