@@ -81,7 +81,7 @@ func main() {
 		settle   = fs.Duration("settle", 0, "wait after each fault before checking delivery (default 30m)")
 	)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: rpsim [flags]\n")
+		fmt.Fprintf(fs.Output(), "Usage: rpsim [flags]\n")
 		fs.VisitAll(func(f *flag.Flag) {
 			if !strings.HasPrefix(f.Name, "test.") {
 				fmt.Fprintf(fs.Output(), "  -%s\t%s (default %q)\n", f.Name, f.Usage, f.DefValue)
