@@ -10,7 +10,7 @@ STATICCHECK_VERSION ?= v0.8.2
 TEST_TIMEOUT ?= 14m
 
 .DEFAULT_GOAL := help
-.PHONY: help build build-arm64 build-armv7 run test test-deps field lint fmt vet proto bench attack clean
+.PHONY: help build build-arm64 build-armv7 run test test-deps field lint fmt vet proto bench attack sim clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z0-9_.-]+:.*## /{printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,11 @@ bench: ## short run of every benchmark (not part of make test)
 attack: ## the adversarial suite of issue 19 at full size against bin/homenode (docs/SECURITY.md; ~5 min, root for the memory cgroup)
 	$(GOBUILD) -o $(BIN)/ ./cmd/homenode ./cmd/rpattack
 	nice $(BIN)/rpattack -homenode $(BIN)/homenode -scale large $(ATTACK_FLAGS)
+
+SIM_N   ?= 100,300,1000
+SIM_OUT ?= docs/scale
+sim: ## simulate 100, 300 and 1,000 home nodes (SIM_N) in virtual time; report and charts into docs/scale (SIM_OUT); slow, see docs/SCALE.md
+	nice -n 10 $(GO) run ./cmd/rpsim -n $(SIM_N) -out $(SIM_OUT)
 
 clean: ## remove build outputs
 	rm -rf $(BIN) dist

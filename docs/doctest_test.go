@@ -133,6 +133,9 @@ var rules = []rule{
 	{re: regexp.MustCompile(`^rpupdate\b`), do: run},
 	{re: regexp.MustCompile(`^go test\b.*-bench\b`), do: bench},
 	{re: regexp.MustCompile(`^rpbench\b`), do: checkFlags, why: "a benchmark run of minutes; `make bench` runs it short"},
+	{re: regexp.MustCompile(`^rpsim\b`), do: checkFlags, why: "a network simulation of minutes to hours; `go test ./sim` runs the small one"},
+	{re: regexp.MustCompile(`^go test\b.*\./sim\b`), do: skip, why: "the simulation's own test, which make test runs"},
+	{re: regexp.MustCompile(`^make sim\b`), do: skipMake, why: "hours of simulation on two cores (docs/SCALE.md)"},
 	{re: regexp.MustCompile(`^xzcat .*\| *sudo dd\b`), do: skip, why: "writes an SD card"},
 	{re: regexp.MustCompile(`^sudo apt (install|remove|purge)\b`), do: skip, why: "installs the .deb on a Pi; packaging/deb_test.go checks the package"},
 	{re: regexp.MustCompile(`^sudo homenode\b`), do: skip, why: "runs on an installed Pi as root, against the systemd service; image/test.sh does so in QEMU"},
@@ -290,7 +293,7 @@ func TestDocCommands(t *testing.T) {
 	}
 	repo := repoRoot(t)
 	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/homenode", "./cmd/redpanda", "./cmd/rpbench", "./cmd/rpupdate")
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/homenode", "./cmd/redpanda", "./cmd/rpbench", "./cmd/rpupdate", "./cmd/rpsim")
 	build.Dir = repo
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -129,9 +129,18 @@ type Config struct {
 	// the peer that is under way; default 2 s.
 	AuthzWait time.Duration
 	// MaxLookupBackoff is the longest wait between provider lookups of a
-	// channel whose lookups find no new super node; default 10 ×
-	// MaintainInterval.
+	// channel whose lookups find no new super node (idle.go); default
+	// ReprovideInterval. A lost super node makes the next lookup due at
+	// once, and a new one finds this node by its own lookup, so a long
+	// wait delays nothing the network simulation could see, while a
+	// short one made lookups for two-home channels most of a home's DHT
+	// traffic (docs/SCALE.md).
 	MaxLookupBackoff time.Duration
+	// RefreshPeriod is how often kad-dht refreshes its routing table (a
+	// walk per bucket not used since); default 0, kad-dht's own (10 min).
+	// In the network simulation these walks are most of a home's DHT
+	// traffic at 100 homes (docs/SCALE.md).
+	RefreshPeriod time.Duration
 	// MaxAuthzPerPeer and MaxAuthz bound the proofs of other super nodes
 	// kept (only for channels this node serves); defaults above.
 	MaxAuthzPerPeer, MaxAuthz int
@@ -168,7 +177,7 @@ func (c *Config) setDefaults() {
 	setDur(&c.BoundaryWindow, DefaultBoundaryWindow)
 	setDur(&c.PersistInterval, DefaultPersistInterval)
 	setDur(&c.AuthzWait, DefaultAuthzWait)
-	setDur(&c.MaxLookupBackoff, 10*c.MaintainInterval)
+	setDur(&c.MaxLookupBackoff, c.ReprovideInterval)
 	setInt(&c.MaxAuthzPerPeer, DefaultMaxAuthzPerPeer)
 	setInt(&c.MaxAuthz, DefaultMaxAuthz)
 	setInt(&c.MaxProviderRecords, DefaultMaxProviderRecords)

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
@@ -29,11 +30,9 @@ type served struct {
 	until    time.Time         // st.Until, at most MaxStatementValidity after it arrived
 	handed   bool              // handed over by a registered user (Retain drops it)
 	provided map[Day]time.Time // last successful provide per key day
-	// nextLookup and lookupWait back the provider lookups of a channel
-	// off while they find nobody new, so that an idle node with many
-	// channels does not look each up every MaintainInterval.
-	nextLookup time.Time
-	lookupWait time.Duration
+	// lookup backs the provider lookups of the channel off while they
+	// find nobody new (idle.go).
+	lookup lookupWait
 }
 
 // Service runs the DHT, provides served channels, keeps super nodes
@@ -51,6 +50,8 @@ type Service struct {
 	provideKick  chan struct{}
 	maintainKick chan struct{}
 	friendKick   chan struct{}
+	// lookups counts the provider lookups of the upkeep, for tests.
+	lookups atomic.Int64
 
 	provs   *providerDatastore
 	kadRate *peerRate
@@ -66,6 +67,7 @@ type Service struct {
 	backoff   map[channel.ID]map[peer.ID]time.Time // failed providers: skip until
 	protected map[peer.ID]map[channel.ID]bool      // channels each protected peer syncs
 	friends   map[peer.ID]*friend                  // friend nodes (friends.go)
+	seen      map[peer.ID][]multiaddr.Multiaddr    // where authorized peers were reached
 }
 
 type pendingExchange struct {
@@ -91,12 +93,17 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		pending:      map[peer.ID]*pendingExchange{},
 		backoff:      map[channel.ID]map[peer.ID]time.Time{},
 		protected:    map[peer.ID]map[channel.ID]bool{},
+		seen:         map[peer.ID][]multiaddr.Multiaddr{},
 	}
 	s.persisted = s.loadPeers()
 	s.friends = s.loadFriends()
 	provs := newProviderDatastore(cfg)
 	s.kadRate = newPeerRate(cfg.KadBytesPerSecond, cfg.KadBurst)
-	d, err := dht.New(&kadHost{Host: h, rate: s.kadRate},
+	opts := []dht.Option{}
+	if cfg.RefreshPeriod > 0 {
+		opts = append(opts, dht.RoutingTableRefreshPeriod(cfg.RefreshPeriod))
+	}
+	d, err := dht.New(&kadHost{Host: h, rate: s.kadRate}, append(opts,
 		dht.Mode(dht.ModeServer),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		dht.RoutingTablePeerDiversityFilter(dht.NewRTPeerDiversityFilter(h, cfg.MaxPeersPerIPGroupPerCpl, cfg.MaxPeersPerIPGroup)),
@@ -109,7 +116,7 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		dht.ProviderDatastore(provs),
 		dht.ProviderManagerOpts(records.ProvideValidity(cfg.ProvideValidity),
 			records.CleanupInterval(min(cfg.ProvideValidity/4, time.Hour))),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("discovery.New: dht: %w", err)
 	}
@@ -292,6 +299,7 @@ func (s *Service) serve(st *Statement, handed bool) error {
 	}
 	sv.st, sv.until = st, until
 	sv.handed = sv.handed && handed
+	sv.lookup = lookupWait{} // a renewed statement: look again at once
 	saved := savedStatement{st: st, until: until, handed: sv.handed}
 	s.mu.Unlock()
 	s.saveStatement(saved)
@@ -645,6 +653,7 @@ func (s *Service) record(p peer.ID, st *Statement) bool {
 		chs[st.Channel] = until
 	}
 	s.mu.Unlock()
+	s.remember(p)
 	if fresh && s.cfg.OnAuthorized != nil {
 		go s.cfg.OnAuthorized(p, st.Channel)
 	}
@@ -832,24 +841,30 @@ func (s *Service) maintainLoop() {
 	}
 }
 
-// maintain tops up ch's super nodes: look providers up, try the ones
-// already connected first, then the others in random order, at most
-// MaxAttempts of them per round, skipping those that failed recently.
+// maintain tops up ch's super nodes: dial again the ones that proved ch
+// before (redial), then look providers up, try the ones already
+// connected first, then the others in random order, at most MaxAttempts
+// of them per round, skipping those that failed recently.
 func (s *Service) maintain(ch channel.ID) {
 	have := s.SyncPeers(ch)
-	if len(have) >= s.cfg.MinPeers || !s.lookupDue(ch) {
+	if len(have) < s.cfg.MinPeers && s.redial(ch, have) > 0 {
+		have = s.SyncPeers(ch)
+	}
+	if len(have) >= s.cfg.MinPeers || !s.lookupDue(ch, len(have)) {
 		return
 	}
+	s.lookups.Add(1)
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LookupTimeout)
 	pis, err := s.Providers(ctx, ch)
 	cancel()
 	if err != nil {
 		s.log.Debug("provider lookup", "channel", short(ch), "err", err)
-		s.lookedUp(ch, false)
+		s.lookedUp(ch, false, len(have), nil)
 		return
 	}
-	more := false // candidates left for the next round
-	defer func() { s.lookedUp(ch, more || len(s.SyncPeers(ch)) > len(have)) }()
+	more := false           // candidates left for the next round
+	var elsewhere []peer.ID // providers other than the connected super nodes
+	defer func() { s.lookedUp(ch, more || len(s.SyncPeers(ch)) > len(have), len(have), elsewhere) }()
 	now := time.Now()
 	s.mu.Lock()
 	bad := s.backoff[ch]
@@ -863,6 +878,7 @@ func (s *Service) maintain(ch channel.ID) {
 		if slices.Contains(have, pi.ID) {
 			continue
 		}
+		elsewhere = append(elsewhere, pi.ID)
 		if _, skip := bad[pi.ID]; skip {
 			continue
 		}
@@ -930,33 +946,40 @@ func (s *Service) maintain(ch channel.ID) {
 // Refresh runs the provide and upkeep rounds now instead of at the next
 // tick (after a registration, a network change, or in tests).
 func (s *Service) Refresh() {
+	s.mu.Lock()
+	for _, sv := range s.served {
+		sv.lookup = lookupWait{}
+	}
+	s.mu.Unlock()
 	s.kick(s.provideKick)
 	s.kick(s.maintainKick)
 }
 
-// lookupDue reports whether ch's providers may be looked up now.
-func (s *Service) lookupDue(ch channel.ID) bool {
+// lookupDue reports whether ch's providers may be looked up now, with
+// have super nodes connected (idle.go).
+func (s *Service) lookupDue(ch channel.ID, have int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv := s.served[ch]
-	return sv != nil && !time.Now().Before(sv.nextLookup)
+	return sv != nil && sv.lookup.due(have, time.Now())
 }
 
-// lookedUp sets when ch is looked up next: at the next round if the lookup
-// found a super node, else after a wait that doubles up to
-// MaxLookupBackoff. A channel nobody else serves costs a lookup every
-// MaxLookupBackoff, not every MaintainInterval.
-func (s *Service) lookedUp(ch channel.ID, found bool) {
+// lookedUp sets when ch is looked up next (idle.go): at the next round if
+// the lookup found a super node, else after a wait that doubles from
+// MaintainInterval up to MaxLookupBackoff, and not before the first of
+// the providers found elsewhere that failed lately may be dialled again.
+func (s *Service) lookedUp(ch channel.ID, found bool, have int, elsewhere []peer.ID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sv := s.served[ch]
 	if sv == nil {
 		return
 	}
-	if found {
-		sv.lookupWait, sv.nextLookup = 0, time.Time{}
-		return
+	var retry time.Time
+	for _, p := range elsewhere {
+		if until, ok := s.backoff[ch][p]; ok && (retry.IsZero() || until.Before(retry)) {
+			retry = until
+		}
 	}
-	sv.lookupWait = min(max(2*sv.lookupWait, s.cfg.MaintainInterval), s.cfg.MaxLookupBackoff)
-	sv.nextLookup = time.Now().Add(sv.lookupWait)
+	sv.lookup.done(found, have, retry, time.Now(), s.cfg.MaintainInterval, s.cfg.MaxLookupBackoff)
 }

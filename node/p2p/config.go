@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/config"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -105,6 +106,13 @@ type Config struct {
 	Bandwidth *Bandwidth
 	// Logger receives this package's logs. Default: slog.Default().
 	Logger *slog.Logger
+
+	// Options are libp2p options applied after this package's own. The
+	// network simulation (package sim) passes its simulated QUIC network
+	// here; a node in the field leaves it empty. With Options, New does
+	// not probe ListenAddrs on this system's sockets first (they may be
+	// another network's). Default: none.
+	Options []libp2p.Option
 }
 
 // StreamReserve is what the resource manager accounts for each idle

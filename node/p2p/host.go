@@ -31,9 +31,15 @@ func New(cfg Config) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	listen, noFamily, err := probeListeners(listen)
-	if err != nil {
-		return nil, fmt.Errorf("p2p: %w", err)
+	// Options may put the host on another network than this system's
+	// (package sim's simulated one), whose addresses no socket here can
+	// bind: the probe is for this system's ports only. checkListeners
+	// still requires every address to come up.
+	var noFamily []listenAddr
+	if len(cfg.Options) == 0 {
+		if listen, noFamily, err = probeListeners(listen); err != nil {
+			return nil, fmt.Errorf("p2p: %w", err)
+		}
 	}
 	if len(noFamily) > 0 {
 		cfg.ListenAddrs = cfg.ListenAddrs[:0:0]
@@ -110,6 +116,7 @@ func New(cfg Config) (host.Host, error) {
 	if cfg.HolePunching {
 		opts = append(opts, libp2p.EnableHolePunching())
 	}
+	opts = append(opts, cfg.Options...)
 
 	h, err := libp2p.New(opts...)
 	if err != nil {

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -339,5 +341,19 @@ func TestConfigRejectsBadValues(t *testing.T) {
 				t.Fatalf("error %v, want ErrConfig", err)
 			}
 		})
+	}
+}
+
+// TestOptionsApplied: Config.Options reach libp2p after the package's own
+// (the simulation's network comes in this way).
+func TestOptionsApplied(t *testing.T) {
+	const pingID = "/ipfs/ping/1.0.0"
+	plain := newHost(t, Config{ListenAddrs: []string{loopTCP}})
+	if !slices.Contains(plain.Mux().Protocols(), pingID) {
+		t.Fatalf("a host without options does not serve %s: %v", pingID, plain.Mux().Protocols())
+	}
+	h := newHost(t, Config{ListenAddrs: []string{loopTCP}, Options: []libp2p.Option{libp2p.Ping(false)}})
+	if slices.Contains(h.Mux().Protocols(), pingID) {
+		t.Fatalf("libp2p.Ping(false) given in Options, yet the host serves %s", pingID)
 	}
 }

@@ -1,0 +1,42 @@
+package discovery
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRedialAfterAddressesForgotten: two super nodes that proved a
+// channel to each other lose their connection and every address the
+// peerstore and the DHT had for each other (what a long split or outage
+// leaves). The upkeep dials again at the addresses remembered when the
+// statements were shown, and they sync again.
+func TestRedialAfterAddressesForgotten(t *testing.T) {
+	w := newWriter(t)
+	ch := w.key.ID()
+	a := startSuperNode(t, t.TempDir(), fastConfig())
+	b := startSuperNode(t, t.TempDir(), fastConfig())
+	a.serve(t, w.key)
+	b.serve(t, w.key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.disc.Connect(ctx, info(b.h), ch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "b authorized a", func() bool { return len(b.disc.SyncPeers(ch)) == 1 })
+	forget := func(n, o *superNode) {
+		n.h.Network().ClosePeer(o.h.ID())
+		n.h.Peerstore().ClearAddrs(o.h.ID())
+		n.disc.DHT().RoutingTable().RemovePeer(o.h.ID())
+	}
+	forget(a, b)
+	forget(b, a)
+	eventually(t, "a and b reconnected", func() bool {
+		return len(a.disc.SyncPeers(ch)) == 1 && len(b.disc.SyncPeers(ch)) == 1
+	})
+	id, err := a.sync.Publish(context.Background(), w.seal(t, "after the outage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b.sub, id, "the message after the outage")
+}
