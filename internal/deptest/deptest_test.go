@@ -92,6 +92,7 @@ var rules = map[string]rule{
 	"node/sync":        {append(m("node/routing", "node/discovery", "node/client", "node/p2p", "=node"), append([]string{"=" + libp2pRoot, kadDHT}, nodeBelow...)...), "must not construct hosts, open stores, or know about registrations, the DHT or the appliance"},
 	"node/wire":        {append(m("node/store", "node/sync", "node/p2p", "=node"), append([]string{lpPeer, lpHost}, nodeBelow...)...), "must not know about storage, peers or the sync protocol's state"},
 	"packaging":        {[]string{mod}, "has no Go API and must not know the daemon's internals"},
+	"sim":              {m("appliance", "provisioning", "board", "cmd", "node/client", "internal/attack", "internal/testkit"), "drives nodes only through what the node offers its layers above; must not reach into their internals (nor the appliance or the client around them)"},
 	"systemd":          {[]string{mod}, "has no Go API and must not know how the daemon works inside"},
 	"node/wire/wirepb": {[]string{mod}, "knows nothing else"},
 	"provisioning":     {m("board", "appliance", "=node", "node/sync", "node/client"), "must not know about boards, systemd, the status page or what the appliance forgets on reset"},
