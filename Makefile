@@ -31,7 +31,7 @@ test: test-deps ## run every test (installs what the tests need first)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	REDPANDA_JVM_TEST=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 field: ## only the field-scenario suite (field/): real nodes and clients as two homes and their friends use them; prints its figures
 	$(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./field/
@@ -69,7 +69,7 @@ clean: ## remove build outputs
 	rm -rf $(BIN) dist
 
 # The phone side (docs/MOBILE.md): gobind's bindings of mobile/redpanda,
-# the same binding built for a desktop JVM (what `make mobile-test` runs), and
+# the same binding built for a desktop JVM (what TestJavaPhones builds), and
 # the Android and iOS libraries (gomobile bind; need the Android SDK and
 # NDK, or macOS with Xcode; not run by `make test`).
 .PHONY: mobile mobile-test mobile-jni mobile-size aar xcframework
@@ -87,7 +87,7 @@ mobile: ## gobind's Java and Objective-C bindings of mobile/redpanda into dist/m
 	$(GO) run golang.org/x/mobile/cmd/gobind -lang=go,java,objc -outdir $(MOBILE_DIR)/gobind ./mobile/redpanda
 	@! grep -rn 'skipped' $(MOBILE_DIR)/gobind || { echo "gobind skipped the above"; exit 1; }
 
-mobile-test: test-deps ## the phone side's tests with the JVM test (TestJavaPhones: the Java binding against a real homenode; minutes, not in make test)
+mobile-test: test-deps ## only the phone side's tests, with the JVM test (TestJavaPhones: the Java binding against a real homenode; make test runs them too)
 	REDPANDA_JVM_TEST=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./mobile/... ./internal/nonetlink/
 
 mobile-jni: mobile ## the binding for a desktop JVM: dist/mobile/jni/linux-ARCH/{libgojni.so,classes} (MOBILE_ARCH=arm64 MOBILE_CC=aarch64-linux-gnu-gcc to cross-build)

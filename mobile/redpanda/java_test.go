@@ -22,7 +22,7 @@ import (
 
 const pkgPath = "github.com/redpanda-p2p/homenode/mobile/redpanda"
 
-// jvmTestEnv, set to 1, runs TestJavaPhones (make mobile-test does).
+// jvmTestEnv, set to 1, runs TestJavaPhones (make test and make mobile-test do).
 const jvmTestEnv = "REDPANDA_JVM_TEST"
 
 // repoRoot is the repository's top directory (tests run in the
@@ -271,10 +271,11 @@ func TestJavaPhones(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binding and a homenode, runs a JVM")
 	}
-	// Not in the default `make test`: the c-shared build recompiles every
-	// dependency for a shared library (minutes on two busy cores).
+	// Not in a plain `go test ./...`: the c-shared build recompiles every
+	// dependency for a shared library (minutes on two busy cores). The
+	// make targets install the JDK and gcc and set the variable.
 	if os.Getenv(jvmTestEnv) == "" {
-		t.Skipf("the JVM test runs with %s=1 (make mobile-test)", jvmTestEnv)
+		t.Skipf("the JVM test runs with %s=1 (make test, make mobile-test)", jvmTestEnv)
 	}
 	for _, tool := range []string{"javac", "java", "gcc"} {
 		if _, err := exec.LookPath(tool); err != nil {
