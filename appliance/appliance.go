@@ -3,13 +3,13 @@ package appliance
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -804,15 +804,12 @@ func (a *Appliance) Peers(ctx context.Context) ([]status.Peer, error) {
 
 // Users implements admin.Backend: the registered users, lowest hop first.
 func (a *Appliance) Users(ctx context.Context) ([]status.User, error) {
-	return a.users(func(routing.Registration) bool { return true }), nil
+	return statusUsers(a.node.Registry.Users()), nil
 }
 
-func (a *Appliance) users(keep func(routing.Registration) bool) []status.User {
+func statusUsers(us []routing.Registration) []status.User {
 	var out []status.User
-	for _, u := range a.node.Registry.Users() {
-		if !keep(u) {
-			continue
-		}
+	for _, u := range us {
 		su := status.User{Identity: u.Identity.String(), Hop: status.Hop(u.Hop), Registered: u.Since}
 		if u.SponsoredBy != (channel.IdentityKey{}) {
 			su.Sponsor = u.SponsoredBy.String()
@@ -826,54 +823,34 @@ func (a *Appliance) users(keep func(routing.Registration) bool) []status.User {
 }
 
 // Branch implements admin.BranchBackend: the registered users who asked
-// for the channel, with the trust chains that admitted them (paper §4.5:
-// the owner sees which branch a flooding channel came through).
+// for the channel, with the trust chains that admitted them.
 func (a *Appliance) Branch(ctx context.Context, ch string) ([]status.User, error) {
 	id, err := parseChannelArg(ch)
 	if err != nil {
 		return nil, err
 	}
-	return a.users(func(u routing.Registration) bool { return slices.Contains(u.Channels, id) }), nil
+	return statusUsers(a.node.Registry.Branch(id)), nil
 }
 
-// Prune implements admin.BranchBackend: one step that revokes whoever
-// vouched for the users that asked for the channel — each user's sponsor,
-// or the user itself when the owner is the sponsor or there is none —
-// and with them everyone they sponsored. The owner is never revoked.
+// Prune implements admin.BranchBackend: routing.Registry.PruneBranch,
+// then what the revoked users brought in and nobody else wants goes.
 func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
 	id, err := parseChannelArg(ch)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	var gone []channel.IdentityKey
 	chs := a.channelsOf()
-	defer func() { a.dropRevoked(chs, gone) }()
-	done := map[channel.IdentityKey]bool{}
-	for _, u := range a.node.Registry.Users() {
-		if !slices.Contains(u.Channels, id) || u.Hop == 0 {
-			continue
-		}
-		target := u.Identity
-		if len(u.Path) > 1 {
-			target = u.SponsoredBy
-		}
-		if done[target] || done[u.Identity] {
-			continue
-		}
-		done[target] = true
-		removed, err := a.node.Registry.Revoke(target)
-		if err != nil {
-			return out, err
-		}
-		for _, k := range removed {
-			done[k] = true
-			out = append(out, k.String())
-		}
-		gone = append(gone, removed...)
-	}
-	if len(out) == 0 {
+	gone, err := a.node.Registry.PruneBranch(id)
+	a.dropRevoked(chs, gone)
+	if errors.Is(err, routing.ErrNoBranch) {
 		return nil, fmt.Errorf("%w: no registered user (other than the owner) asked for channel %s", admin.ErrNotFound, id)
+	}
+	var out []string
+	for _, k := range gone {
+		out = append(out, k.String())
+	}
+	if err != nil {
+		return out, err
 	}
 	a.log.Warn("branch pruned by the owner", "channel", id.String(), "revoked", len(out))
 	return out, nil
