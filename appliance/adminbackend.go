@@ -98,20 +98,19 @@ func (a *Appliance) Channels(ctx context.Context) ([]status.Channel, error) {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	control := a.node.ControlChannels()
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	blocked := a.blocks.list()
 	seen := map[channel.ID]bool{}
 	out := make([]status.Channel, 0, len(cs))
 	for _, c := range cs {
 		seen[c.Channel] = true
-		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: a.blocked[c.Channel],
+		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: blocked[c.Channel],
 			Control: control[c.Channel]}
 		if c.Newest > 0 {
 			sc.Newest = time.UnixMilli(c.Newest)
 		}
 		out = append(out, sc)
 	}
-	for id := range a.blocked {
+	for id := range blocked {
 		if !seen[id] {
 			out = append(out, status.Channel{ID: id.String(), Blocked: true})
 		}
@@ -146,12 +145,9 @@ func (a *Appliance) Block(ctx context.Context, ch string) error {
 	if err != nil {
 		return err
 	}
-	if err := a.node.Store.Meta("blocked").Put(id[:], []byte{1}); err != nil {
+	if err := a.blocks.block(id); err != nil {
 		return err
 	}
-	a.mu.Lock()
-	a.blocked[id] = true
-	a.mu.Unlock()
 	// Blocking frees what the channel stored (docs/SECURITY.md).
 	removed, freed, err := a.node.Store.DeleteChannel(id)
 	a.log.Warn("channel blocked by the owner", "channel", id.String(), "messages_deleted", removed, "bytes_freed", freed)
@@ -167,18 +163,13 @@ func (a *Appliance) Unblock(ctx context.Context, ch string) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	was := a.blocked[id]
-	a.mu.Unlock()
+	was, err := a.blocks.unblock(id)
+	if err != nil {
+		return err
+	}
 	if !was {
 		return fmt.Errorf("%w: channel %s is not blocked", admin.ErrNotFound, id)
 	}
-	if err := a.node.Store.Meta("blocked").Delete(id[:]); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	delete(a.blocked, id)
-	a.mu.Unlock()
 	a.log.Info("channel unblocked by the owner", "channel", id.String())
 	return nil
 }

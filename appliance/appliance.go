@@ -75,9 +75,10 @@ type Appliance struct {
 
 	ledStates chan provisioning.State
 
-	mu      gosync.Mutex
-	blocked map[channel.ID]bool
-	warned  map[string]bool // warnings already written to the journal
+	blocks *blocklist
+
+	mu     gosync.Mutex
+	warned map[string]bool // warnings already written to the journal
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then stops it
@@ -96,7 +97,7 @@ func Run(ctx context.Context, o Options) error {
 		log = slog.Default()
 	}
 	a := &Appliance{cfg: cfg, log: log, opts: o, started: time.Now(),
-		blocked: map[channel.ID]bool{}, warned: map[string]bool{},
+		blocks: newBlocklist(), warned: map[string]bool{},
 		ledStates: make(chan provisioning.State, 8)}
 	a.clock = health.Clock{Root: cfg.BoardRoot}
 	a.refreshClock()
@@ -218,7 +219,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		Sync: sync.Config{
 			Policy:       channel.Policy{MaxAge: cfg.Retention.Duration, MaxSkew: cfg.ClockSkew.Duration},
 			ClockTrusted: a.clockOK.Load,
-			Accept:       a.accept,
+			Accept:       a.blocks.accept,
 			Agent:        "redpanda-homenode/" + a.opts.Version,
 		},
 		Logger: a.log,
@@ -234,7 +235,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 	if a.mapper != nil {
 		a.mapper.Start(context.Background())
 	}
-	if err := a.loadBlocked(); err != nil {
+	if err := a.blocks.load(n.Store.Meta(blockedBucket)); err != nil {
 		n.Close()
 		return err
 	}

@@ -1,25 +1,100 @@
 package appliance
 
 import (
+	gosync "sync"
+
 	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/store"
 )
 
-// accept is the sync layer's policy: blocked channels are neither stored,
-// announced nor served.
-func (a *Appliance) accept(_ peer.ID, ch channel.ID) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return !a.blocked[ch]
+// blockedBucket is the store bucket that keeps the blocklist across
+// restarts; the factory reset wipes it with the rest.
+const blockedBucket = "blocked"
+
+// blocklist is the owner's channel blocklist: blocked channels are
+// neither stored, announced nor served. The sync layer asks it for every
+// channel (accept), so it has its own mutex; it keeps itself in its own
+// store bucket.
+type blocklist struct {
+	mu     gosync.Mutex
+	ids    map[channel.ID]bool
+	bucket *store.Meta // set by load, once the node's store is open
 }
 
-func (a *Appliance) loadBlocked() error {
-	return a.node.Store.Meta("blocked").ForEach(func(k, _ []byte) error {
+func newBlocklist() *blocklist { return &blocklist{ids: map[channel.ID]bool{}} }
+
+// load reads the blocklist kept in bucket, which keeps it from now on.
+func (b *blocklist) load(bucket *store.Meta) error {
+	b.bucket = bucket
+	return bucket.ForEach(func(k, _ []byte) error {
 		var id channel.ID
 		if len(k) == len(id) {
 			copy(id[:], k)
-			a.blocked[id] = true
+			b.mu.Lock()
+			b.ids[id] = true
+			b.mu.Unlock()
 		}
 		return nil
 	})
+}
+
+// accept is the sync layer's policy: blocked channels are neither stored,
+// announced nor served.
+func (b *blocklist) accept(_ peer.ID, ch channel.ID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.ids[ch]
+}
+
+// blocked reports whether ch is on the list.
+func (b *blocklist) blocked(ch channel.ID) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ids[ch]
+}
+
+// list returns a copy of the blocked channels.
+func (b *blocklist) list() map[channel.ID]bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[channel.ID]bool, len(b.ids))
+	for id := range b.ids {
+		out[id] = true
+	}
+	return out
+}
+
+// block keeps ch blocked, first in the store, then in memory.
+func (b *blocklist) block(ch channel.ID) error {
+	if err := b.bucket.Put(ch[:], []byte{1}); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.ids[ch] = true
+	b.mu.Unlock()
+	return nil
+}
+
+// unblock takes ch off the list; it reports false when ch was not on it.
+func (b *blocklist) unblock(ch channel.ID) (bool, error) {
+	if !b.blocked(ch) {
+		return false, nil
+	}
+	if err := b.bucket.Delete(ch[:]); err != nil {
+		return true, err
+	}
+	b.mu.Lock()
+	delete(b.ids, ch)
+	b.mu.Unlock()
+	return true, nil
+}
+
+// forget empties the list in memory: the factory reset, which wipes the
+// bucket with the rest of the store.
+func (b *blocklist) forget() {
+	b.mu.Lock()
+	b.ids = map[channel.ID]bool{}
+	b.mu.Unlock()
 }

@@ -54,9 +54,7 @@ func ownerString(o provisioning.Owner) string { return ownerKey(o).String() }
 // forgetOwnerData is the factory reset's hook: stored messages, sync
 // state and blocks go; the identity stays unless the reset renews it.
 func (a *Appliance) forgetOwnerData(ctx context.Context) error {
-	a.mu.Lock()
-	a.blocked = map[channel.ID]bool{}
-	a.mu.Unlock()
+	a.blocks.forget()
 	if err := a.node.Registry.Reset(); err != nil {
 		return err
 	}
