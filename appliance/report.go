@@ -3,7 +3,6 @@ package appliance
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
@@ -115,43 +114,17 @@ func (a *Appliance) reachability() status.Reachability {
 	return r
 }
 
-// upnpReachability turns the port mapper's diagnosis into words.
+// upnpReachability is the port mapper's diagnosis in the report's words
+// (portmap.Diagnosis.Summary, Hint).
 func (a *Appliance) upnpReachability() status.Reachability {
 	if a.mapper == nil {
-		return status.Reachability{
-			Diagnosis: "UPnP off",
-			Hint:      "Port mapping is turned off (upnp = false); forward the node's ports on the router by hand, or friends reach it only through a relay.",
-		}
+		return status.Reachability{Diagnosis: portmap.OffSummary, Hint: portmap.OffHint}
 	}
 	d := a.mapper.Diagnosis()
-	r := status.Reachability{Reachable: d.Status == portmap.StatusMapped, Hint: d.Hint}
-	switch d.Status {
-	case portmap.StatusMapped:
-		r.Diagnosis = "reachable via UPnP"
+	r := status.Reachability{Reachable: d.Status == portmap.StatusMapped, Diagnosis: d.Summary(), Hint: d.Hint,
+		ExternalAddr: d.ExternalAddr()}
+	if d.Status == portmap.StatusMapped {
 		r.Hint = ""
-	case portmap.StatusStarting:
-		r.Diagnosis = "looking for the router"
-	case portmap.StatusNoGateway:
-		r.Diagnosis = "no UPnP router"
-	case portmap.StatusRefused:
-		r.Diagnosis = fmt.Sprintf("router refused port mapping (UPnP error %d %s)", d.UPnPCode, d.UPnPText)
-	case portmap.StatusNoWANAddress:
-		r.Diagnosis = "router has no usable internet address"
-	case portmap.StatusCGNAT:
-		r.Diagnosis = "behind carrier-grade or double NAT"
-	default:
-		r.Diagnosis = d.Status.String()
-	}
-	if d.ExternalIP.IsValid() {
-		for _, l := range d.Leases {
-			if l.Protocol == "TCP" {
-				r.ExternalAddr = net.JoinHostPort(d.ExternalIP.String(), fmt.Sprint(l.ExternalPort))
-				break
-			}
-		}
-		if r.ExternalAddr == "" {
-			r.ExternalAddr = d.ExternalIP.String()
-		}
 	}
 	return r
 }
