@@ -66,16 +66,14 @@ func (a *Appliance) Branch(ctx context.Context, ch string) ([]status.User, error
 	return statusUsers(a.node.Registry.Branch(id)), nil
 }
 
-// Prune implements admin.BranchBackend: routing.Registry.PruneBranch,
-// then what the revoked users brought in and nobody else wants goes.
+// Prune implements admin.BranchBackend: node.PruneBranch, which also
+// deletes what the revoked users brought in and nobody else wants.
 func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
 	id, err := parseChannelArg(ch)
 	if err != nil {
 		return nil, err
 	}
-	chs := a.channelsOf()
-	gone, err := a.node.Registry.PruneBranch(id)
-	a.dropRevoked(chs, gone)
+	gone, err := a.node.PruneBranch(id)
 	if errors.Is(err, routing.ErrNoBranch) {
 		return nil, fmt.Errorf("%w: no registered user (other than the owner) asked for channel %s", admin.ErrNotFound, id)
 	}
@@ -124,8 +122,7 @@ func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", admin.ErrMalformedRequest, err)
 	}
-	chs := a.channelsOf()
-	removed, err := a.node.Registry.Revoke(id)
+	removed, err := a.node.Revoke(id)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +131,6 @@ func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, erro
 		out[i] = k.String()
 	}
 	a.log.Warn("revoked by the owner", "identity", identity, "removed", len(out))
-	a.dropRevoked(chs, removed)
 	return out, nil
 }
 

@@ -31,7 +31,7 @@ func (a *Appliance) pairingChanged(ctx context.Context, s provisioning.State) {
 		}
 	case provisioning.StateOwned:
 		if o, ok := a.prov.Owner(); ok {
-			if err := a.node.Registry.SetOwner(ownerKey(o)); err != nil {
+			if err := a.node.SetOwner(ownerKey(o)); err != nil {
 				a.log.Error("setting the owner", "err", err)
 			}
 			a.log.Info("paired", "owner", ownerString(o))
