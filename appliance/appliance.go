@@ -209,6 +209,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			// rollback needs (update.go).
 			RollbackSnapshot: onTrialBoot(cfg.DataDir),
 		},
+		Blocklist:       a.blocks,
 		RegistrantBytes: cfg.MaxRegistrantBytes,
 		RateLimit:       node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
 		Routing: routing.Config{
@@ -219,7 +220,6 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		Sync: sync.Config{
 			Policy:       channel.Policy{MaxAge: cfg.Retention.Duration, MaxSkew: cfg.ClockSkew.Duration},
 			ClockTrusted: a.clockOK.Load,
-			Accept:       a.blocks.accept,
 			Agent:        "redpanda-homenode/" + a.opts.Version,
 		},
 		Logger: a.log,

@@ -3,8 +3,7 @@ package appliance
 import (
 	gosync "sync"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-
+	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
@@ -14,9 +13,9 @@ import (
 const blockedBucket = "blocked"
 
 // blocklist is the owner's channel blocklist: blocked channels are
-// neither stored, announced nor served. The sync layer asks it for every
-// channel (accept), so it has its own mutex; it keeps itself in its own
-// store bucket.
+// neither stored, announced nor served. It is the node's Blocklist, which
+// the relay rule (node.Access) asks for every channel, so it has its own
+// mutex; it keeps itself in its own store bucket.
 type blocklist struct {
 	mu     gosync.Mutex
 	ids    map[channel.ID]bool
@@ -40,16 +39,8 @@ func (b *blocklist) load(bucket *store.Meta) error {
 	})
 }
 
-// accept is the sync layer's policy: blocked channels are neither stored,
-// announced nor served.
-func (b *blocklist) accept(_ peer.ID, ch channel.ID) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return !b.ids[ch]
-}
-
-// blocked reports whether ch is on the list.
-func (b *blocklist) blocked(ch channel.ID) bool {
+// Blocked reports whether ch is on the list (node.Blocklist).
+func (b *blocklist) Blocked(ch channel.ID) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.ids[ch]
@@ -79,7 +70,7 @@ func (b *blocklist) block(ch channel.ID) error {
 
 // unblock takes ch off the list; it reports false when ch was not on it.
 func (b *blocklist) unblock(ch channel.ID) (bool, error) {
-	if !b.blocked(ch) {
+	if !b.Blocked(ch) {
 		return false, nil
 	}
 	if err := b.bucket.Delete(ch[:]); err != nil {
@@ -98,3 +89,5 @@ func (b *blocklist) forget() {
 	b.ids = map[channel.ID]bool{}
 	b.mu.Unlock()
 }
+
+var _ node.Blocklist = (*blocklist)(nil)

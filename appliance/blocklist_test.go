@@ -9,7 +9,7 @@ import (
 	"github.com/redpanda-p2p/homenode/node/store"
 )
 
-// TestBlocklistKeptInItsBucket: a block is refused by accept at once and
+// TestBlocklistKeptInItsBucket: a block holds at once and
 // survives a restart (a fresh list loaded from the same bucket); unblock
 // tells whether the channel was blocked; forget empties the list in
 // memory only, since the factory reset wipes the bucket itself.
@@ -29,8 +29,8 @@ func TestBlocklistKeptInItsBucket(t *testing.T) {
 	if err := b.block(spam); err != nil {
 		t.Fatal(err)
 	}
-	if b.accept("", spam) || !b.accept("", calm) {
-		t.Fatal("accept does not follow the block")
+	if !b.Blocked(spam) || b.Blocked(calm) {
+		t.Fatal("Blocked does not follow the block")
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
@@ -54,14 +54,14 @@ func TestBlocklistKeptInItsBucket(t *testing.T) {
 	if was, err := b.unblock(spam); !was || err != nil {
 		t.Fatalf("unblocking the blocked channel: %v, %v", was, err)
 	}
-	if !b.accept("", spam) {
+	if b.Blocked(spam) {
 		t.Fatal("still refused after unblock")
 	}
 	if err := b.block(calm); err != nil {
 		t.Fatal(err)
 	}
 	b.forget()
-	if !b.accept("", calm) || len(b.list()) != 0 {
+	if b.Blocked(calm) || len(b.list()) != 0 {
 		t.Fatal("forget left the channel blocked in memory")
 	}
 	// The bucket itself is left to the factory reset's store wipe.
