@@ -131,15 +131,16 @@ func Run(ctx context.Context, o Options) error {
 	if a.opts.testHook != nil {
 		a.opts.testHook(a)
 	}
+	peerID := a.node.Host.ID().String()
 	if a.opts.Started != nil {
-		a.opts.Started(a.node.Host.ID().String(), a.node.Addrs())
+		a.opts.Started(peerID, a.node.Addrs())
 	}
 	if err := sdnotify.Ready(); err != nil {
 		log.Warn("systemd notify failed", "err", err)
 	}
 	a.ready.Store(true)
 	a.pushStatus(runCtx)
-	log.Info("ready", "peer", a.node.Host.ID().String())
+	log.Info("ready", "peer", peerID)
 
 	<-ctx.Done()
 	log.Info("stopping")
@@ -272,11 +273,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 	a.prov = prov
 	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Follow: a.follow,
 		Backups: a.node.Store.Meta("backup"), Updates: ownerUpdates{a}, Logger: a.log}).Register(a.node.Host)
-	if key, err := a.node.Store.Meta(followBucket).Get(followKey); err == nil {
-		if err := a.node.FollowOwner(string(key)); err != nil {
-			a.log.Warn("following the owner's node channel", "err", err)
-		}
-	}
+	a.followKept()
 	prov.OnChange(func(s provisioning.State) { a.pairingChanged(ctx, s) })
 	a.pairingChanged(ctx, prov.State())
 

@@ -82,6 +82,18 @@ func (a *Appliance) follow(key string) error {
 	return nil
 }
 
+// followKept follows again, after a restart, the owner's node channel
+// that follow kept.
+func (a *Appliance) followKept() {
+	key, err := a.node.Store.Meta(followBucket).Get(followKey)
+	if err != nil {
+		return
+	}
+	if err := a.node.FollowOwner(string(key)); err != nil {
+		a.log.Warn("following the owner's node channel", "err", err)
+	}
+}
+
 // configOwner is the owner set by configuration as provisioning takes it
 // (nil for none); Validate and startNode have checked it parses.
 func (a *Appliance) configOwner() ed25519.PublicKey {
