@@ -55,11 +55,7 @@ func ownerString(o provisioning.Owner) string { return ownerKey(o).String() }
 // state and blocks go; the identity stays unless the reset renews it.
 func (a *Appliance) forgetOwnerData(ctx context.Context) error {
 	a.blocks.forget()
-	if err := a.node.Registry.Reset(); err != nil {
-		return err
-	}
-	a.node.ForgetOwner()
-	return a.node.Store.Wipe("provisioning")
+	return a.node.Reset("provisioning")
 }
 
 // The owner's node channel key, kept so the node follows it after a
