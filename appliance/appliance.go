@@ -2,15 +2,11 @@ package appliance
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	gosync "sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +21,6 @@ import (
 	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/appliance/portmap"
 	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/appliance/web"
 	"github.com/redpanda-p2p/homenode/board"
 	"github.com/redpanda-p2p/homenode/node"
@@ -57,19 +52,6 @@ type Options struct {
 	testHook func(*Appliance)
 }
 
-// TestWedgeEnv names a file that, while it exists, makes the main loop
-// stop beating so the watchdog check fails: a hook for the test that
-// proves WATCHDOG=1 stops when the node is wedged. Only tests set it.
-const TestWedgeEnv = "REDPANDA_TEST_WEDGE_FILE"
-
-// Intervals of the daemon's own loops.
-const (
-	beatInterval   = time.Second
-	beatStale      = 5 * beatInterval
-	statusInterval = 10 * time.Second
-	clockInterval  = 5 * time.Second
-)
-
 // Appliance is the running daemon.
 type Appliance struct {
 	cfg     Config
@@ -93,9 +75,10 @@ type Appliance struct {
 
 	ledStates chan provisioning.State
 
-	mu      gosync.Mutex
-	blocked map[channel.ID]bool
-	warned  map[string]bool // warnings already written to the journal
+	blocks *blocklist
+
+	mu     gosync.Mutex
+	warned map[string]bool // warnings already written to the journal
 }
 
 // Run starts the daemon and blocks until ctx is cancelled, then stops it
@@ -114,7 +97,7 @@ func Run(ctx context.Context, o Options) error {
 		log = slog.Default()
 	}
 	a := &Appliance{cfg: cfg, log: log, opts: o, started: time.Now(),
-		blocked: map[channel.ID]bool{}, warned: map[string]bool{},
+		blocks: newBlocklist(), warned: map[string]bool{},
 		ledStates: make(chan provisioning.State, 8)}
 	a.clock = health.Clock{Root: cfg.BoardRoot}
 	a.refreshClock()
@@ -148,15 +131,16 @@ func Run(ctx context.Context, o Options) error {
 	if a.opts.testHook != nil {
 		a.opts.testHook(a)
 	}
+	peerID := a.node.Host.ID().String()
 	if a.opts.Started != nil {
-		a.opts.Started(a.node.Host.ID().String(), a.node.Addrs())
+		a.opts.Started(peerID, a.node.Addrs())
 	}
 	if err := sdnotify.Ready(); err != nil {
 		log.Warn("systemd notify failed", "err", err)
 	}
 	a.ready.Store(true)
 	a.pushStatus(runCtx)
-	log.Info("ready", "peer", a.node.Host.ID().String())
+	log.Info("ready", "peer", peerID)
 
 	<-ctx.Done()
 	log.Info("stopping")
@@ -226,6 +210,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			// rollback needs (update.go).
 			RollbackSnapshot: onTrialBoot(cfg.DataDir),
 		},
+		Blocklist:       a.blocks,
 		RegistrantBytes: cfg.MaxRegistrantBytes,
 		RateLimit:       node.RateLimit{PerSecond: cfg.ChannelRate, Burst: cfg.ChannelBurst},
 		Routing: routing.Config{
@@ -236,7 +221,6 @@ func (a *Appliance) startNode(ctx context.Context) error {
 		Sync: sync.Config{
 			Policy:       channel.Policy{MaxAge: cfg.Retention.Duration, MaxSkew: cfg.ClockSkew.Duration},
 			ClockTrusted: a.clockOK.Load,
-			Accept:       a.accept,
 			Agent:        "redpanda-homenode/" + a.opts.Version,
 		},
 		Logger: a.log,
@@ -252,7 +236,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 	if a.mapper != nil {
 		a.mapper.Start(context.Background())
 	}
-	if err := a.loadBlocked(); err != nil {
+	if err := a.blocks.load(n.Store.Meta(blockedBucket)); err != nil {
 		n.Close()
 		return err
 	}
@@ -289,11 +273,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 	a.prov = prov
 	(&owner.Server{IsOwner: prov.IsOwner, Status: a.Report, Follow: a.follow,
 		Backups: a.node.Store.Meta("backup"), Updates: ownerUpdates{a}, Logger: a.log}).Register(a.node.Host)
-	if key, err := a.node.Store.Meta(followBucket).Get(followKey); err == nil {
-		if err := a.node.FollowOwner(string(key)); err != nil {
-			a.log.Warn("following the owner's node channel", "err", err)
-		}
-	}
+	a.followKept()
 	prov.OnChange(func(s provisioning.State) { a.pairingChanged(ctx, s) })
 	a.pairingChanged(ctx, prov.State())
 
@@ -402,7 +382,6 @@ func (a *Appliance) shutdown(cancel context.CancelFunc, wg *gosync.WaitGroup) er
 	}
 }
 
-// every runs f each interval until ctx ends.
 // migrateGrace is how much more start-up time each migration progress
 // report asks systemd for: reports come at least every second while
 // batches commit, so a stalled migration still times out.
@@ -415,266 +394,6 @@ const migrateGrace = time.Minute
 func migrateProgress(moved int) {
 	_ = sdnotify.ExtendTimeout(migrateGrace)
 	_ = sdnotify.Status(fmt.Sprintf("converting the message store to the new format: %d messages so far", moved))
-}
-
-func every(ctx context.Context, interval time.Duration, f func()) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f()
-		}
-	}
-}
-
-// mainLoop is the daemon's heartbeat: the watchdog pings only while it
-// beats, so a wedged process is restarted by systemd.
-func (a *Appliance) mainLoop(ctx context.Context) {
-	wedge := os.Getenv(TestWedgeEnv)
-	every(ctx, beatInterval, func() {
-		if wedge != "" {
-			if _, err := os.Stat(wedge); err == nil {
-				return // wedged on purpose: no beat
-			}
-		}
-		a.beat.Store(time.Now().UnixNano())
-	})
-}
-
-// healthy is the watchdog's and /healthz's check: the main loop beats and
-// the store answers.
-func (a *Appliance) healthy(ctx context.Context) error {
-	if age := time.Since(time.Unix(0, a.beat.Load())); age > beatStale {
-		return fmt.Errorf("main loop has not run for %s", age.Round(time.Second))
-	}
-	if _, err := a.node.Store.Stats(); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	return ctx.Err()
-}
-
-func (a *Appliance) statusLoop(ctx context.Context) {
-	every(ctx, statusInterval, func() { a.pushStatus(ctx) })
-}
-
-// pushStatus sends systemd the one-line status.
-func (a *Appliance) pushStatus(ctx context.Context) {
-	r, err := a.Report(ctx)
-	if err != nil {
-		a.log.Warn("status report", "err", err)
-		return
-	}
-	sdnotify.Status(status.StatusLine(r))
-	a.logWarnings(r.Warnings)
-}
-
-// logWarnings writes each warning to the journal once when it appears and
-// once when it clears.
-func (a *Appliance) logWarnings(ws []string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := map[string]bool{}
-	for _, w := range ws {
-		now[w] = true
-		if !a.warned[w] {
-			a.log.Warn(w)
-		}
-	}
-	for w := range a.warned {
-		if !now[w] {
-			a.log.Info("cleared: " + w)
-		}
-	}
-	a.warned = now
-}
-
-func (a *Appliance) refreshClock() bool {
-	ok := a.clock.Synced()
-	return a.clockOK.Swap(ok) != ok
-}
-
-// clockLoop re-checks whether the clock is synchronised and says so when
-// it changes: until it is, messages are not rejected or expired by time.
-func (a *Appliance) clockLoop(ctx context.Context) {
-	a.logClock()
-	every(ctx, clockInterval, func() {
-		if a.refreshClock() {
-			a.logClock()
-		}
-	})
-}
-
-func (a *Appliance) logClock() {
-	if a.clockOK.Load() {
-		a.log.Info("clock synchronised: message timestamps are checked")
-	} else {
-		a.log.Warn("clock not synchronised: message timestamps are not trusted, nothing is rejected or expired by time until it is")
-	}
-}
-
-// pairingChanged shows or hides the pairing QR code and sets the LED.
-func (a *Appliance) pairingChanged(ctx context.Context, s provisioning.State) {
-	select {
-	case a.ledStates <- s:
-	default:
-	}
-	switch s {
-	case provisioning.StateWaiting:
-		uri, err := a.prov.URI()
-		if err != nil {
-			a.log.Error("pairing URI", "err", err)
-			return
-		}
-		a.log.Info("waiting for pairing: scan the QR code with the redPanda app", "uri", uri)
-		if a.opts.Console != nil {
-			qr, err := provisioning.QRTerminal(uri)
-			if err == nil {
-				fmt.Fprintf(a.opts.Console, "\nScan to pair this home node with your phone:\n\n%s\n%s\n\n", qr, uri)
-			}
-		}
-	case provisioning.StateOwned:
-		if o, ok := a.prov.Owner(); ok {
-			if err := a.node.Registry.SetOwner(ownerKey(o)); err != nil {
-				a.log.Error("setting the owner", "err", err)
-			}
-			a.log.Info("paired", "owner", ownerString(o))
-			if a.opts.Console != nil {
-				fmt.Fprintf(a.opts.Console, "Paired with %s. This node is now yours.\n", ownerString(o))
-			}
-		}
-	}
-	a.pushStatus(ctx)
-}
-
-func ownerKey(o provisioning.Owner) channel.IdentityKey {
-	var k channel.IdentityKey
-	copy(k[:], o.Key)
-	return k
-}
-
-func ownerString(o provisioning.Owner) string { return ownerKey(o).String() }
-
-// forgetOwnerData is the factory reset's hook: stored messages, sync
-// state and blocks go; the identity stays unless the reset renews it.
-func (a *Appliance) forgetOwnerData(ctx context.Context) error {
-	a.mu.Lock()
-	a.blocked = map[channel.ID]bool{}
-	a.mu.Unlock()
-	if err := a.node.Registry.Reset(); err != nil {
-		return err
-	}
-	a.node.ForgetOwner()
-	return a.node.Store.Wipe("provisioning")
-}
-
-// accept is the sync layer's policy: blocked channels are neither stored,
-// announced nor served.
-func (a *Appliance) accept(_ peer.ID, ch channel.ID) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return !a.blocked[ch]
-}
-
-func (a *Appliance) loadBlocked() error {
-	return a.node.Store.Meta("blocked").ForEach(func(k, _ []byte) error {
-		var id channel.ID
-		if len(k) == len(id) {
-			copy(id[:], k)
-			a.blocked[id] = true
-		}
-		return nil
-	})
-}
-
-// Report implements status.Source.
-func (a *Appliance) Report(ctx context.Context) (status.Report, error) {
-	n := a.node
-	r := status.Report{
-		GeneratedAt:  time.Now(),
-		Node:         status.Node{PeerID: n.Host.ID().String(), Addresses: n.Addrs()},
-		Version:      a.opts.Version,
-		Uptime:       time.Since(a.started),
-		Clock:        status.Clock{Synchronized: a.clockOK.Load()},
-		Reachability: a.reachability(),
-	}
-	if a.board != nil {
-		r.Board = a.board.String()
-	}
-	r.Pairing = a.pairingReport()
-	peers, _ := a.Peers(ctx)
-	r.Peers = status.Peers{Count: len(peers), List: peers}
-	for _, u := range a.node.Registry.Users() {
-		if u.Hop == routing.HopInfinity {
-			r.Users.Infinity++
-		} else if u.Hop >= 0 && u.Hop <= status.MaxHop {
-			r.Users.ByHop[u.Hop]++
-		}
-	}
-	chans, err := a.Channels(ctx)
-	if err != nil {
-		return r, err
-	}
-	r.Channels = chans
-	st, err := n.Store.Stats()
-	if err != nil {
-		return r, fmt.Errorf("store: %w", err)
-	}
-	r.Messages = splitMessages(chans, int64(st.Messages), st.Bytes)
-	r.Counters = a.counters()
-	r.Update = a.updateReport()
-	if a.health != nil {
-		snap, err := a.health.Snapshot(ctx)
-		if err != nil {
-			a.log.Debug("health snapshot", "err", err)
-		}
-		r.Disk = status.Disk{Path: a.cfg.DataDir, FreeBytes: snap.Disk.FreeBytes, TotalBytes: snap.Disk.TotalBytes}
-		r.Memory = status.Memory{RSSBytes: snap.Process.RSSBytes}
-		if snap.Board.TempKnown {
-			c := snap.Board.Celsius
-			r.CPUTempCelsius = &c
-		}
-		if snap.Board.ThrottleKnown {
-			t := snap.Board.Throttle
-			r.Throttling = status.Throttling{
-				Known:                true,
-				UnderVoltage:         t.Has(board.UnderVoltage),
-				FrequencyCapped:      t.Has(board.FrequencyCapped),
-				Throttled:            t.Has(board.Throttled),
-				SoftTempLimit:        t.Has(board.SoftTempLimit),
-				UnderVoltageOccurred: t.Has(board.UnderVoltageBoot),
-				ThrottledOccurred:    t.Has(board.ThrottledBoot),
-			}
-		}
-		r.Clock.Source = snap.Clock.Source
-		for _, w := range snap.Warnings {
-			r.Warnings = append(r.Warnings, w.Message)
-		}
-	}
-	r.Warnings = append(r.Warnings, a.storageWarnings()...)
-	return r, nil
-}
-
-// The owner's node channel key, kept so the node follows it after a
-// restart; the factory reset wipes it with the rest.
-var (
-	followBucket = "owner-channel"
-	followKey    = []byte("key")
-)
-
-// follow is the owner protocol's "follow": serve what the owner's
-// devices list in their node channel, from now on and after restarts.
-func (a *Appliance) follow(key string) error {
-	if err := a.node.FollowOwner(key); err != nil {
-		return err
-	}
-	if err := a.node.Store.Meta(followBucket).Put(followKey, []byte(key)); err != nil {
-		return fmt.Errorf("keeping the owner channel key: %w", err)
-	}
-	a.log.Info("following the owner's node channel")
-	return nil
 }
 
 // relayAllowed is the relay service's ACL: registered users only.
@@ -694,328 +413,5 @@ func parseAddrInfos(addrs []string) ([]peer.AddrInfo, error) {
 	return out, nil
 }
 
-// reachability combines the port mapper's diagnosis with AutoNAT's
-// verdict and the relay state into the report's words.
-func (a *Appliance) reachability() status.Reachability {
-	r := a.upnpReachability()
-	if a.reach == nil {
-		return r
-	}
-	st := a.reach.Status()
-	switch {
-	case st.RelayServing:
-		r.Relay = "serving registered users"
-	case len(st.Relays) > 0:
-		r.Relay = fmt.Sprintf("reachable through %d relay(s), first %s", len(st.Relays), st.Relays[0].ShortString())
-	case a.cfg.Relay && st.State() == "private":
-		r.Relay = "searching for a relay"
-	case a.cfg.Relay:
-		r.Relay = "not needed"
-	default:
-		r.Relay = "off"
-	}
-	if st.State() == "public" {
-		r.Reachable = true
-		if !strings.HasPrefix(r.Diagnosis, "reachable") {
-			r.Diagnosis = "reachable (confirmed by other nodes)"
-			r.Hint = ""
-		}
-	} else if len(st.Relays) > 0 && !r.Reachable {
-		r.Reachable = true
-		r.Diagnosis += "; reachable through a relay"
-	}
-	return r
-}
-
-// upnpReachability turns the port mapper's diagnosis into words.
-func (a *Appliance) upnpReachability() status.Reachability {
-	if a.mapper == nil {
-		return status.Reachability{
-			Diagnosis: "UPnP off",
-			Hint:      "Port mapping is turned off (upnp = false); forward the node's ports on the router by hand, or friends reach it only through a relay.",
-		}
-	}
-	d := a.mapper.Diagnosis()
-	r := status.Reachability{Reachable: d.Status == portmap.StatusMapped, Hint: d.Hint}
-	switch d.Status {
-	case portmap.StatusMapped:
-		r.Diagnosis = "reachable via UPnP"
-		r.Hint = ""
-	case portmap.StatusStarting:
-		r.Diagnosis = "looking for the router"
-	case portmap.StatusNoGateway:
-		r.Diagnosis = "no UPnP router"
-	case portmap.StatusRefused:
-		r.Diagnosis = fmt.Sprintf("router refused port mapping (UPnP error %d %s)", d.UPnPCode, d.UPnPText)
-	case portmap.StatusNoWANAddress:
-		r.Diagnosis = "router has no usable internet address"
-	case portmap.StatusCGNAT:
-		r.Diagnosis = "behind carrier-grade or double NAT"
-	default:
-		r.Diagnosis = d.Status.String()
-	}
-	if d.ExternalIP.IsValid() {
-		for _, l := range d.Leases {
-			if l.Protocol == "TCP" {
-				r.ExternalAddr = net.JoinHostPort(d.ExternalIP.String(), fmt.Sprint(l.ExternalPort))
-				break
-			}
-		}
-		if r.ExternalAddr == "" {
-			r.ExternalAddr = d.ExternalIP.String()
-		}
-	}
-	return r
-}
-
-func (a *Appliance) pairingReport() status.Pairing {
-	switch a.prov.State() {
-	case provisioning.StateWaiting:
-		uri, _ := a.prov.URI()
-		return status.Pairing{State: status.PairingWaiting, URI: uri}
-	case provisioning.StateOwned:
-		o, _ := a.prov.Owner()
-		return status.Pairing{State: status.PairingOwned, Owner: ownerString(o)}
-	}
-	return status.Pairing{State: status.PairingNew}
-}
-
-// Status implements admin.Backend.
-func (a *Appliance) Status(ctx context.Context) (status.Report, error) { return a.Report(ctx) }
-
-// Peers implements admin.Backend: every connected peer.
-func (a *Appliance) Peers(ctx context.Context) ([]status.Peer, error) {
-	h := a.node.Host
-	var out []status.Peer
-	for _, c := range h.Network().Conns() {
-		dir := status.Outbound
-		if c.Stat().Direction == network.DirInbound {
-			dir = status.Inbound
-		}
-		out = append(out, status.Peer{
-			ID:        c.RemotePeer().String(),
-			Addr:      c.RemoteMultiaddr().String(),
-			Direction: dir,
-			Latency:   h.Peerstore().LatencyEWMA(c.RemotePeer()),
-		})
-	}
-	return out, nil
-}
-
-// Users implements admin.Backend: the registered users, lowest hop first.
-func (a *Appliance) Users(ctx context.Context) ([]status.User, error) {
-	return a.users(func(routing.Registration) bool { return true }), nil
-}
-
-func (a *Appliance) users(keep func(routing.Registration) bool) []status.User {
-	var out []status.User
-	for _, u := range a.node.Registry.Users() {
-		if !keep(u) {
-			continue
-		}
-		su := status.User{Identity: u.Identity.String(), Hop: status.Hop(u.Hop), Registered: u.Since}
-		if u.SponsoredBy != (channel.IdentityKey{}) {
-			su.Sponsor = u.SponsoredBy.String()
-		}
-		for _, k := range u.Path {
-			su.Chain = append(su.Chain, k.String())
-		}
-		out = append(out, su)
-	}
-	return out
-}
-
-// Branch implements admin.BranchBackend: the registered users who asked
-// for the channel, with the trust chains that admitted them (paper §4.5:
-// the owner sees which branch a flooding channel came through).
-func (a *Appliance) Branch(ctx context.Context, ch string) ([]status.User, error) {
-	id, err := parseChannelArg(ch)
-	if err != nil {
-		return nil, err
-	}
-	return a.users(func(u routing.Registration) bool { return slices.Contains(u.Channels, id) }), nil
-}
-
-// Prune implements admin.BranchBackend: one step that revokes whoever
-// vouched for the users that asked for the channel — each user's sponsor,
-// or the user itself when the owner is the sponsor or there is none —
-// and with them everyone they sponsored. The owner is never revoked.
-func (a *Appliance) Prune(ctx context.Context, ch string) ([]string, error) {
-	id, err := parseChannelArg(ch)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	var gone []channel.IdentityKey
-	chs := a.channelsOf()
-	defer func() { a.dropRevoked(chs, gone) }()
-	done := map[channel.IdentityKey]bool{}
-	for _, u := range a.node.Registry.Users() {
-		if !slices.Contains(u.Channels, id) || u.Hop == 0 {
-			continue
-		}
-		target := u.Identity
-		if len(u.Path) > 1 {
-			target = u.SponsoredBy
-		}
-		if done[target] || done[u.Identity] {
-			continue
-		}
-		done[target] = true
-		removed, err := a.node.Registry.Revoke(target)
-		if err != nil {
-			return out, err
-		}
-		for _, k := range removed {
-			done[k] = true
-			out = append(out, k.String())
-		}
-		gone = append(gone, removed...)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no registered user (other than the owner) asked for channel %s", admin.ErrNotFound, id)
-	}
-	a.log.Warn("branch pruned by the owner", "channel", id.String(), "revoked", len(out))
-	return out, nil
-}
-
-// Channels implements admin.Backend: the channels with stored messages,
-// and blocked ones.
-func (a *Appliance) Channels(ctx context.Context) ([]status.Channel, error) {
-	cs, err := a.node.Store.Channels()
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
-	}
-	control := a.node.ControlChannels()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	seen := map[channel.ID]bool{}
-	out := make([]status.Channel, 0, len(cs))
-	for _, c := range cs {
-		seen[c.Channel] = true
-		sc := status.Channel{ID: c.Channel.String(), Messages: int64(c.Messages), Bytes: c.Bytes, Blocked: a.blocked[c.Channel],
-			Control: control[c.Channel]}
-		if c.Newest > 0 {
-			sc.Newest = time.UnixMilli(c.Newest)
-		}
-		out = append(out, sc)
-	}
-	for id := range a.blocked {
-		if !seen[id] {
-			out = append(out, status.Channel{ID: id.String(), Blocked: true})
-		}
-	}
-	return out, nil
-}
-
-// Revoke implements admin.Backend.
-func (a *Appliance) Revoke(ctx context.Context, identity string) ([]string, error) {
-	id, err := channel.ParseIdentityKey(identity)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", admin.ErrMalformedRequest, err)
-	}
-	chs := a.channelsOf()
-	removed, err := a.node.Registry.Revoke(id)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, len(removed))
-	for i, k := range removed {
-		out[i] = k.String()
-	}
-	a.log.Warn("revoked by the owner", "identity", identity, "removed", len(out))
-	a.dropRevoked(chs, removed)
-	return out, nil
-}
-
-// Block implements admin.Backend: the channel is no longer stored,
-// relayed or served, starting now, and what it stored is deleted.
-func (a *Appliance) Block(ctx context.Context, ch string) error {
-	id, err := parseChannelArg(ch)
-	if err != nil {
-		return err
-	}
-	if err := a.node.Store.Meta("blocked").Put(id[:], []byte{1}); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	a.blocked[id] = true
-	a.mu.Unlock()
-	// Blocking frees what the channel stored (docs/SECURITY.md).
-	removed, freed, err := a.node.Store.DeleteChannel(id)
-	a.log.Warn("channel blocked by the owner", "channel", id.String(), "messages_deleted", removed, "bytes_freed", freed)
-	if err != nil {
-		return fmt.Errorf("blocked, but deleting its stored messages failed: %w", err)
-	}
-	return nil
-}
-
-// Unblock implements admin.Backend.
-func (a *Appliance) Unblock(ctx context.Context, ch string) error {
-	id, err := parseChannelArg(ch)
-	if err != nil {
-		return err
-	}
-	a.mu.Lock()
-	was := a.blocked[id]
-	a.mu.Unlock()
-	if !was {
-		return fmt.Errorf("%w: channel %s is not blocked", admin.ErrNotFound, id)
-	}
-	if err := a.node.Store.Meta("blocked").Delete(id[:]); err != nil {
-		return err
-	}
-	a.mu.Lock()
-	delete(a.blocked, id)
-	a.mu.Unlock()
-	a.log.Info("channel unblocked by the owner", "channel", id.String())
-	return nil
-}
-
-// Reset implements admin.Backend: the factory reset of a running node.
-// The identity stays; renewing it needs the node stopped (homenode reset
-// --new-identity).
-func (a *Appliance) Reset(ctx context.Context) error {
-	if err := a.prov.Reset(ctx, false); err != nil {
-		return fmt.Errorf("factory reset: %w", err)
-	}
-	if a.cfg.Owner != "" {
-		a.log.Warn("factory reset done: registrations and stored messages forgotten; owned by the configured owner again")
-		return nil
-	}
-	a.log.Warn("factory reset done: owner, registrations and stored messages forgotten; waiting for pairing")
-	return nil
-}
-
-func parseChannelArg(s string) (channel.ID, error) {
-	s = strings.TrimSpace(s)
-	if id, err := channel.ParseID(s); err == nil {
-		return id, nil
-	}
-	if k, err := channel.ParseKey(s); err == nil {
-		return k.ID(), nil
-	}
-	return channel.ID{}, fmt.Errorf("%w: %q is neither a channel ID (64 hex digits) nor a key string", admin.ErrMalformedRequest, s)
-}
-
 // p2pNATManager is what p2p.Config.NATManager takes.
 type p2pNATManager = func(network.Network) basichost.NATManager
-
-var (
-	_ status.Source       = (*Appliance)(nil)
-	_ admin.Backend       = (*Appliance)(nil)
-	_ admin.BranchBackend = (*Appliance)(nil)
-)
-
-// configOwner is the owner set by configuration as provisioning takes it
-// (nil for none); Validate and startNode have checked it parses.
-func (a *Appliance) configOwner() ed25519.PublicKey {
-	if a.cfg.Owner == "" {
-		return nil
-	}
-	k, err := channel.ParseIdentityKey(a.cfg.Owner)
-	if err != nil {
-		return nil
-	}
-	return ed25519.PublicKey(k[:])
-}

@@ -8,4 +8,12 @@
 // Its subpackages are the parts a person or systemd sees (status, web,
 // metrics, admin, sdnotify), the machine's figures (health) and the home
 // router (portmap). The node packages never import this one.
+//
+// Its own concerns each have a file: appliance.go starts and stops the
+// parts (the composition root), loops.go runs the daemon's loops
+// (heartbeat, systemd status, clock), board.go the LED and the reset
+// button, pairing.go pairing and following the owner's node channel,
+// report.go the status report, adminbackend.go the admin socket's
+// backend, blocklist.go the owner's channel blocklist, and update.go with
+// updater.go firmware updates.
 package appliance

@@ -19,25 +19,27 @@ import (
 //   - a super node that proved with a signed statement that it serves the
 //     channel (node/discovery);
 //
-// unless the caller blocks the channel (Config.Sync.Accept: the
-// appliance's blocklist). What peers push is also held to a per-channel
-// rate (Config.RateLimit, or Config.Sync.Admit), and Known tells the
-// peers above from strangers.
+// unless the operator blocks the channel (Config.Blocklist: the
+// appliance's owner blocklist). What peers push is also held to a
+// per-channel rate (Config.RateLimit), and Known tells the peers above
+// from strangers.
 type Access struct {
 	n      *Node
-	blocks func(peer.ID, channel.ID) bool  // false blocks; nil: nothing blocked
+	blocks Blocklist                       // nil: nothing blocked
 	admit  func(peer.ID, channel.ID) error // nil: no limit
-	known  func(peer.ID) bool
 }
 
-// newAccess builds the node's rule from its Config: the caller's Sync
-// hooks, where set, take the places they always had.
+// Blocklist is the channels the operator blocks: neither stored,
+// announced nor served, whoever asks. Blocked is asked for every message
+// and announcement, so it must answer at once.
+type Blocklist interface {
+	Blocked(ch channel.ID) bool
+}
+
+// newAccess builds the node's rule from its Config.
 func newAccess(n *Node) *Access {
-	a := &Access{n: n, blocks: n.cfg.Sync.Accept, admit: n.cfg.Sync.Admit, known: n.cfg.Sync.Known}
-	if a.known == nil {
-		a.known = n.known
-	}
-	if a.admit == nil && n.cfg.RateLimit.PerSecond > 0 {
+	a := &Access{n: n, blocks: n.cfg.Blocklist}
+	if n.cfg.RateLimit.PerSecond > 0 {
 		a.admit = newChannelLimiter(n.cfg.RateLimit, n.cfg.Now).admit
 	}
 	return a
@@ -45,7 +47,7 @@ func newAccess(n *Node) *Access {
 
 // Accept says whether p may exchange ch's messages with this node.
 func (a *Access) Accept(p peer.ID, ch channel.ID) bool {
-	if a.blocks != nil && !a.blocks(p, ch) {
+	if a.blocks != nil && a.blocks.Blocked(ch) {
 		return false
 	}
 	return a.n.trusted(p, ch)
@@ -61,7 +63,7 @@ func (a *Access) Admit(p peer.ID, ch channel.ID) error {
 }
 
 // Known says, without waiting, whether the node knows p.
-func (a *Access) Known(p peer.ID) bool { return a.known(p) }
+func (a *Access) Known(p peer.ID) bool { return a.n.known(p) }
 
 // trusted says whether p may exchange channel ch's messages with this
 // node: the node itself, a peer configured by the operator, a registered

@@ -26,7 +26,7 @@ func TestAccessRule(t *testing.T) {
 		Peers:     configured.Addrs(),
 		NoDHT:     true,
 		Channels:  []channel.ID{served, blocked},
-		Sync:      sync.Config{Accept: func(_ peer.ID, ch channel.ID) bool { return ch != blocked }},
+		Blocklist: blocklist{blocked: true},
 		RateLimit: RateLimit{PerSecond: 0.001, Burst: 1},
 	})
 	a := newAccess(n)
@@ -59,3 +59,8 @@ func TestAccessRule(t *testing.T) {
 		t.Fatalf("second message within the limit's period: %v, want ErrRateLimited", err)
 	}
 }
+
+// blocklist is a Blocklist of fixed channels.
+type blocklist map[channel.ID]bool
+
+func (b blocklist) Blocked(ch channel.ID) bool { return b[ch] }

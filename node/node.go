@@ -56,10 +56,12 @@ type Config struct {
 	P2P p2p.Config
 	// Store opens the store; Now defaults to Now below.
 	Store store.Options
-	// Sync runs the sync protocol; Now defaults to Now below. Its Accept,
-	// Admit and Known go into the node's relay rule (Access): Accept as
-	// a veto (blocks), Admit and Known in place of the node's own.
+	// Sync runs the sync protocol; Now defaults to Now below. Its Access
+	// is the node's relay rule (Access).
 	Sync sync.Config
+	// Blocklist, if set, is the channels the operator blocks: the relay
+	// rule refuses them to everyone (Access).
+	Blocklist Blocklist
 	// Routing serves registrations (owner, capacity, hop infinity); Now
 	// defaults to Now below.
 	Routing routing.Config
@@ -69,7 +71,6 @@ type Config struct {
 	// NoDHT leaves the DHT out (light tests and tools).
 	NoDHT bool
 	// RateLimit bounds each channel's intake from peers; zero: none.
-	// Sync.Admit, if set, takes precedence.
 	RateLimit RateLimit
 	// RegistrantBytes bounds what the channels charged to one registrant
 	// other than the owner may hold together (quota.go); 0: no limit of
@@ -263,10 +264,9 @@ func (n *Node) Start(ctx context.Context) error {
 		n.Discovery = disc
 	}
 	n.started = true
-	// The relay rule is one seam: the caller's Sync hooks are in it.
+	// The relay rule is one seam.
 	scfg := n.cfg.Sync
 	scfg.Access = newAccess(n)
-	scfg.Accept, scfg.Admit, scfg.Known = nil, nil, nil
 	n.Sync = sync.New(n.Host, n.Store, scfg)
 	n.syncReady.Store(n.Sync)
 	n.served = map[channel.ID]bool{}

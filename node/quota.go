@@ -84,3 +84,55 @@ func (n *Node) DropUnserved(chs []channel.ID) (removed int, freed int64, err err
 	}
 	return removed, freed, nil
 }
+
+// Revoke revokes id and everyone whose chain passes through it
+// (routing.Registry.Revoke), then deletes what they brought in and nobody
+// else still wants (DropUnserved). It returns the identities removed.
+func (n *Node) Revoke(id channel.IdentityKey) ([]channel.IdentityKey, error) {
+	chs := n.channelsOf()
+	removed, err := n.Registry.Revoke(id)
+	if err != nil {
+		return nil, err
+	}
+	n.dropRevoked(chs, removed)
+	return removed, nil
+}
+
+// PruneBranch cuts the branch channel ch came in through
+// (routing.Registry.PruneBranch), then deletes what the revoked users
+// brought in and nobody else still wants, also after an error part way.
+func (n *Node) PruneBranch(ch channel.ID) ([]channel.IdentityKey, error) {
+	chs := n.channelsOf()
+	removed, err := n.Registry.PruneBranch(ch)
+	n.dropRevoked(chs, removed)
+	return removed, err
+}
+
+// channelsOf maps each registered user to the channels it asked for,
+// taken before a revocation removes them.
+func (n *Node) channelsOf() map[channel.IdentityKey][]channel.ID {
+	out := map[channel.IdentityKey][]channel.ID{}
+	for _, u := range n.Registry.Users() {
+		out[u.Identity] = u.Channels
+	}
+	return out
+}
+
+// dropRevoked deletes what the revoked users brought in and nobody else
+// still wants; a failure is logged, since the revocation itself stands.
+func (n *Node) dropRevoked(chs map[channel.IdentityKey][]channel.ID, revoked []channel.IdentityKey) {
+	var drop []channel.ID
+	for _, k := range revoked {
+		drop = append(drop, chs[k]...)
+	}
+	if len(drop) == 0 {
+		return
+	}
+	removed, freed, err := n.DropUnserved(drop)
+	if err != nil {
+		n.log.Error("deleting the messages of revoked users", "err", err)
+	}
+	if removed > 0 {
+		n.log.Info("messages of revoked users deleted", "messages", removed, "bytes", freed)
+	}
+}

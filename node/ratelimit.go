@@ -49,7 +49,7 @@ func newChannelLimiter(cfg RateLimit, now func() time.Time) *channelLimiter {
 }
 
 // admit takes one token from ch's bucket or fails with
-// sync.ErrRateLimited. It is sync.Config.Admit.
+// sync.ErrRateLimited. It is Access.Admit's limit.
 func (l *channelLimiter) admit(_ peer.ID, ch channel.ID) error {
 	now := l.now()
 	l.mu.Lock()

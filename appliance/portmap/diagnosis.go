@@ -2,6 +2,7 @@ package portmap
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -104,6 +105,48 @@ var hints = map[Status]string{
 		"a public IPv4 address, or rely on IPv6 and the relay.",
 	StatusMapped: "The ports are open on the router; friends can reach this node directly.",
 }
+
+// Summary is the diagnosis as the status page's short phrase; Hint is
+// its longer advice.
+func (d Diagnosis) Summary() string {
+	switch d.Status {
+	case StatusMapped:
+		return "reachable via UPnP"
+	case StatusStarting:
+		return "looking for the router"
+	case StatusNoGateway:
+		return "no UPnP router"
+	case StatusRefused:
+		return fmt.Sprintf("router refused port mapping (UPnP error %d %s)", d.UPnPCode, d.UPnPText)
+	case StatusNoWANAddress:
+		return "router has no usable internet address"
+	case StatusCGNAT:
+		return "behind carrier-grade or double NAT"
+	}
+	return d.Status.String()
+}
+
+// ExternalAddr is where the router says friends reach the node: its
+// internet address with the first TCP lease's external port, the address
+// alone without one, or "" when the router gave no address.
+func (d Diagnosis) ExternalAddr() string {
+	if !d.ExternalIP.IsValid() {
+		return ""
+	}
+	for _, l := range d.Leases {
+		if l.Protocol == "TCP" {
+			return net.JoinHostPort(d.ExternalIP.String(), fmt.Sprint(l.ExternalPort))
+		}
+	}
+	return d.ExternalIP.String()
+}
+
+// OffSummary and OffHint are what the status page says when port mapping
+// is turned off and there is no Mapper.
+const (
+	OffSummary = "UPnP off"
+	OffHint    = "Port mapping is turned off (upnp = false); forward the node's ports on the router by hand, or friends reach it only through a relay."
+)
 
 // cgnatPrefix is the shared address space of RFC 6598.
 var cgnatPrefix = netip.MustParsePrefix("100.64.0.0/10")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -337,73 +338,23 @@ func (m *Mapper) run(ctx context.Context) {
 func (m *Mapper) sync(ctx context.Context, gw *gateway) (time.Time, error) {
 	now := time.Now()
 	next := now.Add(m.cfg.CheckInterval)
-
-	extStr, extErr := m.call(ctx, func(c context.Context) (string, error) { return gw.client.GetExternalIPAddressCtx(c) })
+	ext, extStatus, extErr := m.externalAddress(ctx, gw)
 	if extErr != nil && upnpCode(extErr) == 0 {
 		return next, fmt.Errorf("GetExternalIPAddress: %w", extErr)
 	}
-	ext, extStatus := classifyExternal(extStr)
-
-	m.mu.Lock()
-	wanted := make([]Port, 0, len(m.wanted))
-	for _, p := range m.wanted {
-		wanted = append(wanted, p)
+	wanted, stale := m.takeStale()
+	if err := m.removeStale(ctx, gw, stale); err != nil {
+		return next, err
 	}
-	var stale []Lease
-	for k, l := range m.leases {
-		if _, ok := m.wanted[k]; !ok {
-			stale = append(stale, *l)
-			delete(m.leases, k)
-		}
-	}
-	m.mu.Unlock()
-
-	for _, l := range stale {
-		if err := m.remove(ctx, gw, l); err != nil && upnpCode(err) == 0 {
-			return next, err
-		}
-	}
-
 	var refusal error
 	for _, p := range wanted {
-		m.mu.Lock()
-		cur := m.leases[p.key()]
-		var l Lease
-		if cur != nil {
-			l = *cur
-		}
-		m.mu.Unlock()
-
-		due := cur == nil
-		if cur != nil && l.Duration > 0 && !now.Before(l.Renewed.Add(l.Duration/2)) {
-			due = true // renew in place at half the lease
-		}
-		if !due {
-			present, err := m.present(ctx, gw, l)
-			if err != nil {
+		l, err := m.keepMapped(ctx, gw, p, now)
+		if err != nil {
+			if upnpCode(err) == 0 {
 				return next, err
 			}
-			due = !present
-			if due {
-				m.log.Info("mapping vanished from router; re-creating", "proto", l.Protocol, "external_port", l.ExternalPort)
-			}
-		}
-		if due {
-			nl, err := m.add(ctx, gw, p, cur)
-			if err != nil {
-				if upnpCode(err) == 0 {
-					return next, err
-				}
-				refusal = err
-				m.mu.Lock()
-				delete(m.leases, p.key())
-				m.mu.Unlock()
-				continue
-			}
-			l = nl
-			m.mu.Lock()
-			m.leases[p.key()] = &nl
-			m.mu.Unlock()
+			refusal = err // the router said no: diagnosed, not fatal
+			continue
 		}
 		if l.Duration > 0 {
 			if r := l.Renewed.Add(l.Duration / 2); r.Before(next) {
@@ -411,7 +362,91 @@ func (m *Mapper) sync(ctx context.Context, gw *gateway) (time.Time, error) {
 			}
 		}
 	}
+	m.setDiag(diagnose(gw, ext, extStatus, extErr, refusal))
+	return next, nil
+}
 
+// externalAddress asks the router for its internet address and classifies
+// it; a UPnP error (the router's answer, not a failure to ask) comes back
+// with StatusNoWANAddress.
+func (m *Mapper) externalAddress(ctx context.Context, gw *gateway) (netip.Addr, Status, error) {
+	s, err := m.call(ctx, func(c context.Context) (string, error) { return gw.client.GetExternalIPAddressCtx(c) })
+	ext, st := classifyExternal(s)
+	return ext, st, err
+}
+
+// takeStale returns the wanted ports, and takes out of the leases those
+// no longer wanted, for removeStale.
+func (m *Mapper) takeStale() (wanted []Port, stale []Lease) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	wanted = make([]Port, 0, len(m.wanted))
+	for _, p := range m.wanted {
+		wanted = append(wanted, p)
+	}
+	for k, l := range m.leases {
+		if _, ok := m.wanted[k]; !ok {
+			stale = append(stale, *l)
+			delete(m.leases, k)
+		}
+	}
+	return wanted, stale
+}
+
+// removeStale removes the mappings of ports no longer wanted; a router's
+// refusal to remove one is not an error (the lease runs out).
+func (m *Mapper) removeStale(ctx context.Context, gw *gateway, stale []Lease) error {
+	for _, l := range stale {
+		if err := m.remove(ctx, gw, l); err != nil && upnpCode(err) == 0 {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepMapped keeps p mapped and returns its lease: it adds a missing
+// mapping, renews one in place at half its lease, and re-creates one the
+// router forgot (after a reboot). When the router refuses (a UPnP error)
+// the lease is dropped and the error returned.
+func (m *Mapper) keepMapped(ctx context.Context, gw *gateway, p Port, now time.Time) (Lease, error) {
+	m.mu.Lock()
+	cur := m.leases[p.key()]
+	var l Lease
+	if cur != nil {
+		l = *cur
+	}
+	m.mu.Unlock()
+
+	due := cur == nil
+	if cur != nil && l.Duration > 0 && !now.Before(l.Renewed.Add(l.Duration/2)) {
+		due = true // renew in place at half the lease
+	}
+	if !due {
+		present, err := m.present(ctx, gw, l)
+		if err != nil {
+			return l, err
+		}
+		if present {
+			return l, nil
+		}
+		m.log.Info("mapping vanished from router; re-creating", "proto", l.Protocol, "external_port", l.ExternalPort)
+	}
+	nl, err := m.add(ctx, gw, p, cur)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err != nil {
+		if upnpCode(err) != 0 {
+			delete(m.leases, p.key())
+		}
+		return l, err
+	}
+	m.leases[p.key()] = &nl
+	return nl, nil
+}
+
+// diagnose turns one pass's findings into the Diagnosis, naming the root
+// cause when there are several.
+func diagnose(gw *gateway, ext netip.Addr, extStatus Status, extErr, refusal error) Diagnosis {
 	d := Diagnosis{Gateway: gw.service + " " + gw.location, ExternalIP: ext}
 	var ue *UPnPError
 	if errors.As(refusal, &ue) {
@@ -434,8 +469,7 @@ func (m *Mapper) sync(ctx context.Context, gw *gateway) (time.Time, error) {
 	default:
 		d.Status = extStatus
 	}
-	m.setDiag(d)
-	return next, nil
+	return d
 }
 
 // call runs one SOAP call under CallTimeout and turns faults into *UPnPError.

@@ -114,12 +114,7 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 	}
 	n.sync = sync.New(h, db, sync.Config{
 		Logger: testLog(), FetchTimeout: 2 * time.Second, ReconcileInterval: 500 * time.Millisecond,
-		Accept: func(p peer.ID, ch channel.ID) bool {
-			n.mu.Lock()
-			phone := n.phones[p]
-			n.mu.Unlock()
-			return phone || n.disc.Authorized(p, ch)
-		},
+		Access: superNodeAccess{n},
 	})
 	ready.Store(n.sync)
 	n.sync.Want(n.disc.Served()...)
@@ -127,6 +122,21 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 	t.Cleanup(n.stop)
 	return n
 }
+
+// superNodeAccess is the test super node's relay rule: its phones, and
+// super nodes that proved they serve the channel; every peer is known.
+type superNodeAccess struct{ n *superNode }
+
+func (a superNodeAccess) Accept(p peer.ID, ch channel.ID) bool {
+	a.n.mu.Lock()
+	phone := a.n.phones[p]
+	a.n.mu.Unlock()
+	return phone || a.n.disc.Authorized(p, ch)
+}
+
+func (superNodeAccess) Admit(peer.ID, channel.ID) error { return nil }
+
+func (superNodeAccess) Known(peer.ID) bool { return true }
 
 func (n *superNode) stop() {
 	if n.h == nil {

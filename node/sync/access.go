@@ -23,40 +23,28 @@ type Access interface {
 	// ErrRateLimited for a per-channel rate limit) refuses that message
 	// only. Local Publish is not asked.
 	Admit(p peer.ID, ch channel.ID) error
-	// Known says, without waiting, whether the node knows p. The session
-	// of a peer it does not know, and that was accepted for none of its
-	// wants, is a stranger's (Config.Known).
+	// Known says, without waiting, whether the node knows p (a
+	// registered user, a configured peer, an authorised super node). The
+	// session of a peer it does not know, and that was accepted for none
+	// of its wants, is a stranger's: it is closed after StrangerLifetime,
+	// and past MaxStrangerSessionsPerPrefix in its address prefix or
+	// MaxStrangerSessions in total the oldest such session is closed.
 	Known(p peer.ID) bool
 }
 
-// hooks is an Access made of Config's single hooks, each nil one
-// answering as Config says: accept everyone, admit every message, know
-// every peer.
-type hooks struct {
-	accept func(peer.ID, channel.ID) bool
-	admit  func(peer.ID, channel.ID) error
-	known  func(peer.ID) bool
-}
+// open is the rule without Config.Access (tests, tools): every peer may
+// exchange every channel, every message is admitted, every peer known.
+type open struct{}
 
-func (h hooks) Accept(p peer.ID, ch channel.ID) bool {
-	return h.accept == nil || h.accept(p, ch)
-}
-
-func (h hooks) Admit(p peer.ID, ch channel.ID) error {
-	if h.admit == nil {
-		return nil
-	}
-	return h.admit(p, ch)
-}
-
-func (h hooks) Known(p peer.ID) bool { return h.known == nil || h.known(p) }
+func (open) Accept(peer.ID, channel.ID) bool { return true }
+func (open) Admit(peer.ID, channel.ID) error { return nil }
+func (open) Known(peer.ID) bool              { return true }
 
 // accessOf is the rule cfg gives and whether it tells strangers apart
-// (without Access or Known every peer is known and no stranger bound
-// applies).
+// (without Access every peer is known and no stranger bound applies).
 func accessOf(cfg Config) (Access, bool) {
 	if cfg.Access != nil {
 		return cfg.Access, true
 	}
-	return hooks{accept: cfg.Accept, admit: cfg.Admit, known: cfg.Known}, cfg.Known != nil
+	return open{}, false
 }

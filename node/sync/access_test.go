@@ -37,6 +37,26 @@ func (r *rule) Admit(_ peer.ID, ch channel.ID) error {
 
 func (r *rule) Known(peer.ID) bool { return true }
 
+// hooks is an Access of single functions for tests, each nil one
+// answering as without a rule: accept everyone, admit every message,
+// know every peer.
+type hooks struct {
+	accept func(peer.ID, channel.ID) bool
+	admit  func(peer.ID, channel.ID) error
+	known  func(peer.ID) bool
+}
+
+func (h hooks) Accept(p peer.ID, ch channel.ID) bool { return h.accept == nil || h.accept(p, ch) }
+
+func (h hooks) Admit(p peer.ID, ch channel.ID) error {
+	if h.admit == nil {
+		return nil
+	}
+	return h.admit(p, ch)
+}
+
+func (h hooks) Known(p peer.ID) bool { return h.known == nil || h.known(p) }
+
 // TestAccessIsTheSeam: a service given Config.Access asks it, and only
 // it, for every pushed message: Accept refuses a channel, Admit refuses
 // one message with its reason, and what both allow is stored.
@@ -45,8 +65,6 @@ func TestAccessIsTheSeam(t *testing.T) {
 	r := &rule{blocked: blocked.id(), limited: limited.id(), admitted: map[channel.ID]int{}}
 	b := newNode(t, nil, func(c *Config) {
 		c.Access = r
-		// Ignored when Access is set: the rule is one seam.
-		c.Accept = func(peer.ID, channel.ID) bool { return false }
 	})
 	x := newNode(t, nil)
 	b.svc.Want(ok.id(), blocked.id(), limited.id())

@@ -23,7 +23,7 @@ func TestHeldCopyKeepsItsReason(t *testing.T) {
 	clk := testkit.NewClock(time.Now())
 	var blocked atomic.Bool
 	b := newNode(t, clk, func(c *Config) {
-		c.Accept = func(peer.ID, channel.ID) bool { return !blocked.Load() }
+		c.Access = hooks{accept: func(peer.ID, channel.ID) bool { return !blocked.Load() }}
 	})
 	x := newNode(t, nil)
 	b.svc.Want(w.id())

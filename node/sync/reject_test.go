@@ -24,7 +24,7 @@ import (
 func TestRejectsBadMessages(t *testing.T) {
 	w, blocked, unwanted := newWriter(t), newWriter(t), newWriter(t)
 	accept := func(c *Config) {
-		c.Accept = func(_ peer.ID, ch channel.ID) bool { return ch != blocked.id() }
+		c.Access = hooks{accept: func(_ peer.ID, ch channel.ID) bool { return ch != blocked.id() }}
 	}
 	b, c, x := newNode(t, nil, accept), newNode(t, nil), newNode(t, nil)
 	b.svc.Want(w.id(), blocked.id())

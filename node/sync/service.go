@@ -57,7 +57,7 @@ const (
 	// DefaultHelloTimeout is how long a peer has to send its Hello.
 	DefaultHelloTimeout = 10 * time.Second
 	// DefaultMaxStrangerSessions and DefaultMaxStrangerSessionsPerPrefix
-	// bound the sessions of peers the node does not know (Config.Known),
+	// bound the sessions of peers the node does not know (Access.Known),
 	// in total and per address prefix (IPv4 /24, IPv6 /48);
 	// DefaultStrangerLifetime is how long such a session is kept.
 	DefaultMaxStrangerSessions          = 256
@@ -140,28 +140,11 @@ type Config struct {
 	// MaxPending bounds the bodies waiting to be fetched, over all peers;
 	// default 65536.
 	MaxPending int
-	// Access, if set, is the relay rule the service asks: it takes the
-	// place of Accept, Admit and Known below (which remain for callers
-	// that hand in single hooks), and Known is then always asked.
+	// Access is the relay rule the service asks (authorization, blocks,
+	// rate limits, strangers). Nil: every peer may exchange every
+	// channel, every message is admitted and every peer is known, so no
+	// stranger bound applies (tests, tools).
 	Access Access
-	// Accept, if set, must return true for a peer to exchange a channel's
-	// messages with this node (authorization, blocking). It is asked
-	// before storing a message from the peer and before announcing or
-	// serving one to it; for Publish the peer is the local host.
-	Accept func(p peer.ID, ch channel.ID) bool
-	// Admit, if set, is asked once more for each message a peer pushes or
-	// serves, after Accept and before storing it; an error (wrapping
-	// ErrRateLimited for a per-channel rate limit) refuses that message
-	// only. Local Publish is not asked.
-	Admit func(p peer.ID, ch channel.ID) error
-	// Known, if set, says whether the node knows peer p (a registered
-	// user, a configured peer, an authorised super node) without waiting.
-	// The session of a peer it does not know, and that was accepted for
-	// none of its wants, is a stranger's: it is closed after
-	// StrangerLifetime, and past MaxStrangerSessionsPerPrefix in its
-	// address prefix or MaxStrangerSessions in total the oldest such
-	// session is closed. Nil: every peer is known (tests, tools).
-	Known func(p peer.ID) bool
 	// MaxWantsPerPeer and MaxWants bound the wants kept, per session and
 	// over all; wants past them are ignored. Defaults
 	// DefaultMaxWantsPerPeer and DefaultMaxWants.
@@ -170,7 +153,7 @@ type Config struct {
 	// is closed; default DefaultHelloTimeout.
 	HelloTimeout time.Duration
 	// MaxStrangerSessions, MaxStrangerSessionsPerPrefix and
-	// StrangerLifetime bound strangers' sessions (see Known); defaults
+	// StrangerLifetime bound strangers' sessions (see Access.Known); defaults
 	// above.
 	MaxStrangerSessions, MaxStrangerSessionsPerPrefix int
 	StrangerLifetime                                  time.Duration
@@ -256,7 +239,7 @@ type Service struct {
 	db  *store.DB
 	cfg Config
 	log *slog.Logger
-	// access is the relay rule (Config.Access, or its single hooks);
+	// access is the relay rule (Config.Access, or open);
 	// knowsPeers says it tells known peers from strangers.
 	access     Access
 	knowsPeers bool

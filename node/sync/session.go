@@ -72,7 +72,7 @@ type session struct {
 	// prefix is the remote address's network (IPv4 /24, IPv6 /48): the
 	// unit in which sessions of peers the node does not know are bounded.
 	prefix string
-	// entitled: the peer is known to the node (Config.Known) or was
+	// entitled: the peer is known to the node (Access.Known) or was
 	// accepted for one of its wants. Until then the session holds no
 	// wants and counts against the bounds on strangers' sessions.
 	entitled bool

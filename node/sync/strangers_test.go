@@ -45,9 +45,9 @@ func TestWantsKeptOnlyForEntitledChannels(t *testing.T) {
 	late := randomChannels(1)[0]
 	var open bool
 	n := newNode(t, nil, func(c *Config) {
-		c.Accept = func(_ peer.ID, ch channel.ID) bool {
+		c.Access = hooks{accept: func(_ peer.ID, ch channel.ID) bool {
 			return slices.Contains(allowed, ch) || (open && ch == late)
-		}
+		}}
 	})
 	stranger := dialRaw(t, newRawPeer(t), n)
 	wants := randomChannels(3 * wire.MaxIDsPerFrame)
@@ -122,8 +122,10 @@ func TestHelloDeadline(t *testing.T) {
 func TestStrangerSessionsBounded(t *testing.T) {
 	var known peer.ID
 	n := newNode(t, nil, func(c *Config) {
-		c.Accept = func(peer.ID, channel.ID) bool { return false }
-		c.Known = func(p peer.ID) bool { return p == known }
+		c.Access = hooks{
+			accept: func(peer.ID, channel.ID) bool { return false },
+			known:  func(p peer.ID) bool { return p == known },
+		}
 		c.MaxStrangerSessionsPerPrefix = 3
 		c.StrangerLifetime = 3 * time.Second
 	})
