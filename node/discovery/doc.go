@@ -13,6 +13,6 @@
 // The package takes a host and, for persisting the peers it knew, a store
 // Meta bucket. It must not construct hosts, run the sync protocol itself
 // (it only decides which peers are authorized and connected: the node
-// wires Authorized into sync.Config.Accept), or know about registrations,
+// answers sync.Access.Accept with Authorized), or know about registrations,
 // clients, the appliance or boards.
 package discovery

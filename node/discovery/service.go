@@ -395,7 +395,7 @@ func (s *Service) Served() []channel.ID {
 // (sync asks that for Publish). If an exchange with p is under way it
 // waits for it, at most AuthzWait, so that a sync session that starts as
 // the connection opens is not refused for want of a moment. It is meant
-// for sync.Config.Accept, next to the registration check for clients.
+// for the node's answer to sync.Access.Accept, next to the registration check for clients.
 func (s *Service) Authorized(p peer.ID, ch channel.ID) bool {
 	if s.authorizedNow(p, ch) {
 		return true
@@ -432,7 +432,7 @@ func (s *Service) authorizedNow(p peer.ID, ch channel.ID) bool {
 }
 
 // Known reports, without waiting, whether p proved it serves a channel
-// this node serves (sync.Config.Known, beside registrations).
+// this node serves (the node's answer to sync.Access.Known, beside registrations).
 func (s *Service) Known(p peer.ID) bool {
 	now := s.cfg.Now()
 	s.mu.Lock()
