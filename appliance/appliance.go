@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,9 +26,9 @@ import (
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 
@@ -77,7 +77,7 @@ type Appliance struct {
 
 	blocks *blocklist
 
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	warned map[string]bool // warnings already written to the journal
 }
 
@@ -114,7 +114,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// From here on everything started is stopped by shutdown.
 	runCtx, cancel := context.WithCancel(context.Background())
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	stopped := false
 	shutdown := func() error {
 		if stopped {
@@ -218,7 +218,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 			Capacity:      cfg.Capacity,
 			AllowInfinity: cfg.AllowHopInfinity,
 		},
-		Sync: sync.Config{
+		Sync: peersync.Config{
 			Policy:       channel.Policy{MaxAge: cfg.Retention.Duration, MaxSkew: cfg.ClockSkew.Duration},
 			ClockTrusted: a.clockOK.Load,
 			Agent:        "redpanda-homenode/" + a.opts.Version,
@@ -260,7 +260,7 @@ func (a *Appliance) startNode(ctx context.Context) error {
 
 // startRest starts pairing, health, the status page, the admin socket and
 // the daemon's own loops.
-func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
+func (a *Appliance) startRest(ctx context.Context, wg *sync.WaitGroup) error {
 	cfg := a.cfg
 	prov, err := provisioning.New(a.node.Store.Meta("provisioning"), a.node.Host, provisioning.Config{
 		Logger:  a.log,
@@ -352,7 +352,7 @@ func (a *Appliance) startRest(ctx context.Context, wg *gosync.WaitGroup) error {
 // shutdown stops in reverse: the daemon's loops, page and socket, then
 // pairing, then the node (stop accepting, finish in-flight writes, close
 // the store, close the host), all within the shutdown timeout.
-func (a *Appliance) shutdown(cancel context.CancelFunc, wg *gosync.WaitGroup) error {
+func (a *Appliance) shutdown(cancel context.CancelFunc, wg *sync.WaitGroup) error {
 	done := make(chan error, 1)
 	go func() {
 		cancel()

@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -209,7 +209,7 @@ func startInProcess(t *testing.T, edit func(*Config), editOpts ...func(*Options)
 	case <-time.After(30 * time.Second):
 		t.Fatal("not ready in 30 s")
 	}
-	var once gosync.Once
+	var once sync.Once
 	stop := func() {
 		once.Do(func() {
 			cancel()
@@ -347,7 +347,7 @@ func TestFollowOwnerChannelSurvivesRestart(t *testing.T) {
 
 // logSink collects a running appliance's log for inspection.
 type logSink struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	b  strings.Builder
 }
 

@@ -1,7 +1,7 @@
 package appliance
 
 import (
-	gosync "sync"
+	"sync"
 
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
@@ -17,7 +17,7 @@ const blockedBucket = "blocked"
 // the relay rule (node.Access) asks for every channel, so it has its own
 // mutex; it keeps itself in its own store bucket.
 type blocklist struct {
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	ids    map[channel.ID]bool
 	bucket *store.Meta // set by load, once the node's store is open
 }

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -45,7 +45,7 @@ func (a *Appliance) updater() *updater { return a.upd.Load() }
 // startUpdater runs the firmware updater when the node runs on the A/B
 // image; elsewhere (Debian, Raspberry Pi OS: apt updates it) it does
 // nothing.
-func (a *Appliance) startUpdater(ctx context.Context, wg *gosync.WaitGroup) {
+func (a *Appliance) startUpdater(ctx context.Context, wg *sync.WaitGroup) {
 	sys, err := update.Detect(update.DetectOptions{Version: a.opts.Version, StateDir: filepath.Join(a.cfg.DataDir, "update")})
 	if errors.Is(err, update.ErrNotAB) {
 		return
@@ -79,7 +79,7 @@ func (a *Appliance) updateReport() *status.Update {
 // fast, or syncing with many peers at once.
 type busyMeter struct {
 	node  *Appliance
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	at    time.Time
 	count int
 }

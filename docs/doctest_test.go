@@ -64,7 +64,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -328,7 +328,7 @@ type scenario struct {
 type ran struct {
 	doc  string // the command as the doc has it
 	proc *exec.Cmd
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	out  bytes.Buffer // stdout, and for a background command its stderr too
 	done chan struct{}
 	err  error

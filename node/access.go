@@ -9,7 +9,7 @@ import (
 )
 
 // Access is this node's relay rule: who may sync which channel with it.
-// It is the one answer node/sync asks (sync.Access). A peer may exchange
+// It is the one answer node/peersync asks (sync.Access). A peer may exchange
 // a channel's messages when it is
 //   - the node itself, or a peer the operator configured (Config.Peers);
 //   - anyone, for a channel the operator serves by hand (Config.Channels,

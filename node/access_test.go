@@ -9,7 +9,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
-	"github.com/redpanda-p2p/homenode/node/sync"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 )
 
 // TestAccessRule: the node's relay rule as one table, on a started node:
@@ -55,7 +55,7 @@ func TestAccessRule(t *testing.T) {
 	if err := a.Admit(stranger, served); err != nil {
 		t.Fatalf("first message: %v", err)
 	}
-	if err := a.Admit(stranger, served); !errors.Is(err, sync.ErrRateLimited) {
+	if err := a.Admit(stranger, served); !errors.Is(err, peersync.ErrRateLimited) {
 		t.Fatalf("second message within the limit's period: %v, want ErrRateLimited", err)
 	}
 }

@@ -2,7 +2,7 @@ package node
 
 import (
 	"encoding/json"
-	gosync "sync"
+	"sync"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 )
@@ -14,7 +14,7 @@ import (
 // apart by their messages, which it cannot read; it is told, so that the
 // status page counts what people wrote apart from them.
 type controlSet struct {
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	owner  channel.ID // the followed node channel; zero when none
 	listed map[channel.ID]bool
 	at     int64 // the serve list's time, so an older list never wins

@@ -13,9 +13,9 @@ import (
 	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
 // phone is a light client made of the SDK's parts: its own host, store
@@ -24,7 +24,7 @@ type phone struct {
 	id  *channel.Identity
 	h   host.Host
 	db  *store.DB
-	svc *sync.Service
+	svc *peersync.Service
 }
 
 func newPhone(t *testing.T, ch channel.ID) *phone {
@@ -35,7 +35,7 @@ func newPhone(t *testing.T, ch channel.ID) *phone {
 		t.Fatal(err)
 	}
 	id, _ := channel.NewIdentity(rand.Reader)
-	p := &phone{id: id, h: h, db: db, svc: sync.New(h, db, sync.Config{Logger: quiet()})}
+	p := &phone{id: id, h: h, db: db, svc: peersync.New(h, db, peersync.Config{Logger: quiet()})}
 	p.svc.Want(ch)
 	t.Cleanup(func() { p.svc.Close(); h.Close(); db.Close() })
 	return p

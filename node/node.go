@@ -1,6 +1,6 @@
 // Package node composes the redPanda protocol's parts into one super node:
 // the libp2p host (node/p2p), the message store (node/store), the sync
-// service (node/sync) and the registrations of the light clients it serves
+// service (node/peersync) and the registrations of the light clients it serves
 // (node/routing), plus the peers it keeps connected. It serves the
 // channels its registered users ask for. It knows nothing of boards,
 // systemd, routers or pairing: the appliance package adds those.
@@ -15,7 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,9 +26,9 @@ import (
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
 // StoreFile is the name of the message store inside the data directory.
@@ -58,7 +58,7 @@ type Config struct {
 	Store store.Options
 	// Sync runs the sync protocol; Now defaults to Now below. Its Access
 	// is the node's relay rule (Access).
-	Sync sync.Config
+	Sync peersync.Config
 	// Blocklist, if set, is the channels the operator blocks: the relay
 	// rule refuses them to everyone (Access).
 	Blocklist Blocklist
@@ -90,7 +90,7 @@ type Config struct {
 type Node struct {
 	Host     host.Host
 	Store    *store.DB
-	Sync     *sync.Service
+	Sync     *peersync.Service
 	Registry *routing.Registry
 	// Discovery is nil with Config.NoDHT.
 	Discovery *discovery.Service
@@ -103,27 +103,27 @@ type Node struct {
 
 	// opMu guards cfg.Channels, the channels the operator serves by hand;
 	// the sync layer's Accept reads them, so it must not wait on mu.
-	opMu gosync.RWMutex
+	opMu sync.RWMutex
 	// syncReady is Sync once it exists, for callbacks from goroutines
 	// that started before it (the DHT's authorizations).
-	syncReady atomic.Pointer[sync.Service]
+	syncReady atomic.Pointer[peersync.Service]
 
 	// followMu guards the owner's node channel being followed.
-	followMu     gosync.Mutex
+	followMu     sync.Mutex
 	followCancel context.CancelFunc
 	followed     map[channel.ID]bool
 	control      controlSet
 
 	// serveMu serialises changes of the served set.
-	serveMu  gosync.Mutex
+	serveMu  sync.Mutex
 	served   map[channel.ID]bool
 	regPeers map[peer.ID]bool // devices registered at the last change
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
-	wg      gosync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 // ErrClosed is returned by Start after Close.
@@ -267,7 +267,7 @@ func (n *Node) Start(ctx context.Context) error {
 	// The relay rule is one seam.
 	scfg := n.cfg.Sync
 	scfg.Access = newAccess(n)
-	n.Sync = sync.New(n.Host, n.Store, scfg)
+	n.Sync = peersync.New(n.Host, n.Store, scfg)
 	n.syncReady.Store(n.Sync)
 	n.served = map[channel.ID]bool{}
 	reg.OnChange(n.serveRegistered)

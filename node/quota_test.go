@@ -14,9 +14,9 @@ import (
 	"github.com/redpanda-p2p/homenode/internal/testkit/testhost"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
 
@@ -24,7 +24,7 @@ import (
 // registered at a node.
 type registrant struct {
 	id   *channel.Identity
-	svc  *sync.Service
+	svc  *peersync.Service
 	node peer.ID
 	keys []*channel.Key
 }
@@ -36,7 +36,7 @@ func newRegistrant(t *testing.T, n *Node, id *channel.Identity, chain routing.Ch
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := sync.New(h, db, sync.Config{Light: true, Logger: quiet()})
+	svc := peersync.New(h, db, peersync.Config{Light: true, Logger: quiet()})
 	t.Cleanup(func() { svc.Close(); h.Close(); db.Close() })
 	ctx := context.Background()
 	if err := h.Connect(ctx, peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()}); err != nil {
@@ -61,7 +61,7 @@ func (p *registrant) send(t *testing.T, k int) (wirepb.Reason, string) {
 		t.Fatal(err)
 	}
 	_, err = p.svc.PushTo(context.Background(), p.node, e)
-	var rj *sync.RejectError
+	var rj *peersync.RejectError
 	switch {
 	case err == nil:
 		return wirepb.Reason_REASON_UNSPECIFIED, ""

@@ -2,14 +2,14 @@ package node
 
 import (
 	"fmt"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
-	"github.com/redpanda-p2p/homenode/node/sync"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 )
 
 // RateLimit bounds how fast one channel's messages are taken in from
@@ -37,7 +37,7 @@ type channelLimiter struct {
 	cfg RateLimit
 	now func() time.Time
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	buckets map[channel.ID]*rate.Limiter
 }
 
@@ -49,7 +49,7 @@ func newChannelLimiter(cfg RateLimit, now func() time.Time) *channelLimiter {
 }
 
 // admit takes one token from ch's bucket or fails with
-// sync.ErrRateLimited. It is Access.Admit's limit.
+// peersync.ErrRateLimited. It is Access.Admit's limit.
 func (l *channelLimiter) admit(_ peer.ID, ch channel.ID) error {
 	now := l.now()
 	l.mu.Lock()
@@ -64,7 +64,7 @@ func (l *channelLimiter) admit(_ peer.ID, ch channel.ID) error {
 	ok := b.AllowN(now, 1)
 	l.mu.Unlock()
 	if !ok {
-		return fmt.Errorf("%w: channel %s over %.3g messages/s (burst %d)", sync.ErrRateLimited, ch, l.cfg.PerSecond, l.cfg.Burst)
+		return fmt.Errorf("%w: channel %s over %.3g messages/s (burst %d)", peersync.ErrRateLimited, ch, l.cfg.PerSecond, l.cfg.Burst)
 	}
 	return nil
 }

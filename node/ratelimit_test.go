@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
-	"github.com/redpanda-p2p/homenode/node/sync"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 )
 
 // TestChannelLimiter: each channel has its own bucket; a flooded channel
-// is refused with sync.ErrRateLimited while another still passes, and
+// is refused with peersync.ErrRateLimited while another still passes, and
 // tokens come back with (injected) time.
 func TestChannelLimiter(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
@@ -34,7 +34,7 @@ func TestChannelLimiter(t *testing.T) {
 	for _, s := range steps {
 		now = now.Add(s.advance)
 		err := l.admit("", s.ch)
-		if got := errors.Is(err, sync.ErrRateLimited); got != s.limited {
+		if got := errors.Is(err, peersync.ErrRateLimited); got != s.limited {
 			t.Fatalf("%s: limited = %v (err %v), want %v", s.name, got, err, s.limited)
 		}
 	}

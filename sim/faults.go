@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	gosync "sync"
+	"sync"
 	"time"
 )
 
@@ -31,8 +31,8 @@ func (w *World) faultOff(rep *Report, rng *rand.Rand) error {
 	w.measureTables(ph)
 	start := time.Now()
 	var (
-		wg    gosync.WaitGroup
-		mu    gosync.Mutex
+		wg    sync.WaitGroup
+		mu    sync.Mutex
 		first error
 	)
 	for _, i := range off {
@@ -85,8 +85,8 @@ func (w *World) faultChurn(rep *Report, rng *rand.Rand) error {
 	f := w.cfg.Faults
 	end := time.Now().Add(f.ChurnFor)
 	var (
-		wg     gosync.WaitGroup
-		mu     gosync.Mutex
+		wg     sync.WaitGroup
+		mu     sync.Mutex
 		first  error
 		events int
 	)
@@ -138,8 +138,8 @@ func (w *World) faultChurn(rep *Report, rng *rand.Rand) error {
 // error.
 func (w *World) each(is []int, fn func(*Home) error) error {
 	var (
-		wg    gosync.WaitGroup
-		mu    gosync.Mutex
+		wg    sync.WaitGroup
+		mu    sync.Mutex
 		first error
 	)
 	for _, i := range is {

@@ -5,7 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -185,9 +185,9 @@ func (w *World) measureLookups(ph *Phase, rng *rand.Rand, count int) {
 		jobs = append(jobs, job{h, ch})
 	}
 	var (
-		mu  gosync.Mutex
+		mu  sync.Mutex
 		res LookupStats
-		wg  gosync.WaitGroup
+		wg  sync.WaitGroup
 		sem = make(chan struct{}, 8)
 	)
 	for _, j := range jobs {

@@ -10,7 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/redpanda-p2p/homenode/node/discovery"
-	"github.com/redpanda-p2p/homenode/node/sync"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 )
 
 // Kind is what a stream's bytes were for.
@@ -34,7 +34,7 @@ func kindOf(p protocol.ID) Kind {
 	switch {
 	case p == discovery.ProtocolPrefix+"/kad/1.0.0":
 		return KindDHT
-	case p == sync.ProtocolID:
+	case p == peersync.ProtocolID:
 		return KindSync
 	case p == discovery.AuthzProtocol:
 		return KindAuthz

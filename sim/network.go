@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,9 +52,9 @@ type Network struct {
 	links   []Link
 	regions [][]time.Duration
 
-	epMu gosync.Mutex // simnet's NewEndpoint is not safe for concurrent use
+	epMu sync.Mutex // simnet's NewEndpoint is not safe for concurrent use
 
-	mu        gosync.RWMutex
+	mu        sync.RWMutex
 	off       []bool
 	part      []int // partition group of each home; nil: no split
 	bindings  []map[int]time.Time

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	gosync "sync"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -312,8 +312,8 @@ func (w *World) join(rng *rand.Rand) error {
 	}
 	slices.Sort(at)
 	var (
-		wg    gosync.WaitGroup
-		mu    gosync.Mutex
+		wg    sync.WaitGroup
+		mu    sync.Mutex
 		first error
 		up    = make([]bool, len(w.homes))
 	)
@@ -371,7 +371,7 @@ func introductions(ch *Channel, h int) []int {
 }
 
 func (w *World) stopAll() {
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, h := range w.homes {
 		wg.Add(1)
 		go func() {
@@ -416,7 +416,7 @@ func (w *World) end(ph *Phase, before traffic) {
 // them.
 func (w *World) startPosting(rng *rand.Rand) func() {
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, p := range w.g.People {
 		seed := rng.Uint64()
 		wg.Add(1)

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,7 +37,7 @@ type Home struct {
 	// skew is added to the node's clock (a box whose clock is off).
 	skew atomic.Int64
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	node     *node.Node
 	handed   bool // statements handed over (kept by the node across restarts)
 	unsub    func()

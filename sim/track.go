@@ -1,7 +1,7 @@
 package sim
 
 import (
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,7 +23,7 @@ type post struct {
 // tracker follows every acknowledged post to the homes of its channel,
 // through each running node's subscription to what it stores.
 type tracker struct {
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	posts  map[channel.MessageID]*post
 	order  []*post
 	missed atomic.Int64 // arrivals a subscription dropped (known from the store later)

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
@@ -52,7 +52,7 @@ func runCapacity(ctx context.Context, p Params) (Result, error) {
 	defer shared.Close()
 
 	var (
-		mu      gosync.Mutex
+		mu      sync.Mutex
 		clients []*lite
 		limit   error
 		lastRSS = base
@@ -67,7 +67,7 @@ func runCapacity(ctx context.Context, p Params) (Result, error) {
 	for len(clients) < p.Clients && limit == nil && ctx.Err() == nil {
 		step := min(p.ClientStep, p.Clients-len(clients))
 		sem := make(chan struct{}, joinConcurrency)
-		var wg gosync.WaitGroup
+		var wg sync.WaitGroup
 		for i := range step {
 			if (len(clients)+i)%clientsPerChannel == 0 {
 				w, err := newWriter()

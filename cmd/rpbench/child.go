@@ -14,7 +14,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -179,7 +179,7 @@ func childCommand(ctx context.Context, n *node.Node, out *childOut, cmd []string
 // childOut serializes the node process's stdout lines; events are
 // flushed in batches (they carry their own time), replies at once.
 type childOut struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	w  *bufio.Writer
 }
 
@@ -219,9 +219,9 @@ type childNode struct {
 	info    peer.AddrInfo
 	addr    string // the multiaddr it printed, with /p2p/
 	replies chan string
-	askMu   gosync.Mutex
+	askMu   sync.Mutex
 	onStore func(id channel.MessageID, at time.Time) // set before "watch"
-	stopped gosync.Once
+	stopped sync.Once
 }
 
 type childOpts struct {

@@ -10,13 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
 // ingestChannels is how many channels the writers post to.
@@ -179,7 +179,7 @@ type pushed struct {
 	writers, window, n int
 	took               time.Duration
 	nodeCPU, selfCPU   time.Duration
-	sigs               sync.SignatureStats // the node's, during the phase (Largest: so far)
+	sigs               peersync.SignatureStats // the node's, during the phase (Largest: so far)
 }
 
 func (p pushed) rate() float64 { return float64(p.n) / p.took.Seconds() }
@@ -216,14 +216,14 @@ func pushPhase(ctx context.Context, n *childNode, clients []*lite, envs []*chann
 		return p, err
 	}
 	sigs1, err := n.sigStats(ctx)
-	p.sigs = sync.SignatureStats{Checks: sigs1.Checks - sigs0.Checks, Batched: sigs1.Batched - sigs0.Batched,
+	p.sigs = peersync.SignatureStats{Checks: sigs1.Checks - sigs0.Checks, Batched: sigs1.Batched - sigs0.Batched,
 		Batches: sigs1.Batches - sigs0.Batches, Largest: sigs1.Largest}
 	return p, err
 }
 
 // sigStats is the node's signature-check counters (see the sigs command).
-func (c *childNode) sigStats(ctx context.Context) (sync.SignatureStats, error) {
-	var st sync.SignatureStats
+func (c *childNode) sigStats(ctx context.Context) (peersync.SignatureStats, error) {
+	var st peersync.SignatureStats
 	s, err := c.ask(ctx, "sigs")
 	if err != nil {
 		return st, err
@@ -277,7 +277,7 @@ func sealIngest(n, body int) ([]*channel.Envelope, []channel.ID, error) {
 	envs := make([]*channel.Envelope, n)
 	now := time.Now()
 	// On every core: sealing is the setup, not what is measured.
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	errs := make([]error, runtime.GOMAXPROCS(0))
 	for k := range errs {
 		wg.Add(1)
@@ -299,8 +299,8 @@ func sealIngest(n, body int) ([]*channel.Envelope, []channel.ID, error) {
 func parallel(ctx context.Context, w int, envs []*channel.Envelope, fn func(int, *channel.Envelope) error) (time.Duration, error) {
 	var (
 		next  atomic.Int64
-		wg    gosync.WaitGroup
-		once  gosync.Once
+		wg    sync.WaitGroup
+		once  sync.Once
 		first error
 	)
 	start := time.Now()
@@ -338,10 +338,10 @@ func verifyRates(e *channel.Envelope, d time.Duration, verifiers ...func(pub ed2
 	sig := ed25519.Sign(priv, raw)
 	const round = 16
 	workers := runtime.GOMAXPROCS(0)
-	var mu gosync.Mutex
+	var mu sync.Mutex
 	count := make([]int64, len(verifiers))
 	busy := make([]time.Duration, len(verifiers))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	deadline := time.Now().Add(d)
 	for range workers {
 		wg.Add(1)

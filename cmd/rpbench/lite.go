@@ -19,9 +19,9 @@ import (
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
 // lite is the light client rpbench runs by the thousand: a libp2p host
@@ -36,8 +36,8 @@ type lite struct {
 	h   host.Host
 	db  *store.DB
 	own bool // db is this client's own, closed with it
-	svc *sync.Service
-	sub <-chan sync.Stored
+	svc *peersync.Service
+	sub <-chan peersync.Stored
 }
 
 // newLite builds a client. With db nil it opens its own store in dir;
@@ -69,7 +69,7 @@ func newLite(dir string, db *store.DB, log *slog.Logger) (*lite, error) {
 		return nil, err
 	}
 	c := &lite{id: id, h: h, db: db, own: own}
-	c.svc = sync.New(h, db, sync.Config{Logger: log, Agent: "rpbench", Light: true})
+	c.svc = peersync.New(h, db, peersync.Config{Logger: log, Agent: "rpbench", Light: true})
 	// Its reader drains it at once; a deep buffer of pointers cost the
 	// relay run ~90 MB of heap over 100 clients, which every GC scanned.
 	c.sub, _ = c.svc.Subscribe(1 << 10)

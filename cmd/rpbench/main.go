@@ -5,7 +5,7 @@
 // binds to 127.0.0.1 only. It prints a table, or JSON with --json.
 //
 // It must not be imported: it is a tool, and it knows the node only
-// through node, node/sync, node/routing, node/discovery and node/store.
+// through node, node/peersync, node/routing, node/discovery and node/store.
 package main
 
 import (

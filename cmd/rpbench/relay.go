@@ -9,7 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,7 +62,7 @@ func newRelayLoad(p Params) (*relayLoad, error) {
 // latencies records post-to-delivery times against the scheduled send
 // time (so a stalled sender cannot hide its own delay).
 type latencies struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	sent  map[[32]byte]sentMsg
 	got   []time.Duration
 	at    map[[32]byte]time.Time // when each message was delivered
@@ -143,7 +143,7 @@ func (l *latencies) stats() (median, p99, maxd time.Duration, n int) {
 func schedule(ctx context.Context, l *latencies, n int, every time.Duration, send func(k int, at time.Time)) {
 	start := time.Now()
 	l.start = start
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for k := range n {
 		at := start.Add(time.Duration(k) * every)
 		if d := time.Until(at); d > 0 {
@@ -311,7 +311,7 @@ func relayRedPanda(ctx context.Context, p Params, load *relayLoad) (relayOutcome
 		}()
 	}
 	// Where the time goes: when each node stored each message.
-	var hopMu gosync.Mutex
+	var hopMu sync.Mutex
 	stored := [2]map[channel.MessageID]time.Time{{}, {}}
 	for i, n := range nodes {
 		n.onStore = func(id channel.MessageID, at time.Time) {

@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -136,7 +136,7 @@ var PairingHeld = Attack{Name: "pairing-held", Item: "8", Run: func(ctx context.
 	}
 	defer closeAll(hs)
 	actx, stop := context.WithCancel(ctx)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	var held atomic.Int32
 	for _, h := range hs {
 		wg.Add(1)
@@ -222,7 +222,7 @@ var RegFlood = Attack{Name: "reg-flood", Item: "7", Run: func(ctx context.Contex
 	sc := env.Scale
 	var sent, refused atomic.Int64
 	start := time.Now()
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i := range sc.RegPeers {
 		sem <- struct{}{}
@@ -417,7 +417,7 @@ var BackupBlock = Attack{Name: "backup-block", Item: "11", Run: func(ctx context
 	defer closeAll(hs)
 	actx, stop := context.WithCancel(ctx)
 	var tries atomic.Int64
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, h := range hs {
 		wg.Add(1)
 		go func() {

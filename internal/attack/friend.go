@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/client"
@@ -22,7 +22,7 @@ type Friend struct {
 	C   *client.Client
 	Key string // the channel's key string, to share with a reader
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	lat     []time.Duration
 	acked   []string
 	failed  []string

@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,9 +22,9 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 	"github.com/redpanda-p2p/homenode/node/wire"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
@@ -61,12 +61,12 @@ var SyncWants = Attack{Name: "sync-wants", Item: "1", Run: func(ctx context.Cont
 	}
 	defer closeAll(hs)
 	var open atomic.Int32
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, h := range hs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, err := h.NewStream(ctx, node, sync.ProtocolID)
+			st, err := h.NewStream(ctx, node, peersync.ProtocolID)
 			if err != nil {
 				return
 			}
@@ -122,9 +122,9 @@ var SilentSync = Attack{Name: "sync-silent", Item: "1", Run: func(ctx context.Co
 	start := time.Now()
 	var endedN atomic.Int32
 	var last atomic.Int64
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, h := range hs {
-		st, err := h.NewStream(ctx, node, sync.ProtocolID)
+		st, err := h.NewStream(ctx, node, peersync.ProtocolID)
 		if err != nil {
 			continue
 		}
@@ -283,7 +283,7 @@ var AuthzFlood = Attack{Name: "authz-flood", Item: "9", Run: func(ctx context.Co
 	}
 	defer closeAll(hs)
 	var shown, frames atomic.Int64
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	start := time.Now()
 	for _, h := range hs {
 		wg.Add(1)
@@ -317,7 +317,7 @@ var AuthzFlood = Attack{Name: "authz-flood", Item: "9", Run: func(ctx context.Co
 type stranger struct {
 	h   host.Host
 	db  *store.DB
-	svc *sync.Service
+	svc *peersync.Service
 }
 
 func newStranger(ctx context.Context, dir string, i int, addr string) (*stranger, peer.ID, error) {
@@ -335,7 +335,7 @@ func newStranger(ctx context.Context, dir string, i int, addr string) (*stranger
 		h.Close()
 		return nil, "", err
 	}
-	return &stranger{h: h, db: db, svc: sync.New(h, db, sync.Config{Logger: slog.New(slog.DiscardHandler)})}, node, nil
+	return &stranger{h: h, db: db, svc: peersync.New(h, db, peersync.Config{Logger: slog.New(slog.DiscardHandler)})}, node, nil
 }
 
 func (s *stranger) close() {

@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -58,7 +58,7 @@ type Target struct {
 	done    chan struct{}
 	exitErr error
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	logLines int
 	tail     []string
 	rssPeak  int64
@@ -123,7 +123,7 @@ func StartTarget(ctx context.Context, cfg TargetConfig) (*Target, error) {
 		return nil, fmt.Errorf("attack.StartTarget: %w", err)
 	}
 	addrs := make(chan string, 16)
-	var readers gosync.WaitGroup
+	var readers sync.WaitGroup
 	readers.Add(2)
 	go func() {
 		defer readers.Done()

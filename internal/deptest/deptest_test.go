@@ -60,7 +60,7 @@ var rules = map[string]rule{
 	"appliance/admin":    {m("=appliance", "=node", "node/routing", "node/store", "board"), "must not know how status is gathered or how a revocation or a block is carried out"},
 	"appliance/health":   {append(m("node", "appliance/metrics", "appliance/status", "appliance/web"), "net/http", promClient), "must not know about the redPanda protocol, metrics formats or HTTP"},
 	"appliance/metrics":  {m("node", "board", "provisioning", "=appliance"), "must not know where the figures come from: the appliance supplies a status.Source"},
-	"appliance/portmap":  {m("node/sync", "node/routing", "node/wire", "node/store", "node/channel", "board"), "must not know about redPanda protocols, the store or the board"},
+	"appliance/portmap":  {m("node/peersync", "node/routing", "node/wire", "node/store", "node/channel", "board"), "must not know about redPanda protocols, the store or the board"},
 	"appliance/sdnotify": {[]string{mod}, "must not know what the daemon does"},
 	"appliance/status": {append(m("node", "board", "provisioning", "appliance/sdnotify", "appliance/web", "appliance/admin", "=appliance"), "net/http"),
 		"must not know where the figures come from (node, board, procfs, provisioning) nor how they are served (HTTP, admin socket, sd_notify)"},
@@ -80,22 +80,22 @@ var rules = map[string]rule{
 		"must not know libp2p, the owner protocol, the message store's format, systemd or the appliance"},
 	"update/bootenv": {m("=update", "update/bundle", "appliance", "node"), "must not know what the variables mean (slots, boot counts), bundles, or the appliance"},
 	"update/bundle":  {append(m("=update", "update/bootenv", "appliance", "node"), "net/http"), "must not know disks, slots, boot loaders, the appliance or the network"},
-	"node/channel": {append(m("node/store", "node/p2p", "node/sync", "node/wire", "node/discovery", "node/routing", "node/client", "=node"), lpHost, lpNetwork, "net"),
+	"node/channel": {append(m("node/store", "node/p2p", "node/peersync", "node/wire", "node/discovery", "node/routing", "node/client", "=node"), lpHost, lpNetwork, "net"),
 		"must not know about storage, networking, or anything above the protocol"},
 	"node/client":      {append(m("=node"), nodeBelow...), "must not know about the appliance (boards, systemd, provisioning)"},
-	"node/discovery":   {append(m("node/sync", "node/routing", "node/client", "=node"), append([]string{"=" + libp2pRoot}, nodeBelow...)...), "must not construct hosts, run the sync protocol itself, or know about registrations, clients, the appliance or boards"},
+	"node/discovery":   {append(m("node/peersync", "node/routing", "node/client", "=node"), append([]string{"=" + libp2pRoot}, nodeBelow...)...), "must not construct hosts, run the sync protocol itself, or know about registrations, clients, the appliance or boards"},
 	"node/hint":        {append(m("node/channel", "node/client", "node/store", "node/discovery"), append([]string{kadDHT}, nodeBelow...)...), "must not know channels, clients, stores or the DHT"},
-	"node/p2p":         {append(m("node/sync", "node/routing", "node/wire", "node/discovery", "node/client", "=node"), nodeBelow...), "must not know about the redPanda protocols, about who is registered, about UPnP or about boards and systemd"},
+	"node/p2p":         {append(m("node/peersync", "node/routing", "node/wire", "node/discovery", "node/client", "=node"), nodeBelow...), "must not know about the redPanda protocols, about who is registered, about UPnP or about boards and systemd"},
 	"node/p2p/nattest": {nodeBelow, "must not know about the appliance"},
-	"node/routing":     {append(m("=node", "node/sync", "node/store", "node/discovery", "node/client"), append([]string{kadDHT}, nodeBelow...)...), "must not know how registrations turn into synced channels, nor how records are stored, nor about pairing, boards or the DHT"},
-	"node/store":       {append(m("node/p2p", "node/sync", "node/discovery", "node/routing", "node/client", "=node"), append([]string{lpHost, lpNetwork}, nodeBelow...)...), "must not know about networking, peers beyond their names, or the appliance"},
-	"node/sync":        {append(m("node/routing", "node/discovery", "node/client", "node/p2p", "=node"), append([]string{"=" + libp2pRoot, kadDHT}, nodeBelow...)...), "must not construct hosts, open stores, or know about registrations, the DHT or the appliance"},
-	"node/wire":        {append(m("node/store", "node/sync", "node/p2p", "=node"), append([]string{lpPeer, lpHost}, nodeBelow...)...), "must not know about storage, peers or the sync protocol's state"},
+	"node/routing":     {append(m("=node", "node/peersync", "node/store", "node/discovery", "node/client"), append([]string{kadDHT}, nodeBelow...)...), "must not know how registrations turn into synced channels, nor how records are stored, nor about pairing, boards or the DHT"},
+	"node/store":       {append(m("node/p2p", "node/peersync", "node/discovery", "node/routing", "node/client", "=node"), append([]string{lpHost, lpNetwork}, nodeBelow...)...), "must not know about networking, peers beyond their names, or the appliance"},
+	"node/peersync":    {append(m("node/routing", "node/discovery", "node/client", "node/p2p", "=node"), append([]string{"=" + libp2pRoot, kadDHT}, nodeBelow...)...), "must not construct hosts, open stores, or know about registrations, the DHT or the appliance"},
+	"node/wire":        {append(m("node/store", "node/peersync", "node/p2p", "=node"), append([]string{lpPeer, lpHost}, nodeBelow...)...), "must not know about storage, peers or the sync protocol's state"},
 	"packaging":        {[]string{mod}, "has no Go API and must not know the daemon's internals"},
 	"sim":              {m("appliance", "provisioning", "board", "cmd", "node/client", "internal/attack", "internal/testkit"), "drives nodes only through what the node offers its layers above; must not reach into their internals (nor the appliance or the client around them)"},
 	"systemd":          {[]string{mod}, "has no Go API and must not know how the daemon works inside"},
 	"node/wire/wirepb": {[]string{mod}, "knows nothing else"},
-	"provisioning":     {m("board", "appliance", "=node", "node/sync", "node/client"), "must not know about boards, systemd, the status page or what the appliance forgets on reset"},
+	"provisioning":     {m("board", "appliance", "=node", "node/peersync", "node/client"), "must not know about boards, systemd, the status page or what the appliance forgets on reset"},
 }
 
 // elsewhere are packages whose doc's line is a rule on other packages.
@@ -241,7 +241,7 @@ func TestEveryMustNotHasARule(t *testing.T) {
 func TestViolationsFindsABreach(t *testing.T) {
 	pkgs := []pkg{
 		{ImportPath: mod + "/node/store", Deps: []string{"bytes", mod + "/node/channel", mod + "/appliance/status"}},
-		{ImportPath: mod + "/node/sync", Deps: []string{libp2pRoot + "/core/host", mod + "/node/store"}},
+		{ImportPath: mod + "/node/peersync", Deps: []string{libp2pRoot + "/core/host", mod + "/node/store"}},
 		{ImportPath: mod + "/node/wire", Imports: []string{mod + "/internal/testkit"}},
 	}
 	got := violations(pkgs, rules, onlyTests)

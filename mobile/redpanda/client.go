@@ -9,7 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	gostrings "strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -120,8 +120,8 @@ type Client struct {
 	peerID string
 	disp   *dispatcher
 
-	lifeMu gosync.Mutex   // serialises Pause, Resume and Close
-	life   gosync.RWMutex // calls hold it for reading; Pause, Resume and Close for writing
+	lifeMu sync.Mutex     // serialises Pause, Resume and Close
+	life   sync.RWMutex   // calls hold it for reading; Pause, Resume and Close for writing
 	sdk    *client.Client // nil while paused or closed
 	detach func()         // stops forwarding sdk's messages and events
 	paused bool
@@ -132,7 +132,7 @@ type Client struct {
 	stopEpoch context.CancelFunc
 	ended     atomic.Int32 // why the last epoch ended: CodePaused or CodeClosed
 
-	tmpMu     gosync.Mutex // the home opened for calls while paused
+	tmpMu     sync.Mutex // the home opened for calls while paused
 	tmp       *client.Client
 	tmpDetach func()
 	tmpUsers  int
@@ -183,7 +183,7 @@ func (c *Client) openSDK() (*client.Client, error) {
 // returned function is called (or sdk closes); the function waits until
 // forwarding has stopped.
 func (c *Client) forward(sdk *client.Client) func() {
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	var stops []func()
 	if msgs, stop, err := sdk.Subscribe(""); err == nil {
 		stops = append(stops, stop)
@@ -434,12 +434,12 @@ type item struct {
 // unbounded queue: the library never waits on the app's code, and the app
 // may call the client from its callbacks.
 type dispatcher struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	queue []item
 	l     Listener
 	wake  chan struct{}
 	done  chan struct{}
-	once  gosync.Once
+	once  sync.Once
 }
 
 func newDispatcher() *dispatcher {

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,7 +72,7 @@ func open(t testing.TB, name string) *Client {
 
 // recorder is a Listener that keeps what it is given.
 type recorder struct {
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	msgs   []*Message
 	events []*Event
 	wake   chan struct{}

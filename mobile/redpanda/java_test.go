@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	gostrings "strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,7 +38,7 @@ func repoRoot(t testing.TB) string {
 
 // gobindOut is what gobind made of this package, once for all tests.
 var gobindOut struct {
-	once   gosync.Once
+	once   sync.Once
 	dir    string // gobind's -outdir
 	stderr string
 	err    error
@@ -46,7 +46,7 @@ var gobindOut struct {
 
 // scratch is a directory the tests share, removed by TestMain.
 var scratch struct {
-	once gosync.Once
+	once sync.Once
 	dir  string
 }
 

@@ -10,7 +10,7 @@ import (
 	"runtime"
 	"slices"
 	gostrings "strings"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -254,7 +254,7 @@ func TestConcurrency(t *testing.T) {
 	if _, err := c.CreateChannel("x"); err != nil {
 		t.Fatal(err)
 	}
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	errs := make(chan error, 64)
 	for w := range 4 {

@@ -3,7 +3,7 @@ package channel
 import (
 	"fmt"
 	"io"
-	gosync "sync"
+	"sync"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
@@ -28,7 +28,7 @@ type BatchVerifier struct {
 	rand    io.Reader
 	maxKeys int
 
-	mu   gosync.Mutex
+	mu   sync.Mutex
 	keys map[ID]*voi.ExpandedPublicKey
 }
 

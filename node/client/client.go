@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -20,9 +20,9 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
 // Files inside the home directory.
@@ -92,25 +92,25 @@ type Client struct {
 	self *channel.Identity
 	db   *store.DB
 	h    host.Host
-	svc  *sync.Service
+	svc  *peersync.Service
 	out  *outbox
 	dev  *devState
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     gosync.WaitGroup
+	wg     sync.WaitGroup
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	closed   bool
 	chans    map[channel.ID]*chanState
 	lastTs   int64
 	rtt      map[string]time.Duration
-	lastDial gosync.Map           // peer.ID -> *UnreachableError: why the last dial failed
+	lastDial sync.Map             // peer.ID -> *UnreachableError: why the last dial failed
 	regConns map[peer.ID][]string // per node, the connections its last registration attempt saw
-	regMu    gosync.Mutex         // one registration round at a time
+	regMu    sync.Mutex           // one registration round at a time
 	listen   map[*listener]struct{}
 	dialing  bool
-	procMu   gosync.Mutex // one message processed at a time, so seen-checks hold
+	procMu   sync.Mutex // one message processed at a time, so seen-checks hold
 	unsubscr func()
 	hints    hintState // node hints and introductions (hints.go)
 
@@ -119,7 +119,7 @@ type Client struct {
 	// Close stops processing (procQuit; procDone once the batch under
 	// way is done and its receipts are queued) before it flushes.
 	procQuit, procDone chan struct{}
-	procOnce           gosync.Once
+	procOnce           sync.Once
 }
 
 type chanState struct {
@@ -205,7 +205,7 @@ func (c *Client) start() error {
 	c.h = h
 	// Light: the client serves nobody, so a node tells it only about its
 	// own channels (Hello.light).
-	c.svc = sync.New(h, c.db, sync.Config{Now: c.cfg.Now, Agent: "redpanda-client", Logger: c.cfg.Logger, Light: true})
+	c.svc = peersync.New(h, c.db, peersync.Config{Now: c.cfg.Now, Agent: "redpanda-client", Logger: c.cfg.Logger, Light: true})
 	routing.HandleNotices(h, c.onNotice)
 	c.mu.Lock()
 	for id := range c.chans {

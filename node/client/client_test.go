@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,7 +273,7 @@ func TestConcurrentSends(t *testing.T) {
 	const count = 48
 	ids := make([]string, count)
 	errs := make(chan error, count)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i := range count {
 		wg.Add(1)
 		go func() {

@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -211,11 +211,11 @@ func (a stateItem) check() error {
 
 // devState is the client's in-memory side of the shared state.
 type devState struct {
-	mu       gosync.Mutex // item read-compare-write and the clock
-	snapMu   gosync.Mutex
+	mu       sync.Mutex // item read-compare-write and the clock
+	snapMu   sync.Mutex
 	snaps    map[string]map[int]bool // snapshot ID -> parts applied
 	got      chan struct{}           // closed once a whole snapshot was applied
-	gotOnce  gosync.Once
+	gotOnce  sync.Once
 	snapBusy atomic.Bool
 }
 

@@ -1,7 +1,7 @@
 package client
 
 import (
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -41,13 +41,13 @@ type Event struct {
 // Events call until it closes, so a client nobody asks for events costs
 // nothing.
 type eventState struct {
-	mu        gosync.Mutex
+	mu        sync.Mutex
 	closed    bool
 	subs      map[*eventSub]struct{}
 	connected map[string]string // peer ID -> address, of the peers reported connected
 }
 
-var eventStates gosync.Map // *Client -> *eventState
+var eventStates sync.Map // *Client -> *eventState
 
 // Events returns the events from now on, in the order they happen, and a
 // function that ends the subscription. It starts with a node-connected
@@ -168,11 +168,11 @@ func (c *Client) emit(e Event) {
 // messages) so that emitting never blocks libp2p's notifications or the
 // message processing.
 type eventSub struct {
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	queue []Event
 	wake  chan struct{}
 	done  chan struct{}
-	once  gosync.Once
+	once  sync.Once
 	out   chan Event
 }
 

@@ -6,7 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -160,7 +160,7 @@ type friendRoute struct {
 // friendState is a client's friend-path state, kept beside the Client
 // (so the Client struct stays as it is) and dropped when it closes.
 type friendState struct {
-	mu        gosync.Mutex
+	mu        sync.Mutex
 	sessions  map[[friendSessionSize]byte]*friendSession
 	acceptors map[channel.IdentityKey]chan [friendSessionSize]byte
 	routes    map[string]friendRoute // session||identity -> channel it came from
@@ -171,7 +171,7 @@ type friendState struct {
 	tamper func(toward channel.IdentityKey, payload []byte) []byte
 }
 
-var friendStates gosync.Map // *Client -> *friendState
+var friendStates sync.Map // *Client -> *friendState
 
 func (c *Client) friends() *friendState {
 	if v, ok := friendStates.Load(c); ok {

@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,7 +141,7 @@ func TestAgreeViaFriends(t *testing.T) {
 type keySwapper struct {
 	t          *testing.T
 	alice, bob channel.IdentityKey
-	mu         gosync.Mutex
+	mu         sync.Mutex
 	k1, k2     *ecdh.PrivateKey // poses as responder to Alice / as initiator to Bob
 	withA      []byte
 	withB      []byte

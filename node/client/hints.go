@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"sort"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -51,8 +51,8 @@ type hintRecord struct {
 
 // hintState is the client's run-time state for hints.
 type hintState struct {
-	mu      gosync.Mutex // read-modify-write of the hints bucket
-	introMu gosync.Mutex // one introduction round at a time
+	mu      sync.Mutex // read-modify-write of the hints bucket
+	introMu sync.Mutex // one introduction round at a time
 	refresh soon
 	intro   soon
 }

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -255,14 +255,14 @@ type lookupStats struct {
 // lookupState is a client's lookup state, kept beside the Client (as
 // friendState is) and dropped when it closes.
 type lookupState struct {
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	pending map[[lookupIDSize]byte]*pendingLookup
 	rate    map[channel.IdentityKey][]time.Time
 	seen    map[[lookupIDSize]byte]time.Time // queries handled (answered or not)
 	stats   lookupStats
 }
 
-var lookupStates gosync.Map // *Client -> *lookupState
+var lookupStates sync.Map // *Client -> *lookupState
 
 func (c *Client) lookups() *lookupState {
 	if v, ok := lookupStates.Load(c); ok {

@@ -9,14 +9,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
 
@@ -99,7 +99,7 @@ func (c *Client) post(ctx context.Context, cs *chanState, kind channel.ContentKi
 			pctx, cancel := context.WithTimeout(ctx, DefaultPushTimeout)
 			defer cancel()
 			_, err := c.svc.PushTo(pctx, p, e)
-			var rej *sync.RejectError
+			var rej *peersync.RejectError
 			if errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_DUPLICATE {
 				err = nil // the node already holds it durably (it fetched our announcement)
 			}
@@ -125,7 +125,7 @@ func (c *Client) post(ctx context.Context, cs *chanState, kind channel.ContentKi
 // processLoop handles every message the sync service stores. It drains
 // what is waiting and handles it in timestamp order, so a catch-up after
 // being offline reaches the user in the order it was written.
-func (c *Client) processLoop(sub <-chan sync.Stored) {
+func (c *Client) processLoop(sub <-chan peersync.Stored) {
 	tick := time.NewTicker(time.Minute)
 	defer tick.Stop()
 	for {
@@ -392,11 +392,11 @@ func (c *Client) receiptsFor(idHex string) []string {
 // listener is one subscriber of incoming messages, with an unbounded
 // queue so a slow reader never stalls message processing.
 type listener struct {
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	queue  []Message
 	wake   chan struct{}
 	done   chan struct{}
-	once   gosync.Once
+	once   sync.Once
 	out    chan Message
 	filter string
 }

@@ -11,7 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	gosync "sync"
+	"sync"
 )
 
 // Multi-path key agreement through friends (paper §4.3): two people who
@@ -143,7 +143,7 @@ func AgreeMultiPath(ctx context.Context, role Role, relays []Relay) (*MultiPath,
 // each naming its path.
 func onEachPath(relays []Relay, fn func(i int, r Relay) error) error {
 	errs := make([]error, len(relays))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i, r := range relays {
 		wg.Add(1)
 		go func() {

@@ -7,14 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
 
@@ -46,10 +46,10 @@ const (
 
 // outbox is the client's in-memory view of its outbox.
 type outbox struct {
-	flushMu gosync.Mutex // one flush at a time
+	flushMu sync.Mutex // one flush at a time
 	kick    chan struct{}
 
-	mu    gosync.Mutex
+	mu    sync.Mutex
 	here  map[channel.MessageID]bool // queued by this process and not yet reported
 	retry map[channel.MessageID]retry
 }
@@ -150,7 +150,7 @@ func (c *Client) outboxEntries() ([]outboxEntry, error) {
 
 // permanent reports whether a node's refusal will not change on a retry.
 func permanent(err error) bool {
-	var rej *sync.RejectError
+	var rej *peersync.RejectError
 	if !errors.As(err, &rej) {
 		return false
 	}
@@ -186,10 +186,10 @@ func (c *Client) flushOutbox(ctx context.Context, nodes []peer.ID, paced bool) (
 		return len(entries), ErrNoNodes
 	}
 	var (
-		mu      gosync.Mutex
+		mu      sync.Mutex
 		left    int
 		lastErr error
-		wg      gosync.WaitGroup
+		wg      sync.WaitGroup
 		sem     = make(chan struct{}, outboxPushN)
 	)
 	now := time.Now()
@@ -253,7 +253,7 @@ func (c *Client) pushEntry(ctx context.Context, id channel.MessageID, nodes []pe
 			pctx, cancel := context.WithTimeout(ctx, DefaultPushTimeout)
 			defer cancel()
 			_, err := c.svc.PushTo(pctx, p, e)
-			var rej *sync.RejectError
+			var rej *peersync.RejectError
 			if errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_DUPLICATE {
 				err = nil
 			}
@@ -342,7 +342,7 @@ func (c *Client) Flush(ctx context.Context) (int, error) {
 			case <-time.After(flushBreath):
 			}
 		}
-		var rej *sync.RejectError
+		var rej *peersync.RejectError
 		if left > 0 && !registered && errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_NOT_WANTED {
 			// A node that does not serve the channel yet: registering
 			// again lists this device's channels as they are now.

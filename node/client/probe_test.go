@@ -10,7 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	gosync "sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -242,7 +242,7 @@ func TestKeepConnectedProbes(t *testing.T) {
 
 // syncBuffer is a bytes.Buffer a logger and a test may share.
 type syncBuffer struct {
-	mu gosync.Mutex
+	mu sync.Mutex
 	b  bytes.Buffer
 }
 

@@ -15,7 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/sec"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 
-	"github.com/redpanda-p2p/homenode/node/sync"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
 )
 
@@ -155,7 +155,7 @@ func (c *Client) noteDial(p peer.ID, err error) *UnreachableError {
 
 // pushFailure is one line for a node that did not take a message.
 func (c *Client) pushFailure(p peer.ID, err error) string {
-	var rej *sync.RejectError
+	var rej *peersync.RejectError
 	switch {
 	case errors.As(err, &rej) && rej.Reason == wirepb.Reason_REASON_NOT_ACCEPTED:
 		return fmt.Sprintf("node %s does not take this channel from you: you are not registered there for it, "+

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -434,7 +434,7 @@ func (s *Service) friendRound() {
 		s.AddBootstrap(pi)
 	}
 	sem := make(chan struct{}, s.cfg.Concurrency)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, j := range jobs {
 		select {
 		case sem <- struct{}{}:

@@ -8,7 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,8 +21,8 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
+	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/store"
-	"github.com/redpanda-p2p/homenode/node/sync"
 )
 
 // testLog is quiet unless DISCOVERY_TEST_LOG is set.
@@ -78,10 +78,10 @@ type superNode struct {
 	dir    string
 	h      host.Host
 	db     *store.DB
-	sync   *sync.Service
+	sync   *peersync.Service
 	disc   *Service
-	sub    <-chan sync.Stored
-	mu     gosync.Mutex
+	sub    <-chan peersync.Stored
+	mu     sync.Mutex
 	phones map[peer.ID]bool // registered clients, allowed without a statement
 }
 
@@ -102,7 +102,7 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 	cfg.Meta = db.Meta("dht")
 	// As package node does: a peer that proves a channel after its sync
 	// session began is resynced, and its wants for the channel kept.
-	var ready atomic.Pointer[sync.Service]
+	var ready atomic.Pointer[peersync.Service]
 	cfg.OnAuthorized = func(p peer.ID, ch channel.ID) {
 		if s := ready.Load(); s != nil {
 			s.Resync(p, ch)
@@ -112,7 +112,7 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.sync = sync.New(h, db, sync.Config{
+	n.sync = peersync.New(h, db, peersync.Config{
 		Logger: testLog(), FetchTimeout: 2 * time.Second, ReconcileInterval: 500 * time.Millisecond,
 		Access: superNodeAccess{n},
 	})
@@ -166,8 +166,8 @@ func (n *superNode) serve(t testing.TB, key *channel.Key) {
 type phone struct {
 	h    host.Host
 	db   *store.DB
-	sync *sync.Service
-	sub  <-chan sync.Stored
+	sync *peersync.Service
+	sub  <-chan peersync.Stored
 }
 
 func newPhone(t testing.TB, ch channel.ID) *phone {
@@ -180,7 +180,7 @@ func newPhone(t testing.TB, ch channel.ID) *phone {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &phone{h: h, db: db, sync: sync.New(h, db, sync.Config{Logger: testLog(), FetchTimeout: 2 * time.Second})}
+	p := &phone{h: h, db: db, sync: peersync.New(h, db, peersync.Config{Logger: testLog(), FetchTimeout: 2 * time.Second})}
 	p.sync.Want(ch)
 	p.sub, _ = p.sync.Subscribe(4096)
 	t.Cleanup(func() { p.sync.Close(); h.Close(); db.Close() })
@@ -222,7 +222,7 @@ func (w *writer) seal(t testing.TB, body string) *channel.Envelope {
 
 // waitFor reads sub until the message id arrives. The bound is for
 // liveness (a hung test fails instead of hanging), not speed.
-func waitFor(t testing.TB, sub <-chan sync.Stored, id channel.MessageID, what string) {
+func waitFor(t testing.TB, sub <-chan peersync.Stored, id channel.MessageID, what string) {
 	t.Helper()
 	deadline := time.After(30 * time.Second)
 	for {

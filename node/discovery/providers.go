@@ -3,7 +3,7 @@ package discovery
 import (
 	"context"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	ds "github.com/ipfs/go-datastore"
@@ -31,7 +31,7 @@ const providersPrefix = "/providers/"
 type providerDatastore struct {
 	maxTotal, maxPerPeer, maxPerKey int
 
-	mu      gosync.RWMutex
+	mu      sync.RWMutex
 	recs    map[string]map[string][]byte // key part -> peer part -> value
 	perPeer map[string]int
 	n       int
@@ -230,7 +230,7 @@ type peerRate struct {
 	limit rate.Limit
 	burst int
 
-	mu      gosync.Mutex
+	mu      sync.Mutex
 	buckets map[peer.ID]*rate.Limiter
 }
 

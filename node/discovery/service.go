@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,7 +45,7 @@ type Service struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     gosync.WaitGroup
+	wg     sync.WaitGroup
 
 	provideKick  chan struct{}
 	maintainKick chan struct{}
@@ -56,7 +56,7 @@ type Service struct {
 	provs   *providerDatastore
 	kadRate *peerRate
 
-	mu        gosync.Mutex
+	mu        sync.Mutex
 	closed    bool
 	bootstrap []peer.AddrInfo                      // configured, then added at run time
 	persisted []peer.AddrInfo                      // known before the restart
@@ -220,7 +220,7 @@ func (s *Service) runBootstrap() {
 // the routing table so that the node learns the DHT around it.
 func (s *Service) connectAndRefresh(pis []peer.AddrInfo) {
 	var ok atomic.Int32
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, pi := range pis {
 		if pi.ID == s.h.ID() {
 			continue
@@ -470,10 +470,10 @@ func (s *Service) SyncPeers(ch channel.ID) []peer.ID {
 // left out.
 func (s *Service) Providers(ctx context.Context, ch channel.ID) ([]peer.AddrInfo, error) {
 	var (
-		mu   gosync.Mutex
+		mu   sync.Mutex
 		seen = map[peer.ID]int{}
 		out  []peer.AddrInfo
-		wg   gosync.WaitGroup
+		wg   sync.WaitGroup
 	)
 	for _, d := range lookupDays(s.cfg.Now()) {
 		wg.Add(1)
@@ -829,7 +829,7 @@ func (s *Service) maintainLoop() {
 		s.mu.Lock()
 		s.pruneAuthzLocked(s.cfg.Now())
 		s.mu.Unlock()
-		var wg gosync.WaitGroup
+		var wg sync.WaitGroup
 		for _, ch := range s.Served() {
 			wg.Add(1)
 			go func() {
@@ -901,7 +901,7 @@ func (s *Service) maintain(ch channel.ID) {
 	need := int32(s.cfg.MaxPeers - len(have))
 	var got atomic.Int32
 	sem := make(chan struct{}, s.cfg.Concurrency)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for _, pi := range cands {
 		if got.Load() >= need {
 			break

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	gosync "sync"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,7 +31,7 @@ type overlapRecords struct {
 	want int
 	fail channel.IdentityKey
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	inFlight int
 	most     int
 }
@@ -98,7 +98,7 @@ func TestConcurrentRegistrationsShareCommits(t *testing.T) {
 		clients[i] = newClient(t, "c", ids[i], nil)
 	}
 	errs := make([]error, n)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	for i, c := range clients {
 		wg.Add(1)
 		go func() {
@@ -167,7 +167,7 @@ func TestSameIdentityRegistersInTurn(t *testing.T) {
 	n := startNode(t, "", Config{AllowInfinity: true, Capacity: 4})
 	id := newIdentity(t)
 	a, b := newClient(t, "phone", id, nil), newClient(t, "tablet", id, nil)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	for i, c := range []*client{a, b} {
 		wg.Add(1)

@@ -1,8 +1,0 @@
-//go:build !unix
-
-package sync
-
-import "time"
-
-// processCPU is not measured here: the cpu-µs/msg metrics read zero.
-func processCPU() time.Duration { return 0 }

@@ -1,9 +1,0 @@
-package sync
-
-import (
-	"testing"
-
-	"github.com/redpanda-p2p/homenode/internal/testkit"
-)
-
-func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
