@@ -30,7 +30,7 @@ func TestParse(t *testing.T) {
 		"",
 		"    bob$   redpanda contacts add carol +49 151 23456789",
 		"    asked:    bob, dave",
-		"    go test -bench X ./node/client",
+		"    go test -bench X ./client",
 		"    BenchmarkX-2   10   132 ns/op",
 		"",
 		"    CID(v1, raw, SHA-256(...))",
@@ -61,7 +61,7 @@ func TestParse(t *testing.T) {
 		"redpanda send family  'hello'",
 		"make help",
 		"bob$ redpanda contacts add carol +49 151 23456789",
-		"go test -bench X ./node/client",
+		"go test -bench X ./client",
 		`note: the output of "listen" shows /hello/`,
 		`note: THEIR-ID is /id: (\S+)/ in the output of "bob id"`,
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/appliance/owner"
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 

@@ -15,7 +15,7 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // connectTimeout bounds how long a one-shot command waits for a node.

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/node/channel"
-	"github.com/redpanda-p2p/homenode/node/client"
 )
 
 // TestClientCommandsMisuse: every misuse gets an error that says what is

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // TestContactsCommands: Bob vouches for Carol's number with `contacts

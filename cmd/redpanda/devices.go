@@ -7,7 +7,7 @@ import (
 	"io"
 	"slices"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // deviceCommand is `redpanda device link|join|list` (paper §4.7).

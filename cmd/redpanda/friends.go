@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // Multi-path key agreement through friends (paper §4.3): Alice runs

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // TestFriendsCommands: `friends accept` (Bob) and `friends agree` (Alice)

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // TestInviteCommands: invite, accept and complete through the CLI leave

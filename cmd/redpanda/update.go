@@ -12,7 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/appliance/owner"
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // The owner's side of the node's firmware updates (docs/UPDATES.md), as the

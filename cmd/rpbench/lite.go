@@ -27,7 +27,7 @@ import (
 // lite is the light client rpbench runs by the thousand: a libp2p host
 // that does not listen (TCP and Noise only, no resource manager, no relay),
 // a sync service and a store, registered with one node. It speaks exactly
-// what node/client speaks on the wire (routing.Register, sync), without the
+// what client speaks on the wire (routing.Register, sync), without the
 // SDK's node choice, adverts and renewals, which an idle benchmark client
 // does not need and whose timers would cost this process CPU the node
 // being measured shares.

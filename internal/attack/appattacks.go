@@ -19,8 +19,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/redpanda-p2p/homenode/appliance/owner"
+	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/node/channel"
-	"github.com/redpanda-p2p/homenode/node/client"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/wire"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"

@@ -3,7 +3,7 @@
 // each running one attack class against a real homenode process started
 // under the shipped unit's memory limits (GOMEMLIMIT, and a memory cgroup
 // where the caller may make one), while a real friend (the node's owner,
-// a node/client SDK client) sends messages through the node and measures
+// a client SDK client) sends messages through the node and measures
 // the round trip.
 //
 // Each attack returns a Report: the node's peak RSS and the friend's send

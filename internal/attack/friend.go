@@ -9,13 +9,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // FriendChannel is the channel the friend sends on.
 const FriendChannel = "family"
 
-// Friend is a real client (the node/client SDK a phone embeds) that sends
+// Friend is a real client (the client SDK a phone embeds) that sends
 // messages through the node and measures each send's round trip: from
 // Send until the node acknowledged the message as durable.
 type Friend struct {

@@ -50,8 +50,8 @@ func m(paths ...string) []string {
 
 // nodeBelow is the rule for every package under node/ (common.md, and the
 // node package's doc): node/* never imports the appliance, provisioning or
-// board, nor the programs and tools above it.
-var nodeBelow = m("appliance", "provisioning", "board", "cmd", "internal/attack", "internal/testkit")
+// board, nor the programs, the SDK (client, mobile) and tools above it.
+var nodeBelow = m("appliance", "provisioning", "board", "cmd", "client", "mobile", "internal/attack", "internal/testkit")
 
 // rules map a package (relative to the module) to what its doc says it
 // must not know. Every package whose doc has such a line has an entry
@@ -75,27 +75,27 @@ var rules = map[string]rule{
 	"node":                      {nodeBelow, "knows nothing of boards, systemd, routers or pairing: the appliance package adds those"},
 	"mobile/redpanda": {m("=appliance", "appliance/admin", "appliance/health", "appliance/metrics", "appliance/portmap", "appliance/web", "board", "cmd", "internal/attack", "internal/testkit"),
 		"uses only the SDK's and the owner-side protocols' exported API and must not know how they work inside (nor the daemon around them)"},
-	"node/report": {append(m("=appliance", "appliance/admin", "appliance/owner", "node/client", "update"), nodeBelow...), "must not know the appliance, the SDK or the update machinery"},
+	"node/report": {append(m("=appliance", "appliance/admin", "appliance/owner", "client", "update"), nodeBelow...), "must not know the appliance, the SDK or the update machinery"},
 	"update": {append(m("appliance", "node", "provisioning", "board"), "github.com/libp2p", "github.com/coreos/go-systemd", "go.etcd.io/bbolt"),
 		"must not know libp2p, the owner protocol, the message store's format, systemd or the appliance"},
 	"update/bootenv": {m("=update", "update/bundle", "appliance", "node"), "must not know what the variables mean (slots, boot counts), bundles, or the appliance"},
 	"update/bundle":  {append(m("=update", "update/bootenv", "appliance", "node"), "net/http"), "must not know disks, slots, boot loaders, the appliance or the network"},
-	"node/channel": {append(m("node/store", "node/p2p", "node/peersync", "node/wire", "node/discovery", "node/routing", "node/client", "=node"), lpHost, lpNetwork, "net"),
+	"node/channel": {append(m("node/store", "node/p2p", "node/peersync", "node/wire", "node/discovery", "node/routing", "client", "=node"), lpHost, lpNetwork, "net"),
 		"must not know about storage, networking, or anything above the protocol"},
-	"node/client":      {append(m("=node"), nodeBelow...), "must not know about the appliance (boards, systemd, provisioning)"},
-	"node/discovery":   {append(m("node/peersync", "node/routing", "node/client", "=node"), append([]string{"=" + libp2pRoot}, nodeBelow...)...), "must not construct hosts, run the sync protocol itself, or know about registrations, clients, the appliance or boards"},
-	"node/hint":        {append(m("node/channel", "node/client", "node/store", "node/discovery"), append([]string{kadDHT}, nodeBelow...)...), "must not know channels, clients, stores or the DHT"},
-	"node/p2p":         {append(m("node/peersync", "node/routing", "node/wire", "node/discovery", "node/client", "=node"), nodeBelow...), "must not know about the redPanda protocols, about who is registered, about UPnP or about boards and systemd"},
+	"client":           {append(m("=node"), nodeBelow...), "must not know about the appliance (boards, systemd, provisioning)"},
+	"node/discovery":   {append(m("node/peersync", "node/routing", "client", "=node"), append([]string{"=" + libp2pRoot}, nodeBelow...)...), "must not construct hosts, run the sync protocol itself, or know about registrations, clients, the appliance or boards"},
+	"node/hint":        {append(m("node/channel", "client", "node/store", "node/discovery"), append([]string{kadDHT}, nodeBelow...)...), "must not know channels, clients, stores or the DHT"},
+	"node/p2p":         {append(m("node/peersync", "node/routing", "node/wire", "node/discovery", "client", "=node"), nodeBelow...), "must not know about the redPanda protocols, about who is registered, about UPnP or about boards and systemd"},
 	"node/p2p/nattest": {nodeBelow, "must not know about the appliance"},
-	"node/routing":     {append(m("=node", "node/peersync", "node/store", "node/discovery", "node/client"), append([]string{kadDHT}, nodeBelow...)...), "must not know how registrations turn into synced channels, nor how records are stored, nor about pairing, boards or the DHT"},
-	"node/store":       {append(m("node/p2p", "node/peersync", "node/discovery", "node/routing", "node/client", "=node"), append([]string{lpHost, lpNetwork}, nodeBelow...)...), "must not know about networking, peers beyond their names, or the appliance"},
-	"node/peersync":    {append(m("node/routing", "node/discovery", "node/client", "node/p2p", "=node"), append([]string{"=" + libp2pRoot, kadDHT}, nodeBelow...)...), "must not construct hosts, open stores, or know about registrations, the DHT or the appliance"},
+	"node/routing":     {append(m("=node", "node/peersync", "node/store", "node/discovery", "client"), append([]string{kadDHT}, nodeBelow...)...), "must not know how registrations turn into synced channels, nor how records are stored, nor about pairing, boards or the DHT"},
+	"node/store":       {append(m("node/p2p", "node/peersync", "node/discovery", "node/routing", "client", "=node"), append([]string{lpHost, lpNetwork}, nodeBelow...)...), "must not know about networking, peers beyond their names, or the appliance"},
+	"node/peersync":    {append(m("node/routing", "node/discovery", "client", "node/p2p", "=node"), append([]string{"=" + libp2pRoot, kadDHT}, nodeBelow...)...), "must not construct hosts, open stores, or know about registrations, the DHT or the appliance"},
 	"node/wire":        {append(m("node/store", "node/peersync", "node/p2p", "=node"), append([]string{lpPeer, lpHost}, nodeBelow...)...), "must not know about storage, peers or the sync protocol's state"},
 	"packaging":        {[]string{mod}, "has no Go API and must not know the daemon's internals"},
-	"sim":              {m("appliance", "provisioning", "board", "cmd", "node/client", "internal/attack", "internal/testkit"), "drives nodes only through what the node offers its layers above; must not reach into their internals (nor the appliance or the client around them)"},
+	"sim":              {m("appliance", "provisioning", "board", "cmd", "client", "internal/attack", "internal/testkit"), "drives nodes only through what the node offers its layers above; must not reach into their internals (nor the appliance or the client around them)"},
 	"systemd":          {[]string{mod}, "has no Go API and must not know how the daemon works inside"},
 	"node/wire/wirepb": {[]string{mod}, "knows nothing else"},
-	"provisioning":     {m("board", "appliance", "=node", "node/peersync", "node/client"), "must not know about boards, systemd, the status page or what the appliance forgets on reset"},
+	"provisioning":     {m("board", "appliance", "=node", "node/peersync", "client"), "must not know about boards, systemd, the status page or what the appliance forgets on reset"},
 }
 
 // elsewhere are packages whose doc's line is a rule on other packages.

@@ -6,7 +6,7 @@ import (
 
 	qrcode "github.com/skip2/go-qrcode"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // CreateChannel makes a new channel under name (1-64 printable

@@ -13,8 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/internal/version"
-	"github.com/redpanda-p2p/homenode/node/client"
 )
 
 // Default timeouts of the long calls, for a timeoutMs of 0 or less.

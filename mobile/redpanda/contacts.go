@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // AddContact vouches that the person reachable at address (a phone

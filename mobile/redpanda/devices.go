@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // LinkDevice returns a device link string for another device of this

@@ -22,7 +22,7 @@
 // and never runs the DHT, so it never lists the device's network
 // interfaces, which Android 11+ forbids.
 //
-// This package is a thin layer over the SDK (node/client) and the two
+// This package is a thin layer over the SDK (client) and the two
 // owner-side protocols a phone speaks (provisioning's pairing,
 // appliance/owner's status and backups). It uses only their exported API
 // and must not know how they work inside.

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/redpanda-p2p/homenode/appliance/owner"
+	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/node/channel"
-	"github.com/redpanda-p2p/homenode/node/client"
 	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/provisioning"

@@ -3,7 +3,7 @@ package redpanda
 import (
 	"context"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // Invite makes an invitation string for a new channel with someone, to

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 // notDeliveredIsNoError: a message no node took is kept and goes out

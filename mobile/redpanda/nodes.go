@@ -13,7 +13,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/appliance/status"
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 

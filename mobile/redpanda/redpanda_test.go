@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/internal/nonetlink"
-	"github.com/redpanda-p2p/homenode/node/client"
 )
 
 // twoPhones: phone A owns a node and made channel "chat"; phone B has

@@ -3,7 +3,7 @@ package redpanda
 import (
 	"time"
 
-	"github.com/redpanda-p2p/homenode/node/client"
+	"github.com/redpanda-p2p/homenode/client"
 )
 
 func ms(t time.Time) int64 {

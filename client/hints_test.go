@@ -366,7 +366,7 @@ func randomNode(t *testing.T) hint.Node {
 // with a hint of one and of two address entries, and checks each still
 // fits one SMS (160 characters).
 //
-//	go test ./node/client -run TestHintedStringSizes -v
+//	go test ./client -run TestHintedStringSizes -v
 func TestHintedStringSizes(t *testing.T) {
 	n := randomNode(t)
 	for _, tc := range []struct {
