@@ -352,12 +352,13 @@ func (b *box) stop() {
 //
 // libp2p gives a dial to a loopback address 5 s, security handshake
 // included, and an emulated guest on a loaded host can take longer: a
-// command whose every dial failed (nothing reached the node, so nothing
-// was done) is tried again, as a phone would.
+// command whose every dial failed (nothing reached the node; a message
+// not taken stays in the phone, unacknowledged) is tried again, as a
+// phone would.
 func (b *box) phone(args ...string) (string, error) {
 	for try := 1; ; try++ {
 		out, err := b.phoneOnce(args...)
-		if err == nil || try == 5 || !strings.Contains(out, "all dials failed") {
+		if err == nil || try == 5 || !(strings.Contains(out, "all dials failed") || strings.Contains(out, "is unreachable")) {
 			return out, err
 		}
 		logf("redpanda %s: the node did not answer the dial in time (try %d), again", strings.Join(args, " "), try)
