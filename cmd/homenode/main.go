@@ -106,7 +106,7 @@ func isCommand(name string) bool {
 		return true
 	}
 	switch name {
-	case "run", "reset", "pairing-qr", "version", "help":
+	case "run", "reset", "pairing-qr", "update", "version", "help":
 		return true
 	}
 	return false

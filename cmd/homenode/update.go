@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,15 +40,39 @@ commands:
   install-request  run by homenode-update.service: install what the node asked for
 `
 
+// updateValueFlags are the update command's own flags that take a value.
+var updateValueFlags = map[string]bool{"tries": true, "timeout": true}
+
+// splitUpdateCommand finds the update command wherever the flags put it,
+// as splitCommand does for the top-level one: `homenode --data-dir DIR
+// update commit` leaves the flags in front of "commit".
+func splitUpdateCommand(args []string) (string, []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if (valueFlags[name] || updateValueFlags[name]) && !hasValue {
+				i++ // skip the value
+			}
+			continue
+		}
+		return a, append(append([]string{}, args[:i]...), args[i+1:]...)
+	}
+	return "", args
+}
+
 func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" {
+	cmd, args := splitUpdateCommand(args)
+	if cmd == "" || cmd == "help" {
 		fmt.Fprint(stdout, updateUsage)
-		if len(args) == 0 {
+		if cmd == "" && !slices.Contains(args, "-h") && !slices.Contains(args, "--help") {
 			return usageError{"update needs a command"}
 		}
 		return nil
 	}
-	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("homenode update "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf configFlags

@@ -349,7 +349,24 @@ func (b *box) stop() {
 }
 
 // phone runs the redpanda client as the owner.
+//
+// libp2p gives a dial to a loopback address 5 s, security handshake
+// included, and an emulated guest on a loaded host can take longer: a
+// command whose every dial failed (nothing reached the node; a message
+// not taken stays in the phone, unacknowledged) is tried again, as a
+// phone would.
 func (b *box) phone(args ...string) (string, error) {
+	for try := 1; ; try++ {
+		out, err := b.phoneOnce(args...)
+		if err == nil || try == 5 || !(strings.Contains(out, "all dials failed") || strings.Contains(out, "is unreachable")) {
+			return out, err
+		}
+		logf("redpanda %s: the node did not answer the dial in time (try %d), again", strings.Join(args, " "), try)
+		time.Sleep(5 * time.Second)
+	}
+}
+
+func (b *box) phoneOnce(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, *redpanda, append(args, "--home", b.home)...)
