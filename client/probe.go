@@ -36,6 +36,7 @@ const (
 // that do not answer within probeTimeout. It reports whether it closed
 // one: the node was gone, or came back as a new process.
 func (c *Client) probe(ctx context.Context, p peer.ID) (closed bool) {
+	c.forgetPingStreams(p)
 	conns := c.h.Network().ConnsToPeer(p)
 	dead := make(chan bool, len(conns))
 	for _, cn := range conns {
@@ -65,48 +66,109 @@ func (c *Client) probe(ctx context.Context, p peer.ID) (closed bool) {
 
 // pingConn runs one ping (the libp2p ping protocol, which every node
 // serves) on cn itself, so that a dead connection cannot hide behind a
-// live one to the same node. The protocol is selected lazily, so the
-// ping costs one round trip.
-func (c *Client) pingConn(ctx context.Context, cn network.Conn) error {
+// live one to the same node. The stream stays open for the next probe
+// (the ping protocol answers any number of pings on one stream, and the
+// node waits 10 s for the next): a new stream per ping, its negotiation
+// and reset cost a phone about twice the wake-ups of everything else it
+// does while idle (BenchmarkPhoneIdle in mobile/redpanda). The protocol is
+// selected lazily, so the first ping costs one round trip too.
+func (c *Client) pingConn(ctx context.Context, cn network.Conn) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	s, err := cn.NewStream(ctx)
+	ps, err := c.pingStream(ctx, cn)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = s.Reset() }()
-	if err := s.SetProtocol(ping.ID); err != nil {
-		return err
-	}
+	defer func() {
+		if err != nil {
+			c.dropPingStream(cn, ps)
+		}
+	}()
 	deadline, _ := ctx.Deadline()
-	_ = s.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	_ = ps.s.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = ps.s.Reset() })
 	defer stop()
-	rw := msmux.NewMSSelect(s, ping.ID)
 	out := make([]byte, ping.PingSize)
 	if _, err := rand.Read(out); err != nil {
 		return err
 	}
 	start := time.Now()
-	if _, err := rw.Write(out); err != nil {
+	if _, err := ps.rw.Write(out); err != nil {
 		return err
 	}
 	in := make([]byte, ping.PingSize)
-	if _, err := io.ReadFull(rw, in); err != nil {
+	if _, err := io.ReadFull(ps.rw, in); err != nil {
 		return err
 	}
 	if !bytes.Equal(in, out) {
 		return errors.New("ping answered with other bytes")
 	}
+	_ = ps.s.SetDeadline(time.Time{})
 	c.mu.Lock()
 	c.rtt[cn.RemotePeer().String()] = time.Since(start)
 	c.mu.Unlock()
 	return nil
 }
 
+// pingStream is a connection's open ping stream.
+type pingStream struct {
+	s  network.Stream
+	rw io.ReadWriter // s, with the protocol selected on first use
+}
+
+// pingStream returns cn's ping stream, opening one if it has none.
+func (c *Client) pingStream(ctx context.Context, cn network.Conn) (*pingStream, error) {
+	c.mu.Lock()
+	ps := c.probes.streams[cn.ID()]
+	c.mu.Unlock()
+	if ps != nil {
+		return ps, nil
+	}
+	s, err := cn.NewStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SetProtocol(ping.ID); err != nil {
+		_ = s.Reset()
+		return nil, err
+	}
+	ps = &pingStream{s: s, rw: msmux.NewMSSelect(s, ping.ID)}
+	c.mu.Lock()
+	if c.probes.streams == nil {
+		c.probes.streams = map[string]*pingStream{}
+	}
+	c.probes.streams[cn.ID()] = ps
+	c.mu.Unlock()
+	return ps, nil
+}
+
+// dropPingStream resets ps and forgets it: after a failed ping the stream
+// is in no state to be used again.
+func (c *Client) dropPingStream(cn network.Conn, ps *pingStream) {
+	_ = ps.s.Reset()
+	c.mu.Lock()
+	if c.probes.streams[cn.ID()] == ps {
+		delete(c.probes.streams, cn.ID())
+	}
+	c.mu.Unlock()
+}
+
+// forgetPingStreams forgets the ping streams of p's connections that are
+// closed.
+func (c *Client) forgetPingStreams(p peer.ID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, ps := range c.probes.streams {
+		if ps.s.Conn().RemotePeer() == p && ps.s.Conn().IsClosed() {
+			delete(c.probes.streams, id)
+		}
+	}
+}
+
 // probeState says which nodes have a prober running.
 type probeState struct {
 	running map[peer.ID]bool
+	streams map[string]*pingStream // by connection ID
 }
 
 // keepProbing starts, unless one runs, a prober of p: it probes p every
@@ -130,6 +192,7 @@ func (c *Client) keepProbing(p peer.ID) {
 	go func() {
 		defer c.wg.Done()
 		defer func() {
+			c.forgetPingStreams(p)
 			c.mu.Lock()
 			delete(c.probes.running, p)
 			c.mu.Unlock()
