@@ -79,6 +79,13 @@ type Config struct {
 	// queued in the outbox to reach a super node (DefaultFlushTimeout);
 	// negative: Close does not wait (the outbox keeps it for next time).
 	FlushTimeout time.Duration
+	// ProbeInterval is how often each node connection is pinged to find
+	// one a killed node left behind (probe.go): it bounds how long a
+	// running app stays deaf after its node comes back. Default
+	// DefaultProbeInterval; negative: no probes (an app that is in the
+	// background and would rather save battery; QUIC's idle timeout
+	// ends a dead connection after 30 s).
+	ProbeInterval time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default discards below warnings on stderr.
@@ -144,6 +151,9 @@ func Open(cfg Config) (*Client, error) {
 	}
 	if cfg.FlushTimeout == 0 {
 		cfg.FlushTimeout = DefaultFlushTimeout
+	}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
 	}
 	if cfg.DialOnly && len(cfg.Listen) > 0 {
 		return nil, fmt.Errorf("client.Open: DialOnly with Listen %v: a dial-only client listens on nothing", cfg.Listen)

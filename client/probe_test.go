@@ -264,3 +264,40 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestNoProbesWhenTurnedOff: a client with a negative ProbeInterval (an
+// app that would rather save battery) runs no prober, and one with the
+// default runs one per connected node.
+func TestNoProbesWhenTurnedOff(t *testing.T) {
+	for _, tc := range []struct {
+		interval time.Duration
+		want     int
+	}{{-1, 0}, {0, 1}} {
+		c, err := Open(Config{Home: home(t, "phone"), Create: true, DialOnly: true, ProbeInterval: tc.interval, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.CreateChannel("fam"); err != nil {
+			t.Fatal(err)
+		}
+		n := startNode(t, ownedBy(t, c.ID()))
+		addNodes(t, c, n)
+		connect(t, c)
+		if tc.want > 0 {
+			waitUntil(t, "a prober of the connected node", func() bool {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				return len(c.probes.running) == tc.want
+			})
+			continue
+		}
+		c.keepProbing(n.Host.ID())
+		c.mu.Lock()
+		got := len(c.probes.running)
+		c.mu.Unlock()
+		if got != 0 {
+			t.Fatalf("ProbeInterval %v: %d probers running, want none", tc.interval, got)
+		}
+	}
+}
