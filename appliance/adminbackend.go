@@ -9,9 +9,9 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/redpanda-p2p/homenode/appliance/admin"
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/routing"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // Status implements admin.Backend.

@@ -18,7 +18,6 @@ import (
 	"github.com/redpanda-p2p/homenode/appliance/admin"
 	"github.com/redpanda-p2p/homenode/appliance/health"
 	"github.com/redpanda-p2p/homenode/appliance/metrics"
-	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/appliance/portmap"
 	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
 	"github.com/redpanda-p2p/homenode/appliance/web"
@@ -29,6 +28,7 @@ import (
 	"github.com/redpanda-p2p/homenode/node/peersync"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/owner"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 

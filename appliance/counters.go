@@ -1,6 +1,6 @@
 package appliance
 
-import "github.com/redpanda-p2p/homenode/appliance/status"
+import "github.com/redpanda-p2p/homenode/status"
 
 // splitMessages divides the store's totals into the channels people
 // write in and the owner's control channels (status.Channel.Control).

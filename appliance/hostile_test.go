@@ -12,10 +12,10 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/provisioning"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // pairingURIFor forges what an attacker would try on a node that shows

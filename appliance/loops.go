@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // TestWedgeEnv names a file that, while it exists, makes the main loop

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // diskFullRecent is how long after a write failed for a full disk the

@@ -7,10 +7,10 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance/portmap"
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/board"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/provisioning"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // Report implements status.Source.

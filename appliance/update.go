@@ -11,11 +11,11 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
-	"github.com/redpanda-p2p/homenode/appliance/owner"
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/report"
 	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/owner"
+	"github.com/redpanda-p2p/homenode/status"
 	"github.com/redpanda-p2p/homenode/update"
 )
 

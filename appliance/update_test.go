@@ -15,9 +15,9 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 
-	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/report"
+	"github.com/redpanda-p2p/homenode/owner"
 	"github.com/redpanda-p2p/homenode/provisioning"
 	"github.com/redpanda-p2p/homenode/update"
 )

@@ -21,9 +21,9 @@ import (
 	"golang.org/x/sys/unix"
 	"golang.org/x/time/rate"
 
-	"github.com/redpanda-p2p/homenode/appliance/owner"
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/owner"
+	"github.com/redpanda-p2p/homenode/status"
 	"github.com/redpanda-p2p/homenode/update"
 	"github.com/redpanda-p2p/homenode/update/bundle"
 )

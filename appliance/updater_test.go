@@ -22,8 +22,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/owner"
 	"github.com/redpanda-p2p/homenode/update"
 	"github.com/redpanda-p2p/homenode/update/bundle"
 )

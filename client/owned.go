@@ -21,7 +21,7 @@ var ErrNotOwned = errors.New("client: not the owner of a node")
 // UseIdentity runs fn with the client's libp2p host and its identity's
 // Ed25519 private key, for protocols that prove the identity to a node
 // and live above this package (pairing in provisioning, the owner-only
-// protocol in appliance/owner: the SDK must not know them). fn must not
+// protocol in owner: the SDK must not know them). fn must not
 // keep either after it returns. Not part of the gomobile surface.
 func (c *Client) UseIdentity(fn func(h host.Host, identity ed25519.PrivateKey) error) error {
 	if c.isClosed() {

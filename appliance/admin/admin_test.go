@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance/admin"
-	"github.com/redpanda-p2p/homenode/appliance/status"
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
+	"github.com/redpanda-p2p/homenode/status"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 // memBackend keeps users and channels in memory with the real revocation

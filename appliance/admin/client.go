@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // MaxResponseSize bounds one response line read by the client: a status

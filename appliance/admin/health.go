@@ -3,7 +3,7 @@ package admin
 import (
 	"context"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // CmdHealth asks whether the node is up: ready, store answering, host
@@ -18,19 +18,4 @@ type HealthBackend interface {
 // Health asks the node whether it is up.
 func (c *Client) Health(ctx context.Context) (status.Health, error) {
 	return call[status.Health](ctx, c, CmdHealth, "")
-}
-
-// updateSummary is the Update row of `homenode status`.
-func updateSummary(u *status.Update) string {
-	s := "slot " + u.Slot
-	if l := u.Line(); l != "" {
-		s += "; " + l
-	}
-	if u.Last != "" {
-		s += "; last: " + u.Last
-	}
-	if u.DevKeys {
-		s += "; trusts the DEVELOPMENT release key"
-	}
-	return s
 }

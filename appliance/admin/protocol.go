@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // MaxRequestSize bounds one request line, newline included. Requests are

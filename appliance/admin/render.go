@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // WriteJSON writes v as indented JSON, the `--json` output of every
@@ -20,83 +20,6 @@ func WriteJSON(w io.Writer, v any) error {
 }
 
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
-
-// RenderStatus writes the report as a short labelled summary for a person.
-func RenderStatus(w io.Writer, r status.Report) error {
-	tw := table(w)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
-	row("Node", r.Node.PeerID)
-	row("Version", r.Version+", up "+status.Duration(r.Uptime))
-	if u := r.Update; u != nil {
-		row("Update", updateSummary(u))
-	}
-	if r.Board != "" {
-		row("Board", r.Board)
-	}
-	switch r.Pairing.State {
-	case status.PairingOwned:
-		row("Pairing", "owned by "+r.Pairing.Owner)
-	case status.PairingWaiting:
-		row("Pairing", "waiting for pairing: "+r.Pairing.URI)
-	default:
-		row("Pairing", "starting, not paired yet")
-	}
-	reach := r.Reachability.Diagnosis
-	if r.Reachability.ExternalAddr != "" {
-		reach += " " + r.Reachability.ExternalAddr
-	}
-	row("Reachability", reach)
-	if r.Reachability.Hint != "" {
-		row("", r.Reachability.Hint)
-	}
-	if r.Reachability.Relay != "" {
-		row("Relay", r.Reachability.Relay)
-	}
-	row("Peers", status.Thousands(int64(r.Peers.Count)))
-	hops := make([]string, 0, status.MaxHop+2)
-	for _, h := range status.Hops() {
-		if n := r.Users.Count(h); n > 0 {
-			hops = append(hops, fmt.Sprintf("hop %s: %d", h, n))
-		}
-	}
-	users := status.Thousands(int64(r.Users.Total()))
-	if len(hops) > 0 {
-		users += " (" + strings.Join(hops, ", ") + ")"
-	}
-	row("Users", users)
-	row("Channels", status.Thousands(int64(r.PeopleChannels())))
-	row("Messages", status.Thousands(r.Messages.Count)+" ("+status.Bytes(uint64(max(r.Messages.Bytes, 0)))+")")
-	if n := r.ControlChannels(); n > 0 || r.Messages.ControlCount > 0 {
-		row("Control", fmt.Sprintf("%s messages (%s) in %d channel(s): device and node lists, cover traffic",
-			status.Thousands(r.Messages.ControlCount), status.Bytes(uint64(max(r.Messages.ControlBytes, 0))), n))
-	}
-	row("Disk", fmt.Sprintf("%s free of %s (%s)", status.Bytes(r.Disk.FreeBytes), status.Bytes(r.Disk.TotalBytes), r.Disk.Path))
-	row("Memory", status.Bytes(r.Memory.RSSBytes))
-	if r.CPUTempCelsius != nil {
-		row("Temperature", fmt.Sprintf("%.1f °C", *r.CPUTempCelsius))
-	}
-	if t := r.Throttling; t.Known {
-		switch {
-		case t.UnderVoltage:
-			row("Power", "UNDER-VOLTAGE now")
-		case t.Throttled || t.FrequencyCapped:
-			row("Power", "throttled now")
-		case t.UnderVoltageOccurred || t.ThrottledOccurred:
-			row("Power", "fine now; trouble since boot")
-		default:
-			row("Power", "fine")
-		}
-	}
-	if r.Clock.Synchronized {
-		row("Clock", "synchronised")
-	} else {
-		row("Clock", "NOT synchronised: timestamps not trusted yet")
-	}
-	for _, warn := range r.Warnings {
-		row("Warning", warn)
-	}
-	return tw.Flush()
-}
 
 // RenderPeers writes one row per connected peer.
 func RenderPeers(w io.Writer, peers []status.Peer) error {

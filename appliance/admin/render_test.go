@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance/admin"
-	"github.com/redpanda-p2p/homenode/appliance/status"
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
+	"github.com/redpanda-p2p/homenode/status"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 func TestRender(t *testing.T) {
@@ -23,21 +23,6 @@ func TestRender(t *testing.T) {
 		render func(*bytes.Buffer) error
 		want   []string
 	}{
-		{"status owned", func(b *bytes.Buffer) error { return admin.RenderStatus(b, statustest.Sample()) }, []string{
-			"Node:          " + statustest.PeerID,
-			"Pairing:       owned by " + statustest.OwnerID,
-			"Reachability:  reachable via UPnP 203.0.113.7:4001",
-			"Users:         7 (hop 0: 1, hop 1: 3, hop 2: 1, hop inf: 2)",
-			"Messages:      1,234 (3.1 MiB)",
-			"Temperature:   61.5 °C",
-			"Power:         fine now; trouble since boot",
-			"Clock:         synchronised",
-			"Warning:       Under-voltage happened since boot",
-		}},
-		{"status waiting", func(b *bytes.Buffer) error { return admin.RenderStatus(b, statustest.Waiting()) }, []string{
-			"Pairing:       waiting for pairing: redpanda://pair?n=",
-			"Clock:         NOT synchronised: timestamps not trusted yet",
-		}},
 		{"peers", func(b *bytes.Buffer) error { return admin.RenderPeers(b, statustest.Sample().Peers.List) }, []string{
 			"PEER", "LATENCY", statustest.Peer1 + "  outbound   23ms",
 		}},

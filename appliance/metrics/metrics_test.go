@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/redpanda-p2p/homenode/appliance/metrics"
-	"github.com/redpanda-p2p/homenode/appliance/status"
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
+	"github.com/redpanda-p2p/homenode/status"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 // scrape serves the registry over real HTTP and parses the text format.

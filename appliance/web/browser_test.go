@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
 	"github.com/redpanda-p2p/homenode/appliance/web"
+	"github.com/redpanda-p2p/homenode/status"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 // chromium runs headless Chromium with the flags this machine needs (no

@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	qrcode "github.com/skip2/go-qrcode"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // Options configures NewHandler. Source is required.

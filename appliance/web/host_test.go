@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance/metrics"
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
 	"github.com/redpanda-p2p/homenode/appliance/web"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 // rawGet sends one HTTP/1.1 request with the given Host header over a

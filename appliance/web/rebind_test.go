@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/net/html"
 
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 // TestRebindingInChromium: a real browser that resolves an attacker's

@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/redpanda-p2p/homenode/appliance/metrics"
-	"github.com/redpanda-p2p/homenode/appliance/status"
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
 	"github.com/redpanda-p2p/homenode/appliance/web"
+	"github.com/redpanda-p2p/homenode/status"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 // fixed is a source that always reports r (or err).

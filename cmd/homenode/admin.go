@@ -20,6 +20,7 @@ import (
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // adminCommands are the subcommands that talk to a running node over its
@@ -75,7 +76,7 @@ func runAdmin(ctx context.Context, cmd string, args []string, stdin io.Reader, s
 		if err != nil {
 			return err
 		}
-		return admin.RenderStatus(stdout, r)
+		return status.Render(stdout, r)
 	case "peers":
 		ps, err := c.Peers(ctx)
 		if err != nil {

@@ -9,8 +9,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/provisioning"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // runPairingQR prints the pairing QR code of the running node, asked from

@@ -12,10 +12,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/redpanda-p2p/homenode/appliance/admin"
-	"github.com/redpanda-p2p/homenode/appliance/owner"
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/owner"
 	"github.com/redpanda-p2p/homenode/provisioning"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // pairTimeout: docs/PAIRING.md asks a phone to allow 5 minutes, since a
@@ -182,5 +181,5 @@ func cmdNodeStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *o.json {
 		return printJSON(stdout, r)
 	}
-	return admin.RenderStatus(stdout, r)
+	return status.Render(stdout, r)
 }

@@ -11,8 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/client"
+	"github.com/redpanda-p2p/homenode/owner"
 )
 
 // The owner's side of the node's firmware updates (docs/UPDATES.md), as the

@@ -18,12 +18,12 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/node/wire"
 	"github.com/redpanda-p2p/homenode/node/wire/wirepb"
+	"github.com/redpanda-p2p/homenode/owner"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 

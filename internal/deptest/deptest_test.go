@@ -62,7 +62,7 @@ var rules = map[string]rule{
 	"appliance/metrics":  {m("node", "board", "provisioning", "=appliance"), "must not know where the figures come from: the appliance supplies a status.Source"},
 	"appliance/portmap":  {m("node/peersync", "node/routing", "node/wire", "node/store", "node/channel", "board"), "must not know about redPanda protocols, the store or the board"},
 	"appliance/sdnotify": {[]string{mod}, "must not know what the daemon does"},
-	"appliance/status": {append(m("node", "board", "provisioning", "appliance/sdnotify", "appliance/web", "appliance/admin", "=appliance"), "net/http"),
+	"status": {append(m("node", "board", "provisioning", "appliance", "owner", "client"), "net/http"),
 		"must not know where the figures come from (node, board, procfs, provisioning) nor how they are served (HTTP, admin socket, sd_notify)"},
 	"appliance/web":             {m("node", "board", "provisioning", "=appliance"), "must not know how the figures are made"},
 	"board":                     {m("node", "appliance", "provisioning"), "must not know about the redPanda protocol, the node, systemd or the status page"},
@@ -73,10 +73,13 @@ var rules = map[string]rule{
 	"internal/testkit/testhost": {[]string{mod}, "must not know any package of this module"},
 	"internal/version":          {[]string{mod}, "knows nothing else"},
 	"node":                      {nodeBelow, "knows nothing of boards, systemd, routers or pairing: the appliance package adds those"},
-	"mobile/redpanda": {m("=appliance", "appliance/admin", "appliance/health", "appliance/metrics", "appliance/portmap", "appliance/web", "board", "cmd", "internal/attack", "internal/testkit"),
-		"uses only the SDK's and the owner-side protocols' exported API and must not know how they work inside (nor the daemon around them)"},
-	"node/report": {append(m("=appliance", "appliance/admin", "appliance/owner", "client", "update"), nodeBelow...), "must not know the appliance, the SDK or the update machinery"},
-	"update": {append(m("appliance", "node", "provisioning", "board"), "github.com/libp2p", "github.com/coreos/go-systemd", "go.etcd.io/bbolt"),
+	"mobile/redpanda": {m("appliance", "board", "cmd", "internal/attack", "internal/testkit"),
+		"uses only the SDK's and the owner-side protocols' exported API and must not know how they work inside, nor the appliance"},
+	"cmd/redpanda": {m("appliance", "board"), "must not know about the appliance (boards, systemd, provisioning internals)"},
+	"owner": {m("appliance", "board", "=node", "node/peersync", "node/routing", "node/p2p", "client", "provisioning", "update", "cmd"),
+		"must not know the appliance"},
+	"node/report": {append(m("=appliance", "appliance/admin", "owner", "client", "update"), nodeBelow...), "must not know the appliance, the SDK or the update machinery"},
+	"update": {append(m("appliance", "owner", "node", "provisioning", "board"), "github.com/libp2p", "github.com/coreos/go-systemd", "go.etcd.io/bbolt"),
 		"must not know libp2p, the owner protocol, the message store's format, systemd or the appliance"},
 	"update/bootenv": {m("=update", "update/bundle", "appliance", "node"), "must not know what the variables mean (slots, boot counts), bundles, or the appliance"},
 	"update/bundle":  {append(m("=update", "update/bootenv", "appliance", "node"), "net/http"), "must not know disks, slots, boot loaders, the appliance or the network"},
@@ -105,10 +108,10 @@ var elsewhere = map[string]string{
 
 // onlyTests are packages no non-test package may import.
 var onlyTests = map[string]string{
-	"appliance/status/statustest": "must not be imported by non-test code",
-	"internal/testkit":            "for tests only",
-	"internal/testkit/testhost":   "for tests only",
-	"internal/deptest":            "must not be imported",
+	"status/statustest":         "must not be imported by non-test code",
+	"internal/testkit":          "for tests only",
+	"internal/testkit/testhost": "for tests only",
+	"internal/deptest":          "must not be imported",
 }
 
 type pkg struct {
@@ -240,13 +243,13 @@ func TestEveryMustNotHasARule(t *testing.T) {
 // the packages below alone, and a tests-only import.
 func TestViolationsFindsABreach(t *testing.T) {
 	pkgs := []pkg{
-		{ImportPath: mod + "/node/store", Deps: []string{"bytes", mod + "/node/channel", mod + "/appliance/status"}},
+		{ImportPath: mod + "/node/store", Deps: []string{"bytes", mod + "/node/channel", mod + "/appliance/health"}},
 		{ImportPath: mod + "/node/peersync", Deps: []string{libp2pRoot + "/core/host", mod + "/node/store"}},
 		{ImportPath: mod + "/node/wire", Imports: []string{mod + "/internal/testkit"}},
 	}
 	got := violations(pkgs, rules, onlyTests)
 	want := []string{
-		"node/store depends on " + mod + "/appliance/status, but it " + rules["node/store"].why,
+		"node/store depends on " + mod + "/appliance/health, but it " + rules["node/store"].why,
 		"node/wire imports " + mod + "/internal/testkit, which is for tests only",
 	}
 	if !slices.Equal(got, want) {

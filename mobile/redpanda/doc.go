@@ -24,6 +24,7 @@
 //
 // This package is a thin layer over the SDK (client) and the two
 // owner-side protocols a phone speaks (provisioning's pairing,
-// appliance/owner's status and backups). It uses only their exported API
-// and must not know how they work inside.
+// owner's status, backups and updates). It uses only their exported API
+// and must not know how they work inside, nor the appliance (the daemon
+// on the node: nothing under appliance/).
 package redpanda

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/redpanda-p2p/homenode/appliance/owner"
 	"github.com/redpanda-p2p/homenode/client"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/routing"
+	"github.com/redpanda-p2p/homenode/owner"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 

@@ -1,8 +1,21 @@
 // Package owner is the owner-only protocol /redpanda/owner/1.0.0: the
 // paired owner's client asks its home node for things only the owner may
-// see or do (the status report; storing and reading its backup blob). It knows the status
-// report type and libp2p streams; the appliance supplies who the owner is
-// and the answers.
+// see or do (the status report; storing and reading its backup blob;
+// firmware updates). It has both halves: the node's handler (Server) and
+// the phone's calls (Status, PutBackup, Apply, ...).
+//
+// It sits at the top level beside provisioning, not under it: pairing
+// (provisioning) makes a phone the owner, and this protocol is what the
+// owner does afterwards, so both are protocols a phone speaks to its node,
+// with both halves in one package each; but provisioning is the node's
+// first-boot state machine, and nesting this under it would say that
+// ownership is a state of pairing. It is not under appliance/ because the
+// phone side (cmd/redpanda, mobile/redpanda) must not import the appliance.
+//
+// It knows the status report type (package status), the message store's
+// meta bucket (for the backup blob) and libp2p streams; it must not know
+// the appliance: the appliance supplies who the owner is and the answers
+// (IsOwner, Status, Follow, Updates).
 //
 // A session: the node sends a 32-byte random challenge; the client
 // answers with its owner identity public key and an Ed25519 signature,
@@ -30,9 +43,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
 	"github.com/redpanda-p2p/homenode/internal/peerlimit"
 	"github.com/redpanda-p2p/homenode/node/store"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // ProtocolID is the owner protocol.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
-	"github.com/redpanda-p2p/homenode/appliance/status/statustest"
+	"github.com/redpanda-p2p/homenode/status"
+	"github.com/redpanda-p2p/homenode/status/statustest"
 )
 
 func TestStatusLine(t *testing.T) {

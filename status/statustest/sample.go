@@ -6,7 +6,7 @@ package statustest
 import (
 	"time"
 
-	"github.com/redpanda-p2p/homenode/appliance/status"
+	"github.com/redpanda-p2p/homenode/status"
 )
 
 // Identifiers used by Sample, exported so tests can assert them.
