@@ -14,30 +14,38 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/redpanda-p2p/homenode/internal/fieldkit"
 )
 
 // bins are the real binaries, built once for the run by TestMain.
 var bins *fieldkit.Binaries
 
+// TestMain builds the binaries, runs the tests, and then checks that they
+// left no goroutine behind (fieldkit's output scanners); it calls goleak
+// itself, as fieldkit does, to know no package of the module's but the kit.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(func() int {
-		if testing.Short() {
-			return m.Run()
-		}
-		dir, err := os.MkdirTemp("", "field-bin")
-		if err != nil {
+	var dir string
+	if !testing.Short() {
+		var err error
+		if dir, err = os.MkdirTemp("", "field-bin"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			return 1
+			os.Exit(1)
 		}
-		defer os.RemoveAll(dir)
 		if bins, err = fieldkit.Build(dir); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			return 1
+			os.RemoveAll(dir)
+			os.Exit(1)
 		}
-		return m.Run()
-	}())
+	}
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
+		os.Exit(code)
+	}))
 }
 
 // runs is FIELD_RUNS: how many times each measured step is repeated

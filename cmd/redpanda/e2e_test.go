@@ -14,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 // bins holds the real binaries, built once by TestMain (not in -short).
@@ -21,27 +25,29 @@ var bins struct{ dir, redpanda, homenode string }
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	code := func() int {
-		if !testing.Short() {
-			dir, err := os.MkdirTemp("", "redpanda-e2e-bin")
-			if err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-			defer os.RemoveAll(dir)
-			bins.dir = dir
-			bins.redpanda = filepath.Join(dir, "redpanda")
-			bins.homenode = filepath.Join(dir, "homenode")
-			for pkg, out := range map[string]string{".": bins.redpanda, "../homenode": bins.homenode} {
-				if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-					fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
-					return 1
-				}
+	if !testing.Short() {
+		dir, err := os.MkdirTemp("", "redpanda-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		bins.dir = dir
+		bins.redpanda = filepath.Join(dir, "redpanda")
+		bins.homenode = filepath.Join(dir, "homenode")
+		for pkg, out := range map[string]string{".": bins.redpanda, "../homenode": bins.homenode} {
+			if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", pkg, err, b)
+				os.RemoveAll(dir)
+				os.Exit(1)
 			}
 		}
-		return m.Run()
-	}()
-	os.Exit(code)
+	}
+	testkit.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if bins.dir != "" {
+			os.RemoveAll(bins.dir)
+		}
+		os.Exit(code)
+	}))
 }
 
 // rp runs the redpanda binary to completion and returns its stdout.

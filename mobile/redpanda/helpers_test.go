@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/redpanda-p2p/homenode/internal/nonetlink"
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
@@ -27,11 +30,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	code := m.Run()
-	if scratch.dir != "" {
-		os.RemoveAll(scratch.dir)
-	}
-	os.Exit(code)
+	testkit.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if scratch.dir != "" {
+			os.RemoveAll(scratch.dir)
+		}
+		os.Exit(code)
+	}))
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -101,6 +101,7 @@ func TestProviderFloodBounded(t *testing.T) {
 	cfg.KadBytesPerSecond, cfg.KadBurst = 1<<20, 1<<20
 	s := startSuperNode(t, t.TempDir(), cfg)
 	a := smallHost(t)
+	t.Cleanup(func() { a.Close() })
 	connectTo(t, a, s.h)
 	addProviders(t, a, s.h.ID(), 600)
 	eventually(t, "two batches written", func() bool { _, dropped := s.disc.provs.Records(); return dropped >= 400 })
@@ -108,6 +109,7 @@ func TestProviderFloodBounded(t *testing.T) {
 		t.Fatalf("held %d records of one peer, want its bound 50", held)
 	}
 	b := smallHost(t)
+	t.Cleanup(func() { b.Close() })
 	connectTo(t, b, s.h)
 	addProviders(t, b, s.h.ID(), 600)
 	eventually(t, "the second peer's batches written", func() bool { _, dropped := s.disc.provs.Records(); return dropped >= 850 })
@@ -154,6 +156,7 @@ func TestAuthzOnlyServedAndBounded(t *testing.T) {
 		served = append(served, k)
 	}
 	h := smallHost(t)
+	t.Cleanup(func() { h.Close() })
 	connectTo(t, h, s.h)
 	var sts []*Statement
 	for range MaxStatementsPerFrame - 3 {
@@ -206,6 +209,7 @@ func TestAuthzOnlyServedAndBounded(t *testing.T) {
 func TestHandOverBoundAndRetain(t *testing.T) {
 	dir := t.TempDir()
 	user := smallHost(t)
+	t.Cleanup(func() { user.Close() })
 	k1, k2, k3, own := newKey(t), newKey(t), newKey(t), newKey(t)
 	cfg := fastConfig()
 	cfg.AllowHandOver = func(p peer.ID) []channel.ID {
@@ -232,6 +236,7 @@ func TestHandOverBoundAndRetain(t *testing.T) {
 		t.Fatalf("hand-over of 3 (one outside the registration): %d accepted, %v", n, err)
 	}
 	stranger := smallHost(t)
+	t.Cleanup(func() { stranger.Close() })
 	connectTo(t, stranger, s.h)
 	if n, _ := HandOver(ctx, stranger, s.h.ID(), sts); n != 0 {
 		t.Fatalf("a stranger's hand-over: %d accepted", n)

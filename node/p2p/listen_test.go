@@ -16,6 +16,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/sys/unix"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 // holdEnv makes the test binary a helper process that holds a port:
@@ -28,7 +30,7 @@ func TestMain(m *testing.M) {
 		holdPort(spec)
 		return
 	}
-	os.Exit(m.Run())
+	testkit.VerifyTestMain(m)
 }
 
 func holdPort(spec string) {

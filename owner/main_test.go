@@ -1,0 +1,9 @@
+package owner
+
+import (
+	"testing"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }

@@ -1,0 +1,9 @@
+package update
+
+import (
+	"testing"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
