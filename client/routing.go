@@ -221,13 +221,22 @@ func (c *Client) register(ctx context.Context) error {
 // the connections it was made over: a new connection means a new session,
 // and a node that restarted may have lost the registration (see
 // reregisterIfReconnected).
+//
+// Only the node's answer about this client (verdict) ends a registration
+// here: a failure to get one (unreachable, rate limited, a command that
+// exits while a background round is in flight) says nothing about it, and
+// marking the node unregistered then left a joined device listing its
+// node as unregistered though the node had registered it.
 func (c *Client) recordRegistration(p peer.ID, res routing.Result, err error) {
 	_ = c.updateNode(p, func(r *nodeRecord, _ bool) {
-		r.Registered = err == nil
 		if err != nil {
+			if verdict(err) {
+				r.Registered = false
+			}
 			r.LastError = "register: " + err.Error()
 			return
 		}
+		r.Registered = true
 		r.LastError, r.Hop, r.Expires = "", res.Hop, res.Expires
 		r.Load, r.Capacity = res.Load.Registered, res.Load.Capacity
 	})
