@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // Friend paths: Relays for AgreeMultiPath that run over real channels.
@@ -32,7 +33,6 @@ import (
 // sessions and forwards per author are bounded.
 
 const (
-	controlFriendPath   = byte('F')
 	friendPathVersion   = 1
 	friendPathHeader    = 5 + 32 + 32 + friendSessionSize // type, version, hop, paths, seq, to, from, session
 	friendSessionSize   = 16
@@ -69,7 +69,7 @@ type friendFrame struct {
 
 func (f friendFrame) encode() []byte {
 	b := make([]byte, 0, friendPathHeader+len(f.payload))
-	b = append(b, controlFriendPath, friendPathVersion, f.hop, f.paths, f.seq)
+	b = append(b, control.FriendPath, friendPathVersion, f.hop, f.paths, f.seq)
 	b = append(b, f.to[:]...)
 	b = append(b, f.from[:]...)
 	b = append(b, f.session[:]...)
@@ -77,13 +77,13 @@ func (f friendFrame) encode() []byte {
 }
 
 // decodeFriendFrame parses a control body that starts with
-// controlFriendPath.
+// control.FriendPath.
 func decodeFriendFrame(b []byte) (friendFrame, error) {
 	var f friendFrame
 	if len(b) < friendPathHeader || len(b) > friendPathHeader+maxFriendPayload {
 		return f, fmt.Errorf("%w: %d bytes", ErrBadFriendFrame, len(b))
 	}
-	if b[0] != controlFriendPath || b[1] != friendPathVersion {
+	if b[0] != control.FriendPath || b[1] != friendPathVersion {
 		return f, fmt.Errorf("%w: type %d version %d", ErrBadFriendFrame, b[0], b[1])
 	}
 	f.hop, f.paths = b[2], b[3]
@@ -332,21 +332,18 @@ wait:
 	return relays, done, nil
 }
 
-// handleFriendPath takes a control message that is a friend-path frame:
-// it forwards hop-0 frames for others and delivers hop-1 frames for this
-// client. It reports whether m was one (handled or refused). Called under
-// procMu, so posting happens in the background.
-func (c *Client) handleFriendPath(cs *chanState, m *channel.Message) bool {
-	if len(m.Body) == 0 || m.Body[0] != controlFriendPath {
-		return false
-	}
+// handleFriendPath takes a friend-path frame (control.FriendPath): it
+// forwards hop-0 frames for others and delivers hop-1 frames for this
+// client. Called under procMu (control.go), so posting happens in the
+// background.
+func (c *Client) handleFriendPath(cs *chanState, m *channel.Message) {
 	if m.Author == c.self.Public() {
-		return true
+		return
 	}
 	f, err := decodeFriendFrame(m.Body)
 	if err != nil {
 		c.log.Warn("friend path: bad frame ignored", "channel", cs.name, "author", m.Author, "err", err)
-		return true
+		return
 	}
 	self := c.self.Public()
 	switch {
@@ -355,7 +352,6 @@ func (c *Client) handleFriendPath(cs *chanState, m *channel.Message) bool {
 	case f.hop == 1 && f.to == self && f.from != self:
 		c.deliverFriendFrame(cs, f)
 	}
-	return true
 }
 
 func routeKey(sid [friendSessionSize]byte, id channel.IdentityKey) string {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // friendNet is Alice, Bob and three friends on one real node: friend i
@@ -259,10 +260,10 @@ func TestFriendFrameRoundTrip(t *testing.T) {
 	}{
 		{"short", good[:friendPathHeader-1]},
 		{"long", append(append([]byte(nil), good[:friendPathHeader]...), make([]byte, maxFriendPayload+1)...)},
-		{"version", append([]byte{controlFriendPath, 9}, good[2:]...)},
-		{"hop", append([]byte{controlFriendPath, friendPathVersion, 2}, good[3:]...)},
-		{"no paths", append([]byte{controlFriendPath, friendPathVersion, 0, 0}, good[4:]...)},
-		{"too many paths", append([]byte{controlFriendPath, friendPathVersion, 0, MaxPaths + 1}, good[4:]...)},
+		{"version", append([]byte{control.FriendPath, 9}, good[2:]...)},
+		{"hop", append([]byte{control.FriendPath, friendPathVersion, 2}, good[3:]...)},
+		{"no paths", append([]byte{control.FriendPath, friendPathVersion, 0, 0}, good[4:]...)},
+		{"too many paths", append([]byte{control.FriendPath, friendPathVersion, 0, MaxPaths + 1}, good[4:]...)},
 	} {
 		if _, err := decodeFriendFrame(tc.b); !errors.Is(err, ErrBadFriendFrame) {
 			t.Errorf("%s: %v, want ErrBadFriendFrame", tc.name, err)
@@ -275,7 +276,7 @@ func TestFriendFrameRoundTrip(t *testing.T) {
 func FuzzFriendFrame(f *testing.F) {
 	fr := friendFrame{hop: 0, paths: 2, payload: []byte{1, 2, 3}}
 	f.Add(fr.encode())
-	f.Add([]byte{controlFriendPath})
+	f.Add([]byte{control.FriendPath})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := decodeFriendFrame(b)
 		if err != nil {
@@ -287,7 +288,7 @@ func FuzzFriendFrame(f *testing.F) {
 	})
 }
 
-// TestFriendFrameHandling drives handleFriendPath directly: frames are
+// TestFriendFrameHandling drives the control dispatch directly: frames are
 // delivered in the sender's order whatever order they come in; duplicates,
 // frames from someone else, frames for someone else and hop-1 frames at a
 // friend go nowhere; a frame of a session nobody waits for yet reaches
@@ -319,9 +320,7 @@ func TestFriendFrameHandling(t *testing.T) {
 		frame(1, 0, peer, self, r.session, "duplicate"),
 		frame(0, 2, peer, self, r.session, "hop 0 addressed to me: not forwarded, not delivered"),
 	} {
-		if !c.handleFriendPath(cs, m) {
-			t.Fatal("a friend-path frame not recognised")
-		}
+		c.handleControl(cs, m)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -339,14 +338,11 @@ func TestFriendFrameHandling(t *testing.T) {
 	if st := c.friends(); len(st.routes) != 0 || len(st.rate) != 0 {
 		t.Fatal("a frame addressed to this client was treated as one to forward")
 	}
-	if c.handleFriendPath(cs, &channel.Message{Kind: channel.KindControl, Author: peer, Body: []byte{controlAdverts}}) {
-		t.Fatal("an advert was taken for a friend-path frame")
-	}
 
 	// A new session from the peer before anyone waits for it.
 	var sid [friendSessionSize]byte
 	sid[0] = 9
-	c.handleFriendPath(cs, frame(1, 0, peer, self, sid, "early"))
+	c.handleControl(cs, frame(1, 0, peer, self, sid, "early"))
 	acc, doneAcc, err := c.AcceptFriendPaths(ctx, peerC.ID())
 	if err != nil {
 		t.Fatal(err)

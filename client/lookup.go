@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // Finding a contact through friends (paper §4.3). The asker hashes the
@@ -36,11 +37,9 @@ import (
 // so the answer carries nothing about the friend's channels.
 
 const (
-	controlLookupQuery  = byte('Q')
-	controlLookupAnswer = byte('A')
-	lookupVersion       = 1
-	lookupIDSize        = 16
-	contactHashSize     = 32
+	lookupVersion   = 1
+	lookupIDSize    = 16
+	contactHashSize = 32
 	// query: type, version, query ID, contact hash, asker's one-time X25519 key
 	lookupQuerySize = 2 + lookupIDSize + contactHashSize + x25519Size
 	// answer: type, version, query ID, answerer's one-time X25519 key, sealed identity
@@ -82,20 +81,20 @@ type lookupQuery struct {
 
 func (q lookupQuery) encode() []byte {
 	b := make([]byte, 0, lookupQuerySize)
-	b = append(b, controlLookupQuery, lookupVersion)
+	b = append(b, control.LookupQuery, lookupVersion)
 	b = append(b, q.id[:]...)
 	b = append(b, q.hash[:]...)
 	return append(b, q.pub[:]...)
 }
 
 // decodeLookupQuery parses a control body that starts with
-// controlLookupQuery.
+// control.LookupQuery.
 func decodeLookupQuery(b []byte) (lookupQuery, error) {
 	var q lookupQuery
 	if len(b) != lookupQuerySize {
 		return q, fmt.Errorf("%w: query of %d bytes, want %d", ErrBadLookup, len(b), lookupQuerySize)
 	}
-	if b[0] != controlLookupQuery || b[1] != lookupVersion {
+	if b[0] != control.LookupQuery || b[1] != lookupVersion {
 		return q, fmt.Errorf("%w: query type %d version %d", ErrBadLookup, b[0], b[1])
 	}
 	o := 2
@@ -113,7 +112,7 @@ type lookupAnswer struct {
 
 func (a lookupAnswer) header() []byte {
 	b := make([]byte, 0, lookupAnswerSize)
-	b = append(b, controlLookupAnswer, lookupVersion)
+	b = append(b, control.LookupAnswer, lookupVersion)
 	b = append(b, a.id[:]...)
 	return append(b, a.pub[:]...)
 }
@@ -121,13 +120,13 @@ func (a lookupAnswer) header() []byte {
 func (a lookupAnswer) encode() []byte { return append(a.header(), a.sealed...) }
 
 // decodeLookupAnswer parses a control body that starts with
-// controlLookupAnswer; the sealed part is opened by openLookupAnswer.
+// control.LookupAnswer; the sealed part is opened by openLookupAnswer.
 func decodeLookupAnswer(b []byte) (lookupAnswer, error) {
 	var a lookupAnswer
 	if len(b) != lookupAnswerSize {
 		return a, fmt.Errorf("%w: answer of %d bytes, want %d", ErrBadLookup, len(b), lookupAnswerSize)
 	}
-	if b[0] != controlLookupAnswer || b[1] != lookupVersion {
+	if b[0] != control.LookupAnswer || b[1] != lookupVersion {
 		return a, fmt.Errorf("%w: answer type %d version %d", ErrBadLookup, b[0], b[1])
 	}
 	o := 2
@@ -421,26 +420,25 @@ func (c *Client) lookupChannels(via []string) ([]*chanState, error) {
 	return out, nil
 }
 
-// handleLookup takes a control message that is a lookup query or answer.
-// It reports whether m was one (handled or refused). Called under procMu,
-// so answering happens in the background.
-func (c *Client) handleLookup(cs *chanState, m *channel.Message) bool {
-	if len(m.Body) == 0 || (m.Body[0] != controlLookupQuery && m.Body[0] != controlLookupAnswer) {
-		return false
+// handleLookupQuery and handleLookupAnswer take a lookup query
+// (control.LookupQuery) or answer (control.LookupAnswer). Called under
+// procMu (control.go), so answering happens in the background.
+func (c *Client) handleLookupQuery(cs *chanState, m *channel.Message) {
+	if m.Author != c.self.Public() {
+		c.lookupRefused(cs, m, c.answerLookup(cs, m.Author, m.Timestamp, m.Body))
 	}
-	if m.Author == c.self.Public() {
-		return true
+}
+
+func (c *Client) handleLookupAnswer(cs *chanState, m *channel.Message) {
+	if m.Author != c.self.Public() {
+		c.lookupRefused(cs, m, c.takeLookupAnswer(cs, m.Author, m.Body))
 	}
-	var err error
-	if m.Body[0] == controlLookupQuery {
-		err = c.answerLookup(cs, m.Author, m.Timestamp, m.Body)
-	} else {
-		err = c.takeLookupAnswer(cs, m.Author, m.Body)
-	}
+}
+
+func (c *Client) lookupRefused(cs *chanState, m *channel.Message, err error) {
 	if err != nil {
 		c.log.Warn("contact lookup: message refused", "channel", cs.name, "author", m.Author, "err", err)
 	}
-	return true
 }
 
 // answerLookup is the friend's side: it answers a query if it may and

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // FuzzDecodeLookupQuery: any control body either decodes to a query that
@@ -17,7 +18,7 @@ func FuzzDecodeLookupQuery(f *testing.F) {
 		q.hash[i] = byte(i)
 	}
 	f.Add(q.encode())
-	f.Add([]byte{controlLookupQuery, lookupVersion})
+	f.Add([]byte{control.LookupQuery, lookupVersion})
 	f.Add(append(q.encode(), 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeLookupQuery(b)

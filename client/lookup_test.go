@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 const carolNumber = "+49 151 23456789"
@@ -249,7 +250,7 @@ func TestLookupRefusals(t *testing.T) {
 		body []byte
 		want error
 	}{
-		{"empty-ish", asked, []byte{controlLookupAnswer}, ErrBadLookup},
+		{"empty-ish", asked, []byte{control.LookupAnswer}, ErrBadLookup},
 		{"truncated", asked, good.encode()[:lookupAnswerSize-1], ErrBadLookup},
 		{"oversized", asked, append(good.encode(), 0), ErrBadLookup},
 		{"wrong version", asked, badVersion, ErrBadLookup},

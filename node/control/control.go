@@ -118,3 +118,14 @@ func DecodeServeList(b []byte) (ServeList, error) {
 	}
 	return l, nil
 }
+
+// Tags returns the tags that have a handler, in byte order.
+func (t *Table[M]) Tags() []byte {
+	var out []byte
+	for tag, f := range t.h {
+		if f != nil {
+			out = append(out, byte(tag))
+		}
+	}
+	return out
+}

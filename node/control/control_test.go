@@ -75,6 +75,9 @@ func TestTable(t *testing.T) {
 	if !reflect.DeepEqual(got, []string{"serve", "adverts"}) {
 		t.Fatalf("dispatched %v", got)
 	}
+	if string(tb.Tags()) != "\x01S" {
+		t.Fatalf("tags %q", tb.Tags())
+	}
 	if tb.Dispatch([]byte{'Q'}, &got) || !tb.Dispatch([]byte{'S'}, &got) {
 		t.Fatal("Dispatch does not say whether a handler took the body")
 	}
