@@ -247,19 +247,19 @@ func TestAgreeViaFriendsMaliciousFriend(t *testing.T) {
 
 // TestFriendFrameRoundTrip checks the frame codec and its refusals.
 func TestFriendFrameRoundTrip(t *testing.T) {
-	f := friendFrame{hop: 1, paths: 3, seq: 7, payload: []byte("key")}
-	f.to[0], f.from[0], f.session[0] = 1, 2, 3
-	got, err := decodeFriendFrame(f.encode())
-	if err != nil || got.hop != 1 || got.paths != 3 || got.seq != 7 || got.to != f.to || got.from != f.from || got.session != f.session || string(got.payload) != "key" {
+	f := friendFrame{Hop: 1, Paths: 3, Seq: 7, Payload: []byte("key")}
+	f.To[0], f.From[0], f.Session[0] = 1, 2, 3
+	got, err := decodeFriendFrame(f.Encode())
+	if err != nil || got.Hop != 1 || got.Paths != 3 || got.Seq != 7 || got.To != f.To || got.From != f.From || got.Session != f.Session || string(got.Payload) != "key" {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	good := f.encode()
+	good := f.Encode()
 	for _, tc := range []struct {
 		name string
 		b    []byte
 	}{
-		{"short", good[:friendPathHeader-1]},
-		{"long", append(append([]byte(nil), good[:friendPathHeader]...), make([]byte, maxFriendPayload+1)...)},
+		{"short", good[:control.FriendPathHeader-1]},
+		{"long", append(append([]byte(nil), good[:control.FriendPathHeader]...), make([]byte, maxFriendPayload+1)...)},
 		{"version", append([]byte{control.FriendPath, 9}, good[2:]...)},
 		{"hop", append([]byte{control.FriendPath, friendPathVersion, 2}, good[3:]...)},
 		{"no paths", append([]byte{control.FriendPath, friendPathVersion, 0, 0}, good[4:]...)},
@@ -274,15 +274,15 @@ func TestFriendFrameRoundTrip(t *testing.T) {
 // FuzzFriendFrame: frames come from channel members; decoding never
 // panics and what decodes re-encodes to the same bytes.
 func FuzzFriendFrame(f *testing.F) {
-	fr := friendFrame{hop: 0, paths: 2, payload: []byte{1, 2, 3}}
-	f.Add(fr.encode())
+	fr := friendFrame{Hop: 0, Paths: 2, Payload: []byte{1, 2, 3}}
+	f.Add(fr.Encode())
 	f.Add([]byte{control.FriendPath})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := decodeFriendFrame(b)
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(fr.encode(), b) {
+		if !bytes.Equal(fr.Encode(), b) {
 			t.Fatal("re-encoding differs")
 		}
 	})
@@ -309,8 +309,8 @@ func TestFriendFrameHandling(t *testing.T) {
 	defer done()
 	r := relays[0].(*friendRelay)
 	frame := func(hop, seq byte, from, to channel.IdentityKey, sid [friendSessionSize]byte, p string) *channel.Message {
-		f := friendFrame{hop: hop, paths: 1, seq: seq, to: to, from: from, session: sid, payload: []byte(p)}
-		return &channel.Message{Kind: channel.KindControl, Author: from, Body: f.encode()}
+		f := friendFrame{Hop: hop, Paths: 1, Seq: seq, To: to, From: from, Session: sid, Payload: []byte(p)}
+		return &channel.Message{Kind: channel.KindControl, Author: from, Body: f.Encode()}
 	}
 	for _, m := range []*channel.Message{
 		frame(1, 1, peer, self, r.session, "second"),

@@ -119,3 +119,64 @@ func FuzzDecodeServeList(f *testing.F) {
 		}
 	})
 }
+
+func TestFriendAndLookupRefused(t *testing.T) {
+	f := FriendFrame{Paths: 1}.Encode()
+	q := ContactQuery{}.Encode()
+	a := ContactAnswer{Sealed: make([]byte, LookupSealedSize)}.Encode()
+	set := func(b []byte, i int, v byte) []byte { b = append([]byte(nil), b...); b[i] = v; return b }
+	for name, err := range map[string]error{
+		"frame short":    second(DecodeFriendFrame(f[:FriendPathHeader-1])),
+		"frame long":     second(DecodeFriendFrame(append(f, make([]byte, MaxFriendPayload+1)...))),
+		"frame tag":      second(DecodeFriendFrame(set(f, 0, 'Q'))),
+		"frame version":  second(DecodeFriendFrame(set(f, 1, 2))),
+		"frame hop":      second(DecodeFriendFrame(set(f, 2, 2))),
+		"frame no paths": second(DecodeFriendFrame(set(f, 3, 0))),
+		"frame paths":    second(DecodeFriendFrame(set(f, 3, MaxFriendPaths+1))),
+		"query size":     second(DecodeContactQuery(q[1:])),
+		"query tag":      second(DecodeContactQuery(set(q, 0, 'A'))),
+		"query version":  second(DecodeContactQuery(set(q, 1, 2))),
+		"answer size":    second(DecodeContactAnswer(append(a, 0))),
+		"answer tag":     second(DecodeContactAnswer(set(a, 0, 'Q'))),
+		"answer version": second(DecodeContactAnswer(set(a, 1, 2))),
+	} {
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	for _, b := range [][]byte{f, q, a} {
+		if Name(b[0]) == "" {
+			t.Fatalf("encoded body starts with undefined tag %#x", b[0])
+		}
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// FuzzFriendAndLookup: any body either decodes to a frame, query or
+// answer that encodes back to the same bytes, or is refused with
+// ErrMalformed.
+func FuzzFriendAndLookup(f *testing.F) {
+	f.Add(FriendFrame{Paths: 2, Payload: []byte{1}}.Encode())
+	f.Add(ContactQuery{}.Encode())
+	f.Add(ContactAnswer{Sealed: make([]byte, LookupSealedSize)}.Encode())
+	check := func(t *testing.T, b, again []byte, err error) {
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v is not ErrMalformed", err)
+			}
+			return
+		}
+		if string(again) != string(b) {
+			t.Fatalf("round trip: %x -> %x", b, again)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := DecodeFriendFrame(b)
+		check(t, b, fr.Encode(), err)
+		q, err := DecodeContactQuery(b)
+		check(t, b, q.Encode(), err)
+		a, err := DecodeContactAnswer(b)
+		check(t, b, a.Encode(), err)
+	})
+}
