@@ -17,6 +17,7 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/store"
 )
@@ -39,8 +40,6 @@ const (
 	linkVersion   = 1
 	linkPayload   = 1 + 32 + 32 + 8 // version, seed, master secret, expiry
 	linkChecksum  = 4
-	controlDevice = byte('D')
-	controlServe  = byte('S')
 	bucketDevices = "devices" // peer ID -> deviceRecord
 	// maxControlBytes bounds a master-channel control body: a state
 	// message fills at most one envelope.
@@ -84,17 +83,6 @@ type deviceControl struct {
 }
 
 const opState = "state"
-
-// serveList is what the node channel carries: every channel ID the
-// identity's node should serve. Whole lists, so the newest one is the
-// truth and a lost message loses nothing.
-type serveList struct {
-	Channels []string `json:"channels"`
-	// Control names the channels of Channels that carry no person's
-	// words (the master channel, dust), so the node counts them apart.
-	Control []string `json:"control,omitempty"`
-	At      int64    `json:"at"`
-}
 
 func derivedKey(seed []byte, label string) *channel.Key {
 	s := sha256.Sum256(append([]byte("redpanda/v2/"+label+"\x00"), seed...))
@@ -360,7 +348,7 @@ func (c *Client) postDevice(dc deviceControl) {
 	}
 	dc.From = c.h.ID().String()
 	b, _ := json.Marshal(dc)
-	if _, err := c.postLater(cs, channel.KindControl, append([]byte{controlDevice}, b...)); err != nil && !errors.Is(err, ErrClosed) {
+	if _, err := c.postLater(cs, channel.KindControl, append([]byte{control.Device}, b...)); err != nil && !errors.Is(err, ErrClosed) {
 		c.log.Warn("master channel: not stored", "op", dc.Op, "err", err)
 	}
 }
@@ -373,7 +361,7 @@ func (c *Client) postServeList() {
 	if err != nil {
 		return
 	}
-	var l serveList
+	var l control.ServeList
 	for _, id := range c.channelIDs() {
 		if id != cs.key.ID() {
 			l.Channels = append(l.Channels, id.String())
@@ -381,8 +369,7 @@ func (c *Client) postServeList() {
 	}
 	l.Control = c.controlChannelIDs()
 	l.At = c.cfg.Now().UnixMilli()
-	b, _ := json.Marshal(l)
-	if _, err := c.postLater(cs, channel.KindControl, append([]byte{controlServe}, b...)); err != nil && !errors.Is(err, ErrClosed) {
+	if _, err := c.postLater(cs, channel.KindControl, control.EncodeServeList(l)); err != nil && !errors.Is(err, ErrClosed) {
 		c.log.Warn("node channel: not stored", "err", err)
 	}
 }
@@ -390,7 +377,7 @@ func (c *Client) postServeList() {
 // decodeDeviceControl parses a master-channel control body.
 func decodeDeviceControl(b []byte) (deviceControl, error) {
 	var dc deviceControl
-	if len(b) < 2 || b[0] != controlDevice || len(b) > maxControlBytes {
+	if len(b) < 2 || b[0] != control.Device || len(b) > maxControlBytes {
 		return dc, fmt.Errorf("client: not a device control message (%d bytes)", len(b))
 	}
 	if err := json.Unmarshal(b[1:], &dc); err != nil {
@@ -428,30 +415,20 @@ func decodeDeviceControl(b []byte) (deviceControl, error) {
 	return dc, nil
 }
 
-// handleDeviceControl applies a master-channel control message from
-// another device of this identity. It reports whether m was the master
-// channel's (handled or refused), so other control handlers skip it.
-// Called under procMu.
-func (c *Client) handleDeviceControl(cs *chanState, m *channel.Message) bool {
-	if cs.name != MasterChannel && cs.name != NodeChannel {
-		return false
-	}
-	if cs.name == MasterChannel && m.Author != c.self.Public() && c.handleNodeReport(m) {
-		return true // the owned node reports (nodereports.go)
-	}
-	if cs.name == NodeChannel || m.Author != c.self.Public() {
-		return true // the node channel is for the node; only this identity writes the master
+// handleDeviceControl applies a master-channel control message
+// (control.Device) from another device of this identity; elsewhere the
+// tag means nothing. Called under procMu (control.go).
+func (c *Client) handleDeviceControl(cs *chanState, m *channel.Message) {
+	if cs.name != MasterChannel || m.Author != c.self.Public() {
+		return
 	}
 	dc, err := decodeDeviceControl(m.Body)
 	if err != nil {
-		if len(m.Body) == 0 || m.Body[0] != controlDevice {
-			return false // adverts and the like: routing's business
-		}
 		c.log.Warn("master channel: bad control ignored", "err", err)
-		return true
+		return
 	}
 	if dc.From == c.h.ID().String() {
-		return true
+		return
 	}
 	switch dc.Op {
 	case "device-join":
@@ -470,11 +447,10 @@ func (c *Client) handleDeviceControl(cs *chanState, m *channel.Message) bool {
 		} else if dcs, err := c.byName(dc.Name); err == nil {
 			it.ID, it.Gone = dcs.key.ID().String(), goneLeft
 		} else {
-			return true
+			return
 		}
 		if err := it.check(); err == nil {
 			c.applyState(deviceControl{Op: opState, From: dc.From, Items: []stateItem{it}}, m)
 		}
 	}
-	return true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 	"github.com/redpanda-p2p/homenode/node/routing"
 )
 
@@ -294,7 +295,7 @@ func (c *Client) postState(master *chanState, items []stateItem, snap *snapPart)
 		c.log.Warn("master channel: state not encoded", "err", err)
 		return
 	}
-	if _, err := c.postLater(master, channel.KindControl, append([]byte{controlDevice}, b...)); err != nil && !errors.Is(err, ErrClosed) {
+	if _, err := c.postLater(master, channel.KindControl, append([]byte{control.Device}, b...)); err != nil && !errors.Is(err, ErrClosed) {
 		c.log.Warn("master channel: state not stored", "err", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // stateSeeds are master-channel bodies of every kind, valid and nearly so.
@@ -16,7 +17,7 @@ func stateSeeds(f *testing.F) [][]byte {
 	by := "12D3KooWGRUVh2YsQ3ZWRDyRW3PSqZGtv5ix4KqqQ3gDJq9r3ngD"
 	enc := func(dc deviceControl) []byte {
 		b, _ := json.Marshal(dc)
-		return append([]byte{controlDevice}, b...)
+		return append([]byte{control.Device}, b...)
 	}
 	items := []stateItem{
 		{Kind: itemChannel, ID: k.ID().String(), At: 5, By: by, Name: "fam", Key: k.String()},
@@ -68,7 +69,7 @@ func FuzzDeviceControl(f *testing.F) {
 			}
 		}
 		again, _ := json.Marshal(dc)
-		dc2, err := decodeDeviceControl(append([]byte{controlDevice}, again...))
+		dc2, err := decodeDeviceControl(append([]byte{control.Device}, again...))
 		if err != nil {
 			t.Fatalf("accepted, but not once encoded again: %v", err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/routing"
 )
@@ -666,7 +667,7 @@ func TestStateItemChecks(t *testing.T) {
 		"bad item":       {Op: opState, From: by, Items: []stateItem{bad["no name"]}},
 	} {
 		b, _ := json.Marshal(dc)
-		if _, err := decodeDeviceControl(append([]byte{controlDevice}, b...)); err == nil {
+		if _, err := decodeDeviceControl(append([]byte{control.Device}, b...)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // Friend paths: Relays for AgreeMultiPath that run over real channels.
@@ -32,14 +33,12 @@ import (
 // sessions and forwards per author are bounded.
 
 const (
-	controlFriendPath   = byte('F')
-	friendPathVersion   = 1
-	friendPathHeader    = 5 + 32 + 32 + friendSessionSize // type, version, hop, paths, seq, to, from, session
-	friendSessionSize   = 16
-	maxFriendPayload    = 1024 // a confirmation of MaxPaths paths is 546 bytes
-	maxFriendSessions   = 16   // open sessions per client
-	friendInboxSize     = 8    // queued messages per path; more are dropped
-	friendForwardBurst  = 32   // forwards per author per friendForwardWindow
+	friendPathVersion   = control.FriendPathVersion
+	friendSessionSize   = control.FriendSessionSize
+	maxFriendPayload    = control.MaxFriendPayload
+	maxFriendSessions   = 16 // open sessions per client
+	friendInboxSize     = 8  // queued messages per path; more are dropped
+	friendForwardBurst  = 32 // forwards per author per friendForwardWindow
 	friendForwardWindow = time.Minute
 	friendRouteTTL      = 10 * time.Minute
 	// acceptGrace: once a responder saw the first path of a session, how
@@ -56,45 +55,16 @@ const (
 // ErrBadFriendFrame: a friend-path control message does not parse.
 var ErrBadFriendFrame = errors.New("client: bad friend-path frame")
 
-// friendFrame is one friend-path control message.
-type friendFrame struct {
-	hop     byte // 0: posted by the sender, 1: forwarded by a friend
-	paths   byte // how many paths the sender's session has (1..MaxPaths)
-	seq     byte // the sender's count of frames on this path: the node and the friend may reorder them
-	to      channel.IdentityKey
-	from    channel.IdentityKey
-	session [friendSessionSize]byte
-	payload []byte
-}
-
-func (f friendFrame) encode() []byte {
-	b := make([]byte, 0, friendPathHeader+len(f.payload))
-	b = append(b, controlFriendPath, friendPathVersion, f.hop, f.paths, f.seq)
-	b = append(b, f.to[:]...)
-	b = append(b, f.from[:]...)
-	b = append(b, f.session[:]...)
-	return append(b, f.payload...)
-}
+// friendFrame is one friend-path control message (node/control).
+type friendFrame = control.FriendFrame
 
 // decodeFriendFrame parses a control body that starts with
-// controlFriendPath.
+// control.FriendPath.
 func decodeFriendFrame(b []byte) (friendFrame, error) {
-	var f friendFrame
-	if len(b) < friendPathHeader || len(b) > friendPathHeader+maxFriendPayload {
-		return f, fmt.Errorf("%w: %d bytes", ErrBadFriendFrame, len(b))
+	f, err := control.DecodeFriendFrame(b)
+	if err != nil {
+		return f, fmt.Errorf("%w: %w", ErrBadFriendFrame, err)
 	}
-	if b[0] != controlFriendPath || b[1] != friendPathVersion {
-		return f, fmt.Errorf("%w: type %d version %d", ErrBadFriendFrame, b[0], b[1])
-	}
-	f.hop, f.paths = b[2], b[3]
-	if f.hop > 1 || f.paths < 1 || f.paths > MaxPaths {
-		return f, fmt.Errorf("%w: hop %d, %d paths", ErrBadFriendFrame, f.hop, f.paths)
-	}
-	f.seq = b[4]
-	copy(f.to[:], b[5:37])
-	copy(f.from[:], b[37:69])
-	copy(f.session[:], b[69:friendPathHeader])
-	f.payload = append([]byte(nil), b[friendPathHeader:]...)
 	return f, nil
 }
 
@@ -120,8 +90,8 @@ func (r *friendRelay) Send(ctx context.Context, msg []byte) error {
 	if n > 255 {
 		return fmt.Errorf("%w: more than 256 frames on one path", ErrBadFriendFrame)
 	}
-	f := friendFrame{hop: 0, paths: r.paths, seq: byte(n), to: r.peer, from: r.c.self.Public(), session: r.session, payload: msg}
-	_, err := r.c.post(ctx, r.cs, channel.KindControl, f.encode())
+	f := friendFrame{Hop: 0, Paths: r.paths, Seq: byte(n), To: r.peer, From: r.c.self.Public(), Session: r.session, Payload: msg}
+	_, err := r.c.post(ctx, r.cs, channel.KindControl, f.Encode())
 	return err
 }
 
@@ -277,7 +247,7 @@ func (c *Client) AcceptFriendPaths(ctx context.Context, peer string) ([]Relay, f
 	kept := st.early[:0]
 	for _, e := range st.early {
 		switch {
-		case e.f.from == from && c.cfg.Now().Sub(e.seen) < earlyTTL:
+		case e.f.From == from && c.cfg.Now().Sub(e.seen) < earlyTTL:
 			replay = append(replay, e)
 		case c.cfg.Now().Sub(e.seen) < earlyTTL:
 			kept = append(kept, e)
@@ -332,30 +302,26 @@ wait:
 	return relays, done, nil
 }
 
-// handleFriendPath takes a control message that is a friend-path frame:
-// it forwards hop-0 frames for others and delivers hop-1 frames for this
-// client. It reports whether m was one (handled or refused). Called under
-// procMu, so posting happens in the background.
-func (c *Client) handleFriendPath(cs *chanState, m *channel.Message) bool {
-	if len(m.Body) == 0 || m.Body[0] != controlFriendPath {
-		return false
-	}
+// handleFriendPath takes a friend-path frame (control.FriendPath): it
+// forwards hop-0 frames for others and delivers hop-1 frames for this
+// client. Called under procMu (control.go), so posting happens in the
+// background.
+func (c *Client) handleFriendPath(cs *chanState, m *channel.Message) {
 	if m.Author == c.self.Public() {
-		return true
+		return
 	}
 	f, err := decodeFriendFrame(m.Body)
 	if err != nil {
 		c.log.Warn("friend path: bad frame ignored", "channel", cs.name, "author", m.Author, "err", err)
-		return true
+		return
 	}
 	self := c.self.Public()
 	switch {
-	case f.hop == 0 && f.from == m.Author && f.to != self && f.to != m.Author:
+	case f.Hop == 0 && f.From == m.Author && f.To != self && f.To != m.Author:
 		c.forwardFriendFrame(cs, f)
-	case f.hop == 1 && f.to == self && f.from != self:
+	case f.Hop == 1 && f.To == self && f.From != self:
 		c.deliverFriendFrame(cs, f)
 	}
-	return true
 }
 
 func routeKey(sid [friendSessionSize]byte, id channel.IdentityKey) string {
@@ -367,26 +333,26 @@ func (c *Client) forwardFriendFrame(from *chanState, f friendFrame) {
 	st := c.friends()
 	now := c.cfg.Now()
 	st.mu.Lock()
-	recent := st.rate[f.from][:0]
-	for _, t := range st.rate[f.from] {
+	recent := st.rate[f.From][:0]
+	for _, t := range st.rate[f.From] {
 		if now.Sub(t) < friendForwardWindow {
 			recent = append(recent, t)
 		}
 	}
 	if len(recent) >= friendForwardBurst {
-		st.rate[f.from] = recent
+		st.rate[f.From] = recent
 		st.mu.Unlock()
-		c.log.Warn("friend path: forward rate exceeded; dropped", "author", f.from)
+		c.log.Warn("friend path: forward rate exceeded; dropped", "author", channel.IdentityKey(f.From))
 		return
 	}
-	st.rate[f.from] = append(recent, now)
+	st.rate[f.From] = append(recent, now)
 	for k, r := range st.routes {
 		if now.Sub(r.seen) > friendRouteTTL {
 			delete(st.routes, k)
 		}
 	}
-	st.routes[routeKey(f.session, f.from)] = friendRoute{ch: from.key.ID(), seen: now}
-	route, hasRoute := st.routes[routeKey(f.session, f.to)]
+	st.routes[routeKey(f.Session, f.From)] = friendRoute{ch: from.key.ID(), seen: now}
+	route, hasRoute := st.routes[routeKey(f.Session, f.To)]
 	tamper := st.tamper
 	st.mu.Unlock()
 
@@ -397,17 +363,17 @@ func (c *Client) forwardFriendFrame(from *chanState, f friendFrame) {
 		c.mu.Unlock()
 	}
 	if target == nil {
-		target = c.channelWithAuthor(f.to, from.key.ID())
+		target = c.channelWithAuthor(f.To, from.key.ID())
 	}
 	if target == nil || target.key.ID() == from.key.ID() || !target.key.CanWrite() {
-		c.log.Debug("friend path: no channel with the addressee; dropped", "to", f.to)
+		c.log.Debug("friend path: no channel with the addressee; dropped", "to", channel.IdentityKey(f.To))
 		return
 	}
-	f.hop = 1
+	f.Hop = 1
 	if tamper != nil {
-		f.payload = tamper(f.to, f.payload)
+		f.Payload = tamper(f.To, f.Payload)
 	}
-	if _, err := c.postLater(target, channel.KindControl, f.encode()); err != nil && !errors.Is(err, ErrClosed) {
+	if _, err := c.postLater(target, channel.KindControl, f.Encode()); err != nil && !errors.Is(err, ErrClosed) {
 		c.log.Warn("friend path: forward not stored", "err", err)
 	}
 }
@@ -449,9 +415,9 @@ func (c *Client) deliverFriendFrame(cs *chanState, f friendFrame) {
 }
 
 func (c *Client) deliverFriendLocked(st *friendState, cs *chanState, f friendFrame) {
-	s := st.sessions[f.session]
+	s := st.sessions[f.Session]
 	if s == nil {
-		started := st.acceptors[f.from]
+		started := st.acceptors[f.From]
 		if started == nil {
 			// An unknown session: kept a while for a responder about to wait.
 			if len(st.early) >= maxEarlyFrames {
@@ -463,13 +429,13 @@ func (c *Client) deliverFriendLocked(st *friendState, cs *chanState, f friendFra
 		if len(st.sessions) >= maxFriendSessions {
 			return
 		}
-		s = &friendSession{peer: f.from, paths: f.paths, accepting: true,
+		s = &friendSession{peer: f.From, paths: f.Paths, accepting: true,
 			relays: map[channel.ID]*friendRelay{}, arrived: make(chan struct{}, 1)}
-		st.sessions[f.session] = s
-		delete(st.acceptors, f.from) // one session per wait
-		started <- f.session
+		st.sessions[f.Session] = s
+		delete(st.acceptors, f.From) // one session per wait
+		started <- f.Session
 	}
-	if s.peer != f.from {
+	if s.peer != f.From {
 		return
 	}
 	r := s.relays[cs.key.ID()]
@@ -477,7 +443,7 @@ func (c *Client) deliverFriendLocked(st *friendState, cs *chanState, f friendFra
 		if !s.accepting || len(s.order) >= int(s.paths) {
 			return
 		}
-		r = &friendRelay{c: c, cs: cs, peer: f.from, session: f.session, paths: s.paths, in: make(chan []byte, friendInboxSize)}
+		r = &friendRelay{c: c, cs: cs, peer: f.From, session: f.Session, paths: s.paths, in: make(chan []byte, friendInboxSize)}
 		s.relays[cs.key.ID()] = r
 		s.order = append(s.order, r)
 		select {
@@ -486,13 +452,13 @@ func (c *Client) deliverFriendLocked(st *friendState, cs *chanState, f friendFra
 		}
 	}
 	// Deliver in the sender's order: hold early frames until the gap fills.
-	if f.seq < r.next || f.seq-r.next >= friendInboxSize {
+	if f.Seq < r.next || f.Seq-r.next >= friendInboxSize {
 		return // a duplicate, or too far ahead
 	}
 	if r.pending == nil {
 		r.pending = map[byte][]byte{}
 	}
-	r.pending[f.seq] = f.payload
+	r.pending[f.Seq] = f.Payload
 	for {
 		p, ok := r.pending[r.next]
 		if !ok {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // friendNet is Alice, Bob and three friends on one real node: friend i
@@ -246,23 +247,23 @@ func TestAgreeViaFriendsMaliciousFriend(t *testing.T) {
 
 // TestFriendFrameRoundTrip checks the frame codec and its refusals.
 func TestFriendFrameRoundTrip(t *testing.T) {
-	f := friendFrame{hop: 1, paths: 3, seq: 7, payload: []byte("key")}
-	f.to[0], f.from[0], f.session[0] = 1, 2, 3
-	got, err := decodeFriendFrame(f.encode())
-	if err != nil || got.hop != 1 || got.paths != 3 || got.seq != 7 || got.to != f.to || got.from != f.from || got.session != f.session || string(got.payload) != "key" {
+	f := friendFrame{Hop: 1, Paths: 3, Seq: 7, Payload: []byte("key")}
+	f.To[0], f.From[0], f.Session[0] = 1, 2, 3
+	got, err := decodeFriendFrame(f.Encode())
+	if err != nil || got.Hop != 1 || got.Paths != 3 || got.Seq != 7 || got.To != f.To || got.From != f.From || got.Session != f.Session || string(got.Payload) != "key" {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	good := f.encode()
+	good := f.Encode()
 	for _, tc := range []struct {
 		name string
 		b    []byte
 	}{
-		{"short", good[:friendPathHeader-1]},
-		{"long", append(append([]byte(nil), good[:friendPathHeader]...), make([]byte, maxFriendPayload+1)...)},
-		{"version", append([]byte{controlFriendPath, 9}, good[2:]...)},
-		{"hop", append([]byte{controlFriendPath, friendPathVersion, 2}, good[3:]...)},
-		{"no paths", append([]byte{controlFriendPath, friendPathVersion, 0, 0}, good[4:]...)},
-		{"too many paths", append([]byte{controlFriendPath, friendPathVersion, 0, MaxPaths + 1}, good[4:]...)},
+		{"short", good[:control.FriendPathHeader-1]},
+		{"long", append(append([]byte(nil), good[:control.FriendPathHeader]...), make([]byte, maxFriendPayload+1)...)},
+		{"version", append([]byte{control.FriendPath, 9}, good[2:]...)},
+		{"hop", append([]byte{control.FriendPath, friendPathVersion, 2}, good[3:]...)},
+		{"no paths", append([]byte{control.FriendPath, friendPathVersion, 0, 0}, good[4:]...)},
+		{"too many paths", append([]byte{control.FriendPath, friendPathVersion, 0, MaxPaths + 1}, good[4:]...)},
 	} {
 		if _, err := decodeFriendFrame(tc.b); !errors.Is(err, ErrBadFriendFrame) {
 			t.Errorf("%s: %v, want ErrBadFriendFrame", tc.name, err)
@@ -273,21 +274,21 @@ func TestFriendFrameRoundTrip(t *testing.T) {
 // FuzzFriendFrame: frames come from channel members; decoding never
 // panics and what decodes re-encodes to the same bytes.
 func FuzzFriendFrame(f *testing.F) {
-	fr := friendFrame{hop: 0, paths: 2, payload: []byte{1, 2, 3}}
-	f.Add(fr.encode())
-	f.Add([]byte{controlFriendPath})
+	fr := friendFrame{Hop: 0, Paths: 2, Payload: []byte{1, 2, 3}}
+	f.Add(fr.Encode())
+	f.Add([]byte{control.FriendPath})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, err := decodeFriendFrame(b)
 		if err != nil {
 			return
 		}
-		if !bytes.Equal(fr.encode(), b) {
+		if !bytes.Equal(fr.Encode(), b) {
 			t.Fatal("re-encoding differs")
 		}
 	})
 }
 
-// TestFriendFrameHandling drives handleFriendPath directly: frames are
+// TestFriendFrameHandling drives the control dispatch directly: frames are
 // delivered in the sender's order whatever order they come in; duplicates,
 // frames from someone else, frames for someone else and hop-1 frames at a
 // friend go nowhere; a frame of a session nobody waits for yet reaches
@@ -308,8 +309,8 @@ func TestFriendFrameHandling(t *testing.T) {
 	defer done()
 	r := relays[0].(*friendRelay)
 	frame := func(hop, seq byte, from, to channel.IdentityKey, sid [friendSessionSize]byte, p string) *channel.Message {
-		f := friendFrame{hop: hop, paths: 1, seq: seq, to: to, from: from, session: sid, payload: []byte(p)}
-		return &channel.Message{Kind: channel.KindControl, Author: from, Body: f.encode()}
+		f := friendFrame{Hop: hop, Paths: 1, Seq: seq, To: to, From: from, Session: sid, Payload: []byte(p)}
+		return &channel.Message{Kind: channel.KindControl, Author: from, Body: f.Encode()}
 	}
 	for _, m := range []*channel.Message{
 		frame(1, 1, peer, self, r.session, "second"),
@@ -319,9 +320,7 @@ func TestFriendFrameHandling(t *testing.T) {
 		frame(1, 0, peer, self, r.session, "duplicate"),
 		frame(0, 2, peer, self, r.session, "hop 0 addressed to me: not forwarded, not delivered"),
 	} {
-		if !c.handleFriendPath(cs, m) {
-			t.Fatal("a friend-path frame not recognised")
-		}
+		c.handleControl(cs, m)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -339,14 +338,11 @@ func TestFriendFrameHandling(t *testing.T) {
 	if st := c.friends(); len(st.routes) != 0 || len(st.rate) != 0 {
 		t.Fatal("a frame addressed to this client was treated as one to forward")
 	}
-	if c.handleFriendPath(cs, &channel.Message{Kind: channel.KindControl, Author: peer, Body: []byte{controlAdverts}}) {
-		t.Fatal("an advert was taken for a friend-path frame")
-	}
 
 	// A new session from the peer before anyone waits for it.
 	var sid [friendSessionSize]byte
 	sid[0] = 9
-	c.handleFriendPath(cs, frame(1, 0, peer, self, sid, "early"))
+	c.handleControl(cs, frame(1, 0, peer, self, sid, "early"))
 	acc, doneAcc, err := c.AcceptFriendPaths(ctx, peerC.ID())
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // Finding a contact through friends (paper §4.3). The asker hashes the
@@ -36,16 +37,12 @@ import (
 // so the answer carries nothing about the friend's channels.
 
 const (
-	controlLookupQuery  = byte('Q')
-	controlLookupAnswer = byte('A')
-	lookupVersion       = 1
-	lookupIDSize        = 16
-	contactHashSize     = 32
-	// query: type, version, query ID, contact hash, asker's one-time X25519 key
-	lookupQuerySize = 2 + lookupIDSize + contactHashSize + x25519Size
-	// answer: type, version, query ID, answerer's one-time X25519 key, sealed identity
-	lookupAnswerHeader = 2 + lookupIDSize + x25519Size
-	lookupAnswerSize   = lookupAnswerHeader + len(channel.IdentityKey{}) + chacha20poly1305.Overhead
+	lookupVersion      = control.LookupVersion
+	lookupIDSize       = control.LookupIDSize
+	contactHashSize    = control.ContactHashSize
+	lookupQuerySize    = control.LookupQuerySize
+	lookupAnswerHeader = control.LookupAnswerHeader
+	lookupAnswerSize   = control.LookupAnswerSize
 
 	lookupBurst      = 10               // queries answered per asker per window
 	lookupRateWindow = 10 * time.Minute //
@@ -74,66 +71,29 @@ var (
 	ErrNoFriendChannels = errors.New("client: no friend channels to ask")
 )
 
-type lookupQuery struct {
-	id   [lookupIDSize]byte
-	hash [contactHashSize]byte
-	pub  [x25519Size]byte
-}
-
-func (q lookupQuery) encode() []byte {
-	b := make([]byte, 0, lookupQuerySize)
-	b = append(b, controlLookupQuery, lookupVersion)
-	b = append(b, q.id[:]...)
-	b = append(b, q.hash[:]...)
-	return append(b, q.pub[:]...)
-}
+// The query and the answer (node/control).
+type (
+	lookupQuery  = control.ContactQuery
+	lookupAnswer = control.ContactAnswer
+)
 
 // decodeLookupQuery parses a control body that starts with
-// controlLookupQuery.
+// control.LookupQuery.
 func decodeLookupQuery(b []byte) (lookupQuery, error) {
-	var q lookupQuery
-	if len(b) != lookupQuerySize {
-		return q, fmt.Errorf("%w: query of %d bytes, want %d", ErrBadLookup, len(b), lookupQuerySize)
+	q, err := control.DecodeContactQuery(b)
+	if err != nil {
+		return q, fmt.Errorf("%w: %w", ErrBadLookup, err)
 	}
-	if b[0] != controlLookupQuery || b[1] != lookupVersion {
-		return q, fmt.Errorf("%w: query type %d version %d", ErrBadLookup, b[0], b[1])
-	}
-	o := 2
-	o += copy(q.id[:], b[o:])
-	o += copy(q.hash[:], b[o:])
-	copy(q.pub[:], b[o:])
 	return q, nil
 }
 
-type lookupAnswer struct {
-	id     [lookupIDSize]byte
-	pub    [x25519Size]byte
-	sealed []byte // the contact's identity key, sealed
-}
-
-func (a lookupAnswer) header() []byte {
-	b := make([]byte, 0, lookupAnswerSize)
-	b = append(b, controlLookupAnswer, lookupVersion)
-	b = append(b, a.id[:]...)
-	return append(b, a.pub[:]...)
-}
-
-func (a lookupAnswer) encode() []byte { return append(a.header(), a.sealed...) }
-
 // decodeLookupAnswer parses a control body that starts with
-// controlLookupAnswer; the sealed part is opened by openLookupAnswer.
+// control.LookupAnswer; the sealed part is opened by openLookupAnswer.
 func decodeLookupAnswer(b []byte) (lookupAnswer, error) {
-	var a lookupAnswer
-	if len(b) != lookupAnswerSize {
-		return a, fmt.Errorf("%w: answer of %d bytes, want %d", ErrBadLookup, len(b), lookupAnswerSize)
+	a, err := control.DecodeContactAnswer(b)
+	if err != nil {
+		return a, fmt.Errorf("%w: %w", ErrBadLookup, err)
 	}
-	if b[0] != controlLookupAnswer || b[1] != lookupVersion {
-		return a, fmt.Errorf("%w: answer type %d version %d", ErrBadLookup, b[0], b[1])
-	}
-	o := 2
-	o += copy(a.id[:], b[o:])
-	o += copy(a.pub[:], b[o:])
-	a.sealed = append([]byte(nil), b[o:]...)
 	return a, nil
 }
 
@@ -148,7 +108,7 @@ func answerKey(shared []byte, id [lookupIDSize]byte, hash [contactHashSize]byte)
 
 // sealLookupAnswer answers query q with identity.
 func sealLookupAnswer(q lookupQuery, identity channel.IdentityKey) (lookupAnswer, error) {
-	askerPub, err := ecdh.X25519().NewPublicKey(q.pub[:])
+	askerPub, err := ecdh.X25519().NewPublicKey(q.Pub[:])
 	if err != nil {
 		return lookupAnswer{}, fmt.Errorf("%w: query key: %v", ErrBadLookup, err)
 	}
@@ -160,18 +120,18 @@ func sealLookupAnswer(q lookupQuery, identity channel.IdentityKey) (lookupAnswer
 	if err != nil {
 		return lookupAnswer{}, fmt.Errorf("%w: query key: %v", ErrBadLookup, err)
 	}
-	a := lookupAnswer{id: q.id}
-	copy(a.pub[:], eph.PublicKey().Bytes())
-	aead, _ := chacha20poly1305.New(answerKey(shared, q.id, q.hash))
+	a := lookupAnswer{ID: q.ID}
+	copy(a.Pub[:], eph.PublicKey().Bytes())
+	aead, _ := chacha20poly1305.New(answerKey(shared, q.ID, q.Hash))
 	// The key is used once (a fresh one-time key per answer): a zero nonce is safe.
-	a.sealed = aead.Seal(nil, make([]byte, chacha20poly1305.NonceSize), identity[:], a.header())
+	a.Sealed = aead.Seal(nil, make([]byte, chacha20poly1305.NonceSize), identity[:], a.Header())
 	return a, nil
 }
 
 // openLookupAnswer opens a with the asker's one-time key of the query.
 func openLookupAnswer(a lookupAnswer, priv *ecdh.PrivateKey, hash [contactHashSize]byte) (channel.IdentityKey, error) {
 	var id channel.IdentityKey
-	pub, err := ecdh.X25519().NewPublicKey(a.pub[:])
+	pub, err := ecdh.X25519().NewPublicKey(a.Pub[:])
 	if err != nil {
 		return id, fmt.Errorf("%w: answer key: %v", ErrBadLookup, err)
 	}
@@ -179,8 +139,8 @@ func openLookupAnswer(a lookupAnswer, priv *ecdh.PrivateKey, hash [contactHashSi
 	if err != nil {
 		return id, fmt.Errorf("%w: answer key: %v", ErrBadLookup, err)
 	}
-	aead, _ := chacha20poly1305.New(answerKey(shared, a.id, hash))
-	pt, err := aead.Open(nil, make([]byte, chacha20poly1305.NonceSize), a.sealed, a.header())
+	aead, _ := chacha20poly1305.New(answerKey(shared, a.ID, hash))
+	pt, err := aead.Open(nil, make([]byte, chacha20poly1305.NonceSize), a.Sealed, a.Header())
 	if err != nil || len(pt) != len(id) {
 		return id, fmt.Errorf("%w: answer does not open with this query's key", ErrBadLookup)
 	}
@@ -308,10 +268,10 @@ func (c *Client) FindContactHash(ctx context.Context, hash []byte, via []string,
 		return nil, err
 	}
 	var q lookupQuery
-	_, _ = rand.Read(q.id[:])
-	copy(q.hash[:], hash)
-	copy(q.pub[:], priv.PublicKey().Bytes())
-	p := &pendingLookup{hash: q.hash, priv: priv, channels: map[channel.ID]string{},
+	_, _ = rand.Read(q.ID[:])
+	copy(q.Hash[:], hash)
+	copy(q.Pub[:], priv.PublicKey().Bytes())
+	p := &pendingLookup{hash: q.Hash, priv: priv, channels: map[channel.ID]string{},
 		from: map[string]bool{}, changed: make(chan struct{}, 1)}
 	for _, cs := range chans {
 		p.channels[cs.key.ID()] = cs.name
@@ -322,12 +282,12 @@ func (c *Client) FindContactHash(ctx context.Context, hash []byte, via []string,
 		st.mu.Unlock()
 		return nil, fmt.Errorf("client.FindContact: %d lookups open already", len(st.pending))
 	}
-	st.pending[q.id] = p // before posting: an answer may come back at once
+	st.pending[q.ID] = p // before posting: an answer may come back at once
 	st.mu.Unlock()
-	defer func() { st.mu.Lock(); delete(st.pending, q.id); st.mu.Unlock() }()
+	defer func() { st.mu.Lock(); delete(st.pending, q.ID); st.mu.Unlock() }()
 
 	res := &LookupResult{Hash: hex.EncodeToString(hash)}
-	body := q.encode()
+	body := q.Encode()
 	for _, cs := range chans {
 		res.Asked = append(res.Asked, cs.name)
 		if _, err := c.post(ctx, cs, channel.KindControl, body); err != nil {
@@ -421,26 +381,25 @@ func (c *Client) lookupChannels(via []string) ([]*chanState, error) {
 	return out, nil
 }
 
-// handleLookup takes a control message that is a lookup query or answer.
-// It reports whether m was one (handled or refused). Called under procMu,
-// so answering happens in the background.
-func (c *Client) handleLookup(cs *chanState, m *channel.Message) bool {
-	if len(m.Body) == 0 || (m.Body[0] != controlLookupQuery && m.Body[0] != controlLookupAnswer) {
-		return false
+// handleLookupQuery and handleLookupAnswer take a lookup query
+// (control.LookupQuery) or answer (control.LookupAnswer). Called under
+// procMu (control.go), so answering happens in the background.
+func (c *Client) handleLookupQuery(cs *chanState, m *channel.Message) {
+	if m.Author != c.self.Public() {
+		c.lookupRefused(cs, m, c.answerLookup(cs, m.Author, m.Timestamp, m.Body))
 	}
-	if m.Author == c.self.Public() {
-		return true
+}
+
+func (c *Client) handleLookupAnswer(cs *chanState, m *channel.Message) {
+	if m.Author != c.self.Public() {
+		c.lookupRefused(cs, m, c.takeLookupAnswer(cs, m.Author, m.Body))
 	}
-	var err error
-	if m.Body[0] == controlLookupQuery {
-		err = c.answerLookup(cs, m.Author, m.Timestamp, m.Body)
-	} else {
-		err = c.takeLookupAnswer(cs, m.Author, m.Body)
-	}
+}
+
+func (c *Client) lookupRefused(cs *chanState, m *channel.Message, err error) {
 	if err != nil {
 		c.log.Warn("contact lookup: message refused", "channel", cs.name, "author", m.Author, "err", err)
 	}
-	return true
 }
 
 // answerLookup is the friend's side: it answers a query if it may and
@@ -465,12 +424,12 @@ func (c *Client) answerLookup(cs *chanState, asker channel.IdentityKey, ts time.
 			delete(st.seen, id)
 		}
 	}
-	if _, dup := st.seen[q.id]; dup || len(st.seen) >= maxSeenQueries {
+	if _, dup := st.seen[q.ID]; dup || len(st.seen) >= maxSeenQueries {
 		st.stats.stale++
 		st.mu.Unlock()
 		return nil
 	}
-	st.seen[q.id] = now
+	st.seen[q.ID] = now
 	recent := st.rate[asker][:0]
 	for _, t := range st.rate[asker] {
 		if now.Sub(t) < lookupRateWindow {
@@ -487,7 +446,7 @@ func (c *Client) answerLookup(cs *chanState, asker channel.IdentityKey, ts time.
 	st.rate[asker] = append(recent, now)
 	st.mu.Unlock()
 
-	rec, contactCS, ok := c.vouchedContact(q.hash[:])
+	rec, contactCS, ok := c.vouchedContact(q.Hash[:])
 	if !ok || contactCS.key.ID() == cs.key.ID() || rec.Identity == asker.String() {
 		// Not known, the channel with the contact is gone, the query came
 		// through that very channel, or the asker is the contact: silence.
@@ -507,7 +466,7 @@ func (c *Client) answerLookup(cs *chanState, asker channel.IdentityKey, ts time.
 	st.mu.Lock()
 	st.stats.answered++
 	st.mu.Unlock()
-	if _, err := c.postLater(cs, channel.KindControl, a.encode()); err != nil && !errors.Is(err, ErrClosed) {
+	if _, err := c.postLater(cs, channel.KindControl, a.Encode()); err != nil && !errors.Is(err, ErrClosed) {
 		return fmt.Errorf("answer not stored: %w", err)
 	}
 	return nil
@@ -531,13 +490,13 @@ func (c *Client) takeLookupAnswer(cs *chanState, friend channel.IdentityKey, bod
 		return reject(nil, err)
 	}
 	st.mu.Lock()
-	p := st.pending[a.id]
+	p := st.pending[a.ID]
 	st.mu.Unlock()
 	if p == nil {
-		return reject(nil, fmt.Errorf("%w: query %x", ErrUnknownQuery, a.id))
+		return reject(nil, fmt.Errorf("%w: query %x", ErrUnknownQuery, a.ID))
 	}
 	if _, asked := p.channels[cs.key.ID()]; !asked {
-		return reject(p, fmt.Errorf("%w: query %x was not posted in %q", ErrUnknownQuery, a.id, cs.name))
+		return reject(p, fmt.Errorf("%w: query %x was not posted in %q", ErrUnknownQuery, a.ID, cs.name))
 	}
 	id, err := openLookupAnswer(a, p.priv, p.hash)
 	if err != nil {

@@ -13,18 +13,18 @@ import (
 // BenchmarkContactHash, the asker's cost of a query, in the same run.
 func BenchmarkLookupAnswer(b *testing.B) {
 	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	q := lookupQuery{id: [lookupIDSize]byte{1}, hash: [contactHashSize]byte{2}}
-	copy(q.pub[:], priv.PublicKey().Bytes())
+	q := lookupQuery{ID: [lookupIDSize]byte{1}, Hash: [contactHashSize]byte{2}}
+	copy(q.Pub[:], priv.PublicKey().Bytes())
 	for b.Loop() {
 		a, err := sealLookupAnswer(q, channel.IdentityKey{3})
 		if err != nil {
 			b.Fatal(err)
 		}
-		a, err = decodeLookupAnswer(a.encode())
+		a, err = decodeLookupAnswer(a.Encode())
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := openLookupAnswer(a, priv, q.hash); err != nil {
+		if _, err := openLookupAnswer(a, priv, q.Hash); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -7,18 +7,19 @@ import (
 	"testing"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // FuzzDecodeLookupQuery: any control body either decodes to a query that
 // encodes back to the same bytes, or is refused with ErrBadLookup.
 func FuzzDecodeLookupQuery(f *testing.F) {
 	q := lookupQuery{}
-	for i := range q.hash {
-		q.hash[i] = byte(i)
+	for i := range q.Hash {
+		q.Hash[i] = byte(i)
 	}
-	f.Add(q.encode())
-	f.Add([]byte{controlLookupQuery, lookupVersion})
-	f.Add(append(q.encode(), 0))
+	f.Add(q.Encode())
+	f.Add([]byte{control.LookupQuery, lookupVersion})
+	f.Add(append(q.Encode(), 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeLookupQuery(b)
 		if err != nil {
@@ -27,8 +28,8 @@ func FuzzDecodeLookupQuery(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(got.encode(), b) {
-			t.Fatalf("round trip: %x -> %x", b, got.encode())
+		if !bytes.Equal(got.Encode(), b) {
+			t.Fatalf("round trip: %x -> %x", b, got.Encode())
 		}
 	})
 }
@@ -43,14 +44,14 @@ func FuzzDecodeLookupAnswer(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	q := lookupQuery{id: [lookupIDSize]byte{9}, hash: [contactHashSize]byte{7}}
-	copy(q.pub[:], priv.PublicKey().Bytes())
+	q := lookupQuery{ID: [lookupIDSize]byte{9}, Hash: [contactHashSize]byte{7}}
+	copy(q.Pub[:], priv.PublicKey().Bytes())
 	contact := channel.IdentityKey{5}
 	a, err := sealLookupAnswer(q, contact)
 	if err != nil {
 		f.Fatal(err)
 	}
-	valid := a.encode()
+	valid := a.Encode()
 	f.Add(bytes.Clone(valid))
 	f.Add(bytes.Clone(valid[:lookupAnswerHeader]))
 	f.Add(append(bytes.Clone(valid), 1))
@@ -62,13 +63,13 @@ func FuzzDecodeLookupAnswer(f *testing.F) {
 			}
 			return
 		}
-		if !bytes.Equal(got.encode(), b) {
-			t.Fatalf("round trip: %x -> %x", b, got.encode())
+		if !bytes.Equal(got.Encode(), b) {
+			t.Fatalf("round trip: %x -> %x", b, got.Encode())
 		}
 		// Every process seals its own seed (a fresh one-time key), so the
 		// check is: what opens names the sealed identity, and any change
 		// to it stops it opening.
-		id, err := openLookupAnswer(got, priv, q.hash)
+		id, err := openLookupAnswer(got, priv, q.Hash)
 		if err != nil {
 			if !errors.Is(err, ErrBadLookup) {
 				t.Fatalf("open: %v is not ErrBadLookup", err)
@@ -82,7 +83,7 @@ func FuzzDecodeLookupAnswer(f *testing.F) {
 			changed := bytes.Clone(b)
 			changed[2+i] ^= 0x80
 			if a, err := decodeLookupAnswer(changed); err == nil {
-				if _, err := openLookupAnswer(a, priv, q.hash); err == nil {
+				if _, err := openLookupAnswer(a, priv, q.Hash); err == nil {
 					t.Fatalf("answer changed at byte %d still opens", 2+i)
 				}
 			}

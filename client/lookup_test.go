@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 const carolNumber = "+49 151 23456789"
@@ -187,13 +188,13 @@ func TestLookupRateLimit(t *testing.T) {
 	}
 	hash, _ := NormalizePhone(carolNumber, "")
 	q := lookupQuery{}
-	copy(q.hash[:], ContactHash(hash))
+	copy(q.Hash[:], ContactHash(hash))
 	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	copy(q.pub[:], priv.PublicKey().Bytes())
+	copy(q.Pub[:], priv.PublicKey().Bytes())
 	const flood = lookupBurst + 5
 	for range flood {
-		_, _ = rand.Read(q.id[:])
-		if _, err := ln.alice.post(ctx, cs, channel.KindControl, q.encode()); err != nil {
+		_, _ = rand.Read(q.ID[:])
+		if _, err := ln.alice.post(ctx, cs, channel.KindControl, q.Encode()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -218,14 +219,14 @@ func TestLookupRefusals(t *testing.T) {
 	// An open query of Alice's, as FindContact registers it.
 	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	q := lookupQuery{}
-	_, _ = rand.Read(q.id[:])
-	_, _ = rand.Read(q.hash[:])
-	copy(q.pub[:], priv.PublicKey().Bytes())
-	p := &pendingLookup{hash: q.hash, priv: priv, channels: map[channel.ID]string{asked.key.ID(): "bob"},
+	_, _ = rand.Read(q.ID[:])
+	_, _ = rand.Read(q.Hash[:])
+	copy(q.Pub[:], priv.PublicKey().Bytes())
+	p := &pendingLookup{hash: q.Hash, priv: priv, channels: map[channel.ID]string{asked.key.ID(): "bob"},
 		from: map[string]bool{}, changed: make(chan struct{}, 1)}
 	st := alice.lookups()
 	st.mu.Lock()
-	st.pending[q.id] = p
+	st.pending[q.ID] = p
 	st.mu.Unlock()
 
 	carol := identity(t, alice.ID()) // any identity will do as the contact
@@ -234,13 +235,13 @@ func TestLookupRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	unasked := q
-	_, _ = rand.Read(unasked.id[:])
+	_, _ = rand.Read(unasked.ID[:])
 	toUnasked, _ := sealLookupAnswer(unasked, carol)
-	forged := good.encode()
+	forged := good.Encode()
 	forged[len(forged)-1] ^= 1
 	moved := toUnasked // sealed for another query, relabelled as ours
-	moved.id = q.id
-	badVersion := good.encode()
+	moved.ID = q.ID
+	badVersion := good.Encode()
 	badVersion[1] = 9
 
 	for _, tc := range []struct {
@@ -249,16 +250,16 @@ func TestLookupRefusals(t *testing.T) {
 		body []byte
 		want error
 	}{
-		{"empty-ish", asked, []byte{controlLookupAnswer}, ErrBadLookup},
-		{"truncated", asked, good.encode()[:lookupAnswerSize-1], ErrBadLookup},
-		{"oversized", asked, append(good.encode(), 0), ErrBadLookup},
+		{"empty-ish", asked, []byte{control.LookupAnswer}, ErrBadLookup},
+		{"truncated", asked, good.Encode()[:lookupAnswerSize-1], ErrBadLookup},
+		{"oversized", asked, append(good.Encode(), 0), ErrBadLookup},
 		{"wrong version", asked, badVersion, ErrBadLookup},
-		{"never asked", asked, toUnasked.encode(), ErrUnknownQuery},
-		{"other channel", other, good.encode(), ErrUnknownQuery},
+		{"never asked", asked, toUnasked.Encode(), ErrUnknownQuery},
+		{"other channel", other, good.Encode(), ErrUnknownQuery},
 		{"forged", asked, forged, ErrBadLookup},
-		{"moved to our query", asked, moved.encode(), ErrBadLookup},
-		{"good", asked, good.encode(), nil},
-		{"replayed", asked, good.encode(), ErrReplayedAnswer},
+		{"moved to our query", asked, moved.Encode(), ErrBadLookup},
+		{"good", asked, good.Encode(), nil},
+		{"replayed", asked, good.Encode(), ErrReplayedAnswer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := alice.takeLookupAnswer(tc.cs, bobID, tc.body)
@@ -276,18 +277,18 @@ func TestLookupRefusals(t *testing.T) {
 	bcs, _ := bob.byName("alice")
 	aliceID := alice.self.Public()
 	now := time.Now()
-	if err := bob.answerLookup(bcs, aliceID, now, q.encode()[:10]); !errors.Is(err, ErrBadLookup) {
+	if err := bob.answerLookup(bcs, aliceID, now, q.Encode()[:10]); !errors.Is(err, ErrBadLookup) {
 		t.Fatalf("short query: %v", err)
 	}
 	for _, ts := range []time.Time{now.Add(-lookupMaxAge - time.Second), now.Add(lookupMaxSkew + time.Second)} {
-		_, _ = rand.Read(q.id[:])
-		if err := bob.answerLookup(bcs, aliceID, ts, q.encode()); err != nil {
+		_, _ = rand.Read(q.ID[:])
+		if err := bob.answerLookup(bcs, aliceID, ts, q.Encode()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, _ = rand.Read(q.id[:])
+	_, _ = rand.Read(q.ID[:])
 	for range 2 { // the second time it is a replayed query
-		if err := bob.answerLookup(bcs, aliceID, now, q.encode()); err != nil {
+		if err := bob.answerLookup(bcs, aliceID, now, q.Encode()); err != nil {
 			t.Fatal(err)
 		}
 	}

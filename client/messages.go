@@ -248,9 +248,7 @@ func (c *Client) process(e *channel.Envelope) *Message {
 	case channel.KindReceipt:
 		c.recordReceipt(m)
 	case channel.KindControl:
-		if !c.handleDeviceControl(cs, m) && !c.handleFriendPath(cs, m) && !c.handleLookup(cs, m) {
-			c.handleControl(cs, m)
-		}
+		c.handleControl(cs, m)
 	case channel.KindBlock:
 		c.handleBlockChunk(cs, m)
 	}

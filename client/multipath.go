@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/redpanda-p2p/homenode/node/control"
 	"sort"
 	"sync"
 )
@@ -24,7 +25,7 @@ import (
 // codes differ.
 
 // MaxPaths bounds the paths of one agreement.
-const MaxPaths = 8
+const MaxPaths = control.MaxFriendPaths
 
 // Role says which side of an agreement a party is; the two parties must
 // take different roles (the one who starts is the Initiator).

@@ -15,6 +15,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 	"github.com/redpanda-p2p/homenode/node/hint"
 	"github.com/redpanda-p2p/homenode/node/routing"
 )
@@ -25,10 +26,6 @@ const (
 	// renewBefore: a registration is renewed once it has less than this left.
 	renewBefore = time.Hour
 )
-
-// Control content: the first byte says what follows, so that control
-// messages other than adverts can be added later.
-const controlAdverts byte = 1
 
 var (
 	chainPrefix     = []byte("chain/")  // + owner identity: a ticket chain rooted at that owner
@@ -459,7 +456,7 @@ func (c *Client) postAdverts() {
 		return
 	}
 	sort.Slice(as, func(i, j int) bool { return as[i].Node < as[j].Node })
-	body := append([]byte{controlAdverts}, routing.EncodeAdverts(as)...)
+	body := append([]byte{control.Adverts}, routing.EncodeAdverts(as)...)
 	sum := sha256.Sum256(body)
 	c.mu.Lock()
 	chans := make([]*chanState, 0, len(c.chans))
@@ -487,10 +484,11 @@ func (c *Client) postAdverts() {
 	}
 }
 
-// handleControl learns super nodes from a member's adverts: through the
-// poster, a node is one hop further than the poster is.
-func (c *Client) handleControl(cs *chanState, m *channel.Message) {
-	if m.Author == c.self.Public() || len(m.Body) == 0 || m.Body[0] != controlAdverts {
+// handleAdverts learns super nodes from a member's adverts
+// (control.Adverts): through the poster, a node is one hop further than
+// the poster is. Called under procMu (control.go).
+func (c *Client) handleAdverts(cs *chanState, m *channel.Message) {
+	if m.Author == c.self.Public() {
 		return
 	}
 	as, err := routing.DecodeAdverts(m.Body[1:])

@@ -1,10 +1,10 @@
 package node
 
 import (
-	"encoding/json"
 	"sync"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // Control channels are those that carry no person's words: the owner's
@@ -28,19 +28,9 @@ func (c *controlSet) follow(owner channel.ID) {
 
 func (c *controlSet) forget() { c.follow(channel.ID{}) }
 
-// update takes the control IDs of a serve list body ('S' + JSON with
-// "control" and "at"); malformed IDs are skipped.
-func (c *controlSet) update(body []byte) {
-	if len(body) < 2 || len(body) > maxServeList {
-		return
-	}
-	var l struct {
-		Control []string `json:"control"`
-		At      int64    `json:"at"`
-	}
-	if json.Unmarshal(body[1:], &l) != nil || len(l.Control) > maxServeListID {
-		return
-	}
+// update takes the control IDs of a serve list; malformed IDs are
+// skipped.
+func (c *controlSet) update(l control.ServeList) {
 	ids := map[channel.ID]bool{}
 	for _, s := range l.Control {
 		if id, err := channel.ParseID(s); err == nil {

@@ -2,24 +2,20 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
 // The owner's node channel (docs/DEVICES.md): the owner's devices post,
 // in a channel derived from their identity, the list of channel IDs the
 // home node should serve. The node holds only that channel's read-only
 // key, so it learns IDs, never the read keys of the channels themselves.
-const (
-	controlServe   = byte('S')
-	maxServeList   = 64 * 1024
-	maxServeListID = 4096
-)
+// The list's codec is node/control's (control.Serve).
 
 // ErrNotReadOnly: FollowOwner wants a read-only key; a full key would
 // let the node write in the owner's channel.
@@ -119,12 +115,12 @@ func (n *Node) openServeList(k *channel.Key, id channel.MessageID, e *channel.En
 		n.log.Warn("owner channel: message does not open", "id", id, "err", err)
 		return nil, false
 	}
-	ids, err := decodeServeList(m.Body)
+	l, ids, err := decodeServeList(m.Body)
 	if err != nil {
 		n.log.Debug("owner channel: not a serve list", "id", id, "err", err)
 		return nil, false
 	}
-	n.control.update(m.Body)
+	n.control.update(l)
 	return ids, true
 }
 
@@ -155,28 +151,20 @@ func (n *Node) serveNew(ids []channel.ID) {
 	}
 }
 
-// decodeServeList parses a node-channel control body: 'S' + JSON
-// {"channels": [hex IDs]}.
-func decodeServeList(b []byte) ([]channel.ID, error) {
-	if len(b) < 2 || b[0] != controlServe || len(b) > maxServeList {
-		return nil, fmt.Errorf("node: not a serve list (%d bytes)", len(b))
-	}
-	var l struct {
-		Channels []string `json:"channels"`
-	}
-	if err := json.Unmarshal(b[1:], &l); err != nil {
-		return nil, fmt.Errorf("node: serve list: %w", err)
-	}
-	if len(l.Channels) > maxServeListID {
-		return nil, fmt.Errorf("node: serve list of %d channels, limit %d", len(l.Channels), maxServeListID)
+// decodeServeList parses a node-channel control body (control.Serve) and
+// its channel IDs; one bad ID refuses the list.
+func decodeServeList(b []byte) (control.ServeList, []channel.ID, error) {
+	l, err := control.DecodeServeList(b)
+	if err != nil {
+		return l, nil, fmt.Errorf("node: %w", err)
 	}
 	out := make([]channel.ID, 0, len(l.Channels))
 	for _, s := range l.Channels {
 		id, err := channel.ParseID(s)
 		if err != nil {
-			return nil, fmt.Errorf("node: serve list: %w", err)
+			return l, nil, fmt.Errorf("node: serve list: %w", err)
 		}
 		out = append(out, id)
 	}
-	return out, nil
+	return l, out, nil
 }

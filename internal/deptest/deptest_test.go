@@ -86,6 +86,7 @@ var rules = map[string]rule{
 	"node/channel": {append(m("node/store", "node/p2p", "node/peersync", "node/wire", "node/discovery", "node/routing", "client", "=node"), lpHost, lpNetwork, "net"),
 		"must not know about storage, networking, or anything above the protocol"},
 	"client":           {append(m("=node"), nodeBelow...), "must not know about the appliance (boards, systemd, provisioning)"},
+	"node/control":     {[]string{mod, "github.com/libp2p"}, "must not know libp2p, the store, the node, the client or anything else of this module"},
 	"node/discovery":   {append(m("node/peersync", "node/routing", "client", "=node"), append([]string{"=" + libp2pRoot}, nodeBelow...)...), "must not construct hosts, run the sync protocol itself, or know about registrations, clients, the appliance or boards"},
 	"node/hint":        {append(m("node/channel", "client", "node/store", "node/discovery"), append([]string{kadDHT}, nodeBelow...)...), "must not know channels, clients, stores or the DHT"},
 	"node/p2p":         {append(m("node/peersync", "node/routing", "node/wire", "node/discovery", "client", "=node"), nodeBelow...), "must not know about the redPanda protocols, about who is registered, about UPnP or about boards and systemd"},

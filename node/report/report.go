@@ -17,10 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/node/control"
 )
 
-// Prefix is the first byte of a report body.
-const Prefix = 'N'
+// Prefix is the first byte of a report body (node/control's tag).
+const Prefix = control.NodeReport
 
 // MaxBody bounds a report body.
 const MaxBody = 4096
