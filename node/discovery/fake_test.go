@@ -48,8 +48,13 @@ func fakeProvider(t *testing.T, kind int, key *channel.Key, boot peer.AddrInfo) 
 			s.Write(f)
 		})
 	case 3: // silent: reads and never answers
+		done := make(chan struct{})
+		t.Cleanup(func() { close(done) }) // runs before h.Close: no handler outlives the test
 		h.SetStreamHandler(AuthzProtocol, func(s network.Stream) {
-			time.Sleep(30 * time.Second)
+			select {
+			case <-time.After(30 * time.Second):
+			case <-done:
+			}
 			s.Reset()
 		})
 	}
