@@ -71,10 +71,19 @@ func (c *Client) Send(ctx context.Context, name, text string) (SendResult, error
 	if !cs.key.CanWrite() {
 		return SendResult{}, fmt.Errorf("client.Send: %q: %w (a read-only key)", name, ErrCannotWrite)
 	}
-	return c.post(ctx, cs, channel.KindText, []byte(text))
+	return c.postWith(ctx, cs, channel.KindText, []byte(text), true)
 }
 
 func (c *Client) post(ctx context.Context, cs *chanState, kind channel.ContentKind, body []byte) (SendResult, error) {
+	return c.postWith(ctx, cs, kind, body, false)
+}
+
+// postWith seals, stores and pushes a message. With reregister, a message
+// every node refused because it does not serve the channel yet is pushed
+// once more after a registration round; only for a person's Send, never
+// from code that may run while a registration round or the message
+// processor holds its locks.
+func (c *Client) postWith(ctx context.Context, cs *chanState, kind channel.ContentKind, body []byte, reregister bool) (SendResult, error) {
 	e, err := cs.key.Seal(c.self, kind, body, c.nextTimestamp(), rand.Reader)
 	if err != nil {
 		return SendResult{}, fmt.Errorf("client.Send: %w", err)
@@ -89,6 +98,30 @@ func (c *Client) post(ctx context.Context, cs *chanState, kind channel.ContentKi
 	if len(nodes) == 0 {
 		return res, fmt.Errorf("client.Send: %w: %w (kept locally)", ErrNotDelivered, ErrNoNodes)
 	}
+	acked, failed, notWanted := c.pushAll(ctx, nodes, e)
+	if reregister && len(acked) == 0 && len(notWanted) > 0 && ctx.Err() == nil {
+		// A node that does not serve the channel yet: a channel made a
+		// moment ago whose registration round is still on its way.
+		// Registering now lists the channels as they are, once.
+		if err := c.register(ctx); err == nil {
+			var again []string
+			acked, again, _ = c.pushAll(ctx, notWanted, e)
+			failed = append(failed[:len(failed)-len(notWanted)], again...)
+		}
+	}
+	res.AckedBy, res.Failed = acked, failed
+	sort.Strings(res.AckedBy)
+	sort.Strings(res.Failed)
+	if len(res.AckedBy) == 0 {
+		return res, fmt.Errorf("client.Send: %w (kept locally; it goes out when a node takes it): %s", ErrNotDelivered, strings.Join(res.Failed, "; "))
+	}
+	return res, nil
+}
+
+// pushAll pushes e to nodes at once and returns the nodes that hold it,
+// the failures as a person reads them (those of notWanted last), and the
+// nodes that refused it because they do not serve its channel.
+func (c *Client) pushAll(ctx context.Context, nodes []peer.ID, e *channel.Envelope) (acked, failed []string, notWanted []peer.ID) {
 	type outcome struct {
 		p   peer.ID
 		err error
@@ -106,20 +139,21 @@ func (c *Client) post(ctx context.Context, cs *chanState, kind channel.ContentKi
 			out <- outcome{p, err}
 		}()
 	}
+	var nw []string
 	for range nodes {
 		o := <-out
-		if o.err == nil {
-			res.AckedBy = append(res.AckedBy, o.p.String())
-		} else {
-			res.Failed = append(res.Failed, c.pushFailure(o.p, o.err))
+		var rej *peersync.RejectError
+		switch {
+		case o.err == nil:
+			acked = append(acked, o.p.String())
+		case errors.As(o.err, &rej) && rej.Reason == wirepb.Reason_REASON_NOT_WANTED:
+			notWanted = append(notWanted, o.p)
+			nw = append(nw, c.pushFailure(o.p, o.err))
+		default:
+			failed = append(failed, c.pushFailure(o.p, o.err))
 		}
 	}
-	sort.Strings(res.AckedBy)
-	sort.Strings(res.Failed)
-	if len(res.AckedBy) == 0 {
-		return res, fmt.Errorf("client.Send: %w (kept locally; it goes out when a node takes it): %s", ErrNotDelivered, strings.Join(res.Failed, "; "))
-	}
-	return res, nil
+	return acked, append(failed, nw...), notWanted
 }
 
 // processLoop handles every message the sync service stores. It drains
