@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
@@ -21,18 +21,6 @@ import (
 	"github.com/redpanda-p2p/homenode/node/p2p"
 	"github.com/redpanda-p2p/homenode/node/routing"
 )
-
-// freePort returns a loopback TCP port nobody listens on now, for a node
-// that must come back on the same address after a restart.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // startHomeNode runs a real home node with the DHT, owned by the client
 // identity owner, in dir, on a fixed loopback port, knowing no peer: the
@@ -103,9 +91,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestFriendsNodesFindEachOther(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	bob := openClient(t, home(t, "bob"))
-	dirA, portA := t.TempDir(), freePort(t)
+	dirA, portA := t.TempDir(), testkit.FreePort(t)
 	a := startHomeNode(t, dirA, alice.ID(), portA)
-	b := startHomeNode(t, t.TempDir(), bob.ID(), freePort(t))
+	b := startHomeNode(t, t.TempDir(), bob.ID(), testkit.FreePort(t))
 	if _, err := alice.CreateChannel("fam"); err != nil {
 		t.Fatal(err)
 	}
@@ -407,8 +395,8 @@ func TestHintedStringSizes(t *testing.T) {
 func TestOwnNodesBecomeFriends(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	bob := openClient(t, home(t, "bob"))
-	a := startHomeNode(t, t.TempDir(), alice.ID(), freePort(t))
-	b := startHomeNode(t, t.TempDir(), bob.ID(), freePort(t))
+	a := startHomeNode(t, t.TempDir(), alice.ID(), testkit.FreePort(t))
+	b := startHomeNode(t, t.TempDir(), bob.ID(), testkit.FreePort(t))
 	addNodes(t, alice, a)
 	connect(t, alice)
 	key, err := bob.CreateChannel("notes")

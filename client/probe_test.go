@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 // TestHelperNodeProcess is no test of its own: TestProbeEndsDeadConnections
@@ -92,7 +93,7 @@ func TestProbeEndsDeadConnections(t *testing.T) {
 	if _, err := owner.CreateChannel("fam"); err != nil {
 		t.Fatal(err)
 	}
-	dir, port := t.TempDir(), freeUDPPort(t)
+	dir, port := t.TempDir(), testkit.FreePort(t)
 	listen := fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)
 	addr, proc := nodeProcess(t, dir, listen, owner.ID())
 	if _, err := owner.AddNode(addr); err != nil {
@@ -170,16 +171,6 @@ func TestProbeEndsDeadConnections(t *testing.T) {
 	}
 }
 
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // TestKeepConnectedProbes: a running client whose node is killed with
 // SIGKILL and restarted at once on its address gets a new session there
 // because its own probe ended the dead connection (it says so in its log),
@@ -200,7 +191,7 @@ func TestKeepConnectedProbes(t *testing.T) {
 	if _, err := owner.CreateChannel("fam"); err != nil {
 		t.Fatal(err)
 	}
-	dir, port := t.TempDir(), freeUDPPort(t)
+	dir, port := t.TempDir(), testkit.FreePort(t)
 	listen := fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)
 	addr, proc := nodeProcess(t, dir, listen, owner.ID())
 	if _, err := owner.AddNode(addr); err != nil {

@@ -56,7 +56,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +67,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 // rule says what to do with a command that matches re.
@@ -353,7 +354,7 @@ type definition struct {
 
 func newScenario(t *testing.T, repo, bin string, goEnv []string) *scenario {
 	sc := &scenario{t: t, repo: repo, dir: t.TempDir(), defs: map[string]definition{}}
-	sc.httpPort, sc.p2pPort = freePort(t), freePort(t)
+	sc.httpPort, sc.p2pPort = testkit.FreePort(t), testkit.FreePort(t)
 	home := filepath.Join(sc.dir, "home")
 	if err := os.MkdirAll(filepath.Join(sc.dir, "tmp"), 0o755); err != nil {
 		t.Fatal(err)
@@ -675,25 +676,4 @@ func goEnvironment(t *testing.T) []string {
 		env = append(env, k+"="+sc.Text())
 	}
 	return env
-}
-
-// freePort is a loopback port free for TCP and UDP at the moment of the
-// call.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		c, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			c.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for TCP and UDP")
-	return 0
 }

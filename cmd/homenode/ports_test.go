@@ -3,34 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// freePort is a loopback port free for TCP and UDP at the moment of the
-// call.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		c, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			c.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for TCP and UDP")
-	return 0
-}
+	"github.com/redpanda-p2p/homenode/internal/testkit"
+)
 
 // TestSecondNodeOnABusyPortRefusesToStart runs two real homenode
 // processes with their own data directories. The second one, given a
@@ -38,7 +18,7 @@ func freePort(t *testing.T) int {
 // exits with status 1 before saying ready, naming what is busy and the
 // first node's pid; the first one keeps its ports alone.
 func TestSecondNodeOnABusyPortRefusesToStart(t *testing.T) {
-	p2pPort, httpPort := freePort(t), freePort(t)
+	p2pPort, httpPort := testkit.FreePort(t), testkit.FreePort(t)
 	tcp := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2pPort)
 	quic := fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", p2pPort)
 	http := fmt.Sprintf("127.0.0.1:%d", httpPort)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/provisioning"
 )
 
@@ -135,16 +135,6 @@ func (n *nodeRun) stop(t *testing.T, sig syscall.Signal) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // usersOf is `homenode users --json`: identity -> hop.
 func usersOf(t *testing.T, dir string) map[string]int {
 	t.Helper()
@@ -211,7 +201,7 @@ func TestFriendHearsAcrossNodeRestarts(t *testing.T) {
 		}
 		down = d
 	}
-	dir, port := filepath.Join(t.TempDir(), "node"), freePort(t)
+	dir, port := filepath.Join(t.TempDir(), "node"), testkit.FreePort(t)
 	n := runNode(t, dir, port)
 	if n.uri == "" {
 		t.Fatal("a new node printed no pairing code")

@@ -2,7 +2,9 @@ package testkit
 
 import (
 	"fmt"
+	"net"
 	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -76,4 +78,18 @@ func TestClocks(t *testing.T) {
 	if d := time.Until(o.Now()); d < 23*time.Hour {
 		t.Fatalf("offset clock is %v ahead", d)
 	}
+}
+
+func TestFreePort(t *testing.T) {
+	p := FreePort(t)
+	l, err := net.Listen("tcp4", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		t.Fatalf("TCP on the free port %d: %v", p, err)
+	}
+	defer l.Close()
+	c, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(p))
+	if err != nil {
+		t.Fatalf("UDP on the free port %d: %v", p, err)
+	}
+	c.Close()
 }

@@ -82,27 +82,6 @@ func holder(t *testing.T, spec string) int {
 	return cmd.Process.Pid
 }
 
-// freePort returns a port that is free for both TCP and UDP on loopback
-// at the moment of the call.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		c, err := net.ListenPacket("udp4", "127.0.0.1:"+strconv.Itoa(port))
-		l.Close()
-		if err == nil {
-			c.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
-}
-
 // TestPortInUseIsAnError: a port another process holds (TCP, with or
 // without SO_REUSEPORT, or UDP for QUIC) stops New with an error that
 // names the address, the port and the holder's pid.
@@ -116,7 +95,7 @@ func TestPortInUseIsAnError(t *testing.T) {
 		{"quic", "udp:127.0.0.1:%d", "/ip4/127.0.0.1/udp/%d/quic-v1", "%d/udp"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t)
+			port := testkit.FreePort(t)
 			pid := holder(t, fmt.Sprintf(tc.hold, port))
 			listen := fmt.Sprintf(tc.listen, port)
 			// The other listener is free: the error must still name the
@@ -144,7 +123,7 @@ func TestPortInUseIsAnError(t *testing.T) {
 // the probe and before (or after) the host. checkListeners finds it in
 // /proc/net.
 func TestSharedPortFoundAfterListening(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	listen := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)
 	h := newHost(t, Config{ListenAddrs: []string{listen}})
 	addrs, err := parseListenAddrs([]string{listen})
@@ -179,7 +158,7 @@ func TestEveryListenerMustComeUp(t *testing.T) {
 // TestFixedPortsAgainAfterClose: a node restarted on its fixed ports
 // (connections of the last run in TIME_WAIT) starts.
 func TestFixedPortsAgainAfterClose(t *testing.T) {
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	listen := []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port), fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)}
 	dir := t.TempDir()
 	a, err := New(Config{DataDir: dir, Logger: quiet, ListenAddrs: listen})
