@@ -11,7 +11,13 @@ import (
 // text of `homenode status` and of the owner's `redpanda node status`.
 func Render(w io.Writer, r Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row := func(k, v string) {
+		if k == "" { // a continuation of the row above: no label
+			fmt.Fprintf(tw, "\t%s\n", v)
+			return
+		}
+		fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+	}
 	row("Node", r.Node.PeerID)
 	row("Version", r.Version+", up "+Duration(r.Uptime))
 	if u := r.Update; u != nil {

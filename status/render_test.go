@@ -45,3 +45,24 @@ func TestRender(t *testing.T) {
 		})
 	}
 }
+
+// TestRenderHintContinuesReachability: the reachability hint is printed
+// under the Reachability row, indented like a value, not as a row with an
+// empty label (":").
+func TestRenderHintContinuesReachability(t *testing.T) {
+	r := statustest.Sample()
+	r.Reachability.Hint = "forward the node's ports on the router by hand"
+	var b bytes.Buffer
+	if err := status.Render(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	want := "\n               forward the node's ports on the router by hand\n"
+	if !strings.Contains(b.String(), want) {
+		t.Fatalf("no indented hint line %q in:\n%s", want, b.String())
+	}
+	for _, l := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), ":") {
+			t.Fatalf("a row with an empty label: %q", l)
+		}
+	}
+}
