@@ -17,61 +17,61 @@ func (c *Client) Channels() Channels { return Channels{c} }
 // signed block and posts it, in chunks if large. Members who receive it
 // merge it into their history. Like Send, it returns ErrNotDelivered
 // when no node acknowledged a chunk (kept locally, sent later).
-func (c Channels) PostBlock(ctx context.Context, name string) (BlockResult, error) {
-	return c.c.postBlock(ctx, name)
+func (ch Channels) PostBlock(ctx context.Context, name string) (BlockResult, error) {
+	return ch.c.postBlock(ctx, name)
 }
 
 // Create makes a new channel with full access under name and
 // returns its full key string (what members join with), with the hint of
 // this client's home node when it has one.
-func (c Channels) Create(name string) (string, error) {
-	return c.c.createChannel(name)
+func (ch Channels) Create(name string) (string, error) {
+	return ch.c.createChannel(name)
 }
 
 // Join adds the channel of keyString (any capability) under name.
 // The node hint the string may carry (where the sharer's home node is) is
 // introduced to this client's own home nodes.
-func (c Channels) Join(name, keyString string) (Channel, error) {
-	return c.c.joinChannel(name, keyString)
+func (ch Channels) Join(name, keyString string) (Channel, error) {
+	return ch.c.joinChannel(name, keyString)
 }
 
 // List lists the client's channels by name.
-func (c Channels) List() ([]Channel, error) {
-	return c.c.channels()
+func (ch Channels) List() ([]Channel, error) {
+	return ch.c.channels()
 }
 
 // Get describes the named channel, or fails with ErrUnknownChannel.
-func (c Channels) Get(name string) (Channel, error) {
-	return c.c.channel(name)
+func (ch Channels) Get(name string) (Channel, error) {
+	return ch.c.channel(name)
 }
 
 // Share returns the key string of capability ("full", "read" or
 // "write"; "" means the client's own) for the named channel, with a hint
 // of where this client's home node is when it has one (Channels.ShareKey).
-func (c Channels) Share(name, capability string) (string, error) {
-	return c.c.shareChannel(name, capability)
+func (ch Channels) Share(name, capability string) (string, error) {
+	return ch.c.shareChannel(name, capability)
 }
 
 // ShareKey is Channels.Share choosing whether the string carries the
 // node hint (a client that predates hints reads only strings without).
-func (c Channels) ShareKey(name, capability string, withHint bool) (string, error) {
-	return c.c.shareChannelKey(name, capability, withHint)
+func (ch Channels) ShareKey(name, capability string, withHint bool) (string, error) {
+	return ch.c.shareChannelKey(name, capability, withHint)
 }
 
 // Leave forgets the channel's key and stops syncing it, here and
 // on the identity's other devices. Its history stays in the home:
 // joining the channel again shows it.
-func (c Channels) Leave(name string) error {
-	return c.c.leaveChannel(name)
+func (ch Channels) Leave(name string) error {
+	return ch.c.leaveChannel(name)
 }
 
 // Block blocks the named channel.
-func (c Channels) Block(name string) error {
-	return c.c.blockChannel(name)
+func (ch Channels) Block(name string) error {
+	return ch.c.blockChannel(name)
 }
 
 // Unblock lifts a block by channel ID (hex), here and on the
 // identity's other devices; the channel is not joined again.
-func (c Channels) Unblock(idHex string) error {
-	return c.c.unblockChannel(idHex)
+func (ch Channels) Unblock(idHex string) error {
+	return ch.c.unblockChannel(idHex)
 }

@@ -22,20 +22,20 @@ func (c *Client) Contacts() Contacts { return Contacts{c} }
 // written in the channel: a friend path forwards only to a channel whose
 // history shows the addressee as an author. Adding the same address again
 // replaces the entry.
-func (c Contacts) Add(name, address, defaultCC, identity string) (Contact, error) {
-	return c.c.addContact(name, address, defaultCC, identity)
+func (ct Contacts) Add(name, address, defaultCC, identity string) (Contact, error) {
+	return ct.c.addContact(name, address, defaultCC, identity)
 }
 
 // List lists the address book, by address. An entry whose channel was
 // left shows an empty Channel (it is not vouched for any more).
-func (c Contacts) List() ([]Contact, error) {
-	return c.c.contacts()
+func (ct Contacts) List() ([]Contact, error) {
+	return ct.c.contacts()
 }
 
 // Remove forgets the entry for address (or, failing that, every
 // entry of the channel named address).
-func (c Contacts) Remove(address, defaultCC string) (int, error) {
-	return c.c.removeContact(address, defaultCC)
+func (ct Contacts) Remove(address, defaultCC string) (int, error) {
+	return ct.c.removeContact(address, defaultCC)
 }
 
 // Find asks friends who can reach the person at address (a phone
@@ -44,11 +44,11 @@ func (c Contacts) Remove(address, defaultCC string) (int, error) {
 // (none: every channel this client can read and write, except its own
 // master, node and dust channels) and collects answers for wait
 // (DefaultLookupWait if zero), or until every channel answered.
-func (c Contacts) Find(ctx context.Context, address, defaultCC string, via []string, wait time.Duration) (*LookupResult, error) {
-	return c.c.findContact(ctx, address, defaultCC, via, wait)
+func (ct Contacts) Find(ctx context.Context, address, defaultCC string, via []string, wait time.Duration) (*LookupResult, error) {
+	return ct.c.findContact(ctx, address, defaultCC, via, wait)
 }
 
 // FindHash is Contacts.Find with the hash already computed.
-func (c Contacts) FindHash(ctx context.Context, hash []byte, via []string, wait time.Duration) (*LookupResult, error) {
-	return c.c.findContactHash(ctx, hash, via, wait)
+func (ct Contacts) FindHash(ctx context.Context, hash []byte, via []string, wait time.Duration) (*LookupResult, error) {
+	return ct.c.findContactHash(ctx, hash, via, wait)
 }

@@ -14,23 +14,23 @@ func (c *Client) Cover() Cover { return Cover{c} }
 
 // Channels.Create makes a dust channel to share with a friend and
 // returns its key string.
-func (c Cover) CreateChannel(name string) (string, error) {
-	return c.c.createDustChannel(name)
+func (cv Cover) CreateChannel(name string) (string, error) {
+	return cv.c.createDustChannel(name)
 }
 
 // Channels.Join adds a dust channel a friend shared.
-func (c Cover) JoinChannel(name, key string) error {
-	return c.c.joinDustChannel(name, key)
+func (cv Cover) JoinChannel(name, key string) error {
+	return cv.c.joinDustChannel(name, key)
 }
 
 // Send posts one dust message to a random dust channel.
-func (c Cover) Send(ctx context.Context) (SendResult, error) {
-	return c.c.sendDust(ctx)
+func (cv Cover) Send(ctx context.Context) (SendResult, error) {
+	return cv.c.sendDust(ctx)
 }
 
 // Run sends dust at random intervals until ctx ends. It
 // returns ErrCoverOff at once when cfg disables it or the connection is
 // metered.
-func (c Cover) Run(ctx context.Context, cfg CoverConfig) error {
-	return c.c.runCoverTraffic(ctx, cfg)
+func (cv Cover) Run(ctx context.Context, cfg CoverConfig) error {
+	return cv.c.runCoverTraffic(ctx, cfg)
 }

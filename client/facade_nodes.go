@@ -74,7 +74,7 @@ func (n Nodes) Connected() []string {
 }
 
 // Probe dials every known node and measures its round trip, in parallel,
-// so that Nodes reports fresh RTTs. Unreachable nodes keep RTT 0 and get
+// so that List reports fresh RTTs. Unreachable nodes keep RTT 0 and get
 // LastError.
 func (n Nodes) Probe(ctx context.Context) error {
 	return n.c.probeNodes(ctx)
