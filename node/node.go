@@ -248,14 +248,7 @@ func (n *Node) Start(ctx context.Context) error {
 		if dc.Logger == nil {
 			dc.Logger = n.cfg.Logger
 		}
-		dc.OnAuthorized = func(p peer.ID, ch channel.ID) {
-			if s := n.syncReady.Load(); s != nil {
-				s.Resync(p, ch)
-			}
-		}
-		dc.AllowHandOver = n.registeredChannels
-		dc.AllowIntroduce = reg.Registered
-		dc.OnHandOver = func([]channel.ID) { n.serveRegistered() }
+		dc.Node = discoveryNode{n: n, reg: reg}
 		disc, err := discovery.New(n.Host, dc)
 		if err != nil {
 			reg.Close()
@@ -380,17 +373,6 @@ func (n *Node) serveRegistered() {
 		}
 	}
 	n.regPeers = regPeers
-}
-
-// registeredChannels returns the channels of the registration p is the
-// device of: what p may hand over serving statements for.
-func (n *Node) registeredChannels(p peer.ID) []channel.ID {
-	for _, u := range n.Registry.Users() {
-		if u.Peer == p {
-			return u.Channels
-		}
-	}
-	return nil
 }
 
 // Served lists the channels the node serves now.
