@@ -89,19 +89,18 @@ type backupPayload struct {
 	Records []backupRecord `json:"records"`
 }
 
-// Backup seals this client's identity, channels, tickets, nodes and
-// pending invitations under passphrase with DefaultBackupParams.
-func (c *Client) Backup(passphrase string) ([]byte, error) {
-	return c.BackupWith(passphrase, DefaultBackupParams)
+// backup implements Backups.Seal.
+func (c *Client) backup(passphrase string) ([]byte, error) {
+	return c.backupWith(passphrase, DefaultBackupParams)
 }
 
-// BackupWith is Backup with explicit Argon2id parameters.
-func (c *Client) BackupWith(passphrase string, p BackupParams) ([]byte, error) {
+// backupWith implements Backups.SealWith.
+func (c *Client) backupWith(passphrase string, p BackupParams) ([]byte, error) {
 	if len([]rune(passphrase)) < MinPassphrase {
-		return nil, fmt.Errorf("client.Backup: %w: use at least %d characters (several words)", ErrWeakPassphrase, MinPassphrase)
+		return nil, fmt.Errorf("client.Backups.Seal: %w: use at least %d characters (several words)", ErrWeakPassphrase, MinPassphrase)
 	}
 	if err := p.check(); err != nil {
-		return nil, fmt.Errorf("client.Backup: %w", err)
+		return nil, fmt.Errorf("client.Backups.Seal: %w", err)
 	}
 	pl := backupPayload{Created: c.cfg.Now().UTC()}
 	for _, b := range backupBuckets {
@@ -110,16 +109,16 @@ func (c *Client) BackupWith(passphrase string, p BackupParams) ([]byte, error) {
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("client.Backup: %s: %w", b, err)
+			return nil, fmt.Errorf("client.Backups.Seal: %s: %w", b, err)
 		}
 	}
 	plain, _ := json.Marshal(pl)
 	blob, err := sealBackup(plain, passphrase, p)
 	if err != nil {
-		return nil, fmt.Errorf("client.Backup: %w", err)
+		return nil, fmt.Errorf("client.Backups.Seal: %w", err)
 	}
 	if len(blob) > MaxBackup {
-		return nil, fmt.Errorf("client.Backup: %d bytes, over the %d-byte limit", len(blob), MaxBackup)
+		return nil, fmt.Errorf("client.Backups.Seal: %d bytes, over the %d-byte limit", len(blob), MaxBackup)
 	}
 	return blob, nil
 }

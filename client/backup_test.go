@@ -15,24 +15,24 @@ const pass = "correct horse battery staple"
 
 func TestBackupRestoreOnFreshClient(t *testing.T) {
 	old := openClient(t, home(t, "old"))
-	fam, err := old.CreateChannel("family")
+	fam, err := old.Channels().Create("family")
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := openClient(t, home(t, "other"))
-	if _, err := other.CreateChannel("news"); err != nil {
+	if _, err := other.Channels().Create("news"); err != nil {
 		t.Fatal(err)
 	}
-	roKey, _ := other.ShareChannel("news", "read")
-	if _, err := old.JoinChannel("news", roKey); err != nil {
+	roKey, _ := other.Channels().Share("news", "read")
+	if _, err := old.Channels().Join("news", roKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.AddNode("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"); err != nil {
+	if _, err := old.Nodes().Add("/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWEyoppNCUx8Yx66oV9fJnriXwCcXwDDUA2kj6vnc6iDEp"); err != nil {
 		t.Fatal(err)
 	}
 	ticket(t, other, old)
-	inv, _ := old.Invite()
-	blob, err := old.BackupWith(pass, testParams)
+	inv, _ := old.Invites().Create()
+	blob, err := old.Backups().SealWith(pass, testParams)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +44,8 @@ func TestBackupRestoreOnFreshClient(t *testing.T) {
 	if fresh.ID() != old.ID() {
 		t.Fatalf("identity %s, want %s", fresh.ID(), old.ID())
 	}
-	want, _ := old.Channels()
-	got, _ := fresh.Channels()
+	want, _ := old.Channels().List()
+	got, _ := fresh.Channels().List()
 	if len(got) != 2 || len(got) != len(want) {
 		t.Fatalf("channels %+v, want %+v", got, want)
 	}
@@ -54,23 +54,23 @@ func TestBackupRestoreOnFreshClient(t *testing.T) {
 			t.Fatalf("channel %d: %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if k, _ := fresh.ShareChannel("family", ""); k != fam {
+	if k, _ := fresh.Channels().Share("family", ""); k != fam {
 		t.Fatal("the family key did not survive")
 	}
-	nodes, err := fresh.Nodes()
+	nodes, err := fresh.Nodes().List()
 	if err != nil || len(nodes) != 1 {
 		t.Fatalf("nodes %v %v", nodes, err)
 	}
-	if n, _ := fresh.PendingInvites(); n != 1 {
+	if n, _ := fresh.Invites().Pending(); n != 1 {
 		t.Fatalf("%d pending invitations, want 1", n)
 	}
 	// The restored client can finish the invitation made before the backup.
 	bob := openClient(t, home(t, "bob"))
-	ab, err := bob.AcceptInvite("old", inv)
+	ab, err := bob.Invites().Accept("old", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fa, err := fresh.CompleteInvite("bob", ab.Answer); err != nil || fa.SafetyCode != ab.SafetyCode {
+	if fa, err := fresh.Invites().Complete("bob", ab.Answer); err != nil || fa.SafetyCode != ab.SafetyCode {
 		t.Fatalf("completing a restored invitation: %v", err)
 	}
 	// A home with an identity is never overwritten.
@@ -82,12 +82,12 @@ func TestBackupRestoreOnFreshClient(t *testing.T) {
 
 func TestBackupRefusals(t *testing.T) {
 	c := openClient(t, home(t, "c"))
-	c.CreateChannel("x")
-	blob, err := c.BackupWith(pass, testParams)
+	c.Channels().Create("x")
+	blob, err := c.Backups().SealWith(pass, testParams)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Backup("short"); !errors.Is(err, ErrWeakPassphrase) {
+	if _, err := c.Backups().Seal("short"); !errors.Is(err, ErrWeakPassphrase) {
 		t.Fatalf("short passphrase: %v", err)
 	}
 	flip := func(i int) []byte {

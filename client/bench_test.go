@@ -14,9 +14,9 @@ func BenchmarkSend(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	c.CreateChannel("bench")
+	c.Channels().Create("bench")
 	n := startNodeB(b, c.ID())
-	if _, err := c.AddNode(n); err != nil {
+	if _, err := c.Nodes().Add(n); err != nil {
 		b.Fatal(err)
 	}
 	if err := c.Connect(context.Background()); err != nil {
@@ -38,7 +38,7 @@ func BenchmarkSendLocal(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	c.CreateChannel("bench")
+	c.Channels().Create("bench")
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {

@@ -147,7 +147,7 @@ func chunkBlock(b []byte) [][]byte {
 	return out
 }
 
-// BlockResult says what PostBlock posted.
+// BlockResult says what Channels.PostBlock posted.
 type BlockResult struct {
 	Hash     string // hex: what a reader checks
 	Messages int
@@ -155,21 +155,18 @@ type BlockResult struct {
 	Sends    []SendResult
 }
 
-// PostBlock snapshots the named channel's history (all of it) into a
-// signed block and posts it, in chunks if large. Members who receive it
-// merge it into their history. Like Send, it returns ErrNotDelivered
-// when no node acknowledged a chunk (kept locally, sent later).
-func (c *Client) PostBlock(ctx context.Context, name string) (BlockResult, error) {
+// postBlock implements Channels.PostBlock.
+func (c *Client) postBlock(ctx context.Context, name string) (BlockResult, error) {
 	cs, err := c.byName(name)
 	if err != nil {
-		return BlockResult{}, fmt.Errorf("client.PostBlock: %w", err)
+		return BlockResult{}, fmt.Errorf("client.Channels.PostBlock: %w", err)
 	}
 	if !cs.key.CanWrite() {
-		return BlockResult{}, fmt.Errorf("client.PostBlock: %q: %w", name, ErrCannotWrite)
+		return BlockResult{}, fmt.Errorf("client.Channels.PostBlock: %q: %w", name, ErrCannotWrite)
 	}
 	ms, err := c.History(name, 0)
 	if err != nil {
-		return BlockResult{}, fmt.Errorf("client.PostBlock: %w", err)
+		return BlockResult{}, fmt.Errorf("client.Channels.PostBlock: %w", err)
 	}
 	entries := make([]BlockEntry, 0, len(ms))
 	for _, m := range ms {
@@ -182,7 +179,7 @@ func (c *Client) PostBlock(ctx context.Context, name string) (BlockResult, error
 	}
 	b := encodeBlock(cs.key.ID(), c.self, entries)
 	if len(b) > maxBlockBytes {
-		return BlockResult{}, fmt.Errorf("client.PostBlock: history of %d bytes is over the %d-byte block limit", len(b), maxBlockBytes)
+		return BlockResult{}, fmt.Errorf("client.Channels.PostBlock: history of %d bytes is over the %d-byte block limit", len(b), maxBlockBytes)
 	}
 	res := BlockResult{Hash: fmt.Sprintf("%x", sha256.Sum256(b[:len(b)-32-ed25519.SignatureSize])), Messages: len(entries)}
 	var errs []error
@@ -195,7 +192,7 @@ func (c *Client) PostBlock(ctx context.Context, name string) (BlockResult, error
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return res, fmt.Errorf("client.PostBlock: %w", err)
+		return res, fmt.Errorf("client.Channels.PostBlock: %w", err)
 	}
 	return res, nil
 }

@@ -25,7 +25,7 @@ func TestBlockGivesOldHistoryToLateMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer alice.Close()
-	key, err := alice.CreateChannel("club")
+	key, err := alice.Channels().Create("club")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestBlockGivesOldHistoryToLateMember(t *testing.T) {
 	n := startNode(t, ownedBy(t, alice.ID()))
 	addNodes(t, alice, n)
 	connect(t, alice)
-	res, err := alice.PostBlock(ctx, "club")
+	res, err := alice.Channels().PostBlock(ctx, "club")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestBlockGivesOldHistoryToLateMember(t *testing.T) {
 
 	carol := openClient(t, home(t, "carol"))
 	ticket(t, alice, carol)
-	if _, err := carol.JoinChannel("club", key); err != nil {
+	if _, err := carol.Channels().Join("club", key); err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, carol, n)
@@ -60,7 +60,7 @@ func TestBlockGivesOldHistoryToLateMember(t *testing.T) {
 	})
 	// The same block again adds nothing.
 	cs, _ := carol.byName("club")
-	if _, err := alice.PostBlock(ctx, "club"); err != nil {
+	if _, err := alice.Channels().PostBlock(ctx, "club"); err != nil {
 		t.Fatal(err)
 	}
 	h, _ := carol.History("club", 0)
@@ -86,7 +86,7 @@ func TestBlockGivesOldHistoryToLateMember(t *testing.T) {
 // is not signed by its creator, or is of another channel, adds nothing.
 func TestBlockRejected(t *testing.T) {
 	c := openClient(t, home(t, "reader"))
-	key, err := c.CreateChannel("club")
+	key, err := c.Channels().Create("club")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestBlockRejected(t *testing.T) {
 // that reassemble into it.
 func TestBlockChunks(t *testing.T) {
 	c := openClient(t, home(t, "reader"))
-	if _, err := c.CreateChannel("big"); err != nil {
+	if _, err := c.Channels().Create("big"); err != nil {
 		t.Fatal(err)
 	}
 	cs, _ := c.byName("big")

@@ -56,16 +56,14 @@ func (c *Client) loadChannels() error {
 	})
 }
 
-// CreateChannel makes a new channel with full access under name and
-// returns its full key string (what members join with), with the hint of
-// this client's home node when it has one.
-func (c *Client) CreateChannel(name string) (string, error) {
+// createChannel implements Channels.Create.
+func (c *Client) createChannel(name string) (string, error) {
 	k, err := channel.NewKey(rand.Reader)
 	if err != nil {
-		return "", fmt.Errorf("client.CreateChannel: %w", err)
+		return "", fmt.Errorf("client.Channels.Create: %w", err)
 	}
 	if err := c.addChannel(name, k); err != nil {
-		return "", fmt.Errorf("client.CreateChannel: %w", err)
+		return "", fmt.Errorf("client.Channels.Create: %w", err)
 	}
 	c.channelChanged(channelItem(name, k))
 	c.refreshSoon()
@@ -76,16 +74,14 @@ func (c *Client) CreateChannel(name string) (string, error) {
 	return s, nil
 }
 
-// JoinChannel adds the channel of keyString (any capability) under name.
-// The node hint the string may carry (where the sharer's home node is) is
-// introduced to this client's own home nodes.
-func (c *Client) JoinChannel(name, keyString string) (Channel, error) {
+// joinChannel implements Channels.Join.
+func (c *Client) joinChannel(name, keyString string) (Channel, error) {
 	k, h, err := channel.ParseKeyHint(keyString)
 	if err != nil {
-		return Channel{}, fmt.Errorf("client.JoinChannel: %w", err)
+		return Channel{}, fmt.Errorf("client.Channels.Join: %w", err)
 	}
 	if err := c.addChannel(name, k); err != nil {
-		return Channel{}, fmt.Errorf("client.JoinChannel: %w", err)
+		return Channel{}, fmt.Errorf("client.Channels.Join: %w", err)
 	}
 	c.channelChanged(channelItem(name, k))
 	c.learnHint(h, "key", k.ID())
@@ -127,8 +123,8 @@ func (c *Client) addChannel(name string, k *channel.Key) error {
 	return nil
 }
 
-// Channels lists the client's channels by name.
-func (c *Client) Channels() ([]Channel, error) {
+// channels implements Channels.List.
+func (c *Client) channels() ([]Channel, error) {
 	var out []Channel
 	err := c.db.Meta(bucketChannels).ForEach(func(k, v []byte) error {
 		if internalChannel(string(k)) {
@@ -161,11 +157,11 @@ func recordToChannel(name string, v []byte) (Channel, error) {
 	return Channel{Name: name, ID: k.ID().String(), Capability: k.Capability().String(), Joined: r.Joined}, nil
 }
 
-// Channel describes the named channel, or fails with ErrUnknownChannel.
-func (c *Client) Channel(name string) (Channel, error) {
+// channel implements Channels.Get.
+func (c *Client) channel(name string) (Channel, error) {
 	ch, err := c.channelInfo(name)
 	if err != nil {
-		return Channel{}, fmt.Errorf("client.Channel: %w", err)
+		return Channel{}, fmt.Errorf("client.Channels.Get: %w", err)
 	}
 	return ch, nil
 }
@@ -209,28 +205,25 @@ func (c *Client) byName(name string) (*chanState, error) {
 	return nil, c.unknown(name)
 }
 
-// ShareChannel returns the key string of capability ("full", "read" or
-// "write"; "" means the client's own) for the named channel, with a hint
-// of where this client's home node is when it has one (ShareChannelKey).
-func (c *Client) ShareChannel(name, capability string) (string, error) {
-	return c.ShareChannelKey(name, capability, true)
+// shareChannel implements Channels.Share.
+func (c *Client) shareChannel(name, capability string) (string, error) {
+	return c.shareChannelKey(name, capability, true)
 }
 
-// ShareChannelKey is ShareChannel choosing whether the string carries the
-// node hint (a client that predates hints reads only strings without).
-func (c *Client) ShareChannelKey(name, capability string, withHint bool) (string, error) {
+// shareChannelKey implements Channels.ShareKey.
+func (c *Client) shareChannelKey(name, capability string, withHint bool) (string, error) {
 	cs, err := c.byName(name)
 	if err != nil {
-		return "", fmt.Errorf("client.ShareChannel: %w", err)
+		return "", fmt.Errorf("client.Channels.Share: %w", err)
 	}
 	k := cs.key
 	if capability != "" {
 		capa, err := channel.ParseCapability(capability)
 		if err != nil {
-			return "", fmt.Errorf("client.ShareChannel: %w", err)
+			return "", fmt.Errorf("client.Channels.Share: %w", err)
 		}
 		if k, err = cs.key.Share(capa); err != nil {
-			return "", fmt.Errorf("client.ShareChannel %q: %w", name, err)
+			return "", fmt.Errorf("client.Channels.Share %q: %w", name, err)
 		}
 	}
 	if !withHint {
@@ -238,17 +231,15 @@ func (c *Client) ShareChannelKey(name, capability string, withHint bool) (string
 	}
 	s, err := k.StringWithHint(c.shareHint())
 	if err != nil {
-		return "", fmt.Errorf("client.ShareChannel %q: %w", name, err)
+		return "", fmt.Errorf("client.Channels.Share %q: %w", name, err)
 	}
 	return s, nil
 }
 
-// LeaveChannel forgets the channel's key and stops syncing it, here and
-// on the identity's other devices. Its history stays in the home:
-// joining the channel again shows it.
-func (c *Client) LeaveChannel(name string) error {
+// leaveChannel implements Channels.Leave.
+func (c *Client) leaveChannel(name string) error {
 	if err := c.leave(name, goneLeft); err != nil {
-		return fmt.Errorf("client.LeaveChannel: %w", err)
+		return fmt.Errorf("client.Channels.Leave: %w", err)
 	}
 	return nil
 }

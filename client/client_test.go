@@ -17,7 +17,7 @@ import (
 // authors verified, once each.
 func TestOfflineCatchUp(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
-	key, err := alice.CreateChannel("family")
+	key, err := alice.Channels().Create("family")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestOfflineCatchUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	bobID := bob.ID()
-	if _, err := bob.JoinChannel("fam", key); err != nil {
+	if _, err := bob.Channels().Join("fam", key); err != nil {
 		t.Fatal(err)
 	}
 	n := startNode(t, ownedBy(t, bobID)) // Bob's home node
@@ -127,7 +127,7 @@ func TestOfflineCatchUp(t *testing.T) {
 // acknowledged by the survivors.
 func TestDeliveryOutlivesANode(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
-	key, err := alice.CreateChannel("team")
+	key, err := alice.Channels().Create("team")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestDeliveryOutlivesANode(t *testing.T) {
 	connect(t, alice)
 
 	bob := openClient(t, home(t, "bob"))
-	if _, err := bob.JoinChannel("team", key); err != nil {
+	if _, err := bob.Channels().Join("team", key); err != nil {
 		t.Fatal(err)
 	}
 	ticket(t, alice, bob)
@@ -211,11 +211,11 @@ func TestMisuse(t *testing.T) {
 		t.Fatalf("second open: %v, want ErrLocked", err)
 	}
 	ctx := context.Background()
-	key, err := c.CreateChannel("a")
+	key, err := c.Channels().Create("a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	read, _ := c.ShareChannel("a", "read")
+	read, _ := c.Channels().Share("a", "read")
 	tests := []struct {
 		name string
 		err  error
@@ -223,16 +223,16 @@ func TestMisuse(t *testing.T) {
 	}{
 		{"send to unknown channel", ErrUnknownChannel, func() error { _, err := c.Send(ctx, "nope", "x"); return err }},
 		{"history of unknown channel", ErrUnknownChannel, func() error { _, err := c.History("nope", 0); return err }},
-		{"share unknown channel", ErrUnknownChannel, func() error { _, err := c.ShareChannel("nope", "read"); return err }},
-		{"leave unknown channel", ErrUnknownChannel, func() error { return c.LeaveChannel("nope") }},
-		{"same name twice", ErrChannelExists, func() error { _, err := c.CreateChannel("a"); return err }},
-		{"same channel twice", ErrChannelExists, func() error { _, err := c.JoinChannel("b", key); return err }},
-		{"empty name", ErrBadName, func() error { _, err := c.CreateChannel(""); return err }},
-		{"name with space", ErrBadName, func() error { _, err := c.CreateChannel("a b"); return err }},
-		{"bad key string", channel.ErrChecksum, func() error { _, err := c.JoinChannel("z", key[:len(key)-1]+"x"); return err }},
+		{"share unknown channel", ErrUnknownChannel, func() error { _, err := c.Channels().Share("nope", "read"); return err }},
+		{"leave unknown channel", ErrUnknownChannel, func() error { return c.Channels().Leave("nope") }},
+		{"same name twice", ErrChannelExists, func() error { _, err := c.Channels().Create("a"); return err }},
+		{"same channel twice", ErrChannelExists, func() error { _, err := c.Channels().Join("b", key); return err }},
+		{"empty name", ErrBadName, func() error { _, err := c.Channels().Create(""); return err }},
+		{"name with space", ErrBadName, func() error { _, err := c.Channels().Create("a b"); return err }},
+		{"bad key string", channel.ErrChecksum, func() error { _, err := c.Channels().Join("z", key[:len(key)-1]+"x"); return err }},
 		{"connect without nodes", ErrNoNodes, func() error { return c.Connect(ctx) }},
 		{"send without nodes", ErrNotDelivered, func() error { _, err := c.Send(ctx, "a", "x"); return err }},
-		{"bad node address", nil, func() error { _, err := c.AddNode("/ip4/127.0.0.1/tcp/1"); return err }},
+		{"bad node address", nil, func() error { _, err := c.Nodes().Add("/ip4/127.0.0.1/tcp/1"); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,17 +242,17 @@ func TestMisuse(t *testing.T) {
 			}
 		})
 	}
-	if _, err := c.JoinChannel("ro", read); !errors.Is(err, ErrChannelExists) {
+	if _, err := c.Channels().Join("ro", read); !errors.Is(err, ErrChannelExists) {
 		t.Fatalf("joining a weaker key of a channel already here: %v", err)
 	}
 	// The message sent without nodes is kept locally.
 	if h, _ := c.History("a", 0); len(h) != 1 || h[0].Text != "x" || !h[0].Mine {
 		t.Fatalf("history after an undelivered send: %+v", h)
 	}
-	if err := c.LeaveChannel("a"); err != nil {
+	if err := c.Channels().Leave("a"); err != nil {
 		t.Fatal(err)
 	}
-	if chs, _ := c.Channels(); len(chs) != 0 {
+	if chs, _ := c.Channels().List(); len(chs) != 0 {
 		t.Fatalf("channels after leave: %+v", chs)
 	}
 }
@@ -263,7 +263,7 @@ func TestMisuse(t *testing.T) {
 // acknowledged, with the node holding every message.
 func TestConcurrentSends(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
-	if _, err := alice.CreateChannel("family"); err != nil {
+	if _, err := alice.Channels().Create("family"); err != nil {
 		t.Fatal(err)
 	}
 	n := startNode(t, ownedBy(t, alice.ID()))

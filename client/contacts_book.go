@@ -56,32 +56,24 @@ func NormalizeAddress(addr, defaultCC string) (string, error) {
 	return NormalizePhone(addr, defaultCC)
 }
 
-// AddContact records that the person reachable at address (a phone
-// number or e-mail address; defaultCC is the country calling code for
-// national numbers) is the one this client shares the named channel with,
-// so that friends who look the address up learn their identity through
-// this client. identity "" means the one other person who wrote in the
-// channel; with several, name it. Either way that identity must have
-// written in the channel: a friend path forwards only to a channel whose
-// history shows the addressee as an author. Adding the same address again
-// replaces the entry.
-func (c *Client) AddContact(name, address, defaultCC, identity string) (Contact, error) {
+// addContact implements Contacts.Add.
+func (c *Client) addContact(name, address, defaultCC, identity string) (Contact, error) {
 	norm, err := NormalizeAddress(address, defaultCC)
 	if err != nil {
-		return Contact{}, fmt.Errorf("client.AddContact: %w", err)
+		return Contact{}, fmt.Errorf("client.Contacts.Add: %w", err)
 	}
 	cs, err := c.byName(name)
 	if err != nil {
-		return Contact{}, fmt.Errorf("client.AddContact: %w", err)
+		return Contact{}, fmt.Errorf("client.Contacts.Add: %w", err)
 	}
 	authors, err := c.channelAuthors(cs)
 	if err != nil {
-		return Contact{}, fmt.Errorf("client.AddContact: %w", err)
+		return Contact{}, fmt.Errorf("client.Contacts.Add: %w", err)
 	}
 	delete(authors, c.ID())
 	if identity == "" {
 		if len(authors) != 1 {
-			return Contact{}, fmt.Errorf("client.AddContact: %w: %d other people wrote in %q; name the contact's identity", ErrContactIdentity, len(authors), name)
+			return Contact{}, fmt.Errorf("client.Contacts.Add: %w: %d other people wrote in %q; name the contact's identity", ErrContactIdentity, len(authors), name)
 		}
 		for id := range authors {
 			identity = id
@@ -89,24 +81,23 @@ func (c *Client) AddContact(name, address, defaultCC, identity string) (Contact,
 	} else {
 		id, err := channel.ParseIdentityKey(identity)
 		if err != nil {
-			return Contact{}, fmt.Errorf("client.AddContact: %w", err)
+			return Contact{}, fmt.Errorf("client.Contacts.Add: %w", err)
 		}
 		identity = id.String()
 		if !authors[identity] {
-			return Contact{}, fmt.Errorf("client.AddContact: %w: %s has not written in %q yet", ErrContactIdentity, identity, name)
+			return Contact{}, fmt.Errorf("client.Contacts.Add: %w: %s has not written in %q yet", ErrContactIdentity, identity, name)
 		}
 	}
 	hash := ContactHash(norm)
 	rec, _ := json.Marshal(contactRecord{Address: norm, Identity: identity, ChannelID: cs.key.ID().String()})
 	if err := c.db.Meta(bucketContacts).Put(hash, rec); err != nil {
-		return Contact{}, fmt.Errorf("client.AddContact: %w", err)
+		return Contact{}, fmt.Errorf("client.Contacts.Add: %w", err)
 	}
 	return Contact{Address: norm, Hash: hex.EncodeToString(hash), Identity: identity, Channel: cs.name, ChannelID: cs.key.ID().String()}, nil
 }
 
-// Contacts lists the address book, by address. An entry whose channel was
-// left shows an empty Channel (it is not vouched for any more).
-func (c *Client) Contacts() ([]Contact, error) {
+// contacts implements Contacts.List.
+func (c *Client) contacts() ([]Contact, error) {
 	var out []Contact
 	err := c.db.Meta(bucketContacts).ForEach(func(k, v []byte) error {
 		var r contactRecord
@@ -121,16 +112,15 @@ func (c *Client) Contacts() ([]Contact, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("client.Contacts: %w", err)
+		return nil, fmt.Errorf("client.Contacts.List: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
 	return out, nil
 }
 
-// RemoveContact forgets the entry for address (or, failing that, every
-// entry of the channel named address).
-func (c *Client) RemoveContact(address, defaultCC string) (int, error) {
-	all, err := c.Contacts()
+// removeContact implements Contacts.Remove.
+func (c *Client) removeContact(address, defaultCC string) (int, error) {
+	all, err := c.contacts()
 	if err != nil {
 		return 0, err
 	}
@@ -142,12 +132,12 @@ func (c *Client) RemoveContact(address, defaultCC string) (int, error) {
 		}
 	}
 	if len(drop) == 0 {
-		return 0, fmt.Errorf("client.RemoveContact: %w: %q", ErrNoContact, address)
+		return 0, fmt.Errorf("client.Contacts.Remove: %w: %q", ErrNoContact, address)
 	}
 	for _, ct := range drop {
 		h, _ := hex.DecodeString(ct.Hash)
 		if err := c.db.Meta(bucketContacts).Delete(h); err != nil {
-			return 0, fmt.Errorf("client.RemoveContact: %w", err)
+			return 0, fmt.Errorf("client.Contacts.Remove: %w", err)
 		}
 	}
 	return len(drop), nil

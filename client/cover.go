@@ -40,15 +40,14 @@ type CoverConfig struct {
 	MeanInterval time.Duration
 }
 
-// CreateDustChannel makes a dust channel to share with a friend and
-// returns its key string.
-func (c *Client) CreateDustChannel(name string) (string, error) {
-	return c.CreateChannel(DustPrefix + name)
+// createDustChannel implements Cover.CreateChannel.
+func (c *Client) createDustChannel(name string) (string, error) {
+	return c.createChannel(DustPrefix + name)
 }
 
-// JoinDustChannel adds a dust channel a friend shared.
-func (c *Client) JoinDustChannel(name, key string) error {
-	_, err := c.JoinChannel(DustPrefix+name, key)
+// joinDustChannel implements Cover.JoinChannel.
+func (c *Client) joinDustChannel(name, key string) error {
+	_, err := c.joinChannel(DustPrefix+name, key)
 	return err
 }
 
@@ -64,21 +63,19 @@ func (c *Client) dustChannels() []*chanState {
 	return out
 }
 
-// SendDust posts one dust message to a random dust channel.
-func (c *Client) SendDust(ctx context.Context) (SendResult, error) {
+// sendDust implements Cover.Send.
+func (c *Client) sendDust(ctx context.Context) (SendResult, error) {
 	chs := c.dustChannels()
 	if len(chs) == 0 {
-		return SendResult{}, fmt.Errorf("client.SendDust: %w: no dust channel", ErrUnknownChannel)
+		return SendResult{}, fmt.Errorf("client.Cover.Send: %w: no dust channel", ErrUnknownChannel)
 	}
 	body := make([]byte, 1+mrand.IntN(maxDustBody))
 	_, _ = rand.Read(body)
 	return c.post(ctx, chs[mrand.IntN(len(chs))], channel.KindDust, body)
 }
 
-// RunCoverTraffic sends dust at random intervals until ctx ends. It
-// returns ErrCoverOff at once when cfg disables it or the connection is
-// metered.
-func (c *Client) RunCoverTraffic(ctx context.Context, cfg CoverConfig) error {
+// runCoverTraffic implements Cover.Run.
+func (c *Client) runCoverTraffic(ctx context.Context, cfg CoverConfig) error {
 	if !cfg.Enabled || cfg.Metered {
 		return ErrCoverOff
 	}
@@ -94,7 +91,7 @@ func (c *Client) RunCoverTraffic(ctx context.Context, cfg CoverConfig) error {
 			return ErrClosed
 		case <-time.After(wait):
 		}
-		if _, err := c.SendDust(ctx); err != nil && !errors.Is(err, ErrNotDelivered) {
+		if _, err := c.sendDust(ctx); err != nil && !errors.Is(err, ErrNotDelivered) {
 			c.log.Debug("dust not sent", "err", err)
 		}
 	}

@@ -18,10 +18,10 @@ func TestDustLooksLikeText(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	n := startNode(t, ownedBy(t, alice.ID()))
 	addNodes(t, alice, n)
-	if _, err := alice.CreateChannel("chat"); err != nil {
+	if _, err := alice.Channels().Create("chat"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.CreateDustChannel("bob"); err != nil {
+	if _, err := alice.Cover().CreateChannel("bob"); err != nil {
 		t.Fatal(err)
 	}
 	connect(t, alice)
@@ -29,7 +29,7 @@ func TestDustLooksLikeText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dust, err := alice.SendDust(ctx)
+	dust, err := alice.Cover().Send(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestDustLooksLikeText(t *testing.T) {
 func TestCoverTrafficOff(t *testing.T) {
 	c := openClient(t, home(t, "c"))
 	for _, cfg := range []CoverConfig{{}, {Enabled: true, Metered: true}} {
-		if err := c.RunCoverTraffic(context.Background(), cfg); !errors.Is(err, ErrCoverOff) {
+		if err := c.Cover().Run(context.Background(), cfg); !errors.Is(err, ErrCoverOff) {
 			t.Fatalf("%+v: %v", cfg, err)
 		}
 	}

@@ -148,24 +148,19 @@ func decodeLinkHint(s string, now time.Time) (seed, master, hint []byte, err err
 	return p[1:33], p[33:65], hint, nil
 }
 
-// LinkDevice returns a link string for a new device of this identity,
-// valid for ttl (default DefaultLinkLifetime). It makes the master and
-// node channels first if this is the identity's first device, and posts
-// a snapshot of the identity's state (channels, nodes, tickets) in the
-// master channel, which the new device reads from the nodes the link's
-// hint names.
-func (c *Client) LinkDevice(ctx context.Context, ttl time.Duration) (string, error) {
+// linkDevice implements Devices.Link.
+func (c *Client) linkDevice(ctx context.Context, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = DefaultLinkLifetime
 	}
 	master, err := c.ensureMaster(ctx)
 	if err != nil {
-		return "", fmt.Errorf("client.LinkDevice: %w", err)
+		return "", fmt.Errorf("client.Devices.Link: %w", err)
 	}
 	h := c.homeHint(hint.MaxNodes, shareEntries, anyNode)
 	link := encodeLink(c.self.Seed(), master.key.Secret(), c.cfg.Now().Add(ttl), h)
 	if err := c.postSnapshot(linkTag(link)); err != nil {
-		return "", fmt.Errorf("client.LinkDevice: %w", err)
+		return "", fmt.Errorf("client.Devices.Link: %w", err)
 	}
 	return link, nil
 }
@@ -216,7 +211,7 @@ func (c *Client) setupMaster(k *channel.Key, name string) (*chanState, error) {
 // home cfg.Home, opens it, adds the nodes the link's hint names and
 // announces the device in the master channel. The identity's channels,
 // nodes and tickets arrive through the master channel once the device is
-// connected (Connect, then WaitDeviceState).
+// connected (Connect, then Devices.WaitState).
 func JoinDevice(ctx context.Context, cfg Config, link, name string) (*Client, error) {
 	now := time.Now
 	if cfg.Now != nil {
@@ -282,8 +277,8 @@ func seedHome(home string, seed []byte) error {
 	return m.Put(keyIdentity, seed)
 }
 
-// Devices lists the identity's devices the master channel announced.
-func (c *Client) Devices() ([]Device, error) {
+// devices implements Devices.List.
+func (c *Client) devices() ([]Device, error) {
 	var out []Device
 	self := c.h.ID().String()
 	err := c.db.Meta(bucketDevices).ForEach(func(k, v []byte) error {
@@ -296,40 +291,35 @@ func (c *Client) Devices() ([]Device, error) {
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Joined.Before(out[j].Joined) })
 	if err != nil {
-		return nil, fmt.Errorf("client.Devices: %w", err)
+		return nil, fmt.Errorf("client.Devices.List: %w", err)
 	}
 	return out, nil
 }
 
-// UnlinkDevice tells the other devices that this one leaves. It keeps
-// its keys: a device that was lost calls for a new identity (docs/DEVICES.md).
-func (c *Client) UnlinkDevice(ctx context.Context) error {
+// unlinkDevice implements Devices.Unlink.
+func (c *Client) unlinkDevice(ctx context.Context) error {
 	if _, err := c.byName(MasterChannel); err != nil {
-		return fmt.Errorf("client.UnlinkDevice: %w", ErrNoMaster)
+		return fmt.Errorf("client.Devices.Unlink: %w", ErrNoMaster)
 	}
 	c.postDevice(deviceControl{Op: "device-leave", Peer: c.h.ID().String()})
 	_ = c.db.Meta(bucketDevices).Delete([]byte(c.h.ID().String()))
 	return nil
 }
 
-// HomeNodeKey makes the master and node channels if this identity has
-// none yet and returns the node channel's read-only key, which the owner
-// gives its home node (redpanda pair does) so that the node serves every
-// channel the identity's devices list.
-func (c *Client) HomeNodeKey(ctx context.Context) (string, error) {
+// homeNodeKey implements Nodes.HomeKey.
+func (c *Client) homeNodeKey(ctx context.Context) (string, error) {
 	if _, err := c.ensureMaster(ctx); err != nil {
-		return "", fmt.Errorf("client.HomeNodeKey: %w", err)
+		return "", fmt.Errorf("client.Nodes.HomeKey: %w", err)
 	}
-	return c.ShareChannel(NodeChannel, "read")
+	return c.shareChannel(NodeChannel, "read")
 }
 
-// NodeChannelKey returns the read-only key of the node channel: what the
-// identity's home node is given to learn which channels to serve.
-func (c *Client) NodeChannelKey() (string, error) {
+// nodeChannelKey implements Nodes.ChannelKey.
+func (c *Client) nodeChannelKey() (string, error) {
 	if _, err := c.byName(MasterChannel); err != nil {
-		return "", fmt.Errorf("client.NodeChannelKey: %w", ErrNoMaster)
+		return "", fmt.Errorf("client.Nodes.ChannelKey: %w", ErrNoMaster)
 	}
-	return c.ShareChannel(NodeChannel, "read")
+	return c.shareChannel(NodeChannel, "read")
 }
 
 func (c *Client) recordDevice(p, name string) {

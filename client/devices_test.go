@@ -22,11 +22,11 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 	n := startNode(t, ownedBy(t, a.ID()))
 	addNodes(t, a, n)
 	connect(t, a)
-	link, err := a.LinkDevice(ctx, 0)
+	link, err := a.Devices().Link(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodeKey, err := a.NodeChannelKey()
+	nodeKey, err := a.Nodes().ChannelKey()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,13 +54,13 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 	subC, stopC, _ := c.Subscribe("")
 	defer stopC()
 
-	key, err := b.CreateChannel("trip")
+	key, err := b.Channels().Create("trip")
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := channelID(t, key)
 	for _, d := range []*Client{a, c} {
-		waitFor(t, "channel trip on another device", func() bool { _, err := d.Channel("trip"); return err == nil })
+		waitFor(t, "channel trip on another device", func() bool { _, err := d.Channels().Get("trip"); return err == nil })
 	}
 	waitFor(t, "the node serving trip", func() bool {
 		for _, s := range n.Served() {
@@ -110,7 +110,7 @@ func TestThreeDevicesAndHomeNode(t *testing.T) {
 			t.Fatalf("node key on a trip message: %v", err)
 		}
 	}
-	ds, err := a.Devices()
+	ds, err := a.Devices().List()
 	if err != nil || len(ds) != 3 {
 		t.Fatalf("devices on the phone: %+v, %v", ds, err)
 	}

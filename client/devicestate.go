@@ -682,7 +682,7 @@ func (c *Client) postSnapshot(link string) error {
 // snapshotIfDue posts a snapshot when this device's last one is older
 // than snapshotRefresh (or it never posted one).
 func (c *Client) snapshotIfDue() {
-	if _, err := c.byName(MasterChannel); err != nil || !c.HasDeviceState() {
+	if _, err := c.byName(MasterChannel); err != nil || !c.hasDeviceState() {
 		return // a new device does not speak for the identity before it heard it
 	}
 	v, err := c.db.Meta(bucketDevState).Get(keySnapshotSent)
@@ -708,7 +708,7 @@ func (c *Client) joinedWith(link string) error {
 // snapshotPart notes that a part of another device's snapshot, posted at
 // ts, was applied. Once all parts of the snapshot posted for this
 // device's link were (or of one posted after the device joined: the link
-// came from a client that posts none), WaitDeviceState returns.
+// came from a client that posts none), Devices.WaitState returns.
 func (c *Client) snapshotPart(sp snapPart, ts time.Time) {
 	d := c.devState()
 	d.snapMu.Lock()
@@ -731,7 +731,7 @@ func (c *Client) snapshotPart(sp snapPart, ts time.Time) {
 	if v, err := c.db.Meta(bucketDevState).Get(keySnapshotSent); err != nil || len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < ts.UnixMilli() {
 		_ = c.db.Meta(bucketDevState).Put(keySnapshotSent, binary.BigEndian.AppendUint64(nil, uint64(ts.UnixMilli())))
 	}
-	if c.HasDeviceState() {
+	if c.hasDeviceState() {
 		return
 	}
 	v, err := c.db.Meta(bucketDevState).Get(keyJoined)
@@ -754,20 +754,15 @@ func (c *Client) stateKnown() {
 	d.gotOnce.Do(func() { close(d.got) })
 }
 
-// HasDeviceState reports whether this device holds the identity's state:
-// it is the identity's first device, or it applied a whole snapshot from
-// another device.
-func (c *Client) HasDeviceState() bool {
+// hasDeviceState implements Devices.HasState.
+func (c *Client) hasDeviceState() bool {
 	v, _ := c.db.Meta(bucketDevState).Get(keyStateKnown)
 	return v != nil
 }
 
-// WaitDeviceState waits until this device has applied a whole snapshot of
-// the identity's state posted by another device (channels, nodes,
-// tickets), as a newly joined device does once it reaches a node. It
-// returns at once if that happened before.
-func (c *Client) WaitDeviceState(ctx context.Context) error {
-	if c.HasDeviceState() {
+// waitDeviceState implements Devices.WaitState.
+func (c *Client) waitDeviceState(ctx context.Context) error {
+	if c.hasDeviceState() {
 		return nil
 	}
 	d := c.devState()
@@ -775,7 +770,7 @@ func (c *Client) WaitDeviceState(ctx context.Context) error {
 	case <-d.got:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("client.WaitDeviceState: no snapshot from another device yet: %w", ctx.Err())
+		return fmt.Errorf("client.Devices.WaitState: no snapshot from another device yet: %w", ctx.Err())
 	case <-c.ctx.Done():
 		return ErrClosed
 	}

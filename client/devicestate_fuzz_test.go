@@ -102,7 +102,7 @@ func FuzzApplyState(f *testing.F) {
 		c.procMu.Lock()
 		c.applyState(dc, &channel.Message{Author: c.self.Public(), Timestamp: time.Now()})
 		c.procMu.Unlock()
-		chs, err := c.Channels()
+		chs, err := c.Channels().List()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 
 func channelNames(t *testing.T, c *Client) []string {
 	t.Helper()
-	chs, err := c.Channels()
+	chs, err := c.Channels().List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func hasChannel(t *testing.T, c *Client, name string) bool {
 
 func nodeByID(t *testing.T, c *Client, id string) (Node, bool) {
 	t.Helper()
-	ns, err := c.Nodes()
+	ns, err := c.Nodes().List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,17 +68,17 @@ func TestLinkedDeviceGetsTheIdentitysState(t *testing.T) {
 	theirs := startNode(t, ownedBy(t, friend.ID()))
 	addNodes(t, friend, theirs)
 	connect(t, friend)
-	clubKey, err := friend.CreateChannel("club")
+	clubKey, err := friend.Channels().Create("club")
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	if _, err := phone.CreateChannel("fam"); err != nil { // before the master channel exists
+	if _, err := phone.Channels().Create("fam"); err != nil { // before the master channel exists
 		t.Fatal(err)
 	}
 	addNodes(t, phone, own)
 	connect(t, phone)
-	nodeKey, err := phone.HomeNodeKey(ctx)
+	nodeKey, err := phone.Nodes().HomeKey(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,15 +86,15 @@ func TestLinkedDeviceGetsTheIdentitysState(t *testing.T) {
 		t.Fatal(err)
 	}
 	phone.postServeList()
-	if _, err := phone.CreateChannel("work"); err != nil {
+	if _, err := phone.Channels().Create("work"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := phone.JoinChannel("club", clubKey); err != nil {
+	if _, err := phone.Channels().Join("club", clubKey); err != nil {
 		t.Fatal(err)
 	}
 	ticket(t, friend, phone)
 	addNodes(t, phone, theirs)
-	link, err := phone.LinkDevice(ctx, 0)
+	link, err := phone.Devices().Link(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestLinkedDeviceGetsTheIdentitysState(t *testing.T) {
 	}
 	t.Cleanup(func() { tablet.Close() })
 	connect(t, tablet)
-	if err := tablet.WaitDeviceState(ctx); err != nil {
+	if err := tablet.Devices().WaitState(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := channelNames(t, tablet), []string{"club", "fam", "work"}; !slices.Equal(got, want) {
@@ -119,10 +119,10 @@ func TestLinkedDeviceGetsTheIdentitysState(t *testing.T) {
 		b, okB := nodeByID(t, tablet, peerOf(theirs))
 		return okA && okB && a.Registered && a.Hop == 0 && b.Registered && b.Hop == 1
 	})
-	if ts, err := tablet.Tickets(); err != nil || len(ts) != 1 || ts[0].Owner != friend.ID() {
+	if ts, err := tablet.Tickets().List(); err != nil || len(ts) != 1 || ts[0].Owner != friend.ID() {
 		t.Fatalf("tablet tickets %+v, %v", ts, err)
 	}
-	if o, err := tablet.OwnedNode(); err != nil || o != peerOf(own) {
+	if o, err := tablet.Nodes().Owned(); err != nil || o != peerOf(own) {
 		t.Fatalf("tablet owns %q, %v", o, err)
 	}
 
@@ -145,7 +145,7 @@ func TestLinkedDeviceGetsTheIdentitysState(t *testing.T) {
 	}
 
 	// Later changes, both ways.
-	if _, err := phone.CreateChannel("later"); err != nil {
+	if _, err := phone.Channels().Create("later"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "channel later on the tablet", func() bool { return hasChannel(t, tablet, "later") })
@@ -155,22 +155,22 @@ func TestLinkedDeviceGetsTheIdentitysState(t *testing.T) {
 	if m := collect(t, sub, 1)[0]; m.Text != "made later" || m.Channel != "later" {
 		t.Fatalf("tablet got %+v", m)
 	}
-	if _, err := tablet.CreateChannel("from-tablet"); err != nil {
+	if _, err := tablet.Channels().Create("from-tablet"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "channel from-tablet on the phone", func() bool { return hasChannel(t, phone, "from-tablet") })
-	if err := phone.LeaveChannel("work"); err != nil {
+	if err := phone.Channels().Leave("work"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "work gone from the tablet", func() bool { return !hasChannel(t, tablet, "work") })
-	if err := tablet.BlockChannel("club"); err != nil {
+	if err := tablet.Channels().Block("club"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "club blocked on the phone", func() bool { return !hasChannel(t, phone, "club") })
-	if _, err := phone.JoinChannel("club", clubKey); !errors.Is(err, ErrBlocked) {
+	if _, err := phone.Channels().Join("club", clubKey); !errors.Is(err, ErrBlocked) {
 		t.Fatalf("joining club on the phone after the tablet blocked it: %v", err)
 	}
-	if err := phone.RemoveNode(peerOf(theirs)); err != nil {
+	if err := phone.Nodes().Remove(peerOf(theirs)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the friend's node gone from the tablet", func() bool { _, ok := nodeByID(t, tablet, peerOf(theirs)); return !ok })
@@ -243,7 +243,7 @@ func twoDevices(t *testing.T, now func() time.Time) (*Client, *Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	link, err := a.LinkDevice(ctx, 0)
+	link, err := a.Devices().Link(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func twoDevices(t *testing.T, now func() time.Time) (*Client, *Client) {
 	}
 	t.Cleanup(func() { b.Close() })
 	deliver(b, masterMessages(t, a)...)
-	if !b.HasDeviceState() {
+	if !b.Devices().HasState() {
 		t.Fatal("the tablet did not take the phone's snapshot")
 	}
 	return a, b
@@ -266,17 +266,17 @@ func TestDeviceStateOrder(t *testing.T) {
 	var key string
 	add := since(t, a, func() {
 		var err error
-		if key, err = a.CreateChannel("x"); err != nil {
+		if key, err = a.Channels().Create("x"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	leave := since(t, a, func() {
-		if err := a.LeaveChannel("x"); err != nil {
+		if err := a.Channels().Leave("x"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	rejoin := since(t, a, func() {
-		if _, err := a.JoinChannel("x", key); err != nil {
+		if _, err := a.Channels().Join("x", key); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -300,7 +300,7 @@ func TestDeviceStateOrder(t *testing.T) {
 	legacy := since(t, a, func() {
 		a.postDevice(deviceControl{Op: "channel-add", Name: "old", Key: key})
 	})
-	if err := a.LeaveChannel("x"); err != nil {
+	if err := a.Channels().Leave("x"); err != nil {
 		t.Fatal(err)
 	}
 	deliver(b, masterMessages(t, a)...)
@@ -318,7 +318,7 @@ func TestDeviceStateConflicts(t *testing.T) {
 	a, b := twoDevices(t, func() time.Time { return at })
 	shared := mustKey(t)
 	ka := since(t, a, func() {
-		if _, err := a.JoinChannel("both", shared.String()); err != nil {
+		if _, err := a.Channels().Join("both", shared.String()); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -329,12 +329,12 @@ func TestDeviceStateConflicts(t *testing.T) {
 	// The same instant, both clocks (and seen versions) equal: a leaves,
 	// b blocks. The version tie is broken by the device's peer ID.
 	la := since(t, a, func() {
-		if err := a.LeaveChannel("both"); err != nil {
+		if err := a.Channels().Leave("both"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	lb := since(t, b, func() {
-		if err := b.BlockChannel("both"); err != nil {
+		if err := b.Channels().Block("both"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -356,12 +356,12 @@ func TestDeviceStateConflicts(t *testing.T) {
 	// Same name, different channels, made at once: both kept.
 	at = at.Add(time.Second)
 	na := since(t, a, func() {
-		if _, err := a.CreateChannel("trip"); err != nil {
+		if _, err := a.Channels().Create("trip"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	nb := since(t, b, func() {
-		if _, err := b.CreateChannel("trip"); err != nil {
+		if _, err := b.Channels().Create("trip"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -423,7 +423,7 @@ func TestSnapshotInParts(t *testing.T) {
 	}
 	var link string
 	snap := since(t, a, func() {
-		if link, err = a.LinkDevice(context.Background(), 0); err != nil {
+		if link, err = a.Devices().Link(context.Background(), 0); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -454,11 +454,11 @@ func TestSnapshotInParts(t *testing.T) {
 	}
 	t.Cleanup(func() { b.Close() })
 	deliver(b, snap[1:]...)
-	if b.HasDeviceState() {
+	if b.Devices().HasState() {
 		t.Fatal("state held with a part missing")
 	}
 	deliver(b, snap[0])
-	if !b.HasDeviceState() {
+	if !b.Devices().HasState() {
 		t.Fatal("state not held with every part")
 	}
 	if got := len(channelNames(t, b)); got != n {
@@ -466,7 +466,7 @@ func TestSnapshotInParts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := b.WaitDeviceState(ctx); err != nil {
+	if err := b.Devices().WaitState(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -521,7 +521,7 @@ func TestChangesOutliveTheCommand(t *testing.T) {
 	addr := n.Addrs()[0]
 	addNodes(t, phone, n)
 	connect(t, phone)
-	nodeKey, err := phone.HomeNodeKey(ctx)
+	nodeKey, err := phone.Nodes().HomeKey(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,12 +544,12 @@ func TestChangesOutliveTheCommand(t *testing.T) {
 		}
 	}
 	oneShot(func(c *Client) {
-		if _, err := c.CreateChannel("fam"); err != nil {
+		if _, err := c.Channels().Create("fam"); err != nil {
 			t.Fatal(err)
 		}
 	})
 	oneShot(func(c *Client) {
-		if err := c.LeaveChannel("fam"); err != nil {
+		if err := c.Channels().Leave("fam"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -568,7 +568,7 @@ func TestChangesOutliveTheCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	oneShot(func(c *Client) {
-		if _, err := c.CreateChannel("offline"); err != nil {
+		if _, err := c.Channels().Create("offline"); err != nil {
 			t.Fatal(err)
 		}
 		fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -685,7 +685,7 @@ func TestOneShotChannelReachesTheNode(t *testing.T) {
 	n := startDHTNode(t, ownedBy(t, phone.ID()), time.Now)
 	addNodes(t, phone, n)
 	connect(t, phone)
-	if _, err := phone.HomeNodeKey(ctx); err != nil {
+	if _, err := phone.Nodes().HomeKey(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := phone.Close(); err != nil {
@@ -695,7 +695,7 @@ func TestOneShotChannelReachesTheNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := c.CreateChannel("fam")
+	key, err := c.Channels().Create("fam")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -715,7 +715,7 @@ func TestReceiptOutlivesTheReader(t *testing.T) {
 	defer cancel()
 	alice := openClient(t, home(t, "alice"))
 	n := startNode(t, ownedBy(t, alice.ID()))
-	key, err := alice.CreateChannel("fam")
+	key, err := alice.Channels().Create("fam")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -724,7 +724,7 @@ func TestReceiptOutlivesTheReader(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bob.Close()
-	if _, err := bob.JoinChannel("fam", key); err != nil {
+	if _, err := bob.Channels().Join("fam", key); err != nil {
 		t.Fatal(err)
 	}
 	ticket(t, alice, bob)

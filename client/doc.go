@@ -11,6 +11,14 @@
 // apart, decrypted and without expiry, in a history bucket of the same
 // bbolt file: long history survives the relay window and its quotas.
 //
+// A Client keeps its life cycle (Open, Connect, Flush, Close), its
+// identity and the messaging core (Send, History, Subscribe, Listen,
+// Events); each feature is a small facade type in a file of its own,
+// reached from the client: Channels, Nodes, Devices, Contacts, Invites,
+// Friends, Tickets, Cover and Backups (facade_*.go). A facade holds
+// nothing but the client and delegates to the implementation, which is
+// unexported and lives in the file named for its concern.
+//
 // The public API is made of plain types (strings, []byte, ints, time.Time,
 // small structs, a callback); package mobile/redpanda wraps it in the
 // types gomobile's gobind accepts, for phone apps (docs/MOBILE.md). The

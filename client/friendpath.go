@@ -157,19 +157,17 @@ func (c *Client) friends() *friendState {
 	return v.(*friendState)
 }
 
-// FriendPaths builds one Relay per named channel (each shared with a
-// different friend) toward identity peer, all in one new session; call
-// the returned close function when the agreement is over.
-func (c *Client) FriendPaths(peer string, via []string) ([]Relay, func(), error) {
+// friendPaths implements Friends.Paths.
+func (c *Client) friendPaths(peer string, via []string) ([]Relay, func(), error) {
 	to, err := channel.ParseIdentityKey(peer)
 	if err != nil {
-		return nil, nil, fmt.Errorf("client.FriendPaths: %w", err)
+		return nil, nil, fmt.Errorf("client.Friends.Paths: %w", err)
 	}
 	if to == c.self.Public() {
-		return nil, nil, fmt.Errorf("client.FriendPaths: the peer is this client")
+		return nil, nil, fmt.Errorf("client.Friends.Paths: the peer is this client")
 	}
 	if len(via) == 0 || len(via) > MaxPaths {
-		return nil, nil, fmt.Errorf("client.FriendPaths: %d channels, want 1 to %d", len(via), MaxPaths)
+		return nil, nil, fmt.Errorf("client.Friends.Paths: %d channels, want 1 to %d", len(via), MaxPaths)
 	}
 	var sid [friendSessionSize]byte
 	_, _ = rand.Read(sid[:])
@@ -177,13 +175,13 @@ func (c *Client) FriendPaths(peer string, via []string) ([]Relay, func(), error)
 	for _, name := range via {
 		cs, err := c.byName(name)
 		if err != nil {
-			return nil, nil, fmt.Errorf("client.FriendPaths: %w", err)
+			return nil, nil, fmt.Errorf("client.Friends.Paths: %w", err)
 		}
 		if !cs.key.CanWrite() || !cs.key.CanRead() {
-			return nil, nil, fmt.Errorf("client.FriendPaths: %q: %w", name, ErrCannotWrite)
+			return nil, nil, fmt.Errorf("client.Friends.Paths: %q: %w", name, ErrCannotWrite)
 		}
 		if s.relays[cs.key.ID()] != nil {
-			return nil, nil, fmt.Errorf("client.FriendPaths: channel %q named twice", name)
+			return nil, nil, fmt.Errorf("client.Friends.Paths: channel %q named twice", name)
 		}
 		r := &friendRelay{c: c, cs: cs, peer: to, session: sid, paths: s.paths, in: make(chan []byte, friendInboxSize)}
 		s.relays[cs.key.ID()] = r
@@ -193,7 +191,7 @@ func (c *Client) FriendPaths(peer string, via []string) ([]Relay, func(), error)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.sessions) >= maxFriendSessions {
-		return nil, nil, fmt.Errorf("client.FriendPaths: %d sessions open already", len(st.sessions))
+		return nil, nil, fmt.Errorf("client.Friends.Paths: %d sessions open already", len(st.sessions))
 	}
 	st.sessions[sid] = s
 	relays := make([]Relay, len(s.order))
@@ -203,44 +201,38 @@ func (c *Client) FriendPaths(peer string, via []string) ([]Relay, func(), error)
 	return relays, func() { st.mu.Lock(); delete(st.sessions, sid); st.mu.Unlock() }, nil
 }
 
-// AgreeViaFriends is the initiator's side: it agrees with peer over the
-// named channels, one per friend, and joins the new channel as name.
-func (c *Client) AgreeViaFriends(ctx context.Context, name, peer string, via []string) (*Agreement, error) {
-	relays, done, err := c.FriendPaths(peer, via)
+// agreeViaFriends implements Friends.Agree.
+func (c *Client) agreeViaFriends(ctx context.Context, name, peer string, via []string) (*Agreement, error) {
+	relays, done, err := c.friendPaths(peer, via)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	return c.AgreeThroughFriends(ctx, name, Initiator, relays)
+	return c.agreeThroughFriends(ctx, name, Initiator, relays)
 }
 
-// AcceptViaFriends is the responder's side: it waits for an agreement
-// that peer starts through friends (AcceptFriendPaths) and joins the new
-// channel as name.
-func (c *Client) AcceptViaFriends(ctx context.Context, name, peer string) (*Agreement, error) {
-	relays, done, err := c.AcceptFriendPaths(ctx, peer)
+// acceptViaFriends implements Friends.Accept.
+func (c *Client) acceptViaFriends(ctx context.Context, name, peer string) (*Agreement, error) {
+	relays, done, err := c.acceptFriendPaths(ctx, peer)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	return c.AgreeThroughFriends(ctx, name, Responder, relays)
+	return c.agreeThroughFriends(ctx, name, Responder, relays)
 }
 
-// AcceptFriendPaths waits until peer starts a session through friends
-// and returns its paths: all the sender announced, or those that arrived
-// within a grace period after the first. Call the close function when the
-// agreement is over.
-func (c *Client) AcceptFriendPaths(ctx context.Context, peer string) ([]Relay, func(), error) {
+// acceptFriendPaths implements Friends.AcceptPaths.
+func (c *Client) acceptFriendPaths(ctx context.Context, peer string) ([]Relay, func(), error) {
 	from, err := channel.ParseIdentityKey(peer)
 	if err != nil {
-		return nil, nil, fmt.Errorf("client.AcceptFriendPaths: %w", err)
+		return nil, nil, fmt.Errorf("client.Friends.AcceptPaths: %w", err)
 	}
 	st := c.friends()
 	started := make(chan [friendSessionSize]byte, 1)
 	st.mu.Lock()
 	if st.acceptors[from] != nil {
 		st.mu.Unlock()
-		return nil, nil, fmt.Errorf("client.AcceptFriendPaths: already waiting for %s", peer)
+		return nil, nil, fmt.Errorf("client.Friends.AcceptPaths: already waiting for %s", peer)
 	}
 	st.acceptors[from] = started
 	var replay []earlyFrame
@@ -267,7 +259,7 @@ func (c *Client) AcceptFriendPaths(ctx context.Context, peer string) ([]Relay, f
 			delete(st.acceptors, from)
 		}
 		st.mu.Unlock()
-		return nil, nil, fmt.Errorf("client.AcceptFriendPaths: %w", ctx.Err())
+		return nil, nil, fmt.Errorf("client.Friends.AcceptPaths: %w", ctx.Err())
 	}
 	done := func() { st.mu.Lock(); delete(st.sessions, sid); st.mu.Unlock() }
 	st.mu.Lock()
@@ -289,7 +281,7 @@ wait:
 			break wait
 		case <-ctx.Done():
 			done()
-			return nil, nil, fmt.Errorf("client.AcceptFriendPaths: %w", ctx.Err())
+			return nil, nil, fmt.Errorf("client.Friends.AcceptPaths: %w", ctx.Err())
 		}
 	}
 	st.mu.Lock()
@@ -406,7 +398,7 @@ func (c *Client) channelWithAuthor(id channel.IdentityKey, except channel.ID) *c
 }
 
 // deliverFriendFrame hands a hop-1 frame to its session, or starts a
-// session for a waiting AcceptViaFriends; anything else is dropped.
+// session for a waiting Friends.Accept; anything else is dropped.
 func (c *Client) deliverFriendFrame(cs *chanState, f friendFrame) {
 	st := c.friends()
 	st.mu.Lock()

@@ -37,17 +37,17 @@ func newFriendNet(t *testing.T) *friendNet {
 		fn.friends = append(fn.friends, f)
 		name := fmt.Sprintf("f%d", i)
 		fn.via = append(fn.via, name)
-		k, err := fn.alice.CreateChannel(name)
+		k, err := fn.alice.Channels().Create(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.JoinChannel("alice", k); err != nil {
+		if _, err := f.Channels().Join("alice", k); err != nil {
 			t.Fatal(err)
 		}
-		if k, err = f.CreateChannel("bob"); err != nil {
+		if k, err = f.Channels().Create("bob"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := fn.bob.JoinChannel(name, k); err != nil {
+		if _, err := fn.bob.Channels().Join(name, k); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,11 +97,11 @@ func TestAgreeViaFriends(t *testing.T) {
 	}
 	bobDone := make(chan res, 1)
 	go func() {
-		ag, err := fn.bob.AcceptViaFriends(ctx, "alice", fn.alice.ID())
+		ag, err := fn.bob.Friends().Accept(ctx, "alice", fn.alice.ID())
 		bobDone <- res{ag, err}
 	}()
 	waitAccepting(t, fn.bob, fn.alice)
-	agA, err := fn.alice.AgreeViaFriends(ctx, "bob", fn.bob.ID(), fn.via)
+	agA, err := fn.alice.Friends().Agree(ctx, "bob", fn.bob.ID(), fn.via)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestAgreeViaFriends(t *testing.T) {
 	}
 	// No friend holds the new channel.
 	for _, f := range fn.friends {
-		chs, _ := f.Channels()
+		chs, _ := f.Channels().List()
 		for _, ch := range chs {
 			if ch.ID == agA.Channel.ID {
 				t.Fatal("a friend has the agreed channel")
@@ -123,11 +123,11 @@ func TestAgreeViaFriends(t *testing.T) {
 	}
 	// A second session between the same two works too (sessions close).
 	go func() {
-		ag, err := fn.bob.AcceptViaFriends(ctx, "alice2", fn.alice.ID())
+		ag, err := fn.bob.Friends().Accept(ctx, "alice2", fn.alice.ID())
 		bobDone <- res{ag, err}
 	}()
 	waitAccepting(t, fn.bob, fn.alice)
-	agA2, err := fn.alice.AgreeViaFriends(ctx, "bob2", fn.bob.ID(), fn.via[:2])
+	agA2, err := fn.alice.Friends().Agree(ctx, "bob2", fn.bob.ID(), fn.via[:2])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestAgreeViaFriendsMaliciousFriend(t *testing.T) {
 	}
 	bobDone := make(chan res, 1)
 	go func() {
-		relays, done, err := fn.bob.AcceptFriendPaths(ctx, fn.alice.ID())
+		relays, done, err := fn.bob.Friends().AcceptPaths(ctx, fn.alice.ID())
 		if err != nil {
 			bobDone <- res{nil, err}
 			return
@@ -213,7 +213,7 @@ func TestAgreeViaFriendsMaliciousFriend(t *testing.T) {
 		bobDone <- res{mp, err}
 	}()
 	waitAccepting(t, fn.bob, fn.alice)
-	relays, done, err := fn.alice.FriendPaths(fn.bob.ID(), fn.via)
+	relays, done, err := fn.alice.Friends().Paths(fn.bob.ID(), fn.via)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,11 +298,11 @@ func TestFriendFrameHandling(t *testing.T) {
 	peerC, other := openClient(t, home(t, "peer")), openClient(t, home(t, "other"))
 	peer, stranger := identity(t, peerC.ID()), identity(t, other.ID())
 	self := identity(t, c.ID())
-	if _, err := c.CreateChannel("x"); err != nil {
+	if _, err := c.Channels().Create("x"); err != nil {
 		t.Fatal(err)
 	}
 	cs, _ := c.byName("x")
-	relays, done, err := c.FriendPaths(peerC.ID(), []string{"x"})
+	relays, done, err := c.Friends().Paths(peerC.ID(), []string{"x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestFriendFrameHandling(t *testing.T) {
 	var sid [friendSessionSize]byte
 	sid[0] = 9
 	c.handleControl(cs, frame(1, 0, peer, self, sid, "early"))
-	acc, doneAcc, err := c.AcceptFriendPaths(ctx, peerC.ID())
+	acc, doneAcc, err := c.Friends().AcceptPaths(ctx, peerC.ID())
 	if err != nil {
 		t.Fatal(err)
 	}

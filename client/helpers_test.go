@@ -76,11 +76,11 @@ func identity(t testing.TB, s string) channel.IdentityKey {
 // ticket has from issue a ticket to to, and to set it.
 func ticket(t *testing.T, from, to *Client) {
 	t.Helper()
-	chain, err := from.IssueTicket(to.ID(), 1)
+	chain, err := from.Tickets().Issue(to.ID(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := to.SetTicket(chain); err != nil {
+	if _, err := to.Tickets().Set(chain); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -98,7 +98,7 @@ func openClient(t *testing.T, home string) *Client {
 func addNodes(t *testing.T, c *Client, ns ...*node.Node) {
 	t.Helper()
 	for _, n := range ns {
-		if _, err := c.AddNode(n.Addrs()[0]); err != nil {
+		if _, err := c.Nodes().Add(n.Addrs()[0]); err != nil {
 			t.Fatal(err)
 		}
 	}

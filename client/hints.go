@@ -108,11 +108,8 @@ func (c *Client) introduceSoon() {
 	c.runSoon(&c.hints.intro, c.introduce)
 }
 
-// UpdateNodes brings the client's nodes up to date now: it registers with
-// them again with the current channels, hands them the statements that
-// are due and introduces the nodes it learned. A running client does this
-// by itself; a one-shot command calls it after changing channels.
-func (c *Client) UpdateNodes(ctx context.Context) error {
+// updateNodes implements Nodes.Update.
+func (c *Client) updateNodes(ctx context.Context) error {
 	if c.isClosed() {
 		return ErrClosed
 	}
@@ -135,7 +132,7 @@ func (c *Client) nodeAddrs(p peer.ID, rec []string) []multiaddr.Multiaddr {
 // nodes keep says yes to, best first (as Nodes orders them), each with at
 // most entries address entries. Nil when there is none.
 func (c *Client) homeHint(maxNodes, entries int, keep func(Node) bool) []byte {
-	ns, err := c.Nodes()
+	ns, err := c.nodes()
 	if err != nil {
 		return nil
 	}

@@ -94,7 +94,7 @@ func TestFriendsNodesFindEachOther(t *testing.T) {
 	dirA, portA := t.TempDir(), testkit.FreePort(t)
 	a := startHomeNode(t, dirA, alice.ID(), portA)
 	b := startHomeNode(t, t.TempDir(), bob.ID(), testkit.FreePort(t))
-	if _, err := alice.CreateChannel("fam"); err != nil {
+	if _, err := alice.Channels().Create("fam"); err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, alice, a)
@@ -102,11 +102,11 @@ func TestFriendsNodesFindEachOther(t *testing.T) {
 	addNodes(t, bob, b)
 	connect(t, bob)
 
-	plain, err := alice.ShareChannelKey("fam", "", false)
+	plain, err := alice.Channels().ShareKey("fam", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := alice.ShareChannel("fam", "")
+	key, err := alice.Channels().Share("fam", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestFriendsNodesFindEachOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	if _, err := bob.JoinChannel("fam", key); err != nil {
+	if _, err := bob.Channels().Join("fam", key); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -171,7 +171,7 @@ func TestFriendsNodesFindEachOther(t *testing.T) {
 	})
 	waitUntil(t, "Alice's client is back at A", func() bool {
 		n, err := alice.node(a.Host.ID())
-		return err == nil && n.Connected && len(alice.Peers()) > 0
+		return err == nil && n.Connected && len(alice.Nodes().Connected()) > 0
 	})
 	if _, err := alice.Send(ctx, "fam", "still here after my node restarted"); err != nil {
 		t.Fatal(err)
@@ -182,15 +182,15 @@ func TestFriendsNodesFindEachOther(t *testing.T) {
 
 	// A channel agreed by invitation: the answer carries B's hint, and
 	// the two nodes prove the new channel too.
-	inv, err := bob.Invite()
+	inv, err := bob.Invites().Create()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ag, err := alice.AcceptInvite("pair", inv)
+	ag, err := alice.Invites().Accept("pair", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.CompleteInvite("pair", ag.Answer); err != nil {
+	if _, err := bob.Invites().Complete("pair", ag.Answer); err != nil {
 		t.Fatal(err)
 	}
 	pair, err := channel.ParseID(ag.Channel.ID)
@@ -216,7 +216,7 @@ func TestInvitationHints(t *testing.T) {
 	a := startNode(t, ownedBy(t, alice.ID()))
 	addNodes(t, alice, a)
 	connect(t, alice)
-	inv, err := alice.Invite()
+	inv, err := alice.Invites().Create()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestInvitationHints(t *testing.T) {
 	if ns, err := hint.Decode(h); err != nil || len(ns) != 1 || ns[0].ID != a.Host.ID() {
 		t.Fatalf("invitation hint: %v %v", ns, err)
 	}
-	ag, err := bob.AcceptInvite("", inv)
+	ag, err := bob.Invites().Accept("", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,13 +250,13 @@ func TestTicketHint(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	carol := openClient(t, home(t, "carol"))
 	a := startNode(t, ownedBy(t, alice.ID()))
-	key, err := alice.CreateChannel("fam")
+	key, err := alice.Channels().Create("fam")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, alice, a)
 	connect(t, alice)
-	if _, err := carol.JoinChannel("fam", key); err != nil {
+	if _, err := carol.Channels().Join("fam", key); err != nil {
 		t.Fatal(err)
 	}
 	ticket(t, alice, carol)
@@ -292,7 +292,7 @@ func TestDeviceLinkHint(t *testing.T) {
 	connect(t, alice)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	link, err := alice.LinkDevice(ctx, 0)
+	link, err := alice.Devices().Link(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +319,7 @@ func TestBadHintsCostNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.JoinChannel("x", s); err != nil {
+	if _, err := bob.Channels().Join("x", s); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(bob.hintRecords()); n != 0 {
@@ -399,7 +399,7 @@ func TestOwnNodesBecomeFriends(t *testing.T) {
 	b := startHomeNode(t, t.TempDir(), bob.ID(), testkit.FreePort(t))
 	addNodes(t, alice, a)
 	connect(t, alice)
-	key, err := bob.CreateChannel("notes")
+	key, err := bob.Channels().Create("notes")
 	if err != nil {
 		t.Fatal(err)
 	}

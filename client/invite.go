@@ -71,7 +71,7 @@ const InvitationLifetime = 7 * 24 * time.Hour
 // Agreement is what one side of a key agreement ends with.
 type Agreement struct {
 	Channel Channel
-	// Answer is the string the invitee sends back (AcceptInvite only).
+	// Answer is the string the invitee sends back (Invites.Accept only).
 	Answer string
 	// SafetyCode is the same on both sides unless someone substituted a
 	// key in transit: the two people compare it by voice or in person.
@@ -89,30 +89,28 @@ type inviteRecord struct {
 	Done *usedInvite `json:"done,omitempty"`
 }
 
-// Invite makes an invitation string and keeps its private half in the
-// home until the answer comes back (CompleteInvite).
-func (c *Client) Invite() (string, error) {
+// invite implements Invites.Create.
+func (c *Client) invite() (string, error) {
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
-		return "", fmt.Errorf("client.Invite: %w", err)
+		return "", fmt.Errorf("client.Invites.Create: %w", err)
 	}
 	pub := priv.PublicKey().Bytes()
 	if _, err := c.pruneInvites(); err != nil {
-		return "", fmt.Errorf("client.Invite: %w", err)
+		return "", fmt.Errorf("client.Invites.Create: %w", err)
 	}
 	rec, _ := json.Marshal(inviteRecord{Private: priv.Bytes(), Created: c.cfg.Now().UTC()})
 	if err := c.db.Meta(bucketInvites).Put(pub, rec); err != nil {
-		return "", fmt.Errorf("client.Invite: %w", err)
+		return "", fmt.Errorf("client.Invites.Create: %w", err)
 	}
 	return encodeInvite(PrefixInvitation, append(append([]byte{inviteVersion}, pub...), c.shareHint()...)), nil
 }
 
-// AcceptInvite answers an invitation: it joins the new channel under name
-// ("" names it after the channel ID) and returns the answer to send back.
-func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
+// acceptInvite implements Invites.Accept.
+func (c *Client) acceptInvite(name, invitation string) (*Agreement, error) {
 	payload, inviterHint, err := decodeInvite(invitation, PrefixInvitation, 1+x25519Size)
 	if err != nil {
-		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Accept: %w", err)
 	}
 	inviterPub := payload[1:]
 	if ag, ok := c.acceptedBefore(inviterPub); ok {
@@ -120,25 +118,25 @@ func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
 	}
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Accept: %w", err)
 	}
 	root, err := inviteRoot(priv, inviterPub, inviterPub, priv.PublicKey().Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Accept: %w", err)
 	}
 	ag, err := c.agree(name, root)
 	if err != nil {
-		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Accept: %w", err)
 	}
 	answer := append([]byte{inviteVersion}, inviteTag(inviterPub)...)
 	answer = append(answer, priv.PublicKey().Bytes()...)
 	ag.Answer = encodeInvite(PrefixAnswer, append(answer, c.shareHint()...))
 	c.learnAgreedHint(inviterHint, "invitation", ag)
 	if err := c.pruneAccepted(); err != nil {
-		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Accept: %w", err)
 	}
 	if err := c.rememberAccepted(inviterPub, ag); err != nil {
-		return nil, fmt.Errorf("client.AcceptInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Accept: %w", err)
 	}
 	return ag, nil
 }
@@ -152,13 +150,11 @@ func (c *Client) learnAgreedHint(h []byte, source string, ag *Agreement) {
 	c.refreshSoon()
 }
 
-// CompleteInvite finishes an invitation this client made, with the answer
-// that came back: it joins the new channel under name and forgets the
-// pending invitation.
-func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
+// completeInvite implements Invites.Complete.
+func (c *Client) completeInvite(name, answer string) (*Agreement, error) {
 	payload, inviteeHint, err := decodeInvite(answer, PrefixAnswer, 1+inviteTagSize+x25519Size)
 	if err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Complete: %w", err)
 	}
 	tag, inviteePub := payload[1:1+inviteTagSize], payload[1+inviteTagSize:]
 	var pub, privBytes []byte
@@ -175,49 +171,48 @@ func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Complete: %w", err)
 	}
 	if pub != nil && c.inviteExpired(created) {
 		if err := c.db.Meta(bucketInvites).Delete(pub); err != nil {
-			return nil, fmt.Errorf("client.CompleteInvite: forget the expired invitation: %w", err)
+			return nil, fmt.Errorf("client.Invites.Complete: forget the expired invitation: %w", err)
 		}
-		return nil, fmt.Errorf("client.CompleteInvite: %w: made %s, answers are taken for %s; send a new invitation",
+		return nil, fmt.Errorf("client.Invites.Complete: %w: made %s, answers are taken for %s; send a new invitation",
 			ErrInvitationExpired, created.Format(time.RFC3339), InvitationLifetime)
 	}
 	if pub == nil {
-		return nil, fmt.Errorf("client.CompleteInvite: %w: no invitation made here matches this answer (made with another home?)", ErrUnknownInvitation)
+		return nil, fmt.Errorf("client.Invites.Complete: %w: no invitation made here matches this answer (made with another home?)", ErrUnknownInvitation)
 	}
 	if done != nil {
 		ag, err := c.completedBefore(done, strings.TrimSpace(answer))
 		if err != nil {
-			return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+			return nil, fmt.Errorf("client.Invites.Complete: %w", err)
 		}
 		return ag, nil
 	}
 	priv, err := ecdh.X25519().NewPrivateKey(privBytes)
 	if err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: invitation record: %w", err)
+		return nil, fmt.Errorf("client.Invites.Complete: invitation record: %w", err)
 	}
 	root, err := inviteRoot(priv, inviteePub, pub, inviteePub)
 	if err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Complete: %w", err)
 	}
 	ag, err := c.agree(name, root)
 	if err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: %w", err)
+		return nil, fmt.Errorf("client.Invites.Complete: %w", err)
 	}
 	// The private half goes; what was agreed stays, so that completing
 	// again says so instead of "unknown invitation".
 	if err := c.db.Meta(bucketInvites).Put(pub, c.completedRecord(created, strings.TrimSpace(answer), ag)); err != nil {
-		return nil, fmt.Errorf("client.CompleteInvite: forget the invitation's private half: %w", err)
+		return nil, fmt.Errorf("client.Invites.Complete: forget the invitation's private half: %w", err)
 	}
 	c.learnAgreedHint(inviteeHint, "answer", ag)
 	return ag, nil
 }
 
-// PendingInvites is how many invitations wait for an answer. Expired
-// ones are deleted on the way.
-func (c *Client) PendingInvites() (int, error) {
+// pendingInvites implements Invites.Pending.
+func (c *Client) pendingInvites() (int, error) {
 	return c.pruneInvites()
 }
 

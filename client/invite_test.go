@@ -12,21 +12,21 @@ import (
 func TestInviteRoundTrip(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	bob := openClient(t, home(t, "bob"))
-	inv, err := alice.Invite()
+	inv, err := alice.Invites().Create()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(inv, PrefixInvitation) || len(inv) > 60 {
 		t.Fatalf("invitation %q: want a short %s… string", inv, PrefixInvitation)
 	}
-	ab, err := bob.AcceptInvite("alice", inv)
+	ab, err := bob.Invites().Accept("alice", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(ab.Answer) > 80 {
 		t.Fatalf("answer %q is longer than an SMS should carry", ab.Answer)
 	}
-	aa, err := alice.CompleteInvite("bob", ab.Answer)
+	aa, err := alice.Invites().Complete("bob", ab.Answer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,44 +36,44 @@ func TestInviteRoundTrip(t *testing.T) {
 	if aa.SafetyCode != ab.SafetyCode || len(aa.SafetyCode) != 23 {
 		t.Fatalf("safety codes %q and %q", aa.SafetyCode, ab.SafetyCode)
 	}
-	ka, _ := alice.ShareChannel("bob", "")
-	kb, _ := bob.ShareChannel("alice", "")
+	ka, _ := alice.Channels().Share("bob", "")
+	kb, _ := bob.Channels().Share("alice", "")
 	if ka != kb {
 		t.Fatal("the two sides hold different keys")
 	}
-	if n, _ := alice.PendingInvites(); n != 0 {
+	if n, _ := alice.Invites().Pending(); n != 0 {
 		t.Fatalf("%d invitations still pending after completion", n)
 	}
 	// An invitation makes one channel. Completing or accepting it again
 	// gives the same agreement back, marked Repeated, and makes nothing.
-	again, err := alice.CompleteInvite("again", ab.Answer)
+	again, err := alice.Invites().Complete("again", ab.Answer)
 	if err != nil || !again.Repeated || again.Channel.ID != aa.Channel.ID || again.SafetyCode != aa.SafetyCode || again.Channel.Name != "bob" {
 		t.Fatalf("second completion: %+v, %v; want the first agreement, repeated", again, err)
 	}
-	bagain, err := bob.AcceptInvite("alice2", inv)
+	bagain, err := bob.Invites().Accept("alice2", inv)
 	if err != nil || !bagain.Repeated || bagain.Answer != ab.Answer || bagain.Channel.ID != ab.Channel.ID || bagain.SafetyCode != ab.SafetyCode {
 		t.Fatalf("second accept: %+v, %v; want the first agreement and answer, repeated", bagain, err)
 	}
 	for _, c := range []*Client{alice, bob} {
-		if chs, _ := c.Channels(); len(chs) != 1 {
+		if chs, _ := c.Channels().List(); len(chs) != 1 {
 			t.Fatalf("%d channels after repeating, want 1", len(chs))
 		}
 	}
 	// Someone else's answer to the same invitation is refused: it was
 	// completed already.
 	carol := openClient(t, home(t, "carol"))
-	ac, err := carol.AcceptInvite("alice", inv)
+	ac, err := carol.Invites().Accept("alice", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.CompleteInvite("carol", ac.Answer); !errors.Is(err, ErrInvitationCompleted) || !strings.Contains(err.Error(), "another answer") {
+	if _, err := alice.Invites().Complete("carol", ac.Answer); !errors.Is(err, ErrInvitationCompleted) || !strings.Contains(err.Error(), "another answer") {
 		t.Fatalf("another answer after completion: %v, want ErrInvitationCompleted", err)
 	}
 	// Once the channel is left, a repeated accept makes a new agreement.
-	if err := bob.LeaveChannel("alice"); err != nil {
+	if err := bob.Channels().Leave("alice"); err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := bob.AcceptInvite("alice", inv)
+	fresh, err := bob.Invites().Accept("alice", inv)
 	if err != nil || fresh.Repeated || fresh.Answer == ab.Answer {
 		t.Fatalf("accept after leaving: %+v, %v; want a new agreement", fresh, err)
 	}
@@ -85,13 +85,13 @@ func TestInvitePersistsAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := alice.Invite()
+	inv, err := alice.Invites().Create()
 	if err != nil {
 		t.Fatal(err)
 	}
 	alice.Close()
 	bob := openClient(t, home(t, "bob"))
-	ab, err := bob.AcceptInvite("", inv)
+	ab, err := bob.Invites().Accept("", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestInvitePersistsAcrossRestart(t *testing.T) {
 		t.Fatalf("default name %q", ab.Channel.Name)
 	}
 	alice = openClient(t, h)
-	aa, err := alice.CompleteInvite("bob", ab.Answer)
+	aa, err := alice.Invites().Complete("bob", ab.Answer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,12 +112,12 @@ func TestInviteRejectsBadStrings(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	bob := openClient(t, home(t, "bob"))
 	carol := openClient(t, home(t, "carol"))
-	inv, _ := alice.Invite()
-	ab, err := bob.AcceptInvite("alice", inv)
+	inv, _ := alice.Invites().Create()
+	ab, err := bob.Invites().Accept("alice", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	carolInv, _ := carol.Invite()
+	carolInv, _ := carol.Invites().Create()
 	flip := func(s string, i int) string { // change one Base58 character
 		b := []byte(s)
 		if b[i] == 'z' {
@@ -127,8 +127,8 @@ func TestInviteRejectsBadStrings(t *testing.T) {
 		}
 		return string(b)
 	}
-	accept := func(s string) error { _, err := carol.AcceptInvite("", s); return err }
-	complete := func(s string) error { _, err := alice.CompleteInvite("", s); return err }
+	accept := func(s string) error { _, err := carol.Invites().Accept("", s); return err }
+	complete := func(s string) error { _, err := alice.Invites().Complete("", s); return err }
 	for _, tc := range []struct {
 		name string
 		do   func(string) error
@@ -156,7 +156,7 @@ func TestInviteRejectsBadStrings(t *testing.T) {
 		})
 	}
 	// Nothing was lost: the real answer still completes.
-	aa, err := alice.CompleteInvite("bob", ab.Answer)
+	aa, err := alice.Invites().Complete("bob", ab.Answer)
 	if err != nil || aa.SafetyCode != ab.SafetyCode {
 		t.Fatalf("real answer after the bad ones: %v", err)
 	}
@@ -168,17 +168,17 @@ func TestInviteSwappedKeysShowInSafetyCode(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	bob := openClient(t, home(t, "bob"))
 	mallory := openClient(t, home(t, "mallory"))
-	inv, _ := alice.Invite()
-	malInv, _ := mallory.Invite()
-	ab, err := bob.AcceptInvite("alice", malInv) // Mallory replaced the invitation
+	inv, _ := alice.Invites().Create()
+	malInv, _ := mallory.Invites().Create()
+	ab, err := bob.Invites().Accept("alice", malInv) // Mallory replaced the invitation
 	if err != nil {
 		t.Fatal(err)
 	}
-	ma, err := mallory.AcceptInvite("alice", inv) // and answers Alice herself
+	ma, err := mallory.Invites().Accept("alice", inv) // and answers Alice herself
 	if err != nil {
 		t.Fatal(err)
 	}
-	aa, err := alice.CompleteInvite("bob", ma.Answer)
+	aa, err := alice.Invites().Complete("bob", ma.Answer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestInviteSwappedKeysShowInSafetyCode(t *testing.T) {
 
 func mustAccept(t *testing.T, c *Client, inv string) string {
 	t.Helper()
-	a, err := c.AcceptInvite("", inv)
+	a, err := c.Invites().Accept("", inv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,40 +231,40 @@ func TestInviteExpires(t *testing.T) {
 	defer alice.Close()
 	bob := openClient(t, home(t, "bob"))
 
-	old, err := alice.Invite()
+	old, err := alice.Invites().Create()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.Invite(); err != nil { // never answered
+	if _, err := alice.Invites().Create(); err != nil { // never answered
 		t.Fatal(err)
 	}
 	now = now.Add(InvitationLifetime - time.Minute)
-	if n, _ := alice.PendingInvites(); n != 2 {
+	if n, _ := alice.Invites().Pending(); n != 2 {
 		t.Fatalf("%d pending just before expiry, want 2", n)
 	}
 	now = now.Add(2 * time.Minute)
-	ab, err := bob.AcceptInvite("alice", old)
+	ab, err := bob.Invites().Accept("alice", old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.CompleteInvite("bob", ab.Answer); !errors.Is(err, ErrInvitationExpired) {
+	if _, err := alice.Invites().Complete("bob", ab.Answer); !errors.Is(err, ErrInvitationExpired) {
 		t.Fatalf("late answer: %v, want ErrInvitationExpired", err)
 	}
-	if _, err := alice.CompleteInvite("bob", ab.Answer); !errors.Is(err, ErrUnknownInvitation) {
+	if _, err := alice.Invites().Complete("bob", ab.Answer); !errors.Is(err, ErrUnknownInvitation) {
 		t.Fatalf("late answer again: %v, want ErrUnknownInvitation (the key is gone)", err)
 	}
-	fresh, err := alice.Invite()
+	fresh, err := alice.Invites().Create()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := alice.PendingInvites(); n != 1 {
+	if n, _ := alice.Invites().Pending(); n != 1 {
 		t.Fatalf("%d pending after a new invitation, want 1 (the stale one pruned)", n)
 	}
-	ab, err = bob.AcceptInvite("alice2", fresh)
+	ab, err = bob.Invites().Accept("alice2", fresh)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.CompleteInvite("bob", ab.Answer); err != nil {
+	if _, err := alice.Invites().Complete("bob", ab.Answer); err != nil {
 		t.Fatalf("fresh invitation: %v", err)
 	}
 }

@@ -51,7 +51,7 @@ const (
 	maxOpenLookups   = 8                // queries one client waits on at once
 	maxLookupAnswers = 64               // answers kept per query
 	maxSeenQueries   = 1024             // query IDs a responder remembers
-	// DefaultLookupWait is how long FindContact collects answers.
+	// DefaultLookupWait is how long Contacts.Find collects answers.
 	DefaultLookupWait = 10 * time.Second
 
 	labelLookupAnswer = "redpanda/v2/contact-answer"
@@ -155,7 +155,7 @@ type ContactAnswer struct {
 	Via      string // local name of the channel the answer came through: a path to the contact
 }
 
-// LookupResult is what FindContact collected.
+// LookupResult is what Contacts.Find collected.
 type LookupResult struct {
 	Hash         string          // the contact hash asked for, hex
 	Asked        []string        // channels the query was posted in
@@ -237,31 +237,26 @@ func (c *Client) lookups() *lookupState {
 	return v.(*lookupState)
 }
 
-// FindContact asks friends who can reach the person at address (a phone
-// number or e-mail address; defaultCC for national numbers). It hashes
-// the address here, posts one query into each channel named in via
-// (none: every channel this client can read and write, except its own
-// master, node and dust channels) and collects answers for wait
-// (DefaultLookupWait if zero), or until every channel answered.
-func (c *Client) FindContact(ctx context.Context, address, defaultCC string, via []string, wait time.Duration) (*LookupResult, error) {
+// findContact implements Contacts.Find.
+func (c *Client) findContact(ctx context.Context, address, defaultCC string, via []string, wait time.Duration) (*LookupResult, error) {
 	norm, err := NormalizeAddress(address, defaultCC)
 	if err != nil {
-		return nil, fmt.Errorf("client.FindContact: %w", err)
+		return nil, fmt.Errorf("client.Contacts.Find: %w", err)
 	}
-	return c.FindContactHash(ctx, ContactHash(norm), via, wait)
+	return c.findContactHash(ctx, ContactHash(norm), via, wait)
 }
 
-// FindContactHash is FindContact with the hash already computed.
-func (c *Client) FindContactHash(ctx context.Context, hash []byte, via []string, wait time.Duration) (*LookupResult, error) {
+// findContactHash implements Contacts.FindHash.
+func (c *Client) findContactHash(ctx context.Context, hash []byte, via []string, wait time.Duration) (*LookupResult, error) {
 	if len(hash) != contactHashSize {
-		return nil, fmt.Errorf("client.FindContact: %w: hash of %d bytes", ErrBadContact, len(hash))
+		return nil, fmt.Errorf("client.Contacts.Find: %w: hash of %d bytes", ErrBadContact, len(hash))
 	}
 	if wait <= 0 {
 		wait = DefaultLookupWait
 	}
 	chans, err := c.lookupChannels(via)
 	if err != nil {
-		return nil, fmt.Errorf("client.FindContact: %w", err)
+		return nil, fmt.Errorf("client.Contacts.Find: %w", err)
 	}
 	priv, err := ecdh.X25519().GenerateKey(rand.Reader)
 	if err != nil {
@@ -280,7 +275,7 @@ func (c *Client) FindContactHash(ctx context.Context, hash []byte, via []string,
 	st.mu.Lock()
 	if len(st.pending) >= maxOpenLookups {
 		st.mu.Unlock()
-		return nil, fmt.Errorf("client.FindContact: %d lookups open already", len(st.pending))
+		return nil, fmt.Errorf("client.Contacts.Find: %d lookups open already", len(st.pending))
 	}
 	st.pending[q.ID] = p // before posting: an answer may come back at once
 	st.mu.Unlock()
@@ -292,7 +287,7 @@ func (c *Client) FindContactHash(ctx context.Context, hash []byte, via []string,
 		res.Asked = append(res.Asked, cs.name)
 		if _, err := c.post(ctx, cs, channel.KindControl, body); err != nil {
 			if !errors.Is(err, ErrNotDelivered) {
-				return nil, fmt.Errorf("client.FindContact: %q: %w", cs.name, err)
+				return nil, fmt.Errorf("client.Contacts.Find: %q: %w", cs.name, err)
 			}
 			res.NotDelivered = append(res.NotDelivered, cs.name)
 		}
@@ -341,7 +336,7 @@ collect:
 	}
 	res.Conflict = len(res.Identities) > 1
 	if waitErr != nil {
-		return res, fmt.Errorf("client.FindContact: %w", waitErr)
+		return res, fmt.Errorf("client.Contacts.Find: %w", waitErr)
 	}
 	return res, nil
 }

@@ -27,11 +27,11 @@ type lookupNet struct {
 // share makes a channel on a (named an) and joins it on b (named bn).
 func share(t *testing.T, a *Client, an string, b *Client, bn string) {
 	t.Helper()
-	k, err := a.CreateChannel(an)
+	k, err := a.Channels().Create(an)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.JoinChannel(bn, k); err != nil {
+	if _, err := b.Channels().Join(bn, k); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -78,14 +78,14 @@ func newLookupNet(t *testing.T) *lookupNet {
 	}
 	// Nobody but Bob wrote in Bob's channel with Carol yet: her identity
 	// cannot be told.
-	if _, err := ln.bob.AddContact("carol", carolNumber, "", ""); !errors.Is(err, ErrContactIdentity) {
+	if _, err := ln.bob.Contacts().Add("carol", carolNumber, "", ""); !errors.Is(err, ErrContactIdentity) {
 		t.Fatalf("AddContact before Carol wrote: %v, want ErrContactIdentity", err)
 	}
 	wrote(t, ln.carol, "bob", ln.bob, "carol")
 	wrote(t, ln.carol, "frank", ln.frank, "carol")
 	wrote(t, ln.dave, "eve", ln.eve, "dave")
 	for _, c := range []*Client{ln.bob, ln.frank} {
-		ct, err := c.AddContact("carol", "0151 2345-6789", "49", "")
+		ct, err := c.Contacts().Add("carol", "0151 2345-6789", "49", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +93,7 @@ func newLookupNet(t *testing.T) *lookupNet {
 			t.Fatalf("contact %+v", ct)
 		}
 	}
-	if _, err := ln.eve.AddContact("dave", carolNumber, "", ""); err != nil { // the lie
+	if _, err := ln.eve.Contacts().Add("dave", carolNumber, "", ""); err != nil { // the lie
 		t.Fatal(err)
 	}
 	return ln
@@ -115,7 +115,7 @@ func TestFindContactAndAgree(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	res, err := ln.alice.FindContact(ctx, "0049 151 23456789", "", []string{"bob", "frank", "eve"}, 45*time.Second)
+	res, err := ln.alice.Contacts().Find(ctx, "0049 151 23456789", "", []string{"bob", "frank", "eve"}, 45*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestFindContactAndAgree(t *testing.T) {
 	}
 
 	// Dave does not know the number: he takes the query and stays silent.
-	silent, err := ln.alice.FindContact(ctx, carolNumber, "", []string{"dave"}, 2*time.Second)
+	silent, err := ln.alice.Contacts().Find(ctx, carolNumber, "", []string{"dave"}, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +158,11 @@ func TestFindContactAndAgree(t *testing.T) {
 	}
 	carolDone := make(chan side, 1)
 	go func() {
-		ag, err := ln.carol.AcceptViaFriends(ctx, "alice", ln.alice.ID())
+		ag, err := ln.carol.Friends().Accept(ctx, "alice", ln.alice.ID())
 		carolDone <- side{ag, err}
 	}()
 	waitAccepting(t, ln.carol, ln.alice)
-	agA, err := ln.alice.AgreeViaFriends(ctx, "carol", ln.carol.ID(), res.Via(ln.carol.ID()))
+	agA, err := ln.alice.Friends().Agree(ctx, "carol", ln.carol.ID(), res.Via(ln.carol.ID()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestLookupRefusals(t *testing.T) {
 	other, _ := alice.byName("other")
 	bobID := bob.self.Public()
 
-	// An open query of Alice's, as FindContact registers it.
+	// An open query of Alice's, as Contacts.Find registers it.
 	priv, _ := ecdh.X25519().GenerateKey(rand.Reader)
 	q := lookupQuery{}
 	_, _ = rand.Read(q.ID[:])

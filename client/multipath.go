@@ -271,16 +271,15 @@ func ParsePathMessage(msg []byte) (Role, []byte, error) {
 	return role, append([]byte(nil), msg[2:]...), nil
 }
 
-// AgreeThroughFriends runs AgreeMultiPath and joins the resulting channel
-// under name ("" names it after the channel ID).
-func (c *Client) AgreeThroughFriends(ctx context.Context, name string, role Role, relays []Relay) (*Agreement, error) {
+// agreeThroughFriends implements Friends.AgreeOver.
+func (c *Client) agreeThroughFriends(ctx context.Context, name string, role Role, relays []Relay) (*Agreement, error) {
 	mp, err := AgreeMultiPath(ctx, role, relays)
 	if err != nil {
 		return nil, err
 	}
 	ag, err := c.agree(name, mp.Secret)
 	if err != nil {
-		return nil, fmt.Errorf("client.AgreeThroughFriends: %w", err)
+		return nil, fmt.Errorf("client.Friends.AgreeOver: %w", err)
 	}
 	return ag, nil
 }

@@ -174,10 +174,10 @@ func TestMultiPathChannel(t *testing.T) {
 	var bag *Agreement
 	go func() {
 		var err error
-		bag, err = bob.AgreeThroughFriends(ctx, "alice", Responder, []Relay{b1, b2})
+		bag, err = bob.Friends().AgreeOver(ctx, "alice", Responder, []Relay{b1, b2})
 		errc <- err
 	}()
-	aag, err := alice.AgreeThroughFriends(ctx, "bob", Initiator, []Relay{a1, a2})
+	aag, err := alice.Friends().AgreeOver(ctx, "bob", Initiator, []Relay{a1, a2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,9 +16,9 @@ import (
 // Node reports (docs/UPDATES.md): the home node this client owns posts
 // what its owner should know ("updated to 1.2-1", "update to 1.2-1 failed
 // after 1 try, back on 1.1-1") into the identity's master channel, with a
-// write-only key the owner gave it (ReportKey): it can post there and read
+// write-only key the owner gave it (Nodes.ReportKey): it can post there and read
 // nothing. A report counts only when its author is a node this client
-// owns; the client keeps the last reports for NodeReports.
+// owns; the client keeps the last reports for Nodes.Reports.
 
 const (
 	bucketReports = "node-reports" // time(8)|message ID -> NodeReport JSON
@@ -31,17 +31,16 @@ type NodeReport struct {
 	report.Report
 }
 
-// ReportKey returns the write-only key of the master channel: what the
-// owner gives its home node for reports (owner protocol "report-key").
-func (c *Client) ReportKey() (string, error) {
+// reportKey implements Nodes.ReportKey.
+func (c *Client) reportKey() (string, error) {
 	if _, err := c.byName(MasterChannel); err != nil {
-		return "", fmt.Errorf("client.ReportKey: %w", ErrNoMaster)
+		return "", fmt.Errorf("client.Nodes.ReportKey: %w", ErrNoMaster)
 	}
-	return c.ShareChannel(MasterChannel, "write")
+	return c.shareChannel(MasterChannel, "write")
 }
 
-// NodeReports returns the reports kept, oldest first.
-func (c *Client) NodeReports() ([]NodeReport, error) {
+// nodeReports implements Nodes.Reports.
+func (c *Client) nodeReports() ([]NodeReport, error) {
 	var out []NodeReport
 	err := c.db.Meta(bucketReports).ForEach(func(_, v []byte) error {
 		var r NodeReport
@@ -57,7 +56,7 @@ func (c *Client) NodeReports() ([]NodeReport, error) {
 // handleNodeReport keeps m if it is a report from an owned node; it says
 // whether it was one. Called under procMu.
 func (c *Client) handleNodeReport(m *channel.Message) bool {
-	nodeID, err := c.OwnedNode()
+	nodeID, err := c.ownedNode()
 	if err != nil {
 		return false
 	}

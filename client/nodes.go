@@ -46,19 +46,18 @@ type nodeRecord struct {
 	LastError  string    `json:"last_error,omitempty"`
 }
 
-// AddNode adds a super node by a multiaddr ending in /p2p/PEER-ID and
-// returns its peer ID. Adding a known node updates its addresses.
-func (c *Client) AddNode(addr string) (string, error) {
+// addNode implements Nodes.Add.
+func (c *Client) addNode(addr string) (string, error) {
 	ma, err := multiaddr.NewMultiaddr(addr)
 	if err != nil {
-		return "", fmt.Errorf("client.AddNode: %q is not a multiaddr: %w", addr, err)
+		return "", fmt.Errorf("client.Nodes.Add: %q is not a multiaddr: %w", addr, err)
 	}
 	ai, err := peer.AddrInfoFromP2pAddr(ma)
 	if err != nil {
-		return "", fmt.Errorf("client.AddNode: %q must end in /p2p/PEER-ID (as `homenode run` prints it): %w", addr, err)
+		return "", fmt.Errorf("client.Nodes.Add: %q must end in /p2p/PEER-ID (as `homenode run` prints it): %w", addr, err)
 	}
 	if ai.ID == c.h.ID() {
-		return "", fmt.Errorf("client.AddNode: %s is this client itself", ai.ID)
+		return "", fmt.Errorf("client.Nodes.Add: %s is this client itself", ai.ID)
 	}
 	addrs := make([]string, len(ai.Addrs))
 	for i, a := range ai.Addrs {
@@ -71,7 +70,7 @@ func (c *Client) AddNode(addr string) (string, error) {
 		r.Addrs = mergeAddrs(addrs, r.Addrs)
 	})
 	if err != nil {
-		return "", fmt.Errorf("client.AddNode: %w", err)
+		return "", fmt.Errorf("client.Nodes.Add: %w", err)
 	}
 	c.nodeChanged(ai.ID)
 	return ai.ID.String(), nil
@@ -80,17 +79,13 @@ func (c *Client) AddNode(addr string) (string, error) {
 // ErrUnknownNode: no super node of that peer ID is known.
 var ErrUnknownNode = errors.New("client: unknown super node")
 
-// RemoveNode forgets the super node id (a peer ID, or a multiaddr ending
-// in /p2p/PEER-ID), here and on the identity's other devices: its
-// record, the statements handed to it and the connection. A registration
-// there lapses when it expires; the node is learned again if an advert
-// or a hint names it.
-func (c *Client) RemoveNode(id string) error {
+// removeNode implements Nodes.Remove.
+func (c *Client) removeNode(id string) error {
 	p, err := peer.Decode(id)
 	if err != nil {
 		ai, merr := peer.AddrInfoFromString(id)
 		if merr != nil {
-			return fmt.Errorf("client.RemoveNode: %q is neither a peer ID nor a multiaddr ending in /p2p/PEER-ID: %w", id, err)
+			return fmt.Errorf("client.Nodes.Remove: %q is neither a peer ID nor a multiaddr ending in /p2p/PEER-ID: %w", id, err)
 		}
 		p = ai.ID
 	}
@@ -101,10 +96,10 @@ func (c *Client) RemoveNode(id string) error {
 	}
 	c.procMu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("client.RemoveNode: %w: %s (`redpanda nodes` lists the known ones)", ErrUnknownNode, p)
+		return fmt.Errorf("client.Nodes.Remove: %w: %s (`redpanda nodes` lists the known ones)", ErrUnknownNode, p)
 	}
 	if err != nil {
-		return fmt.Errorf("client.RemoveNode: %w", err)
+		return fmt.Errorf("client.Nodes.Remove: %w", err)
 	}
 	c.nodeChanged(p)
 	return nil
@@ -167,12 +162,11 @@ func (c *Client) nodeRecords() (map[peer.ID]nodeRecord, error) {
 	return out, err
 }
 
-// Nodes lists the known super nodes, best first (registered, then by hop,
-// round trip and load).
-func (c *Client) Nodes() ([]Node, error) {
+// nodes implements Nodes.List.
+func (c *Client) nodes() ([]Node, error) {
 	recs, err := c.nodeRecords()
 	if err != nil {
-		return nil, fmt.Errorf("client.Nodes: %w", err)
+		return nil, fmt.Errorf("client.Nodes.List: %w", err)
 	}
 	out := make([]Node, 0, len(recs))
 	c.mu.Lock()
@@ -212,7 +206,7 @@ func betterNode(a, b Node) bool {
 // activeNodes are the nodes the client talks to: the registered ones, or
 // while none is, the best MaxNodes known.
 func (c *Client) activeNodes() []peer.ID {
-	ns, err := c.Nodes()
+	ns, err := c.nodes()
 	if err != nil {
 		return nil
 	}
@@ -355,9 +349,8 @@ func (c *Client) startDialing() {
 	go c.keepConnected()
 }
 
-// Peers returns the peer IDs of the nodes the client has a sync session
-// with now.
-func (c *Client) Peers() []string {
+// peers implements Nodes.Connected.
+func (c *Client) peers() []string {
 	var out []string
 	for _, p := range c.svc.Peers() {
 		out = append(out, p.String())
@@ -366,16 +359,14 @@ func (c *Client) Peers() []string {
 	return out
 }
 
-// Probe dials every known node and measures its round trip, in parallel,
-// so that Nodes reports fresh RTTs. Unreachable nodes keep RTT 0 and get
-// LastError.
-func (c *Client) Probe(ctx context.Context) error {
+// probeNodes implements Nodes.Probe.
+func (c *Client) probeNodes(ctx context.Context) error {
 	recs, err := c.nodeRecords()
 	if err != nil {
-		return fmt.Errorf("client.Probe: %w", err)
+		return fmt.Errorf("client.Nodes.Probe: %w", err)
 	}
 	if len(recs) == 0 {
-		return fmt.Errorf("client.Probe: %w (add one: `redpanda nodes add MULTIADDR`)", ErrNoNodes)
+		return fmt.Errorf("client.Nodes.Probe: %w (add one: `redpanda nodes add MULTIADDR`)", ErrNoNodes)
 	}
 	done := make(chan struct{}, len(recs))
 	for p, r := range recs {

@@ -310,7 +310,7 @@ func (c *Client) Pending() int {
 // Flush brings the client's nodes up to date before a one-shot command
 // exits and delivers what this process queued in the outbox (state
 // changes for the identity's other devices and its home node, receipts,
-// ...): when no session with a node is up it registers (as UpdateNodes
+// ...): when no session with a node is up it registers (as Nodes.Update
 // does), then it pushes, and returns how many of those messages are still
 // undelivered, with the reason. Undelivered messages stay in the outbox
 // and go out the next time the client is online; Close does not wait for

@@ -30,23 +30,18 @@ func (c *Client) UseIdentity(fn func(h host.Host, identity ed25519.PrivateKey) e
 	return fn(c.h, ed25519.NewKeyFromSeed(c.self.Seed()))
 }
 
-// AdoptNode makes a node this client just paired with (became the owner
-// of) one of its nodes: it records the node's addresses (multiaddrs
-// without /p2p), registers with it at hop 0 together with the other best
-// nodes, hands it the serving statements for the writable channels, and
-// returns its record. It fails with ErrNotOwned when the node registers
-// the client at another hop, or not at all.
-func (c *Client) AdoptNode(ctx context.Context, nodeID string, addrs []string) (Node, error) {
+// adoptNode implements Nodes.Adopt.
+func (c *Client) adoptNode(ctx context.Context, nodeID string, addrs []string) (Node, error) {
 	if c.isClosed() {
 		return Node{}, ErrClosed
 	}
 	p, err := peer.Decode(nodeID)
 	if err != nil {
-		return Node{}, fmt.Errorf("client.AdoptNode: peer ID %q: %w", nodeID, err)
+		return Node{}, fmt.Errorf("client.Nodes.Adopt: peer ID %q: %w", nodeID, err)
 	}
 	for _, a := range addrs {
 		if _, err := multiaddr.NewMultiaddr(a); err != nil {
-			return Node{}, fmt.Errorf("client.AdoptNode: address %q: %w", a, err)
+			return Node{}, fmt.Errorf("client.Nodes.Adopt: address %q: %w", a, err)
 		}
 	}
 	err = c.updateNode(p, func(r *nodeRecord, _ bool) {
@@ -55,7 +50,7 @@ func (c *Client) AdoptNode(ctx context.Context, nodeID string, addrs []string) (
 		r.Addrs = mergeAddrs(addrs, r.Addrs)
 	})
 	if err != nil {
-		return Node{}, fmt.Errorf("client.AdoptNode: %w", err)
+		return Node{}, fmt.Errorf("client.Nodes.Adopt: %w", err)
 	}
 	c.nodeChanged(p)
 	// A node paired again after a factory reset forgot what it was handed.
@@ -65,10 +60,10 @@ func (c *Client) AdoptNode(ctx context.Context, nodeID string, addrs []string) (
 	var n Node
 	for attempt := 0; ; attempt++ {
 		if err := c.Connect(ctx); err != nil {
-			return Node{}, fmt.Errorf("client.AdoptNode: %w", err)
+			return Node{}, fmt.Errorf("client.Nodes.Adopt: %w", err)
 		}
 		if n, err = c.node(p); err != nil {
-			return Node{}, fmt.Errorf("client.AdoptNode: %w", err)
+			return Node{}, fmt.Errorf("client.Nodes.Adopt: %w", err)
 		}
 		if n.Registered && n.Hop == 0 {
 			return n, nil
@@ -78,11 +73,11 @@ func (c *Client) AdoptNode(ctx context.Context, nodeID string, addrs []string) (
 		}
 		select {
 		case <-ctx.Done():
-			return n, fmt.Errorf("client.AdoptNode: %w", ctx.Err())
+			return n, fmt.Errorf("client.Nodes.Adopt: %w", ctx.Err())
 		case <-time.After(adoptRetry):
 		}
 	}
-	return n, fmt.Errorf("client.AdoptNode: %w: node %s registered this client at hop %d (%s)", ErrNotOwned, p, n.Hop, n.LastError)
+	return n, fmt.Errorf("client.Nodes.Adopt: %w: node %s registered this client at hop %d (%s)", ErrNotOwned, p, n.Hop, n.LastError)
 }
 
 const (
@@ -91,7 +86,7 @@ const (
 )
 
 func (c *Client) node(p peer.ID) (Node, error) {
-	ns, err := c.Nodes()
+	ns, err := c.nodes()
 	if err != nil {
 		return Node{}, err
 	}
@@ -103,41 +98,39 @@ func (c *Client) node(p peer.ID) (Node, error) {
 	return Node{}, fmt.Errorf("node %s is not known", p)
 }
 
-// OwnedNode returns the peer ID of the node that last registered this
-// client at hop 0 (the node it paired with), or ErrNotOwned.
-func (c *Client) OwnedNode() (string, error) {
+// ownedNode implements Nodes.Owned.
+func (c *Client) ownedNode() (string, error) {
 	v, err := c.db.Meta(bucketSelf).Get(keyOwns)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", fmt.Errorf("client.OwnedNode: %w: pair one first (`redpanda pair URI`)", ErrNotOwned)
+		return "", fmt.Errorf("client.Nodes.Owned: %w: pair one first (`redpanda pair URI`)", ErrNotOwned)
 	}
 	if err != nil {
-		return "", fmt.Errorf("client.OwnedNode: %w", err)
+		return "", fmt.Errorf("client.Nodes.Owned: %w", err)
 	}
 	p, err := peer.IDFromBytes(v)
 	if err != nil {
-		return "", fmt.Errorf("client.OwnedNode: stored peer ID: %w", err)
+		return "", fmt.Errorf("client.Nodes.Owned: stored peer ID: %w", err)
 	}
 	return p.String(), nil
 }
 
-// DialNode connects to a known node (by peer ID) at its recorded
-// addresses, for a request outside the sync protocol.
-func (c *Client) DialNode(ctx context.Context, nodeID string) error {
+// dialNode implements Nodes.Dial.
+func (c *Client) dialNode(ctx context.Context, nodeID string) error {
 	p, err := peer.Decode(nodeID)
 	if err != nil {
-		return fmt.Errorf("client.DialNode: peer ID %q: %w", nodeID, err)
+		return fmt.Errorf("client.Nodes.Dial: peer ID %q: %w", nodeID, err)
 	}
 	recs, err := c.nodeRecords()
 	if err != nil {
-		return fmt.Errorf("client.DialNode: %w", err)
+		return fmt.Errorf("client.Nodes.Dial: %w", err)
 	}
 	r, ok := recs[p]
 	if !ok {
-		return fmt.Errorf("client.DialNode: node %s is not known (`redpanda nodes` lists them)", p)
+		return fmt.Errorf("client.Nodes.Dial: node %s is not known (`redpanda nodes` lists them)", p)
 	}
 	c.addAddrs(p, r.Addrs)
 	if err := c.dial(ctx, p); err != nil {
-		return fmt.Errorf("client.DialNode: %s at %v: %w", p, r.Addrs, err)
+		return fmt.Errorf("client.Nodes.Dial: %s at %v: %w", p, r.Addrs, err)
 	}
 	return nil
 }

@@ -28,13 +28,13 @@ func TestDialOnlyClient(t *testing.T) {
 	friend := openClient(t, home(t, "friend"))
 	n := startNode(t, ownedBy(t, phone.ID()))
 	addNodes(t, phone, n)
-	key, err := phone.CreateChannel("chat")
+	key, err := phone.Channels().Create("chat")
 	if err != nil {
 		t.Fatal(err)
 	}
 	connect(t, phone)
 	ticket(t, phone, friend)
-	if _, err := friend.JoinChannel("chat", key); err != nil {
+	if _, err := friend.Channels().Join("chat", key); err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, friend, n)
@@ -110,7 +110,7 @@ func TestEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	key, err := alice.CreateChannel("c")
+	key, err := alice.Channels().Create("c")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestEvents(t *testing.T) {
 	stopLate()
 
 	ticket(t, alice, bob)
-	if _, err := bob.JoinChannel("c", key); err != nil {
+	if _, err := bob.Channels().Join("c", key); err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, bob, n)
@@ -156,7 +156,7 @@ func TestEvents(t *testing.T) {
 // TestHistoryBefore pages back through a channel's history.
 func TestHistoryBefore(t *testing.T) {
 	c := openClient(t, home(t, "c"))
-	if _, err := c.CreateChannel("c"); err != nil {
+	if _, err := c.Channels().Create("c"); err != nil {
 		t.Fatal(err)
 	}
 	const count = 23
@@ -217,22 +217,22 @@ func TestRemoveNode(t *testing.T) {
 	addNodes(t, c, n)
 	connect(t, c)
 	nodeID := n.Host.ID().String()
-	if owned, err := c.OwnedNode(); err != nil || owned != nodeID {
+	if owned, err := c.Nodes().Owned(); err != nil || owned != nodeID {
 		t.Fatalf("owned node %q, %v", owned, err)
 	}
-	if err := c.RemoveNode(nodeID); err != nil {
+	if err := c.Nodes().Remove(nodeID); err != nil {
 		t.Fatal(err)
 	}
-	if ns, _ := c.Nodes(); len(ns) != 0 {
+	if ns, _ := c.Nodes().List(); len(ns) != 0 {
 		t.Fatalf("nodes after remove: %+v", ns)
 	}
-	if _, err := c.OwnedNode(); !errors.Is(err, ErrNotOwned) {
+	if _, err := c.Nodes().Owned(); !errors.Is(err, ErrNotOwned) {
 		t.Fatalf("owned node after remove: %v", err)
 	}
-	if err := c.RemoveNode(nodeID); !errors.Is(err, ErrUnknownNode) {
+	if err := c.Nodes().Remove(nodeID); !errors.Is(err, ErrUnknownNode) {
 		t.Fatalf("removing it again: %v", err)
 	}
-	if err := c.RemoveNode("not a peer id"); err == nil {
+	if err := c.Nodes().Remove("not a peer id"); err == nil {
 		t.Fatal("removed a node by a bad ID")
 	}
 }

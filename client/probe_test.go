@@ -90,13 +90,13 @@ func TestProbeEndsDeadConnections(t *testing.T) {
 		t.Skip("runs a node in a separate process")
 	}
 	owner := openClient(t, home(t, "owner"))
-	if _, err := owner.CreateChannel("fam"); err != nil {
+	if _, err := owner.Channels().Create("fam"); err != nil {
 		t.Fatal(err)
 	}
 	dir, port := t.TempDir(), testkit.FreePort(t)
 	listen := fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)
 	addr, proc := nodeProcess(t, dir, listen, owner.ID())
-	if _, err := owner.AddNode(addr); err != nil {
+	if _, err := owner.Nodes().Add(addr); err != nil {
 		t.Fatal(err)
 	}
 	_, id, _ := strings.Cut(addr, "/p2p/")
@@ -188,13 +188,13 @@ func TestKeepConnectedProbes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { owner.Close() })
-	if _, err := owner.CreateChannel("fam"); err != nil {
+	if _, err := owner.Channels().Create("fam"); err != nil {
 		t.Fatal(err)
 	}
 	dir, port := t.TempDir(), testkit.FreePort(t)
 	listen := fmt.Sprintf("/ip4/127.0.0.1/udp/%d/quic-v1", port)
 	addr, proc := nodeProcess(t, dir, listen, owner.ID())
-	if _, err := owner.AddNode(addr); err != nil {
+	if _, err := owner.Nodes().Add(addr); err != nil {
 		t.Fatal(err)
 	}
 	_, id, _ := strings.Cut(addr, "/p2p/")
@@ -226,7 +226,7 @@ func TestKeepConnectedProbes(t *testing.T) {
 				}
 			}
 		}
-		return len(cs) > 0 && len(owner.Peers()) == 1
+		return len(cs) > 0 && len(owner.Nodes().Connected()) == 1
 	})
 	if !strings.Contains(logs.String(), "did not answer a ping") {
 		t.Fatalf("the dead connection ended, but not by a probe; the client's log:\n%s", logs.String())
@@ -269,7 +269,7 @@ func TestNoProbesWhenTurnedOff(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		if _, err := c.CreateChannel("fam"); err != nil {
+		if _, err := c.Channels().Create("fam"); err != nil {
 			t.Fatal(err)
 		}
 		n := startNode(t, ownedBy(t, c.ID()))

@@ -24,13 +24,13 @@ func TestCommandsInARowStayRegistered(t *testing.T) {
 	defer cancel()
 	for i := range 2 * routing.DefaultRequestBurst {
 		// A new channel each time: the node must learn each one.
-		if _, err := owner.CreateChannel(string(rune('a' + i))); err != nil {
+		if _, err := owner.Channels().Create(string(rune('a' + i))); err != nil {
 			t.Fatal(err)
 		}
-		if err := owner.UpdateNodes(ctx); err != nil {
+		if err := owner.Nodes().Update(ctx); err != nil {
 			t.Fatal(err)
 		}
-		ns, err := owner.Nodes()
+		ns, err := owner.Nodes().List()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 // one before failed.
 func TestUnreachableNodeIsOneLine(t *testing.T) {
 	c := openClient(t, home(t, "c"))
-	if _, err := c.CreateChannel("a"); err != nil {
+	if _, err := c.Channels().Create("a"); err != nil {
 		t.Fatal(err)
 	}
 	// A real node's identity at addresses where nothing listens: four
@@ -36,7 +36,7 @@ func TestUnreachableNodeIsOneLine(t *testing.T) {
 		l.Close()
 	}
 	for _, a := range addrs {
-		if _, err := c.AddNode(a + "/p2p/" + id.String()); err != nil {
+		if _, err := c.Nodes().Add(a + "/p2p/" + id.String()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -54,7 +54,7 @@ func TestUnreachableNodeIsOneLine(t *testing.T) {
 		}
 	}
 	// The node record keeps the same line for `redpanda nodes`.
-	ns, _ := c.Nodes()
+	ns, _ := c.Nodes().List()
 	if len(ns) != 1 || !strings.Contains(ns[0].LastError, "connection refused") {
 		t.Errorf("node record: %+v", ns)
 	}
@@ -78,7 +78,7 @@ func TestNotAcceptedSaysAskForATicket(t *testing.T) {
 	owner := openClient(t, home(t, "owner"))
 	friend := openClient(t, home(t, "friend"))
 	n := startNode(t, ownedBy(t, owner.ID()))
-	if _, err := friend.CreateChannel("a"); err != nil {
+	if _, err := friend.Channels().Create("a"); err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, friend, n)

@@ -70,11 +70,11 @@ func TestHearsAgainAfterNodeRestart(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			owner := openClient(t, home(t, "owner"))
 			friend := openClient(t, home(t, "friend"))
-			key, err := owner.CreateChannel("fam")
+			key, err := owner.Channels().Create("fam")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := friend.JoinChannel("fam", key); err != nil {
+			if _, err := friend.Channels().Join("fam", key); err != nil {
 				t.Fatal(err)
 			}
 			ticket(t, owner, friend)
@@ -113,7 +113,7 @@ func TestHearsAgainAfterNodeRestart(t *testing.T) {
 			// Sent once the owner's session is back, so that the node
 			// takes it; the friend hears it only through a session the
 			// node serves.
-			waitUntil(t, "the owner's session", func() bool { return len(owner.Peers()) == 1 })
+			waitUntil(t, "the owner's session", func() bool { return len(owner.Nodes().Connected()) == 1 })
 			if _, err := owner.Send(ctx, "fam", "after the restart"); err != nil {
 				t.Fatal(err)
 			}

@@ -41,30 +41,26 @@ type Ticket struct {
 	Chain   string    // the chain string (`redpanda ticket set` takes it)
 }
 
-// SetTicket stores a chain a friend issued to this client (what
-// `redpanda ticket issue` printed for it), replacing any chain to the same
-// owner. The chain must be valid now and name this client. The nodes the
-// chain's hint names become nodes this client registers at, and are
-// introduced to its own home nodes.
-func (c *Client) SetTicket(chainString string) (Ticket, error) {
+// setTicket implements Tickets.Set.
+func (c *Client) setTicket(chainString string) (Ticket, error) {
 	ch, h, err := routing.ParseChainHint(chainString)
 	if err != nil {
-		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
+		return Ticket{}, fmt.Errorf("client.Tickets.Set: %w", err)
 	}
 	if len(ch) == 0 {
-		return Ticket{}, fmt.Errorf("client.SetTicket: %w: empty chain", routing.ErrMalformed)
+		return Ticket{}, fmt.Errorf("client.Tickets.Set: %w: empty chain", routing.ErrMalformed)
 	}
 	owner := ch[0].Issuer
 	// Verify counts the owner as hop 0 whatever it presents, so a chain
 	// this client issued to a friend would pass: check the subject first.
 	if last := ch[len(ch)-1]; last.Subject != c.self.Public() {
-		return Ticket{}, fmt.Errorf("client.SetTicket: %w: it names %s, this client is %s", routing.ErrWrongSubject, last.Subject, c.ID())
+		return Ticket{}, fmt.Errorf("client.Tickets.Set: %w: it names %s, this client is %s", routing.ErrWrongSubject, last.Subject, c.ID())
 	}
 	if _, err := ch.Verify(owner, c.self.Public(), c.cfg.Now()); err != nil {
-		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
+		return Ticket{}, fmt.Errorf("client.Tickets.Set: %w", err)
 	}
 	if err := c.db.Meta(bucketSelf).Put(append(append([]byte{}, chainPrefix...), owner[:]...), []byte(ch.String())); err != nil {
-		return Ticket{}, fmt.Errorf("client.SetTicket: %w", err)
+		return Ticket{}, fmt.Errorf("client.Tickets.Set: %w", err)
 	}
 	c.ticketChanged(owner, ch.String())
 	c.addHintedNodes(c.learnHint(h, "ticket"), "ticket")
@@ -82,11 +78,11 @@ func chainTicket(ch routing.Chain) Ticket {
 	return Ticket{Owner: ch[0].Issuer.String(), Hop: ch[len(ch)-1].Hop, Expires: exp, Chain: ch.String()}
 }
 
-// Tickets lists the chains this client holds, lowest hop first.
-func (c *Client) Tickets() ([]Ticket, error) {
+// tickets implements Tickets.List.
+func (c *Client) tickets() ([]Ticket, error) {
 	chains, err := c.chains()
 	if err != nil {
-		return nil, fmt.Errorf("client.Tickets: %w", err)
+		return nil, fmt.Errorf("client.Tickets.List: %w", err)
 	}
 	out := make([]Ticket, 0, len(chains))
 	for _, ch := range chains {
@@ -114,17 +110,14 @@ func (c *Client) chains() ([]routing.Chain, error) {
 	return out, err
 }
 
-// IssueTicket signs a ticket for a friend's identity ("rpi…") valid for
-// days (<= 0: DefaultTicketDays) and returns the chain string the friend
-// sets with SetTicket. It extends this client's best chain, or, when this
-// client owns a node (or holds no chain), starts a new chain at hop 1.
-func (c *Client) IssueTicket(friend string, days int) (string, error) {
+// issueTicket implements Tickets.Issue.
+func (c *Client) issueTicket(friend string, days int) (string, error) {
 	subject, err := channel.ParseIdentityKey(strings.TrimSpace(friend))
 	if err != nil {
-		return "", fmt.Errorf("client.IssueTicket: friend identity: %w", err)
+		return "", fmt.Errorf("client.Tickets.Issue: friend identity: %w", err)
 	}
 	if subject == c.self.Public() {
-		return "", errors.New("client.IssueTicket: that is this client's own identity")
+		return "", errors.New("client.Tickets.Issue: that is this client's own identity")
 	}
 	if days <= 0 {
 		days = DefaultTicketDays
@@ -134,7 +127,7 @@ func (c *Client) IssueTicket(friend string, days int) (string, error) {
 	if _, err := c.db.Meta(bucketSelf).Get(keyOwns); err != nil {
 		chains, err := c.chains()
 		if err != nil {
-			return "", fmt.Errorf("client.IssueTicket: %w", err)
+			return "", fmt.Errorf("client.Tickets.Issue: %w", err)
 		}
 		if len(chains) > 0 {
 			base = chains[0]
@@ -148,11 +141,11 @@ func (c *Client) IssueTicket(friend string, days int) (string, error) {
 		}
 	}
 	if hop > routing.MaxHop {
-		return "", fmt.Errorf("client.IssueTicket: %w: this client is at hop %d, a friend would be at %d", routing.ErrHopTooFar, hop-1, hop)
+		return "", fmt.Errorf("client.Tickets.Issue: %w: this client is at hop %d, a friend would be at %d", routing.ErrHopTooFar, hop-1, hop)
 	}
 	t, err := routing.IssueTicket(c.self, subject, hop, notAfter)
 	if err != nil {
-		return "", fmt.Errorf("client.IssueTicket: %w", err)
+		return "", fmt.Errorf("client.Tickets.Issue: %w", err)
 	}
 	// The hint names the nodes the ticket lets the friend register at:
 	// those where this client is one hop nearer the owner.

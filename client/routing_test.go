@@ -12,7 +12,7 @@ import (
 
 func nodeOf(t *testing.T, c *Client, id string) Node {
 	t.Helper()
-	ns, err := c.Nodes()
+	ns, err := c.Nodes().List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,12 +34,12 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 	alice := openClient(t, home(t, "alice"))
 	bob := openClient(t, home(t, "bob"))
 	carol := openClient(t, home(t, "carol"))
-	key, err := alice.CreateChannel("trio")
+	key, err := alice.Channels().Create("trio")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*Client{bob, carol} {
-		if _, err := c.JoinChannel("trio", key); err != nil {
+		if _, err := c.Channels().Join("trio", key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -58,14 +58,14 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 		t.Fatalf("stranger Bob registered without a ticket: %+v", got)
 	}
 
-	chain, err := alice.IssueTicket(bob.ID(), 0)
+	chain, err := alice.Tickets().Issue(bob.ID(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := carol.SetTicket(chain); !errors.Is(err, routing.ErrWrongSubject) {
+	if _, err := carol.Tickets().Set(chain); !errors.Is(err, routing.ErrWrongSubject) {
 		t.Fatalf("Carol set Bob's ticket: %v", err)
 	}
-	if tk, err := bob.SetTicket(chain); err != nil || tk.Hop != 1 || tk.Owner != alice.ID() {
+	if tk, err := bob.Tickets().Set(chain); err != nil || tk.Hop != 1 || tk.Owner != alice.ID() {
 		t.Fatalf("Bob's ticket: %+v, %v", tk, err)
 	}
 	addNodes(t, alice, n, m)
@@ -82,7 +82,7 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 		t.Fatalf("Bob's registration at M: %+v", got)
 	}
 
-	carolChain, err := bob.IssueTicket(carol.ID(), 7)
+	carolChain, err := bob.Tickets().Issue(carol.ID(), 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tk, err := carol.SetTicket(plain.String()); err != nil || tk.Hop != 2 {
+	if tk, err := carol.Tickets().Set(plain.String()); err != nil || tk.Hop != 2 {
 		t.Fatalf("Carol's ticket: %+v, %v", tk, err)
 	}
 	// Carol reaches the channel only through the stranger node M, and
@@ -107,7 +107,7 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 	nID := n.Host.ID().String()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ns, _ := carol.Nodes()
+		ns, _ := carol.Nodes().List()
 		found := false
 		for _, x := range ns {
 			// Alice's advert (hop 0) would say 1, Bob's (hop 1) says 2;
@@ -133,7 +133,7 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 	if got := nodeOf(t, carol, m.Host.ID().String()); !got.Registered || got.Hop != routing.HopInfinity {
 		t.Fatalf("Carol at M: %+v", got)
 	}
-	if ns, _ := carol.Nodes(); ns[0].ID != nID {
+	if ns, _ := carol.Nodes().List(); ns[0].ID != nID {
 		t.Fatalf("N (hop 2) is not Carol's best node: %+v", ns)
 	}
 	users := map[string]int{}
@@ -185,12 +185,12 @@ func TestEvictedClientMovesOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bob.Close() })
-	key, _ := alice.CreateChannel("c")
-	if _, err := bob.JoinChannel("c", key); err != nil {
+	key, _ := alice.Channels().Create("c")
+	if _, err := bob.Channels().Join("c", key); err != nil {
 		t.Fatal(err)
 	}
-	chain, _ := alice.IssueTicket(bob.ID(), 1)
-	if _, err := bob.SetTicket(chain); err != nil {
+	chain, _ := alice.Tickets().Issue(bob.ID(), 1)
+	if _, err := bob.Tickets().Set(chain); err != nil {
 		t.Fatal(err)
 	}
 	small := startNode(t, routing.Config{Owner: identity(t, alice.ID()), Capacity: 1})

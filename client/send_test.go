@@ -12,14 +12,14 @@ import (
 // first message is delivered rather than left for the outbox.
 func TestSendToAChannelJustMade(t *testing.T) {
 	c := openClient(t, home(t, "phone"))
-	if _, err := c.CreateChannel("first"); err != nil {
+	if _, err := c.Channels().Create("first"); err != nil {
 		t.Fatal(err)
 	}
 	n := startNode(t, ownedBy(t, c.ID()))
 	addNodes(t, c, n)
 	connect(t, c)
 	c.regMu.Lock() // the background round for the new channel waits here
-	if _, err := c.CreateChannel("new"); err != nil {
+	if _, err := c.Channels().Create("new"); err != nil {
 		c.regMu.Unlock()
 		t.Fatal(err)
 	}

@@ -15,37 +15,36 @@ const bucketBlocked = "blocked" // channel ID -> local name it had
 // ErrBlocked: the channel is blocked on this client.
 var ErrBlocked = errors.New("client: channel blocked")
 
-// BlockChannel blocks the named channel.
-func (c *Client) BlockChannel(name string) error {
+// blockChannel implements Channels.Block.
+func (c *Client) blockChannel(name string) error {
 	cs, err := c.byName(name)
 	if err != nil {
-		return fmt.Errorf("client.BlockChannel: %w", err)
+		return fmt.Errorf("client.Channels.Block: %w", err)
 	}
 	if internalChannel(name) {
-		return fmt.Errorf("client.BlockChannel: %w: %s is this identity's own", ErrBadName, name)
+		return fmt.Errorf("client.Channels.Block: %w: %s is this identity's own", ErrBadName, name)
 	}
 	id := cs.key.ID()
 	if err := c.db.Meta(bucketBlocked).Put(id[:], []byte(name)); err != nil {
-		return fmt.Errorf("client.BlockChannel: %w", err)
+		return fmt.Errorf("client.Channels.Block: %w", err)
 	}
 	if err := c.leave(name, goneBlocked); err != nil {
-		return fmt.Errorf("client.BlockChannel: %w", err)
+		return fmt.Errorf("client.Channels.Block: %w", err)
 	}
 	return nil
 }
 
-// UnblockChannel lifts a block by channel ID (hex), here and on the
-// identity's other devices; the channel is not joined again.
-func (c *Client) UnblockChannel(idHex string) error {
+// unblockChannel implements Channels.Unblock.
+func (c *Client) unblockChannel(idHex string) error {
 	id, err := channel.ParseID(idHex)
 	if err != nil {
-		return fmt.Errorf("client.UnblockChannel: %w", err)
+		return fmt.Errorf("client.Channels.Unblock: %w", err)
 	}
 	if !c.blocked(id) {
 		return nil
 	}
 	if err := c.db.Meta(bucketBlocked).Delete(id[:]); err != nil {
-		return fmt.Errorf("client.UnblockChannel: %w", err)
+		return fmt.Errorf("client.Channels.Unblock: %w", err)
 	}
 	c.share(stateItem{Kind: itemChannel, ID: id.String(), Gone: goneLeft})
 	return nil

@@ -35,11 +35,11 @@ func TestFloodingChannelLimitedAndBlocked(t *testing.T) {
 	friend, spammer := openClient(t, home(t, "friend")), openClient(t, home(t, "spammer"))
 	ticket(t, owner, friend)
 	ticket(t, friend, spammer)
-	floodKey, _ := spammer.CreateChannel("flood")
-	if _, err := owner.JoinChannel("flood", floodKey); err != nil {
+	floodKey, _ := spammer.Channels().Create("flood")
+	if _, err := owner.Channels().Join("flood", floodKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.CreateChannel("quiet"); err != nil {
+	if _, err := owner.Channels().Create("quiet"); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []*Client{owner, friend, spammer} {
@@ -63,10 +63,10 @@ func TestFloodingChannelLimitedAndBlocked(t *testing.T) {
 			t.Fatalf("quiet channel message %d: %v", i, err)
 		}
 	}
-	if err := owner.BlockChannel("flood"); err != nil {
+	if err := owner.Channels().Block("flood"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := owner.JoinChannel("flood", floodKey); !errors.Is(err, ErrBlocked) {
+	if _, err := owner.Channels().Join("flood", floodKey); !errors.Is(err, ErrBlocked) {
 		t.Fatalf("joining a blocked channel: %v", err)
 	}
 	revoked, err := n.Registry.Revoke(identity(t, friend.ID()))

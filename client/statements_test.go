@@ -70,7 +70,7 @@ func TestStatementsHandedOverForWritableChannels(t *testing.T) {
 	wo, _ := other.WriteOnly()
 	ro, _ := third.ReadOnly()
 	for _, c := range []struct{ name, key string }{{"full", full.String()}, {"wo", wo.String()}, {"ro", ro.String()}} {
-		if _, err := a.JoinChannel(c.name, c.key); err != nil {
+		if _, err := a.Channels().Join(c.name, c.key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -99,7 +99,7 @@ func TestStatementsRenewedBeforeExpiry(t *testing.T) {
 			}
 			t.Cleanup(func() { a.Close() })
 			n := startDHTNode(t, ownedBy(t, a.ID()), clk.now)
-			key, err := a.CreateChannel("fam")
+			key, err := a.Channels().Create("fam")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,7 +135,7 @@ func TestStatementsRenewedBeforeExpiry(t *testing.T) {
 func TestAdoptNode(t *testing.T) {
 	a := openClient(t, home(t, "a"))
 	stranger := openClient(t, home(t, "s"))
-	if _, err := a.CreateChannel("fam"); err != nil {
+	if _, err := a.Channels().Create("fam"); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -155,7 +155,7 @@ func TestAdoptNode(t *testing.T) {
 			n := startNode(t, routing.Config{Owner: identity(t, tc.owner), AllowInfinity: true})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			got, err := c.AdoptNode(ctx, n.Host.ID().String(), []string{n.Host.Addrs()[0].String()})
+			got, err := c.Nodes().Adopt(ctx, n.Host.ID().String(), []string{n.Host.Addrs()[0].String()})
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("AdoptNode: %v, want %v", err, tc.wantErr)
 			}
@@ -165,12 +165,12 @@ func TestAdoptNode(t *testing.T) {
 			if !got.Registered || got.Hop != 0 || got.Source != "paired" {
 				t.Fatalf("adopted node %+v", got)
 			}
-			if owned, err := c.OwnedNode(); err != nil || owned != n.Host.ID().String() {
+			if owned, err := c.Nodes().Owned(); err != nil || owned != n.Host.ID().String() {
 				t.Fatalf("OwnedNode = %q, %v", owned, err)
 			}
 		})
 	}
-	if _, err := stranger.OwnedNode(); !errors.Is(err, ErrNotOwned) {
+	if _, err := stranger.Nodes().Owned(); !errors.Is(err, ErrNotOwned) {
 		t.Fatalf("OwnedNode of a client that paired nothing: %v", err)
 	}
 }

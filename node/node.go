@@ -87,6 +87,19 @@ type Config struct {
 
 // Node is a running super node. Its fields are for the layers above
 // (appliance, tests); the node owns them and closes them in Close.
+//
+// Host and Store exist from New on; Sync, Registry and Discovery from
+// Start on, and are nil before (Discovery stays nil with Config.NoDHT).
+// They are not made in New on purpose: each serves its protocol and
+// starts its goroutines as it is made (peersync.New, routing.NewRegistry
+// and discovery.New set stream handlers and start loops), while New
+// promises that nothing is served until Start, and the registry must
+// load with the owner SetOwner gives between New and Start. Their order
+// in Start is fixed too: the relay rule (access.go) asks the registry
+// and the DHT, so Sync comes last, and syncReady carries it to the DHT's
+// callbacks that may run before it exists. Code that may run before
+// Start (Close, serveRegistered, the appliance's relay ACL) checks for
+// nil.
 type Node struct {
 	Host     host.Host
 	Store    *store.DB
@@ -248,14 +261,7 @@ func (n *Node) Start(ctx context.Context) error {
 		if dc.Logger == nil {
 			dc.Logger = n.cfg.Logger
 		}
-		dc.OnAuthorized = func(p peer.ID, ch channel.ID) {
-			if s := n.syncReady.Load(); s != nil {
-				s.Resync(p, ch)
-			}
-		}
-		dc.AllowHandOver = n.registeredChannels
-		dc.AllowIntroduce = reg.Registered
-		dc.OnHandOver = func([]channel.ID) { n.serveRegistered() }
+		dc.Node = discoveryNode{n: n, reg: reg}
 		disc, err := discovery.New(n.Host, dc)
 		if err != nil {
 			reg.Close()
@@ -380,17 +386,6 @@ func (n *Node) serveRegistered() {
 		}
 	}
 	n.regPeers = regPeers
-}
-
-// registeredChannels returns the channels of the registration p is the
-// device of: what p may hand over serving statements for.
-func (n *Node) registeredChannels(p peer.ID) []channel.ID {
-	for _, u := range n.Registry.Users() {
-		if u.Peer == p {
-			return u.Channels
-		}
-	}
-	return nil
 }
 
 // Served lists the channels the node serves now.

@@ -108,13 +108,13 @@ func TestBackupRestoreFromNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if _, err := old.CreateChannel("family"); err != nil {
+	if _, err := old.Channels().Create("family"); err != nil {
 		t.Fatal(err)
 	}
 	pub, _ := ed25519PublicOf(t, old)
 	node, _ := backupNode(t, pub)
 	const pass = "the quick brown fox jumps"
-	blob, err := old.BackupWith(pass, client.BackupParams{Time: 1, MemoryKiB: 1 << 10, Threads: 1})
+	blob, err := old.Backups().SealWith(pass, client.BackupParams{Time: 1, MemoryKiB: 1 << 10, Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestBackupRestoreFromNode(t *testing.T) {
 	if c.ID() != old.ID() {
 		t.Fatal("restored identity differs")
 	}
-	if _, err := c.Channel("family"); err != nil {
+	if _, err := c.Channels().Get("family"); err != nil {
 		t.Fatal(err)
 	}
 }

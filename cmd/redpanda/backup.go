@@ -84,7 +84,7 @@ func cmdBackupCreate(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer c.Close()
-	blob, err := c.Backup(pass)
+	blob, err := c.Backups().Seal(pass)
 	if err != nil {
 		return err
 	}
@@ -95,13 +95,13 @@ func cmdBackupCreate(ctx context.Context, args []string, stdout, stderr io.Write
 	if !*toNode {
 		return nil
 	}
-	nodeID, err := c.OwnedNode()
+	nodeID, err := c.Nodes().Owned()
 	if err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	if err := c.DialNode(cctx, nodeID); err != nil {
+	if err := c.Nodes().Dial(cctx, nodeID); err != nil {
 		return err
 	}
 	pid, _ := peer.Decode(nodeID)
@@ -147,7 +147,7 @@ func cmdBackupRestore(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	defer c.Close()
-	chs, _ := c.Channels()
+	chs, _ := c.Channels().List()
 	fmt.Fprintf(stdout, "identity: %s\nchannels: %d\nhome:     %s\n", c.ID(), len(chs), *o.home)
 	return nil
 }

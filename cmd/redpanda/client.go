@@ -167,7 +167,7 @@ func cmdChannelNew(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer c.Close()
-	key, err := c.CreateChannel(pos[0])
+	key, err := c.Channels().Create(pos[0])
 	if err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func cmdChannelJoin(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer c.Close()
-	ch, err := c.JoinChannel(pos[0], strings.TrimSpace(pos[1]))
+	ch, err := c.Channels().Join(pos[0], strings.TrimSpace(pos[1]))
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func cmdChannelList(_ context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer c.Close()
-	chs, err := c.Channels()
+	chs, err := c.Channels().List()
 	if err != nil {
 		return err
 	}
@@ -241,7 +241,7 @@ func cmdChannelShare(_ context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer c.Close()
-	key, err := c.ShareChannelKey(pos[0], *capName, !*noHint)
+	key, err := c.Channels().ShareKey(pos[0], *capName, !*noHint)
 	if err != nil {
 		return err
 	}
@@ -265,7 +265,7 @@ func cmdChannelLeave(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer c.Close()
-	if err := c.LeaveChannel(pos[0]); err != nil {
+	if err := c.Channels().Leave(pos[0]); err != nil {
 		return err
 	}
 	updateNodes(ctx, c, stderr)
@@ -282,7 +282,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer c.Close()
 	// Fail on a wrong channel name before touching the network.
-	if _, err := c.Channel(pos[0]); err != nil {
+	if _, err := c.Channels().Get(pos[0]); err != nil {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -363,7 +363,7 @@ func cmdListen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		// Keep listening: the client redials in the background.
 		fmt.Fprintf(stderr, "redpanda: no super node reachable yet (%v); still trying\n", err)
 	case err == nil:
-		fmt.Fprintf(stderr, "redpanda: connected to %s\n", strings.Join(c.Peers(), ", "))
+		fmt.Fprintf(stderr, "redpanda: connected to %s\n", strings.Join(c.Nodes().Connected(), ", "))
 	}
 	printRefusals(stderr, c)
 	for {
@@ -409,12 +409,12 @@ func cmdNodes(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer c.Close()
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = c.Probe(pctx)
+	err = c.Nodes().Probe(pctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	ns, err := c.Nodes()
+	ns, err := c.Nodes().List()
 	if err != nil {
 		return err
 	}
@@ -454,7 +454,7 @@ func cmdNodesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer c.Close()
-	id, err := c.AddNode(strings.TrimSpace(pos[0]))
+	id, err := c.Nodes().Add(strings.TrimSpace(pos[0]))
 	if err != nil {
 		return err
 	}
@@ -468,7 +468,7 @@ func cmdNodesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // registered, a node relays little for it, and "connected" alone would
 // hide that.
 func printRefusals(w io.Writer, c *client.Client) {
-	ns, err := c.Nodes()
+	ns, err := c.Nodes().List()
 	if err != nil {
 		return
 	}
@@ -486,7 +486,7 @@ func cmdNodesRemove(_ context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer c.Close()
-	if err := c.RemoveNode(strings.TrimSpace(pos[0])); err != nil {
+	if err := c.Nodes().Remove(strings.TrimSpace(pos[0])); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "removed %s\n", strings.TrimSpace(pos[0]))

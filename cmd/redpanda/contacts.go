@@ -44,7 +44,7 @@ func cmdContactsAdd(_ context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer c.Close()
-	ct, err := c.AddContact(pos[0], strings.Join(pos[1:], " "), *cc, *id)
+	ct, err := c.Contacts().Add(pos[0], strings.Join(pos[1:], " "), *cc, *id)
 	if err != nil {
 		return err
 	}
@@ -63,7 +63,7 @@ func cmdContactsList(_ context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer c.Close()
-	cts, err := c.Contacts()
+	cts, err := c.Contacts().List()
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func cmdContactsRemove(_ context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer c.Close()
-	n, err := c.RemoveContact(strings.Join(pos, " "), *cc)
+	n, err := c.Contacts().Remove(strings.Join(pos, " "), *cc)
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func cmdContactsFind(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	fmt.Fprintf(stderr, "asking friends (hashing takes a moment; answers are collected for %s)…\n", *wait)
-	res, err := c.FindContact(ctx, pos[0], *cc, chans, *wait)
+	res, err := c.Contacts().Find(ctx, pos[0], *cc, chans, *wait)
 	if err != nil {
 		return err
 	}

@@ -22,11 +22,11 @@ func TestContactsCommands(t *testing.T) {
 	alice, bob, carol := open("alice"), open("bob"), open("carol")
 	cn.start(alice)
 	shareCh := func(a *client.Client, an string, b *client.Client, bn string) {
-		k, err := a.CreateChannel(an)
+		k, err := a.Channels().Create(an)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.JoinChannel(bn, k); err != nil {
+		if _, err := b.Channels().Join(bn, k); err != nil {
 			t.Fatal(err)
 		}
 	}

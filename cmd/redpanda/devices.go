@@ -29,7 +29,7 @@ func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	_ = c.Connect(cctx)
-	s, err := c.LinkDevice(cctx, 0)
+	s, err := c.Devices().Link(cctx, 0)
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func cmdDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stderr, "secret: it holds this identity; valid %s\n", client.DefaultLinkLifetime)
 	// The link names the nodes this client is registered at; with none,
 	// the new device has nowhere to fetch the identity's state from.
-	if ns, err := c.Nodes(); err == nil && !slices.ContainsFunc(ns, func(n client.Node) bool { return n.Registered }) {
+	if ns, err := c.Nodes().List(); err == nil && !slices.ContainsFunc(ns, func(n client.Node) bool { return n.Registered }) {
 		why := "no super node known"
 		if len(ns) > 0 && ns[0].LastError != "" {
 			why = ns[0].LastError
@@ -67,13 +67,13 @@ func cmdDeviceJoin(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer cancel()
 	err = c.Connect(cctx)
 	if err == nil {
-		err = c.WaitDeviceState(cctx)
+		err = c.Devices().WaitState(cctx)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "redpanda: joined, but the other devices' channels and nodes are not here yet (%s); they arrive the next time this device is online (listen)\n", shortReason(err))
 	} else {
-		chs, _ := c.Channels()
-		ns, _ := c.Nodes()
+		chs, _ := c.Channels().List()
+		ns, _ := c.Nodes().List()
 		fmt.Fprintf(stderr, "joined as %q: %d channel(s), %d node(s) from the other devices\n", *name, len(chs), len(ns))
 	}
 	updateNodes(ctx, c, stderr)
@@ -99,7 +99,7 @@ func cmdDeviceList(_ context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer c.Close()
-	ds, err := c.Devices()
+	ds, err := c.Devices().List()
 	if err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func cmdHistoryBlock(ctx context.Context, args []string, stdout, stderr io.Write
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	_ = c.Connect(cctx)
-	res, err := c.PostBlock(cctx, pos[0])
+	res, err := c.Channels().PostBlock(cctx, pos[0])
 	if err != nil {
 		return err
 	}
@@ -143,7 +143,7 @@ func cmdChannelBlock(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	defer c.Close()
-	if err := c.BlockChannel(pos[0]); err != nil {
+	if err := c.Channels().Block(pos[0]); err != nil {
 		return err
 	}
 	updateNodes(ctx, c, stderr)

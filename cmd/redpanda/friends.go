@@ -43,7 +43,7 @@ func cmdFriendsAgree(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	return runFriends(ctx, o, *timeout, stdout, stderr, func(ctx context.Context, c *client.Client) (*client.Agreement, error) {
-		return c.AgreeViaFriends(ctx, pos[0], *with, chans)
+		return c.Friends().Agree(ctx, pos[0], *with, chans)
 	})
 }
 
@@ -60,7 +60,7 @@ func cmdFriendsAccept(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintln(stderr, "waiting for the agreement to start…")
 	return runFriends(ctx, o, *timeout, stdout, stderr, func(ctx context.Context, c *client.Client) (*client.Agreement, error) {
-		return c.AcceptViaFriends(ctx, pos[0], *from)
+		return c.Friends().Accept(ctx, pos[0], *from)
 	})
 }
 

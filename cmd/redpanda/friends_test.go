@@ -26,17 +26,17 @@ func TestFriendsCommands(t *testing.T) {
 		f := open(fmt.Sprintf("friend%d", i))
 		friends = append(friends, f)
 		name := fmt.Sprintf("f%d", i)
-		k, err := alice.CreateChannel(name)
+		k, err := alice.Channels().Create(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := f.JoinChannel("alice", k); err != nil {
+		if _, err := f.Channels().Join("alice", k); err != nil {
 			t.Fatal(err)
 		}
-		if k, err = f.CreateChannel("bob"); err != nil {
+		if k, err = f.Channels().Create("bob"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := bob.JoinChannel(name, k); err != nil {
+		if _, err := bob.Channels().Join(name, k); err != nil {
 			t.Fatal(err)
 		}
 	}

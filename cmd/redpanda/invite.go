@@ -30,7 +30,7 @@ func cmdInvite(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer c.Close()
-	inv, err := c.Invite()
+	inv, err := c.Invites().Create()
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func cmdAccept(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer c.Close()
-	ag, err := c.AcceptInvite(name(pos), strings.TrimSpace(pos[0]))
+	ag, err := c.Invites().Accept(name(pos), strings.TrimSpace(pos[0]))
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func cmdComplete(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer c.Close()
-	ag, err := c.CompleteInvite(name(pos), strings.TrimSpace(pos[0]))
+	ag, err := c.Invites().Complete(name(pos), strings.TrimSpace(pos[0]))
 	if err != nil {
 		return err
 	}

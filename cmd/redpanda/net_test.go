@@ -70,15 +70,15 @@ func (cn *clientNet) connect(ctx context.Context, owner *client.Client, cs ...*c
 	t.Helper()
 	for _, c := range cs {
 		if c != owner {
-			chain, err := owner.IssueTicket(c.ID(), 1)
+			chain, err := owner.Tickets().Issue(c.ID(), 1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := c.SetTicket(chain); err != nil {
+			if _, err := c.Tickets().Set(chain); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if _, err := c.AddNode(cn.node.Addrs()[0]); err != nil {
+		if _, err := c.Nodes().Add(cn.node.Addrs()[0]); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Connect(ctx); err != nil {

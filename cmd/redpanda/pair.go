@@ -88,8 +88,8 @@ func cmdPair(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stderr, "paired: node %s now belongs to %s; registering\n", pid, c.ID())
 	// The identity's master and node channels first, so the registration
 	// lists them and the node takes this device's posts there.
-	nodeKey, keyErr := c.HomeNodeKey(pctx)
-	n, err := c.AdoptNode(pctx, pid.String(), addrs)
+	nodeKey, keyErr := c.Nodes().HomeKey(pctx)
+	n, err := c.Nodes().Adopt(pctx, pid.String(), addrs)
 	if err != nil {
 		return fmt.Errorf("pair: paired, but %w", err)
 	}
@@ -106,7 +106,7 @@ func cmdPair(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// It may post (never read) in the master channel: how its firmware
 	// updates end (docs/UPDATES.md).
-	if reportKey, err := c.ReportKey(); err == nil {
+	if reportKey, err := c.Nodes().ReportKey(); err == nil {
 		err = c.UseIdentity(func(h host.Host, key ed25519.PrivateKey) error {
 			return owner.SetReportKey(pctx, h, pid, key, reportKey)
 		})
@@ -114,7 +114,7 @@ func cmdPair(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(stderr, "warning: the node cannot report its updates to you: %v\n", err)
 		}
 	}
-	chs, err := c.Channels()
+	chs, err := c.Channels().List()
 	if err != nil {
 		return err
 	}
@@ -155,7 +155,7 @@ func cmdNodeStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var nodeID string
 	if len(pos) == 1 {
 		nodeID = pos[0]
-	} else if nodeID, err = c.OwnedNode(); err != nil {
+	} else if nodeID, err = c.Nodes().Owned(); err != nil {
 		return err
 	}
 	p, err := peer.Decode(nodeID)
@@ -164,7 +164,7 @@ func cmdNodeStatus(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	if err := c.DialNode(cctx, nodeID); err != nil {
+	if err := c.Nodes().Dial(cctx, nodeID); err != nil {
 		return fmt.Errorf("node status: %w", err)
 	}
 	var r status.Report

@@ -17,7 +17,7 @@ func TestListenShowsRefusal(t *testing.T) {
 	alice := cn.open("alice")
 	cn.start(alice)
 	carol := cn.open("carol")
-	if _, err := carol.AddNode(cn.node.Addrs()[0]); err != nil {
+	if _, err := carol.Nodes().Add(cn.node.Addrs()[0]); err != nil {
 		t.Fatal(err)
 	}
 	carol.Close()

@@ -31,7 +31,7 @@ func cmdTicketIssue(_ context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer c.Close()
-	chain, err := c.IssueTicket(pos[0], *days)
+	chain, err := c.Tickets().Issue(pos[0], *days)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,7 @@ func cmdTicketShow(_ context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer c.Close()
-	ts, err := c.Tickets()
+	ts, err := c.Tickets().List()
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func cmdTicketSet(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer c.Close()
-	t, err := c.SetTicket(strings.TrimSpace(pos[0]))
+	t, err := c.Tickets().Set(strings.TrimSpace(pos[0]))
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func nodeReportsCommand() *command {
 
 // withNode dials the owned node and runs fn as its owner.
 func withNode(ctx context.Context, c *client.Client, timeout time.Duration, fn func(ctx context.Context, h host.Host, p peer.ID, key ed25519.PrivateKey) error) error {
-	nodeID, err := c.OwnedNode()
+	nodeID, err := c.Nodes().Owned()
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func withNode(ctx context.Context, c *client.Client, timeout time.Duration, fn f
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := c.DialNode(cctx, nodeID); err != nil {
+	if err := c.Nodes().Dial(cctx, nodeID); err != nil {
 		return err
 	}
 	err = c.UseIdentity(func(h host.Host, key ed25519.PrivateKey) error { return fn(cctx, h, p, key) })
@@ -206,7 +206,7 @@ func cmdNodeReports(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer c.Close()
-	rs, err := c.NodeReports()
+	rs, err := c.Nodes().Reports()
 	if err != nil {
 		return err
 	}

@@ -277,7 +277,7 @@ var RegFlood = Attack{Name: "reg-flood", Item: "7", Run: func(ctx context.Contex
 		return
 	}
 	id, _ := channel.NewIdentity(rand.Reader)
-	cs, err := env.Friend.C.IssueTicket(id.Public().String(), 30)
+	cs, err := env.Friend.C.Tickets().Issue(id.Public().String(), 30)
 	if err != nil {
 		r.Fail("ticket: %v", err)
 		return
@@ -326,23 +326,23 @@ var DiskFill = Attack{Name: "disk-fill", Item: "6", Run: func(ctx context.Contex
 		return
 	}
 	defer fof.Close()
-	cs, err := env.Friend.C.IssueTicket(f1.ID(), 30)
+	cs, err := env.Friend.C.Tickets().Issue(f1.ID(), 30)
 	if err == nil {
-		_, err = f1.SetTicket(cs)
+		_, err = f1.Tickets().Set(cs)
 	}
 	if err == nil {
-		cs, err = f1.IssueTicket(fof.ID(), 30)
+		cs, err = f1.Tickets().Issue(fof.ID(), 30)
 	}
 	if err == nil {
-		_, err = fof.SetTicket(cs)
+		_, err = fof.Tickets().Set(cs)
 	}
 	var names []string
 	for i := 0; err == nil && i < 16; i++ {
 		names = append(names, fmt.Sprintf("fill%d", i))
-		_, err = fof.CreateChannel(names[i])
+		_, err = fof.Channels().Create(names[i])
 	}
 	if err == nil {
-		_, err = fof.AddNode(env.T.Addr)
+		_, err = fof.Nodes().Add(env.T.Addr)
 	}
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)

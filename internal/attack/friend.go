@@ -38,7 +38,7 @@ func NewFriend(dir, name string) (*Friend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("attack.NewFriend: %w", err)
 	}
-	key, err := c.CreateChannel(FriendChannel)
+	key, err := c.Channels().Create(FriendChannel)
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("attack.NewFriend: %w", err)
@@ -48,7 +48,7 @@ func NewFriend(dir, name string) (*Friend, error) {
 
 // Join adds the node and connects (registering).
 func (f *Friend) Join(ctx context.Context, addr string) error {
-	if _, err := f.C.AddNode(addr); err != nil {
+	if _, err := f.C.Nodes().Add(addr); err != nil {
 		return fmt.Errorf("attack: add node: %w", err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -131,15 +131,15 @@ func NewReader(ctx context.Context, dir, name string, f *Friend, addr string) (*
 		return nil, err
 	}
 	r := &Reader{C: c}
-	chain, err := f.C.IssueTicket(c.ID(), 1)
+	chain, err := f.C.Tickets().Issue(c.ID(), 1)
 	if err == nil {
-		_, err = c.SetTicket(chain)
+		_, err = c.Tickets().Set(chain)
 	}
 	if err == nil {
-		_, err = c.JoinChannel(FriendChannel, f.Key)
+		_, err = c.Channels().Join(FriendChannel, f.Key)
 	}
 	if err == nil {
-		_, err = c.AddNode(addr)
+		_, err = c.Nodes().Add(addr)
 	}
 	if err == nil {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)

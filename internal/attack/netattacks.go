@@ -386,7 +386,7 @@ var HandOver = Attack{Name: "hand-over", Item: "5", Run: func(ctx context.Contex
 	defer closeAll(hs)
 	h := hs[0]
 	id, _ := channel.NewIdentity(rand.Reader)
-	chainStr, err := env.Friend.C.IssueTicket(id.Public().String(), 30)
+	chainStr, err := env.Friend.C.Tickets().Issue(id.Public().String(), 30)
 	if err != nil {
 		r.Fail("ticket: %v", err)
 		return

@@ -25,7 +25,7 @@ import (
 func (c *Client) Backup(passphrase string) ([]byte, error) {
 	var blob []byte
 	err := c.local(CodeInternal, func(sdk *client.Client) (err error) {
-		blob, err = sdk.Backup(passphrase)
+		blob, err = sdk.Backups().Seal(passphrase)
 		return err
 	})
 	return blob, err
@@ -40,11 +40,11 @@ func (c *Client) BackupToNode(passphrase string, timeoutMs int64, cancel *Cancel
 		if err != nil {
 			return err
 		}
-		blob, err := sdk.Backup(passphrase)
+		blob, err := sdk.Backups().Seal(passphrase)
 		if err != nil {
 			return err
 		}
-		if err := sdk.DialNode(ctx, p.String()); err != nil {
+		if err := sdk.Nodes().Dial(ctx, p.String()); err != nil {
 			return failCode(CodeUnreachable, err.Error())
 		}
 		lookup := client.BackupLookupID(passphrase, p.String())

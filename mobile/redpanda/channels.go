@@ -16,7 +16,7 @@ import (
 func (c *Client) CreateChannel(name string) (string, error) {
 	var key string
 	err := c.local(CodeInternal, func(sdk *client.Client) (err error) {
-		key, err = sdk.CreateChannel(name)
+		key, err = sdk.Channels().Create(name)
 		return err
 	})
 	return key, err
@@ -27,7 +27,7 @@ func (c *Client) CreateChannel(name string) (string, error) {
 func (c *Client) JoinChannel(name, key string) (*Channel, error) {
 	var ch client.Channel
 	err := c.local(CodeBadKey, func(sdk *client.Client) (err error) {
-		ch, err = sdk.JoinChannel(name, key)
+		ch, err = sdk.Channels().Join(name, key)
 		return err
 	})
 	if err != nil {
@@ -40,7 +40,7 @@ func (c *Client) JoinChannel(name, key string) (*Channel, error) {
 func (c *Client) Channels() (*ChannelList, error) {
 	l := &ChannelList{}
 	err := c.local(CodeInternal, func(sdk *client.Client) error {
-		chs, err := sdk.Channels()
+		chs, err := sdk.Channels().List()
 		for _, ch := range chs {
 			l.items = append(l.items, toChannel(ch))
 		}
@@ -56,7 +56,7 @@ func (c *Client) Channels() (*ChannelList, error) {
 func (c *Client) Channel(name string) (*Channel, error) {
 	var ch client.Channel
 	err := c.local(CodeInternal, func(sdk *client.Client) (err error) {
-		ch, err = sdk.Channel(name)
+		ch, err = sdk.Channels().Get(name)
 		return err
 	})
 	if err != nil {
@@ -72,7 +72,7 @@ func (c *Client) Channel(name string) (*Channel, error) {
 func (c *Client) ShareChannel(name, capability string, withHint bool) (string, error) {
 	var key string
 	err := c.local(CodeBadInput, func(sdk *client.Client) (err error) {
-		key, err = sdk.ShareChannelKey(name, capability, withHint)
+		key, err = sdk.Channels().ShareKey(name, capability, withHint)
 		return err
 	})
 	return key, err
@@ -91,17 +91,17 @@ func (c *Client) ShareChannelQR(name, capability string, size int) ([]byte, erro
 // LeaveChannel forgets the channel's key and stops syncing it; its
 // history stays (joining again shows it).
 func (c *Client) LeaveChannel(name string) error {
-	return c.local(CodeInternal, func(sdk *client.Client) error { return sdk.LeaveChannel(name) })
+	return c.local(CodeInternal, func(sdk *client.Client) error { return sdk.Channels().Leave(name) })
 }
 
 // BlockChannel forgets a flooding channel and refuses to join it again.
 func (c *Client) BlockChannel(name string) error {
-	return c.local(CodeInternal, func(sdk *client.Client) error { return sdk.BlockChannel(name) })
+	return c.local(CodeInternal, func(sdk *client.Client) error { return sdk.Channels().Block(name) })
 }
 
 // UnblockChannel lifts BlockChannel for a channel ID (hex).
 func (c *Client) UnblockChannel(channelID string) error {
-	return c.local(CodeBadInput, func(sdk *client.Client) error { return sdk.UnblockChannel(channelID) })
+	return c.local(CodeBadInput, func(sdk *client.Client) error { return sdk.Channels().Unblock(channelID) })
 }
 
 // PostBlock posts a signed snapshot of the channel's whole history, so
@@ -110,7 +110,7 @@ func (c *Client) UnblockChannel(channelID string) error {
 func (c *Client) PostBlock(name string, timeoutMs int64, cancel *Cancel) (*BlockResult, error) {
 	var r client.BlockResult
 	err := c.long(timeoutMs, msDuration(DefaultSendTimeoutMs), cancel, CodeInternal, syncsNow, func(ctx context.Context, sdk *client.Client) (err error) {
-		r, err = sdk.PostBlock(ctx, name)
+		r, err = sdk.Channels().PostBlock(ctx, name)
 		return notDeliveredIsNoError(err)
 	})
 	if err != nil {

@@ -407,7 +407,7 @@ func (c *Client) IsPaused() bool {
 func (c *Client) IsOnline() bool {
 	c.life.RLock()
 	defer c.life.RUnlock()
-	return c.sdk != nil && len(c.sdk.Peers()) > 0
+	return c.sdk != nil && len(c.sdk.Nodes().Connected()) > 0
 }
 
 // Close ends the client: calls in flight end (CodeClosed), the home is

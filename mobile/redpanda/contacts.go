@@ -15,7 +15,7 @@ import (
 func (c *Client) AddContact(channelName, address, defaultCC, identity string) (*Contact, error) {
 	var ct client.Contact
 	err := c.local(CodeBadContact, func(sdk *client.Client) (err error) {
-		ct, err = sdk.AddContact(channelName, address, defaultCC, identity)
+		ct, err = sdk.Contacts().Add(channelName, address, defaultCC, identity)
 		return err
 	})
 	if err != nil {
@@ -32,7 +32,7 @@ func toContact(ct client.Contact) *Contact {
 func (c *Client) Contacts() (*ContactList, error) {
 	l := &ContactList{}
 	err := c.local(CodeInternal, func(sdk *client.Client) error {
-		cts, err := sdk.Contacts()
+		cts, err := sdk.Contacts().List()
 		for _, ct := range cts {
 			l.items = append(l.items, toContact(ct))
 		}
@@ -49,7 +49,7 @@ func (c *Client) Contacts() (*ContactList, error) {
 func (c *Client) RemoveContact(address, defaultCC string) (int, error) {
 	var n int
 	err := c.local(CodeBadContact, func(sdk *client.Client) (err error) {
-		n, err = sdk.RemoveContact(address, defaultCC)
+		n, err = sdk.Contacts().Remove(address, defaultCC)
 		return err
 	})
 	return n, err
@@ -66,7 +66,7 @@ func (c *Client) FindContact(address, defaultCC string, waitMs int64, cancel *Ca
 	}
 	var r *client.LookupResult
 	err := c.long(int64((wait+time.Minute)/time.Millisecond), 0, cancel, CodeInternal, syncsNow, func(ctx context.Context, sdk *client.Client) (err error) {
-		r, err = sdk.FindContact(ctx, address, defaultCC, nil, wait)
+		r, err = sdk.Contacts().Find(ctx, address, defaultCC, nil, wait)
 		return err
 	})
 	if err != nil {

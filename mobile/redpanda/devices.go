@@ -14,7 +14,7 @@ import (
 func (c *Client) LinkDevice(ttlSeconds int64, timeoutMs int64, cancel *Cancel) (string, error) {
 	var link string
 	err := c.long(timeoutMs, msDuration(DefaultNodeTimeoutMs), cancel, CodeInternal, syncsNow, func(ctx context.Context, sdk *client.Client) (err error) {
-		link, err = sdk.LinkDevice(ctx, time.Duration(ttlSeconds)*time.Second)
+		link, err = sdk.Devices().Link(ctx, time.Duration(ttlSeconds)*time.Second)
 		return err
 	})
 	return link, err
@@ -45,7 +45,7 @@ func JoinDevice(opts *Options, link, deviceName string, timeoutMs int64, cancel 
 func (c *Client) Devices() (*DeviceList, error) {
 	l := &DeviceList{}
 	err := c.local(CodeInternal, func(sdk *client.Client) error {
-		ds, err := sdk.Devices()
+		ds, err := sdk.Devices().List()
 		for _, d := range ds {
 			l.items = append(l.items, &Device{Peer: d.Peer, Name: d.Name, JoinedMs: ms(d.Joined), Self: d.Self})
 		}
@@ -61,6 +61,6 @@ func (c *Client) Devices() (*DeviceList, error) {
 // its keys: a lost device calls for a new identity).
 func (c *Client) UnlinkDevice(timeoutMs int64, cancel *Cancel) error {
 	return c.long(timeoutMs, msDuration(DefaultNodeTimeoutMs), cancel, CodeInternal, syncsNow, func(ctx context.Context, sdk *client.Client) error {
-		return sdk.UnlinkDevice(ctx)
+		return sdk.Devices().Unlink(ctx)
 	})
 }

@@ -13,7 +13,7 @@ import (
 func (c *Client) Invite() (string, error) {
 	var s string
 	err := c.local(CodeInternal, func(sdk *client.Client) (err error) {
-		s, err = sdk.Invite()
+		s, err = sdk.Invites().Create()
 		return err
 	})
 	return s, err
@@ -23,13 +23,13 @@ func (c *Client) Invite() (string, error) {
 // name ("": named after its ID) and returns the Agreement, whose Answer
 // goes back to the inviter. Compare the SafetyCode with theirs.
 func (c *Client) AcceptInvite(name, invitation string) (*Agreement, error) {
-	return c.agree(func(sdk *client.Client) (*client.Agreement, error) { return sdk.AcceptInvite(name, invitation) })
+	return c.agree(func(sdk *client.Client) (*client.Agreement, error) { return sdk.Invites().Accept(name, invitation) })
 }
 
 // CompleteInvite finishes an invitation this home made, with the answer
 // that came back, and joins the channel under name.
 func (c *Client) CompleteInvite(name, answer string) (*Agreement, error) {
-	return c.agree(func(sdk *client.Client) (*client.Agreement, error) { return sdk.CompleteInvite(name, answer) })
+	return c.agree(func(sdk *client.Client) (*client.Agreement, error) { return sdk.Invites().Complete(name, answer) })
 }
 
 func (c *Client) agree(fn func(sdk *client.Client) (*client.Agreement, error)) (*Agreement, error) {
@@ -48,7 +48,7 @@ func (c *Client) agree(fn func(sdk *client.Client) (*client.Agreement, error)) (
 func (c *Client) PendingInvites() (int, error) {
 	var n int
 	err := c.local(CodeInternal, func(sdk *client.Client) (err error) {
-		n, err = sdk.PendingInvites()
+		n, err = sdk.Invites().Pending()
 		return err
 	})
 	return n, err
@@ -60,7 +60,7 @@ func (c *Client) PendingInvites() (int, error) {
 // The other phone calls AcceptViaFriends.
 func (c *Client) AgreeViaFriends(name, peerID string, via *StringList, timeoutMs int64, cancel *Cancel) (*Agreement, error) {
 	return c.agreeLong(timeoutMs, cancel, func(ctx context.Context, sdk *client.Client) (*client.Agreement, error) {
-		return sdk.AgreeViaFriends(ctx, name, peerID, via.slice())
+		return sdk.Friends().Agree(ctx, name, peerID, via.slice())
 	})
 }
 
@@ -68,7 +68,7 @@ func (c *Client) AgreeViaFriends(name, peerID string, via *StringList, timeoutMs
 // (AgreeViaFriends) and joins the new channel as name.
 func (c *Client) AcceptViaFriends(name, peerID string, timeoutMs int64, cancel *Cancel) (*Agreement, error) {
 	return c.agreeLong(timeoutMs, cancel, func(ctx context.Context, sdk *client.Client) (*client.Agreement, error) {
-		return sdk.AcceptViaFriends(ctx, name, peerID)
+		return sdk.Friends().Accept(ctx, name, peerID)
 	})
 }
 

@@ -79,12 +79,12 @@ func (c *Client) Pair(pairingCode string, timeoutMs int64, cancel *Cancel) (*Nod
 		if err != nil {
 			return err
 		}
-		if n, err = sdk.AdoptNode(ctx, pid.String(), addrs); err != nil {
+		if n, err = sdk.Nodes().Adopt(ctx, pid.String(), addrs); err != nil {
 			return fmt.Errorf("paired, but %w", err)
 		}
 		// The node follows this identity's node channel, so it serves the
 		// channels of every device of the owner (docs/DEVICES.md).
-		nodeKey, err := sdk.HomeNodeKey(ctx)
+		nodeKey, err := sdk.Nodes().HomeKey(ctx)
 		if err == nil {
 			err = sdk.UseIdentity(func(h host.Host, key ed25519.PrivateKey) error {
 				return owner.Follow(ctx, h, pid, key, nodeKey)
@@ -105,7 +105,7 @@ func (c *Client) Pair(pairingCode string, timeoutMs int64, cancel *Cancel) (*Nod
 func ownedPeer(sdk *client.Client, nodeID string) (peer.ID, error) {
 	if nodeID == "" {
 		var err error
-		if nodeID, err = sdk.OwnedNode(); err != nil {
+		if nodeID, err = sdk.Nodes().Owned(); err != nil {
 			return "", err
 		}
 	}
@@ -125,7 +125,7 @@ func (c *Client) NodeStatus(nodeID string, timeoutMs int64, cancel *Cancel) (*No
 		if err != nil {
 			return err
 		}
-		if err := sdk.DialNode(ctx, p.String()); err != nil {
+		if err := sdk.Nodes().Dial(ctx, p.String()); err != nil {
 			return err
 		}
 		return sdk.UseIdentity(func(h host.Host, key ed25519.PrivateKey) (err error) {
@@ -150,7 +150,7 @@ func (c *Client) NodeStatus(nodeID string, timeoutMs int64, cancel *Cancel) (*No
 func (c *Client) AddNode(multiaddr string) (string, error) {
 	var id string
 	err := c.local(CodeBadInput, func(sdk *client.Client) (err error) {
-		id, err = sdk.AddNode(multiaddr)
+		id, err = sdk.Nodes().Add(multiaddr)
 		return err
 	})
 	return id, err
@@ -160,7 +160,7 @@ func (c *Client) AddNode(multiaddr string) (string, error) {
 func (c *Client) Nodes() (*NodeList, error) {
 	l := &NodeList{}
 	err := c.local(CodeInternal, func(sdk *client.Client) error {
-		ns, err := sdk.Nodes()
+		ns, err := sdk.Nodes().List()
 		for _, n := range ns {
 			l.items = append(l.items, toNode(n))
 		}
@@ -175,7 +175,7 @@ func (c *Client) Nodes() (*NodeList, error) {
 // RemoveNode forgets a super node (by peer ID, or a multiaddr ending in
 // /p2p/PEER-ID), here and on the identity's other devices.
 func (c *Client) RemoveNode(nodeID string) error {
-	return c.local(CodeBadInput, func(sdk *client.Client) error { return sdk.RemoveNode(nodeID) })
+	return c.local(CodeBadInput, func(sdk *client.Client) error { return sdk.Nodes().Remove(nodeID) })
 }
 
 // OwnedNode returns the peer ID of the node this identity paired with,
@@ -183,7 +183,7 @@ func (c *Client) RemoveNode(nodeID string) error {
 func (c *Client) OwnedNode() (string, error) {
 	var id string
 	err := c.local(CodeInternal, func(sdk *client.Client) (err error) {
-		id, err = sdk.OwnedNode()
+		id, err = sdk.Nodes().Owned()
 		return err
 	})
 	return id, err
@@ -195,7 +195,7 @@ func (c *Client) OwnedNode() (string, error) {
 func (c *Client) IssueTicket(friendID string, days int) (string, error) {
 	var chain string
 	err := c.local(CodeBadInput, func(sdk *client.Client) (err error) {
-		chain, err = sdk.IssueTicket(friendID, days)
+		chain, err = sdk.Tickets().Issue(friendID, days)
 		return err
 	})
 	return chain, err
@@ -206,7 +206,7 @@ func (c *Client) IssueTicket(friendID string, days int) (string, error) {
 func (c *Client) SetTicket(chain string) (*Ticket, error) {
 	var t client.Ticket
 	err := c.local(CodeBadTicket, func(sdk *client.Client) (err error) {
-		t, err = sdk.SetTicket(chain)
+		t, err = sdk.Tickets().Set(chain)
 		return err
 	})
 	if err != nil {
@@ -219,7 +219,7 @@ func (c *Client) SetTicket(chain string) (*Ticket, error) {
 func (c *Client) Tickets() (*TicketList, error) {
 	l := &TicketList{}
 	err := c.local(CodeInternal, func(sdk *client.Client) error {
-		ts, err := sdk.Tickets()
+		ts, err := sdk.Tickets().List()
 		for _, t := range ts {
 			l.items = append(l.items, toTicket(t))
 		}

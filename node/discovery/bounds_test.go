@@ -212,12 +212,12 @@ func TestHandOverBoundAndRetain(t *testing.T) {
 	t.Cleanup(func() { user.Close() })
 	k1, k2, k3, own := newKey(t), newKey(t), newKey(t), newKey(t)
 	cfg := fastConfig()
-	cfg.AllowHandOver = func(p peer.ID) []channel.ID {
+	cfg.Node = &testNode{handOver: func(p peer.ID) []channel.ID {
 		if p == user.ID() {
 			return []channel.ID{k1.ID(), k2.ID()}
 		}
 		return nil
-	}
+	}}
 	s := startSuperNode(t, dir, cfg)
 	s.serve(t, own)
 	connectTo(t, user, s.h)

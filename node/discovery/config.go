@@ -63,6 +63,28 @@ const (
 	DefaultKadBurst          = 256 << 10
 )
 
+// Node is the super node a Service works for, as discovery sees it: the
+// one seam between the two, which package node implements.
+type Node interface {
+	// PeerAuthorized is called (in its own goroutine) each time a peer
+	// proves it serves a channel; the node resyncs that channel with it,
+	// since the catch-up at connection time came before the proof.
+	PeerAuthorized(p peer.ID, ch channel.ID)
+	// HandOverChannels returns the channels peer p may hand over
+	// statements for (HandOverProtocol): the channels of p's
+	// registration, none for a stranger, so a registrant hands over at
+	// most its channel cap. Statements must name this node. Handed-over
+	// statements live only while Retain keeps their channel.
+	HandOverChannels(p peer.ID) []channel.ID
+	// HandedOver is called after a hand-over added served channels, so
+	// the node starts storing and relaying them.
+	HandedOver(chs []channel.ID)
+	// MayIntroduce reports whether p (one of the node's registered
+	// users) may introduce other super nodes (IntroduceProtocol), which
+	// become friend nodes (friends.go).
+	MayIntroduce(p peer.ID) bool
+}
+
 // Config configures a Service. Zero fields take the defaults.
 type Config struct {
 	// Bootstrap are the configured DHT peers (the owner's contacts, a
@@ -70,24 +92,11 @@ type Config struct {
 	// added with AddBootstrap, and the peers known before a restart are
 	// read from Meta.
 	Bootstrap []peer.AddrInfo
-	// OnAuthorized, when set, is called (in its own goroutine) each time a
-	// peer proves it serves a channel; the node resyncs that channel with
-	// it, since the catch-up at connection time came before the proof.
-	OnAuthorized func(p peer.ID, ch channel.ID)
-	// AllowHandOver, when set, serves HandOverProtocol: it returns the
-	// channels peer p may hand over statements for (the channels of p's
-	// registration; none for a stranger), so a registrant hands over at
-	// most its channel cap. Statements must name this node. Handed-over
-	// statements live only while Retain keeps their channel. Nil:
-	// hand-overs are not served.
-	AllowHandOver func(p peer.ID) []channel.ID
-	// OnHandOver, when set, is called after a hand-over added served
-	// channels, so the node starts storing and relaying them.
-	OnHandOver func(chs []channel.ID)
-	// AllowIntroduce, when set, serves IntroduceProtocol: peers it
-	// approves (the node's registered users) may introduce other super
-	// nodes, which become friend nodes (friends.go). Nil: not served.
-	AllowIntroduce func(p peer.ID) bool
+	// Node is the super node the service works for (package node): what
+	// it is told and whom it lets hand over statements or introduce
+	// nodes. Nil: HandOverProtocol and IntroduceProtocol are not served
+	// and nobody is told of proofs.
+	Node Node
 	// Meta persists the routing table's peers and this node's statements
 	// across restarts (the node passes db.Meta("dht")). Nil: nothing is
 	// persisted.

@@ -24,7 +24,7 @@ import (
 func startFriendNode(t *testing.T, dir string, allowed ...peer.ID) *superNode {
 	t.Helper()
 	cfg := fastConfig()
-	cfg.AllowIntroduce = func(p peer.ID) bool { return slices.Contains(allowed, p) }
+	cfg.Node = &testNode{introduce: func(p peer.ID) bool { return slices.Contains(allowed, p) }}
 	return startSuperNode(t, dir, cfg, allowed...)
 }
 
@@ -177,8 +177,10 @@ func TestIntroductionRefusals(t *testing.T) {
 	if len(b.disc.Friends()) != 0 || b.h.Network().Connectedness(a.h.ID()) == network.Connected {
 		t.Fatalf("B keeps %v and is connected to A: %v", b.disc.Friends(), b.h.Network().Connectedness(a.h.ID()))
 	}
-	// A node without the DHT's introduction protocol (AllowIntroduce nil).
-	plain := startSuperNode(t, t.TempDir(), fastConfig())
+	// A node without the DHT's introduction protocol (no discovery.Node).
+	plainCfg := fastConfig()
+	plainCfg.Node = withoutNode
+	plain := startSuperNode(t, t.TempDir(), plainCfg)
 	connectTo(t, user.h, plain.h)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -75,8 +75,8 @@ func (s *Service) serveHandOvers(allow func(peer.ID) []channel.ID) {
 			s.log.Info("hand-over: statements refused", "peer", p, "refused", refused, "of", len(sts),
 				"why", "not for a channel of the peer's registration, or invalid")
 		}
-		if len(added) > 0 && s.cfg.OnHandOver != nil {
-			s.cfg.OnHandOver(added)
+		if len(added) > 0 {
+			s.cfg.Node.HandedOver(added)
 		}
 		st.Write(reply)
 	})

@@ -103,10 +103,18 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 	// As package node does: a peer that proves a channel after its sync
 	// session began is resynced, and its wants for the channel kept.
 	var ready atomic.Pointer[peersync.Service]
-	cfg.OnAuthorized = func(p peer.ID, ch channel.ID) {
+	authorized := func(p peer.ID, ch channel.ID) {
 		if s := ready.Load(); s != nil {
 			s.Resync(p, ch)
 		}
+	}
+	switch tn, _ := cfg.Node.(*testNode); {
+	case tn == withoutNode:
+		cfg.Node = nil
+	case tn != nil:
+		tn.authorized = authorized
+	default:
+		cfg.Node = &testNode{authorized: authorized}
 	}
 	n.disc, err = New(h, cfg)
 	if err != nil {
@@ -253,3 +261,33 @@ func eventually(t testing.TB, what string, cond func() bool) {
 }
 
 func errorsIs(err, target error) bool { return err != nil && errors.Is(err, target) }
+
+// testNode is the discovery.Node of a test's super node: it resyncs as
+// package node does, and lets hand over and introduce whom the test's
+// functions say (nil: nobody).
+type testNode struct {
+	authorized func(peer.ID, channel.ID)
+	handOver   func(peer.ID) []channel.ID
+	introduce  func(peer.ID) bool
+}
+
+// withoutNode as Config.Node starts a super node without a
+// discovery.Node: it serves neither hand-overs nor introductions.
+var withoutNode = &testNode{}
+
+func (n *testNode) PeerAuthorized(p peer.ID, ch channel.ID) {
+	if n.authorized != nil {
+		n.authorized(p, ch)
+	}
+}
+
+func (n *testNode) HandOverChannels(p peer.ID) []channel.ID {
+	if n.handOver == nil {
+		return nil
+	}
+	return n.handOver(p)
+}
+
+func (n *testNode) HandedOver([]channel.ID) {}
+
+func (n *testNode) MayIntroduce(p peer.ID) bool { return n.introduce != nil && n.introduce(p) }

@@ -127,11 +127,9 @@ func New(h host.Host, cfg Config) (*Service, error) {
 		s.served[ls.st.Channel] = &served{st: ls.st, until: ls.until, handed: ls.handed, provided: map[Day]time.Time{}}
 	}
 	h.SetStreamHandler(AuthzProtocol, s.handleAuthz)
-	if cfg.AllowHandOver != nil {
-		s.serveHandOvers(cfg.AllowHandOver)
-	}
-	if cfg.AllowIntroduce != nil {
-		s.serveIntroductions(cfg.AllowIntroduce)
+	if cfg.Node != nil {
+		s.serveHandOvers(cfg.Node.HandOverChannels)
+		s.serveIntroductions(cfg.Node.MayIntroduce)
 	}
 	s.wg.Add(4)
 	go s.runBootstrap()
@@ -654,8 +652,8 @@ func (s *Service) record(p peer.ID, st *Statement) bool {
 	}
 	s.mu.Unlock()
 	s.remember(p)
-	if fresh && s.cfg.OnAuthorized != nil {
-		go s.cfg.OnAuthorized(p, st.Channel)
+	if fresh && s.cfg.Node != nil {
+		go s.cfg.Node.PeerAuthorized(p, st.Channel)
 	}
 	return true
 }
