@@ -594,7 +594,11 @@ func (s *Service) connected(p peer.ID) {
 		return
 	}
 	s.mu.Lock()
-	_, exists := s.sessions[p]
+	// A session over a connection that is gone is ending: the peer
+	// restarted and connected again before this side saw the old stream
+	// end, and the new connection needs a session of its own.
+	ss := s.sessions[p]
+	exists := ss != nil && !ss.st.Conn().IsClosed()
 	closed := s.closed
 	if o := s.opening[p]; o != nil {
 		o.again = true
@@ -748,8 +752,16 @@ func (s *Service) sessionEnded(ss *session) {
 	if reopen {
 		s.wg.Add(1)
 	}
+	// The session's connection went away while the peer is connected
+	// over another (it restarted, and connected again before this side
+	// saw the old stream end): the new connection gets a session, as
+	// though it had just come up.
+	moved := current && !s.cfg.Light && !s.closed && ss.st.Conn().IsClosed()
 	s.mu.Unlock()
 	s.fetch.peerGone(ss.peer)
+	if moved && s.h.Network().Connectedness(ss.peer) == network.Connected {
+		s.connected(ss.peer)
+	}
 	if reopen {
 		// A light client is the only side that opens a session: if its
 		// session ends while the connection stays (a reset stream, the
