@@ -201,7 +201,7 @@ func (c *Client) register(ctx context.Context) error {
 	}
 	if registered > 0 {
 		c.postAdverts()
-		c.handOverStatements(ctx)
+		c.handOverStatements(ctx, c.registeredNodes(), chs)
 		c.introduce(ctx)
 	}
 	return nil
@@ -285,7 +285,8 @@ func (c *Client) reregisterIfReconnected(ctx context.Context, p peer.ID) {
 		c.log.Warn("registering again after a reconnect", "node", p, "err", err)
 		return
 	}
-	res, err := c.registerAt(ctx, p, chains, c.channelIDs())
+	chs := c.channelIDs()
+	res, err := c.registerAt(ctx, p, chains, chs)
 	if err != nil && !verdict(err) {
 		// Busy, failing or gone again: no reason to think the node
 		// stopped serving this client. Tried again at the next session.
@@ -302,7 +303,7 @@ func (c *Client) reregisterIfReconnected(ctx context.Context, p peer.ID) {
 		return
 	}
 	c.log.Debug("registered again after a reconnect", "node", p, "hop", res.Hop)
-	c.handOverStatements(ctx)
+	c.handOverStatements(ctx, []peer.ID{p}, chs)
 }
 
 // verdict reports whether a failed registration is the node's answer about

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -101,17 +102,23 @@ func (c *Client) statementsDue() bool {
 	return false
 }
 
-// handOverStatements gives every registered node fresh statements for the
-// writable channels whose statement is due. Failures are logged and
+// handOverStatements gives the nodes a registration round just
+// registered at fresh statements for the writable channels whose
+// statement is due, of the channels that round listed (registered): a
+// channel made while the round was on its way is not in the nodes'
+// registrations yet, so they would refuse its statement, and the refusal
+// would put it off for statementRetry (a channel agreed by invitation
+// right after a node restarted stayed unserved there for ten minutes);
+// the next round, which lists it, hands it over. Failures are logged and
 // retried later: a node without the DHT still relays for its registered
 // users, it just cannot be found by other super nodes.
-func (c *Client) handOverStatements(ctx context.Context) {
+func (c *Client) handOverStatements(ctx context.Context, nodes []peer.ID, registered []channel.ID) {
 	now := c.cfg.Now()
-	keys := c.writableKeys()
+	keys := slices.DeleteFunc(c.writableKeys(), func(k *channel.Key) bool { return !slices.Contains(registered, k.ID()) })
 	if len(keys) == 0 {
 		return
 	}
-	for _, p := range c.registeredNodes() {
+	for _, p := range nodes {
 		var sts []*discovery.Statement
 		for _, k := range keys {
 			if now.Before(c.statementDue(p, k.ID())) {

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/discovery"
@@ -173,4 +176,54 @@ func TestAdoptNode(t *testing.T) {
 	if _, err := stranger.Nodes().Owned(); !errors.Is(err, ErrNotOwned) {
 		t.Fatalf("OwnedNode of a client that paired nothing: %v", err)
 	}
+}
+
+// TestStatementOfAChannelMadeDuringARound: a channel made while a
+// registration round is on its way (here: a round after a node restarted,
+// which read the channel list just before) is not in that round's
+// registration, so the round must not hand its statement over: the node
+// would refuse it, and the refusal would put the statement off for
+// statementRetry. The next round, which lists the channel, hands it over
+// and the node serves it. Seen in TestFriendsNodesFindEachOther under
+// load: the channel Alice agreed by invitation right after her node
+// restarted stayed unserved there, and the two nodes never proved it.
+func TestStatementOfAChannelMadeDuringARound(t *testing.T) {
+	a := openClient(t, home(t, "a"))
+	n := startDHTNode(t, ownedBy(t, a.ID()), time.Now)
+	if _, err := a.CreateChannel("fam"); err != nil {
+		t.Fatal(err)
+	}
+	addNodes(t, a, n)
+	connect(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// A round in progress: it holds regMu and read the channel list.
+	a.regMu.Lock()
+	chs := a.channelIDs()
+	key, err := a.CreateChannel("late") // its own round waits for this one
+	if err != nil {
+		a.regMu.Unlock()
+		t.Fatal(err)
+	}
+	late := channelID(t, key)
+	chains, err := a.chains()
+	if err != nil {
+		a.regMu.Unlock()
+		t.Fatal(err)
+	}
+	res, err := a.registerAt(ctx, n.Host.ID(), chains, chs)
+	a.recordRegistration(n.Host.ID(), res, err)
+	if err != nil {
+		a.regMu.Unlock()
+		t.Fatal(err)
+	}
+	a.handOverStatements(ctx, []peer.ID{n.Host.ID()}, chs)
+	if due := a.statementDue(n.Host.ID(), late); !due.IsZero() {
+		a.regMu.Unlock()
+		t.Fatalf("the round that did not list the new channel handed its statement over (next due %v)", due)
+	}
+	a.regMu.Unlock()
+
+	testkit.Eventually(t, "the node serves the channel made during the round", func() bool { return served(n, late)[0] })
 }

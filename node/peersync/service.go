@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -252,6 +253,11 @@ type Service struct {
 	closed   bool
 	wants    map[channel.ID]struct{}
 	sessions map[peer.ID]*session
+	// opening are the peers this side is opening a session to (connected):
+	// again says that a reason to try arrived while the open was under
+	// way (the peer came to speak sync, or connected once more), so that
+	// a failed open is retried instead of that reason being lost.
+	opening map[peer.ID]*opening
 	// live is the sessions map's values, replaced whenever the map
 	// changes (under mu), so that announcing a message, which happens far
 	// more often, reads the list without a lock or a copy.
@@ -266,6 +272,7 @@ type Service struct {
 	wanters  *wanters
 	rejected *recentSet
 	notifee  *network.NotifyBundle
+	protoSub event.Subscription // the peers' protocol changes (identify push)
 	totals   totals
 	// wantTotal is the wants kept over all sessions (MaxWants).
 	wantTotal atomic.Int64
@@ -287,6 +294,7 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 		cancel:   cancel,
 		wants:    map[channel.ID]struct{}{},
 		sessions: map[peer.ID]*session{},
+		opening:  map[peer.ID]*opening{},
 		subs:     map[chan Stored]struct{}{},
 		stats:    map[peer.ID]*counters{},
 		rejected: newRecentSet(4096),
@@ -303,6 +311,19 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 	s.notifee = &network.NotifyBundle{
 		ConnectedF: func(_ network.Network, c network.Conn) { s.connected(c.RemotePeer()) },
 	}
+	// A peer whose sync was not up yet when it connected (a node's host
+	// listens, and its discovery dials its friends, before its sync
+	// service runs) refused the first open; identify tells when it comes
+	// to speak sync, and the session is opened then. Without this the
+	// pair stayed without a session for as long as the connection lasted,
+	// and nothing was relayed between the two.
+	if sub, err := h.EventBus().Subscribe(new(event.EvtPeerProtocolsUpdated)); err != nil {
+		s.log.Warn("no protocol updates from identify: a peer whose sync starts after it connected gets no session", "err", err)
+	} else {
+		s.protoSub = sub
+		s.wg.Add(1)
+		go s.protocolsLoop(sub)
+	}
 	h.Network().Notify(s.notifee)
 	for _, p := range h.Network().Peers() {
 		s.connected(p)
@@ -310,6 +331,21 @@ func New(h host.Host, db *store.DB, cfg Config) *Service {
 	s.wg.Add(1)
 	go s.loop()
 	return s
+}
+
+// protocolsLoop opens a session to a connected peer that came to speak
+// sync (connected decides whether this side opens).
+func (s *Service) protocolsLoop(sub event.Subscription) {
+	defer s.wg.Done()
+	for e := range sub.Out() {
+		ev, ok := e.(event.EvtPeerProtocolsUpdated)
+		if !ok || !slices.Contains(ev.Added, ProtocolID) {
+			continue
+		}
+		if s.h.Network().Connectedness(ev.Peer) == network.Connected {
+			s.connected(ev.Peer)
+		}
+	}
 }
 
 // Close stops the service: no new sessions, every session closed, every
@@ -332,6 +368,9 @@ func (s *Service) Close() error {
 	s.mu.Unlock()
 	s.h.RemoveStreamHandler(ProtocolID)
 	s.h.Network().StopNotify(s.notifee)
+	if s.protoSub != nil {
+		_ = s.protoSub.Close()
+	}
 	s.cancel()
 	for _, ss := range sessions {
 		ss.close(ErrClosed)
@@ -542,17 +581,32 @@ func (s *Service) session(ctx context.Context, p peer.ID) (*session, error) {
 	return s.open(ctx, p)
 }
 
+// opening is an open under way (Service.opening).
+type opening struct{ again bool }
+
 // connected opens a session to a newly connected peer when this side is
 // the opener: the smaller peer ID opens, so the pair gets one stream. A
-// light service opens every session (it accepts none).
+// light service opens every session (it accepts none). It is also called
+// when a connected peer comes to speak sync; one open runs per peer at a
+// time, and a call while it runs makes a failed open try again.
 func (s *Service) connected(p peer.ID) {
 	if p == s.h.ID() || (!s.cfg.Light && bytes.Compare([]byte(s.h.ID()), []byte(p)) > 0) {
 		return
 	}
 	s.mu.Lock()
-	_, exists := s.sessions[p]
+	// A session over a connection that is gone is ending: the peer
+	// restarted and connected again before this side saw the old stream
+	// end, and the new connection needs a session of its own.
+	ss := s.sessions[p]
+	exists := ss != nil && !ss.st.Conn().IsClosed()
 	closed := s.closed
+	if o := s.opening[p]; o != nil {
+		o.again = true
+		s.mu.Unlock()
+		return
+	}
 	if !closed && !exists {
+		s.opening[p] = &opening{}
 		s.wg.Add(1)
 	}
 	s.mu.Unlock()
@@ -569,14 +623,40 @@ func (s *Service) connected(p peer.ID) {
 			_, err := s.open(ctx, p)
 			cancel()
 			if err == nil {
+				s.openDone(p, nil, false)
 				return
 			}
 			s.log.Debug("no sync session", "peer", p, "err", err)
-			if !s.cfg.Light || !s.retryOpen(p, wait) {
+			if !s.cfg.Light {
+				if s.openDone(p, err, false) {
+					continue // the peer came to speak sync meanwhile
+				}
+				return
+			}
+			if !s.openDone(p, err, s.retryOpen(p, wait)) {
 				return
 			}
 		}
 	}()
+}
+
+// openDone ends the open of p, unless it failed (err) and keep is set
+// or a reason to try again arrived while it ran: then it reports true and
+// the open goes on.
+func (s *Service) openDone(p peer.ID, err error, keep bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.opening[p]
+	if o == nil {
+		return false
+	}
+	again := err != nil && o.again && !s.closed
+	o.again = false
+	if err != nil && (keep || again) {
+		return true
+	}
+	delete(s.opening, p)
+	return false
 }
 
 // retryOpen waits, then reports whether opening a session to p is worth
@@ -672,8 +752,16 @@ func (s *Service) sessionEnded(ss *session) {
 	if reopen {
 		s.wg.Add(1)
 	}
+	// The session's connection went away while the peer is connected
+	// over another (it restarted, and connected again before this side
+	// saw the old stream end): the new connection gets a session, as
+	// though it had just come up.
+	moved := current && !s.cfg.Light && !s.closed && ss.st.Conn().IsClosed()
 	s.mu.Unlock()
 	s.fetch.peerGone(ss.peer)
+	if moved && s.h.Network().Connectedness(ss.peer) == network.Connected {
+		s.connected(ss.peer)
+	}
 	if reopen {
 		// A light client is the only side that opens a session: if its
 		// session ends while the connection stays (a reset stream, the
