@@ -190,7 +190,7 @@ func TestAdoptNode(t *testing.T) {
 func TestStatementOfAChannelMadeDuringARound(t *testing.T) {
 	a := openClient(t, home(t, "a"))
 	n := startDHTNode(t, ownedBy(t, a.ID()), time.Now)
-	if _, err := a.CreateChannel("fam"); err != nil {
+	if _, err := a.Channels().Create("fam"); err != nil {
 		t.Fatal(err)
 	}
 	addNodes(t, a, n)
@@ -201,7 +201,7 @@ func TestStatementOfAChannelMadeDuringARound(t *testing.T) {
 	// A round in progress: it holds regMu and read the channel list.
 	a.regMu.Lock()
 	chs := a.channelIDs()
-	key, err := a.CreateChannel("late") // its own round waits for this one
+	key, err := a.Channels().Create("late") // its own round waits for this one
 	if err != nil {
 		a.regMu.Unlock()
 		t.Fatal(err)
