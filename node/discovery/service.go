@@ -599,6 +599,7 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, mine []*Statement) (m
 		errs[m.Channel] = fmt.Errorf("%w: %s showed no statement for %s", ErrNotAuthorized, p.ShortString(), short(m.Channel))
 	}
 	now := s.cfg.Now()
+	save := false
 	for _, t := range theirs {
 		if _, asked := errs[t.Channel]; !asked {
 			// Only channels we asked about count; anything else is noise.
@@ -608,8 +609,17 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, mine []*Statement) (m
 			errs[t.Channel] = err
 			continue
 		}
-		s.record(p, t)
+		// As on the answering side: a node that proved a channel this
+		// node serves is kept as a friend (with the addresses it was
+		// reached at), so that the side that dialled finds it again
+		// after a restart too, without a DHT lookup.
+		if s.friendProved(p, t.Channel, s.record(p, t)) {
+			save = true
+		}
 		errs[t.Channel] = nil
+	}
+	if save {
+		s.saveFriends()
 	}
 	return errs, nil
 }
