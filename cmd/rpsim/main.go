@@ -57,7 +57,7 @@ func main() {
 		quiet    = fs.Bool("q", false, "no progress lines")
 		logFile  = fs.String("log", "", "write the nodes' logs (debug) to this file")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
-		memProf  = fs.String("memprofile", "", "write a heap profile to this file at the end of each run's steady window (every home up; the last run's is kept)")
+		memProf  = fs.String("memprofile", "", "write a heap profile to this file, and the goroutines to FILE.goroutines, at the end of each run's steady window (every home up; the last run's are kept)")
 		steady   = fs.Duration("steady", 0, "measured window of normal life (default 2h)")
 		join     = fs.Duration("join", 0, "span over which the homes come up (default 10m)")
 		warmup   = fs.Duration("warmup", 0, "wait after joining before measuring (default 20m)")
@@ -222,6 +222,17 @@ func main() {
 			}
 			defer f.Close()
 			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "rpsim:", err)
+			}
+			// The goroutines by where they wait, beside it: most of the
+			// simulator's memory is per connection and per goroutine.
+			g, err := os.Create(*memProf + ".goroutines")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "rpsim:", err)
+				return
+			}
+			defer g.Close()
+			if err := pprof.Lookup("goroutine").WriteTo(g, 1); err != nil {
 				fmt.Fprintln(os.Stderr, "rpsim:", err)
 			}
 		}
@@ -426,6 +437,21 @@ func drawAll(dir string, outs []Output) error {
 		}
 	}
 	charts["delivery.png"] = dc
+	// The simulator's own heap per home at the end of the steady window:
+	// what limits the sizes it can run (docs/SCALE.md).
+	hc := &chart{title: "Simulator heap per home (end of the steady window)", xlabel: "homes", ylabel: "MiB", logX: true}
+	for oi, o := range outs {
+		runs := slices.Clone(o.Runs)
+		slices.SortFunc(runs, func(a, b *sim.Report) int { return a.Homes - b.Homes })
+		s := series{name: name(o, "heap / homes"), dashed: oi > 0}
+		for _, r := range runs {
+			if r.HeapBytes > 0 && r.Homes > 0 {
+				s.xs, s.ys = append(s.xs, float64(r.Homes)), append(s.ys, float64(r.HeapBytes)/float64(r.Homes)/(1<<20))
+			}
+		}
+		hc.series = append(hc.series, s)
+	}
+	charts["sim-heap.png"] = hc
 	for file, c := range charts {
 		if err := c.write(filepath.Join(dir, file)); err != nil {
 			return fmt.Errorf("rpsim: %s: %w", file, err)
