@@ -511,7 +511,7 @@ func ShortConfig() Config {
 			OffShare: 0.3, OffFor: 30 * time.Minute,
 			SplitFor: 10 * time.Minute,
 			ChurnFor: 30 * time.Minute, ChurnEvery: 60 * time.Minute,
-			Skewed:   2, SkewFor: 20 * time.Minute,
+			Skewed: 2, SkewFor: 20 * time.Minute,
 			Settle: 8 * time.Minute,
 		},
 	}
