@@ -158,9 +158,9 @@ type DeliveryStats struct {
 	// Lost: not in the store of some home of the channel, one whose clock
 	// was right, at the end.
 	Lost int
-	// SkewPosts are posts missing only at a home whose clock was a day
-	// off during the run (put right before the end); SkewMissing counts
-	// the (post, home) pairs.
+	// SkewPosts are posts of the skew phase missing at the end only at
+	// a home whose clock was a day off then (put right at the phase's
+	// end); SkewMissing counts the (post, home) pairs.
 	SkewPosts, SkewMissing int
 	// ByHomes is the time from acknowledgement to the last home of the
 	// channel, by the number of homes the channel spans.

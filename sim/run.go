@@ -45,7 +45,7 @@ type Config struct {
 	// Regions the homes are spread over; default 4.
 	Regions int
 	// ConnLow and ConnHigh are the connection manager's water marks of
-	// every home (p2p.ConnMgr); zero: the node's defaults (2000, 2200).
+	// every home (p2p.ConnMgr); zero: the node's defaults (64, 128).
 	// Connections to registered phones and to the super nodes a channel
 	// syncs with are protected and never trimmed.
 	ConnLow, ConnHigh int
@@ -80,6 +80,9 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 	// Progress receives a line per step; default: discarded.
 	Progress io.Writer `json:"-"`
+	// AfterSteady, if set, is called at the end of the steady window,
+	// every home up (rpsim writes its heap profile there).
+	AfterSteady func() `json:"-"`
 }
 
 // Faults are the fault phases, each run only when its duration is set.
@@ -89,9 +92,11 @@ type Faults struct {
 	OffFor   time.Duration
 	// Split: the network is cut into two parts (by region) for SplitFor.
 	SplitFor time.Duration
-	// Skewed homes run with their clock a day ahead (half of them) or
-	// behind (the other half), from the start.
-	Skewed int
+	// Skew: Skewed homes run with their clock a day ahead (half of them)
+	// or behind (the other half) for SkewFor (default 1 h), then their
+	// clocks are put right (NTP at last).
+	Skewed  int
+	SkewFor time.Duration
 	// Churn: for ChurnFor, each home loses power or its router reboots
 	// every ChurnEvery on average.
 	ChurnFor   time.Duration
@@ -131,6 +136,7 @@ func (c *Config) setDefaults() {
 	defD(&c.Steady, 2*time.Hour)
 	def(&c.Lookups, 100)
 	defD(&c.Faults.Settle, 30*time.Minute)
+	defD(&c.Faults.SkewFor, time.Hour)
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
@@ -209,14 +215,6 @@ func run(cfg Config, dir string) (*Report, error) {
 		}
 		w.homes = append(w.homes, &Home{I: i, ID: id, Dir: d, Meter: &Meter{}})
 	}
-	for k, i := range rng.Perm(cfg.Homes)[:min(cfg.Faults.Skewed, cfg.Homes)] {
-		if k%2 == 0 {
-			w.homes[i].skew.Store(int64(24 * time.Hour))
-		} else {
-			w.homes[i].skew.Store(int64(-24 * time.Hour))
-		}
-		rep.Skewed = append(rep.Skewed, i)
-	}
 	w.nw.Start()
 	defer w.nw.Close()
 	defer w.stopAll()
@@ -237,6 +235,9 @@ func run(cfg Config, dir string) (*Report, error) {
 	w.measureRecords(steady)
 	w.measureCosts(steady, rng, 10)
 	rep.HeapBytes, rep.Goroutines = memStats()
+	if cfg.AfterSteady != nil {
+		cfg.AfterSteady()
+	}
 
 	f := cfg.Faults
 	if f.OffFor > 0 && f.OffShare > 0 {
@@ -252,19 +253,14 @@ func run(cfg Config, dir string) (*Report, error) {
 			return nil, err
 		}
 	}
-	stopPosting()
-	if len(rep.Skewed) > 0 {
-		// The skewed clocks are put right (NTP at last); whatever they
-		// refused must still arrive.
-		for _, i := range rep.Skewed {
-			w.homes[i].skew.Store(0)
-		}
-		w.progress("clocks put right on homes %v", rep.Skewed)
+	if f.Skewed > 0 {
+		w.faultSkew(rep, rng)
 	}
+	stopPosting()
 	// The last posts need a moment to arrive; after faults, what they
 	// left behind needs longer.
 	settle := f.Settle
-	if len(rep.Phases) == 1 && len(rep.Skewed) == 0 {
+	if len(rep.Phases) == 1 {
 		settle = 2 * time.Minute
 	}
 	w.progress("settling %v", settle)
@@ -514,8 +510,8 @@ func ShortConfig() Config {
 		Faults: Faults{
 			OffShare: 0.3, OffFor: 30 * time.Minute,
 			SplitFor: 10 * time.Minute,
-			Skewed:   2,
 			ChurnFor: 30 * time.Minute, ChurnEvery: 60 * time.Minute,
+			Skewed: 2, SkewFor: 20 * time.Minute,
 			Settle: 8 * time.Minute,
 		},
 	}

@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -56,6 +57,7 @@ func main() {
 		quiet    = fs.Bool("q", false, "no progress lines")
 		logFile  = fs.String("log", "", "write the nodes' logs (debug) to this file")
 		cpuProf  = fs.String("cpuprofile", "", "write a CPU profile of the runs to this file")
+		memProf  = fs.String("memprofile", "", "write a heap profile to this file, and the goroutines to FILE.goroutines, at the end of each run's steady window (every home up; the last run's are kept)")
 		steady   = fs.Duration("steady", 0, "measured window of normal life (default 2h)")
 		join     = fs.Duration("join", 0, "span over which the homes come up (default 10m)")
 		warmup   = fs.Duration("warmup", 0, "wait after joining before measuring (default 20m)")
@@ -65,8 +67,8 @@ func main() {
 		chans    = fs.Int("channels", 0, "channels each person creates (default 2)")
 		rate     = fs.Float64("rate", 0, "messages each person posts per day (default 40)")
 		nat      = fs.Float64("nat", 0, "share of homes behind NAT without a port mapping")
-		connLow  = fs.Int("conn-low", 0, "connection manager low water mark of every home (default: the node's, 2000)")
-		connHigh = fs.Int("conn-high", 0, "connection manager high water mark of every home (default: the node's, 2200)")
+		connLow  = fs.Int("conn-low", 0, "connection manager low water mark of every home (default: the node's, 64)")
+		connHigh = fs.Int("conn-high", 0, "connection manager high water mark of every home (default: the node's, 128)")
 		lookupBO = fs.Duration("lookup-backoff", 0, "longest wait between the upkeep's fruitless provider lookups of a channel (default: the node's, the reprovide interval)")
 		rtRefr   = fs.Duration("rt-refresh", 0, "kad-dht routing-table refresh period of every home (default: kad-dht's, 10m)")
 		seed     = fs.Uint64("seed", 1, "seed of the layout, identities and keys")
@@ -75,7 +77,8 @@ func main() {
 		offShare = fs.Float64("off-share", 0.3, "share of homes switched off")
 		offFor   = fs.Duration("off-for", 24*time.Hour, "how long they stay off")
 		splitFor = fs.Duration("split-for", 2*time.Hour, "how long the network stays split")
-		skewed   = fs.Int("skewed", 2, "homes whose clock is a day off (ahead, behind, ...)")
+		skewed   = fs.Int("skewed", 2, "homes whose clock is a day off (ahead, behind, ...) in the skew phase")
+		skewFor  = fs.Duration("skew-for", time.Hour, "how long their clocks stay a day off")
 		churnFor = fs.Duration("churn-for", 6*time.Hour, "how long the churn phase lasts")
 		churnEv  = fs.Duration("churn-every", 24*time.Hour, "mean time between outages of one home during churn")
 		settle   = fs.Duration("settle", 0, "wait after each fault before checking delivery (default 30m)")
@@ -150,7 +153,7 @@ func main() {
 			base.Faults.SplitFor = *splitFor
 		}
 		if set["skew"] {
-			base.Faults.Skewed = *skewed
+			base.Faults.Skewed, base.Faults.SkewFor = *skewed, *skewFor
 		}
 		if set["churn"] {
 			base.Faults.ChurnFor, base.Faults.ChurnEvery = *churnFor, *churnEv
@@ -207,6 +210,31 @@ func main() {
 		stopProfile = func() {
 			pprof.StopCPUProfile()
 			f.Close()
+		}
+	}
+	if *memProf != "" {
+		base.AfterSteady = func() {
+			runtime.GC()
+			f, err := os.Create(*memProf)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "rpsim:", err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "rpsim:", err)
+			}
+			// The goroutines by where they wait, beside it: most of the
+			// simulator's memory is per connection and per goroutine.
+			g, err := os.Create(*memProf + ".goroutines")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "rpsim:", err)
+				return
+			}
+			defer g.Close()
+			if err := pprof.Lookup("goroutine").WriteTo(g, 1); err != nil {
+				fmt.Fprintln(os.Stderr, "rpsim:", err)
+			}
 		}
 	}
 	output := Output{Label: *label}
@@ -409,6 +437,21 @@ func drawAll(dir string, outs []Output) error {
 		}
 	}
 	charts["delivery.png"] = dc
+	// The simulator's own heap per home at the end of the steady window:
+	// what limits the sizes it can run (docs/SCALE.md).
+	hc := &chart{title: "Simulator heap per home (end of the steady window)", xlabel: "homes", ylabel: "MiB", logX: true}
+	for oi, o := range outs {
+		runs := slices.Clone(o.Runs)
+		slices.SortFunc(runs, func(a, b *sim.Report) int { return a.Homes - b.Homes })
+		s := series{name: name(o, "heap / homes"), dashed: oi > 0}
+		for _, r := range runs {
+			if r.HeapBytes > 0 && r.Homes > 0 {
+				s.xs, s.ys = append(s.xs, float64(r.Homes)), append(s.ys, float64(r.HeapBytes)/float64(r.Homes)/(1<<20))
+			}
+		}
+		hc.series = append(hc.series, s)
+	}
+	charts["sim-heap.png"] = hc
 	for file, c := range charts {
 		if err := c.write(filepath.Join(dir, file)); err != nil {
 			return fmt.Errorf("rpsim: %s: %w", file, err)

@@ -164,10 +164,19 @@ type Limits struct {
 
 // ConnMgr holds the connection manager's water marks: above HighWater the
 // least useful unprotected connections are closed until LowWater remain.
+// Protected peers (registered phones, configured peers, the super nodes
+// a channel syncs with) are never closed and are not counted against
+// LowWater, so the marks bound what the DHT leaves open: every walk
+// dials the peers it asks and QUIC keeps an idle connection alive, so
+// without a low bound a home ends up connected to every home it ever
+// asked (sim: every other home at 100 homes, docs/SCALE.md), tens of
+// KiB of memory each. In a large network a walk meets mostly peers it
+// has no connection to however many are kept, so keeping few costs
+// little.
 type ConnMgr struct {
-	// LowWater default: 2000.
+	// LowWater default: 64.
 	LowWater int
-	// HighWater default: 2200.
+	// HighWater default: 128.
 	HighWater int
 	// GracePeriod protects new connections from trimming. Default: 1 minute.
 	GracePeriod time.Duration
@@ -231,8 +240,8 @@ func (cfg Config) withDefaults() (Config, error) {
 		l.NewConnsPerSecondPerIP = 4
 	}
 	c := &cfg.ConnMgr
-	setInt(&c.LowWater, 2000)
-	setInt(&c.HighWater, 2200)
+	setInt(&c.LowWater, 64)
+	setInt(&c.HighWater, 128)
 	if c.GracePeriod == 0 {
 		c.GracePeriod = time.Minute
 	}
