@@ -181,7 +181,7 @@ func (w *World) handOver(h *Home, n *node.Node) error {
 		}
 	}
 	// Serving nothing more re-reads the served set, as a hand-over does
-	// (discovery.Config.OnHandOver): sync now wants these channels.
+	// (discovery.Node.HandedOver): sync now wants these channels.
 	n.Serve()
 	return nil
 }
