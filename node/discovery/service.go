@@ -536,6 +536,14 @@ func (s *Service) connect(ctx context.Context, pi peer.AddrInfo, ch channel.ID) 
 		return e
 	}
 	s.protect(pi.ID, ch)
+	// As on the answering side: a node that proved a channel this node
+	// serves is kept as a friend (with the addresses it was reached at),
+	// so that the side that dialled finds it again after a restart too,
+	// without a DHT lookup. (The friend loop's own exchanges record
+	// theirs through friendShown.)
+	if s.friendProved(pi.ID, ch, s.Authorized(pi.ID, ch)) {
+		s.saveFriends()
+	}
 	return nil
 }
 
@@ -599,7 +607,6 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, mine []*Statement) (m
 		errs[m.Channel] = fmt.Errorf("%w: %s showed no statement for %s", ErrNotAuthorized, p.ShortString(), short(m.Channel))
 	}
 	now := s.cfg.Now()
-	save := false
 	for _, t := range theirs {
 		if _, asked := errs[t.Channel]; !asked {
 			// Only channels we asked about count; anything else is noise.
@@ -609,17 +616,8 @@ func (s *Service) exchange(ctx context.Context, p peer.ID, mine []*Statement) (m
 			errs[t.Channel] = err
 			continue
 		}
-		// As on the answering side: a node that proved a channel this
-		// node serves is kept as a friend (with the addresses it was
-		// reached at), so that the side that dialled finds it again
-		// after a restart too, without a DHT lookup.
-		if s.friendProved(p, t.Channel, s.record(p, t)) {
-			save = true
-		}
+		s.record(p, t)
 		errs[t.Channel] = nil
-	}
-	if save {
-		s.saveFriends()
 	}
 	return errs, nil
 }
