@@ -15,7 +15,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"google.golang.org/protobuf/proto"
 
@@ -148,7 +147,8 @@ func relayGossipsub(ctx context.Context, p Params, load *relayLoad) (relayOutcom
 	lat := newLatencies(len(load.envs))
 	clients := make([]*gsPeer, 2*len(load.pairs))
 	for i := range clients {
-		h, err := libp2p.New(libp2p.NoListenAddrs, libp2p.Transport(tcp.NewTCPTransport),
+		// From addresses of their own, as redPanda's clients (clientTransport).
+		h, err := libp2p.New(libp2p.NoListenAddrs, clientTransport(),
 			libp2p.Security(noise.ID, noise.New), libp2p.ResourceManager(&network.NullResourceManager{}),
 			libp2p.DisableRelay(), libp2p.DisableMetrics())
 		if err != nil {

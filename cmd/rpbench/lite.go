@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -16,6 +17,7 @@ import (
 	noise "github.com/libp2p/go-libp2p/p2p/security/noise"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
+	"github.com/redpanda-p2p/homenode/internal/loopback"
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/p2p"
@@ -25,8 +27,9 @@ import (
 )
 
 // lite is the light client rpbench runs by the thousand: a libp2p host
-// that does not listen (TCP and Noise only, no resource manager, no relay),
-// a sync service and a store, registered with one node. It speaks exactly
+// that does not listen (TCP and Noise only, no resource manager, no relay)
+// and dials from a loopback address of its own (clientTransport), a sync
+// service and a store, registered with one node. It speaks exactly
 // what client speaks on the wire (routing.Register, sync), without the
 // SDK's node choice, adverts and renewals, which an idle benchmark client
 // does not need and whose timers would cost this process CPU the node
@@ -46,7 +49,7 @@ type lite struct {
 func newLite(dir string, db *store.DB, log *slog.Logger) (*lite, error) {
 	h, err := libp2p.New(
 		libp2p.NoListenAddrs,
-		libp2p.Transport(tcp.NewTCPTransport),
+		clientTransport(),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.ResourceManager(&network.NullResourceManager{}),
 		libp2p.DisableRelay(),
@@ -74,6 +77,23 @@ func newLite(dir string, db *store.DB, log *slog.Logger) (*lite, error) {
 	// relay run ~90 MB of heap over 100 clients, which every GC scanned.
 	c.sub, _ = c.svc.Subscribe(1 << 10)
 	return c, nil
+}
+
+// sources counts the clients this process has made, for clientTransport.
+var sources atomic.Int64
+
+// clientTransport is TCP dialling from the next client's own source
+// address, loopback.Spread(n) for the n-th client of the process: each
+// client an address of its own, consecutive clients in different /24s.
+// The node limits registrations per source address (node/routing's
+// admission: 20 at once, 60 a minute) and strangers' sync sessions per
+// /24 (node/peersync: 16); on the internet one address is one home, and
+// a benchmark that stands for thousands of phones in many homes must
+// come from many, not from 127.0.0.1, without loosening the node's
+// limits for it.
+func clientTransport() libp2p.Option {
+	src := loopback.Spread(int(sources.Add(1) - 1))
+	return libp2p.Transport(tcp.NewTCPTransport, loopback.DialFrom(src))
 }
 
 // join connects to n, registers at hop infinity for chs and waits for the

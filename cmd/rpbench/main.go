@@ -2,7 +2,11 @@
 // loopback and reports what one node serves: ingest, idle capacity, relay
 // latency (beside a gossipsub baseline on the same topology and load),
 // resync cost and DHT lookups. Every run is bounded in count and time and
-// binds to 127.0.0.1 only. It prints a table, or JSON with --json.
+// binds to loopback only: the nodes listen on 127.0.0.1, and each client
+// dials from a 127/8 address of its own, in turn in different /24s
+// (internal/loopback), as phones in many homes would, so that the node's
+// per-address and per-prefix limits hold them as they hold phones. It
+// prints a table, or JSON with --json.
 //
 // It must not be imported: it is a tool, and it knows the node only
 // through node, node/peersync, node/routing, node/discovery and node/store.

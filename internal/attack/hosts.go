@@ -11,24 +11,21 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+
+	"github.com/redpanda-p2p/homenode/internal/loopback"
 )
 
-// sourceAddr is attacker i's loopback source address: 127.1.X.Y, 250 per
-// /24, so that many attackers come from many addresses and prefixes (the
-// friend comes from 127.0.0.1).
-func sourceAddr(i int) string {
-	return fmt.Sprintf("127.1.%d.%d", (i/250)%250, i%250+1)
-}
-
 // newAttacker is a fresh libp2p host with its own peer ID, listening (and
-// so dialling, through port reuse) on attacker i's source address.
+// so dialling, through port reuse) on attacker i's source address,
+// loopback.Packed(i): 127.1.X.Y, 250 per /24, so that many attackers come
+// from many addresses and prefixes (the friend comes from 127.0.0.1).
 func newAttacker(i int) (host.Host, error) {
 	priv, _, err := crypto.GenerateEd25519Key(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
 	return libp2p.New(libp2p.Identity(priv),
-		libp2p.ListenAddrStrings("/ip4/"+sourceAddr(i)+"/tcp/0"),
+		libp2p.ListenAddrStrings(loopback.ListenAddr(loopback.Packed(i))),
 		libp2p.DisableRelay(), libp2p.NoTransports, libp2p.DefaultTransports,
 		libp2p.DefaultMuxers, libp2p.DefaultSecurity)
 }

@@ -67,6 +67,7 @@ var rules = map[string]rule{
 	"appliance/web":             {m("node", "board", "provisioning", "=appliance"), "must not know how the figures are made"},
 	"board":                     {m("node", "appliance", "provisioning"), "must not know about the redPanda protocol, the node, systemd or the status page"},
 	"internal/attack":           {m("=appliance", "=node", "cmd"), "must not reach into the node's process or packages' internals"},
+	"internal/loopback":         {[]string{mod}, "must not know any package of this module"},
 	"internal/peerlimit":        {m("node", "appliance", "provisioning"), "knows libp2p connections and multiaddrs, nothing of the protocols that use it"},
 	"internal/sockowner":        {[]string{mod}, "must not know what the ports are for"},
 	"internal/testkit":          {[]string{mod}, "must not know any package of this module"},
