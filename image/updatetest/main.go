@@ -141,11 +141,12 @@ func run() error {
 		name string
 		fn   func(*box, *server) error
 	}{
+		// The fault scenarios first, the long power-cut series last.
 		{"good", scenarioGood},
-		{"upload", scenarioUpload},
 		{"never-ready", scenarioNeverReady},
 		{"hang", scenarioHang},
 		{"refused", scenarioRefused},
+		{"upload", scenarioUpload},
 		{"cuts", scenarioCuts},
 	} {
 		if !want(sc.name) {
