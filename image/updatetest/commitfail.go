@@ -45,6 +45,11 @@ func scenarioCommitFails() error {
 		if _, err := b.vm.waitFor(`homenode: booting slot A`, *stepTimeout); err != nil {
 			return err
 		}
+		// In the console's order: the node starts, then the commit step
+		// after it fails and the fallback decides.
+		if _, err := b.ready(); err != nil {
+			return err
+		}
 		if _, err := b.vm.waitFor(`homenode-commit\.service: Failed`, *stepTimeout); err != nil {
 			return err
 		}
@@ -53,9 +58,6 @@ func scenarioCommitFails() error {
 			return err
 		}
 		logf("power-on %d: %s", power, line)
-		if _, err := b.ready(); err != nil {
-			return err
-		}
 		state, detail, err := b.pageUpdateState(*stepTimeout)
 		if err != nil {
 			return fmt.Errorf("power-on %d: %w", power, err)
