@@ -249,7 +249,7 @@ func TestUpdateUnits(t *testing.T) {
 		{"homenode-fallback.service", "Service", "SupplementaryGroups", "disk"},
 		{"homenode-fallback.service", "Service", "CapabilityBoundingSet", ""},
 		{"homenode-commit.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
-		{"homenode-commit.service", "Unit", "After", "homenode.service local-fs.target var-lib-homenode.mount"},
+		{"homenode-commit.service", "Unit", "After", "local-fs.target var-lib-homenode.mount"},
 		{"homenode-commit.service", "Service", "StateDirectory", "homenode/update"},
 		{"homenode-update.service", "Service", "StateDirectory", "homenode/update"},
 		{"homenode-commit.service", "Service", "ExecStart", "/usr/bin/homenode update commit --data-dir /var/lib/homenode"},
@@ -284,6 +284,13 @@ func TestUpdateUnits(t *testing.T) {
 			if v := directives(t, u)["Unit"][k]; len(v) > 0 {
 				t.Errorf("%s %s=%q: only homenode-fallback.service's checked ExecStart may reboot", u, k, v)
 			}
+		}
+	}
+	// Nor for homenode.service to finish starting: a crash-looping new
+	// version never does, and the trial would never end.
+	for _, a := range directives(t, "homenode-commit.service")["Unit"]["After"] {
+		if strings.Contains(a, "homenode.service") {
+			t.Errorf("homenode-commit.service After=%q: a homenode that restarts for ever would hold the commit step back for ever", a)
 		}
 	}
 	// The commit unit must not wait for the data partition: without it a
