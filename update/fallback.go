@@ -26,17 +26,17 @@ type Fallback struct {
 func DecideFallback(boot Boot, bootErr error, cur Slot) Fallback {
 	switch {
 	case bootErr != nil:
-		return Fallback{Why: fmt.Sprintf("the boot state is unreadable (%v): not rebooting", bootErr)}
+		return Fallback{Why: fmt.Sprintf("the boot state is unreadable (%v)", bootErr)}
 	case cur == "":
-		return Fallback{Why: "the running slot is unknown: not rebooting"}
+		return Fallback{Why: "the running slot is unknown"}
 	case boot.Trial != cur:
 		if boot.Trial != "" && boot.Left[boot.Trial] > 0 {
-			return Fallback{Why: fmt.Sprintf("slot %s is committed (the update in slot %s is not booted yet): not rebooting", cur, boot.Trial)}
+			return Fallback{Why: fmt.Sprintf("slot %s is committed (the update in slot %s is not booted yet)", cur, boot.Trial)}
 		}
 		if boot.Trial != "" {
-			return Fallback{Why: fmt.Sprintf("slot %s is committed (the update in slot %s was given up): not rebooting", cur, boot.Trial)}
+			return Fallback{Why: fmt.Sprintf("slot %s is committed (the update in slot %s was given up)", cur, boot.Trial)}
 		}
-		return Fallback{Why: fmt.Sprintf("slot %s is committed, not on trial: not rebooting", cur)}
+		return Fallback{Why: fmt.Sprintf("slot %s is committed, not on trial", cur)}
 	}
 	next, _ := boot.Choose()
 	return Fallback{Reboot: true, Why: fmt.Sprintf("the trial of slot %s failed: rebooting into slot %s (%s)", cur, next, boot)}
