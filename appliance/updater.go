@@ -674,6 +674,10 @@ func (u *updater) Report() *status.Update {
 	}
 	if t := rec.Trial; t != nil && t.Slot == u.sys.Current {
 		r.State, r.Version = "on trial", t.Version
+	} else if c := rec.CommitFailed; c != nil {
+		// The commit step failed on a boot that was not a trial: the
+		// board stayed up, and the owner should know.
+		r.State, r.Version, r.Detail = "not committed", u.sys.Version, c.Error
 	}
 	if p, ok, _ := u.sys.State.ReadProgress(); ok {
 		switch p.Phase {

@@ -421,3 +421,31 @@ func TestFailedReleaseNotRetried(t *testing.T) {
 		t.Errorf("report %+v: the release is still shown as available", r)
 	}
 }
+
+// TestReportCommitFailed: a commit step that failed on a boot that was not
+// a trial (the board stayed up) shows in the status report with its reason
+// until a commit succeeds.
+func TestReportCommitFailed(t *testing.T) {
+	u := testUpdater(t, "1.0-1")
+	if r := u.Report(); r.State != "idle" {
+		t.Fatalf("state %q before any failure", r.State)
+	}
+	if err := u.sys.State.RecordCommitFailure("the boot disk: permission denied"); err != nil {
+		t.Fatal(err)
+	}
+	r := u.Report()
+	if r.State != "not committed" || r.Version != "1.0-1" || r.Detail != "the boot disk: permission denied" {
+		t.Fatalf("report %+v", r)
+	}
+	if l := r.Line(); !strings.Contains(l, "not committed at boot") {
+		t.Errorf("line %q", l)
+	}
+	rec, _ := u.sys.State.ReadRecord()
+	rec.CommitFailed = nil
+	if err := u.sys.State.WriteRecord(rec); err != nil {
+		t.Fatal(err)
+	}
+	if r := u.Report(); r.State != "idle" {
+		t.Errorf("state %q after the failure was cleared", r.State)
+	}
+}

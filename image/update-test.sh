@@ -7,6 +7,8 @@
 #   good         N -> N+1 from the owner's release feed: commits
 #   never-ready  N+1 whose homenode never becomes ready: rolls back by itself
 #   hang         N+1 whose kernel locks up: the watchdog resets, rolls back
+#   commitfail   a new card whose commit step fails at every boot stays up
+#                (no reboot loop), its status page saying "not committed"
 #   refused      bundles signed by another key, older than N, tampered,
 #                carried by the phone: refused, nothing written to slot B
 #   power cuts   kill -9 of QEMU at random moments while downloading,
@@ -73,6 +75,24 @@ if [ ! -f "$out/homenode-N.img" ]; then
 	mv "$out/build-N/homenode-rpi-arm64.img" "$out/homenode-N.img"
 	mv "$out/build-N/homenode-rpi-arm64-root.ext4" "$out/root-N.ext4"
 	rm -rf "$out/build-N"
+fi
+# The commitfail scenario's card, only when it runs (default: every scenario).
+only=
+for ((i = 1; i <= $#; i++)); do
+	case ${!i} in
+	-only | --only) j=$((i + 1)); only=${!j:-} ;;
+	-only=* | --only=*) only=${!i#*=} ;;
+	esac
+done
+if [ -z "$only" ] || [[ ,$only, == *,commitfail,* ]]; then
+	step "image of version $vN whose commit step fails"
+	if [ ! -f "$out/homenode-commit-fails.img" ]; then
+		nice -n 10 "$here/build.sh" -b rpi-arm64 -d "$(deb "$vN")" -o "$out/build-commit-fails" -c "$cache" -n \
+			-x "$here/testdata/common" -x "$here/testdata/commit-fails" >"$out/build-commit-fails.log" 2>&1 ||
+			{ tail -n 30 "$out/build-commit-fails.log"; exit 1; }
+		mv "$out/build-commit-fails/homenode-rpi-arm64.img" "$out/homenode-commit-fails.img"
+		rm -rf "$out/build-commit-fails"
+	fi
 fi
 step "bundles"
 bundle "$vNext" "$(slot "$vNext" next)" "$out/next.rpb"

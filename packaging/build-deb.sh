@@ -51,7 +51,7 @@ else
 	chmod 0755 "$pkg/usr/bin/homenode"
 fi
 install -m 0644 "$root/systemd/homenode.service" "$root/systemd/homenode-pairing-console.service" \
-	"$root/systemd/homenode-commit.service" "$root/systemd/homenode-update.service" "$root/systemd/homenode-update.path" \
+	"$root/systemd/homenode-commit.service" "$root/systemd/homenode-fallback.service" "$root/systemd/homenode-update.service" "$root/systemd/homenode-update.path" \
 	"$pkg/lib/systemd/system/"
 install -m 0644 "$root/systemd/homenode.sysusers" "$pkg/usr/lib/sysusers.d/homenode.conf"
 install -d -m 0755 "$pkg/usr/lib/udev/rules.d"

@@ -69,6 +69,7 @@ func TestDebContents(t *testing.T) {
 				{"/lib/systemd/system/homenode.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-pairing-console.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-commit.service", "-rw-r--r-- root/root"},
+				{"/lib/systemd/system/homenode-fallback.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-update.service", "-rw-r--r-- root/root"},
 				{"/lib/systemd/system/homenode-update.path", "-rw-r--r-- root/root"},
 				{"/usr/lib/udev/rules.d/60-homenode.rules", "-rw-r--r-- root/root"},

@@ -120,3 +120,18 @@ func TestReportJSONRoundTrip(t *testing.T) {
 		t.Errorf("unknown temperature must be omitted: %s", w)
 	}
 }
+
+// TestUpdateLineNotCommitted: a commit step that failed on a boot that was
+// not a trial is shown with its reason (the board stayed up).
+func TestUpdateLineNotCommitted(t *testing.T) {
+	u := &status.Update{Slot: "A", State: "not committed", Version: "1.0-1", Detail: "the boot disk: permission denied"}
+	got := u.Line()
+	for _, want := range []string{"1.0-1 not committed at boot", "the boot disk: permission denied"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Line() = %q, want it to contain %q", got, want)
+		}
+	}
+	if u.Busy() {
+		t.Error("a failed commit step counts as busy: updates would be held back")
+	}
+}

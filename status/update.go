@@ -12,7 +12,9 @@ type Update struct {
 	Slot string `json:"slot"`
 	// State is what the updater is doing: "idle", "downloading",
 	// "receiving" (from the owner's phone), "verifying", "writing", "checking", "rebooting", "on trial", or
-	// "refused" / "failed" for an attempt that just ended.
+	// "refused" / "failed" for an attempt that just ended, or "not
+	// committed" when the commit step failed at a boot that was not a
+	// trial (the board stayed up on the running version; Detail says why).
 	State string `json:"state"`
 	// Version is the version being fetched or installed.
 	Version string `json:"version,omitempty"`
@@ -59,6 +61,8 @@ func (u *Update) Line() string {
 		return fmt.Sprintf("update %s %s", u.State, u.Version)
 	case u.State == "refused" || u.State == "failed":
 		return fmt.Sprintf("update %s %s: %s", u.Version, u.State, u.Detail)
+	case u.State == "not committed":
+		return fmt.Sprintf("%s not committed at boot (still running it): %s", u.Version, u.Detail)
 	case u.State == "on trial":
 		return fmt.Sprintf("update %s on trial", u.Version)
 	case u.Available != "":

@@ -12,7 +12,7 @@ import (
 )
 
 var units = []string{"homenode.service", "homenode-pairing-console.service",
-	"homenode-commit.service", "homenode-update.service", "homenode-update.path"}
+	"homenode-commit.service", "homenode-fallback.service", "homenode-update.service", "homenode-update.path"}
 
 // maxExposure is the aim for `systemd-analyze security` (0 safest, 10 worst).
 const maxExposure = 2.0
@@ -232,16 +232,24 @@ func bytesOf(s string) (int64, error) {
 	return n * mult, err
 }
 
-// TestUpdateUnits pins what the A/B firmware update relies on: the commit
-// unit reboots the board when a trial is not committed, the installer
+// TestUpdateUnits pins what the A/B firmware update relies on: a failed
+// commit unit starts the fallback unit, which reboots the board only when
+// `homenode update fallback` says this boot is a failed trial (never on any
+// failure: a new card would reboot for ever), the installer
 // reboots into what it installed, both are inert outside the A/B image,
 // and they reach the raw disk through the disk group and a device ACL, not
 // as root.
 func TestUpdateUnits(t *testing.T) {
 	for _, tt := range []struct{ unit, section, key, want string }{
-		{"homenode-commit.service", "Unit", "FailureAction", "reboot"},
+		{"homenode-commit.service", "Unit", "OnFailure", "homenode-fallback.service"},
+		{"homenode-fallback.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
+		{"homenode-fallback.service", "Service", "ExecCondition", "/usr/bin/homenode update fallback --data-dir /var/lib/homenode"},
+		{"homenode-fallback.service", "Service", "ExecStart", "+/usr/bin/systemctl --no-block reboot"},
+		{"homenode-fallback.service", "Service", "User", "homenode"},
+		{"homenode-fallback.service", "Service", "SupplementaryGroups", "disk"},
+		{"homenode-fallback.service", "Service", "CapabilityBoundingSet", ""},
 		{"homenode-commit.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
-		{"homenode-commit.service", "Unit", "After", "homenode.service local-fs.target var-lib-homenode.mount"},
+		{"homenode-commit.service", "Unit", "After", "local-fs.target var-lib-homenode.mount"},
 		{"homenode-commit.service", "Service", "StateDirectory", "homenode/update"},
 		{"homenode-update.service", "Service", "StateDirectory", "homenode/update"},
 		{"homenode-commit.service", "Service", "ExecStart", "/usr/bin/homenode update commit --data-dir /var/lib/homenode"},
@@ -265,6 +273,24 @@ func TestUpdateUnits(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("%s [%s] %s=%q, want %q", tt.unit, tt.section, tt.key, got, tt.want)
+		}
+	}
+	// Nothing but the fallback unit's check may reboot the board: no
+	// FailureAction= or SuccessAction= on either (the commit unit's
+	// failure is not a reason by itself, and a skipped ExecCondition=
+	// must not count as a success).
+	for _, u := range []string{"homenode-commit.service", "homenode-fallback.service"} {
+		for _, k := range []string{"FailureAction", "SuccessAction", "StartLimitAction", "JobTimeoutAction"} {
+			if v := directives(t, u)["Unit"][k]; len(v) > 0 {
+				t.Errorf("%s %s=%q: only homenode-fallback.service's checked ExecStart may reboot", u, k, v)
+			}
+		}
+	}
+	// Nor for homenode.service to finish starting: a crash-looping new
+	// version never does, and the trial would never end.
+	for _, a := range directives(t, "homenode-commit.service")["Unit"]["After"] {
+		if strings.Contains(a, "homenode.service") {
+			t.Errorf("homenode-commit.service After=%q: a homenode that restarts for ever would hold the commit step back for ever", a)
 		}
 	}
 	// The commit unit must not wait for the data partition: without it a

@@ -144,6 +144,7 @@ func (s *System) Commit(ctx context.Context, o CommitOptions) (Outcome, *Result,
 		return 0, nil, err
 	}
 	rec.Slots[cur] = s.Version
+	rec.CommitFailed = nil
 	if res != nil {
 		rec.Trial = nil
 		rec.Last = res

@@ -38,6 +38,9 @@ type Record struct {
 	Last *Result `json:"last,omitempty"`
 	// Slots are the versions installed in each slot, as far as known.
 	Slots map[Slot]string `json:"slots,omitempty"`
+	// CommitFailed is the last failure of the commit step on a boot
+	// that was not a trial (the board stayed up); a commit clears it.
+	CommitFailed *CommitFailure `json:"commit_failed,omitempty"`
 }
 
 // Trial is an installed update waiting for its first healthy boot.

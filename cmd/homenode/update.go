@@ -37,6 +37,9 @@ commands:
                    (--force-downgrade, --reinstall, --tries N, --no-reboot); as root
   commit           run by homenode-commit.service at every boot: commit the running
                    system once the node is healthy (--timeout)
+  fallback         run by homenode-fallback.service when the commit step failed:
+                   exit status 0 (reboot, to fall back) only on the trial boot of
+                   a new system; otherwise 1 (stay up), the failure kept for status
   install-request  run by homenode-update.service: install what the node asked for
 `
 
@@ -91,13 +94,13 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	log := slog.New(sdnotify.NewLogHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg, err := cf.load(fs)
 	if err != nil {
-		if cmd != "commit" {
+		if cmd != "commit" && cmd != "fallback" {
 			return err
 		}
 		// The commit step must not fail on a committed system because
-		// of a configuration mistake: that would reboot the box again
-		// and again. The defaults name the data directory and socket.
-		log.Error("update commit: configuration unreadable; using the defaults", "err", err)
+		// of a configuration mistake. The defaults name the data
+		// directory and socket.
+		log.Error("update "+cmd+": configuration unreadable; using the defaults", "err", err)
 		cfg = appliance.Defaults()
 	}
 	switch cmd {
@@ -127,6 +130,8 @@ func runUpdate(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return reboot(sys, stdout)
 	case "commit":
 		return updateCommit(ctx, cfg, *timeout, log, stdout)
+	case "fallback":
+		return updateFallback(cfg, log, stdout)
 	case "install-request":
 		return installRequest(cfg, log, stdout)
 	}
@@ -215,9 +220,13 @@ func nodeHealthy(cfg appliance.Config) func(context.Context) error {
 	}
 }
 
-// updateCommit fails (and homenode-commit.service reboots the board) only
-// on the trial boot of an update: on a committed system a failure here
-// would reboot it again and again, so it is logged and the boot goes on.
+// updateCommit fails when the running system could not be committed.
+// homenode-commit.service then starts homenode-fallback.service, which
+// reboots the board only if this is the trial boot of a new system
+// (updateFallback); on any other boot the failure is logged, kept in
+// state.json for the status page and `homenode status`, and the board stays
+// up: rebooting a freshly flashed card or a committed system would not
+// bring back anything better, and could loop for ever.
 func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Duration, log *slog.Logger, stdout io.Writer) (err error) {
 	trial := update.TrialBoot("/proc/cmdline", stateDir(cfg))
 	defer func() {
@@ -225,8 +234,10 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 			err = fmt.Errorf("update commit: %v", p)
 		}
 		if err != nil && !trial {
-			log.Error("update commit", "err", err)
-			err = nil
+			log.Error("update commit failed on a boot that is not a trial: staying up", "err", err)
+			if rerr := stateDir(cfg).RecordCommitFailure(err.Error()); rerr != nil {
+				log.Warn("update commit: cannot record the failure", "err", rerr)
+			}
 		}
 	}()
 	sys, err := detectSystem(cfg)
@@ -245,12 +256,20 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 		Timeout: timeout,
 		Logger:  log,
 		// Committed: the previous version will not run on this store
-		// again, so what a rollback needed can go.
-		OnCommit: func() error { return store.DropRollback(storePath) },
+		// again, so what a rollback needed can go, once the node has
+		// been healthy on this boot (the unit is not ordered after
+		// homenode.service: after a rollback the old node must have
+		// taken its store back from the copy first).
+		OnCommit: func() error {
+			if err := waitNodeHealthy(ctx, nodeHealthy(cfg), timeout); err != nil {
+				return fmt.Errorf("the store's rollback copy is kept: the node was not healthy: %w", err)
+			}
+			return store.DropRollback(storePath)
+		},
 	})
 	if err != nil {
-		// On a trial the unit fails and the board reboots: the old
-		// system runs.
+		// The unit fails; on a trial homenode-fallback.service
+		// reboots the board and the boot script falls back.
 		return fmt.Errorf("update: %s not committed: %w", sys.Version, err)
 	}
 	if res != nil {
@@ -259,6 +278,82 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 		fmt.Fprintf(stdout, "%s: slot %s, %s\n", out, sys.Current, sys.Version)
 	}
 	return nil
+}
+
+// waitNodeHealthy polls healthy every 2 s until it answers nil, for at most
+// timeout.
+func waitNodeHealthy(ctx context.Context, healthy func(context.Context) error, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		err := healthy(cctx)
+		ccancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// errStayUp is updateFallback's answer on a boot that is not a trial: exit
+// status 1, which homenode-fallback.service's ExecCondition= takes as
+// "skip the reboot".
+var errStayUp = errors.New("not rebooting")
+
+// updateFallback runs after the commit step failed, however it failed (an
+// unhealthy node, a crash, a timeout, a unit that could not start). It
+// returns nil, and the unit reboots the board, only on the trial boot of a
+// new system (update.DecideFallback); otherwise it keeps the failure for
+// the owner and returns errStayUp.
+func updateFallback(cfg appliance.Config, log *slog.Logger, stdout io.Writer) error {
+	sys, err := detectSystem(cfg)
+	if err != nil {
+		log.Error("update fallback: not an A/B system, or its layout is unreadable: staying up", "err", err)
+		return fmt.Errorf("%w: %v", errStayUp, err)
+	}
+	f := sys.Fallback()
+	if f.Reboot {
+		log.Warn("update fallback: " + f.Why)
+		fmt.Fprintln(stdout, f.Why)
+		return nil
+	}
+	log.Error("update fallback: the commit step failed; staying up", "why", f.Why)
+	// The commit step keeps its own error when it could; a crash, a
+	// timeout or a unit that did not start leaves only systemd's word.
+	rec, _ := sys.State.ReadRecord()
+	if c := rec.CommitFailed; c == nil || c.At.Before(bootTime()) {
+		msg := "homenode-commit.service failed"
+		if r := os.Getenv("MONITOR_SERVICE_RESULT"); r != "" {
+			msg += fmt.Sprintf(" (%s, %s %s)", r, os.Getenv("MONITOR_EXIT_CODE"), os.Getenv("MONITOR_EXIT_STATUS"))
+		}
+		if err := sys.State.RecordCommitFailure(msg + ": see journalctl -u homenode-commit"); err != nil {
+			log.Warn("update fallback: cannot record the failure", "err", err)
+		}
+	}
+	return fmt.Errorf("%w: %s", errStayUp, f.Why)
+}
+
+// bootTime is when this boot began (from /proc/uptime); the zero time if
+// unknown.
+func bootTime() time.Time {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return time.Time{}
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return time.Time{}
+	}
+	up, err := time.ParseDuration(f[0] + "s")
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Now().Add(-up)
 }
 
 func installRequest(cfg appliance.Config, log *slog.Logger, stdout io.Writer) error {
@@ -351,6 +446,9 @@ func updateStatus(cfg appliance.Config, asJSON bool, stdout io.Writer) error {
 	}
 	if l := v.Record.Last; l != nil {
 		fmt.Fprintf(stdout, "last:      %s (%s)\n", l.Message(), l.At.Local().Format(time.DateTime))
+	}
+	if c := v.Record.CommitFailed; c != nil {
+		fmt.Fprintf(stdout, "commit:    FAILED at boot (%s), running on: %s\n", c.At.Local().Format(time.DateTime), c.Error)
 	}
 	if p := v.Progress; p != nil {
 		fmt.Fprintf(stdout, "progress:  %s %s %d%%", p.Phase, p.Version, p.Percent())

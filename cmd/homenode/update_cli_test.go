@@ -1,15 +1,23 @@
 package main
 
 import (
+	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 )
 
+func isExit(err error, code int) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee) && ee.ExitCode() == code
+}
+
 // TestUpdateCommandLines runs the real binary with the command lines the
 // update units and docs/UPDATES.md use, the flags before or after the
 // command words. On this machine (not the A/B image) the commit step has
-// nothing to do and must succeed: homenode-commit.service fails, and so
-// reboots the board, on any other exit status.
+// nothing to do and must succeed; the fallback check says "stay up"
+// (exit status 1, which homenode-fallback.service's ExecCondition= takes as
+// "do not reboot").
 func TestUpdateCommandLines(t *testing.T) {
 	dir := t.TempDir()
 	for _, args := range [][]string{
@@ -30,6 +38,10 @@ func TestUpdateCommandLines(t *testing.T) {
 		if err != nil || !strings.Contains(out, "not an A/B system") {
 			t.Errorf("%q: %v\n%s%s", args, err, out, e)
 		}
+	}
+	// Off the image the fallback never asks for a reboot.
+	if _, e, err := homenode(t, "", "update", "fallback", "--data-dir", dir); !isExit(err, 1) || !strings.Contains(e, "not rebooting") {
+		t.Errorf("fallback off the image: %v %s, want exit status 1, not rebooting", err, e)
 	}
 	// Off the image the installer refuses, saying why.
 	if _, e, err := homenode(t, "", "update", "install-request", "--data-dir", dir); err == nil || !strings.Contains(e, "not an A/B system") {

@@ -46,7 +46,7 @@ var (
 	redpanda    = flag.String("redpanda", "", "the redpanda client binary (the phone)")
 	versionN    = flag.String("version-n", "9.0.0-1", "the image's version")
 	versionNext = flag.String("version-next", "9.0.1-1", "the good update's version")
-	only        = flag.String("only", "", "comma-separated scenarios (bootscript,good,upload,never-ready,hang,refused,cuts); default all")
+	only        = flag.String("only", "", "comma-separated scenarios (bootscript,commitfail,good,upload,never-ready,hang,refused,cuts); default all")
 	cuts        = flag.Int("cuts", 4, "power cuts per phase (download, write, first boot)")
 	seed        = flag.Uint64("seed", uint64(time.Now().UnixNano()), "seed of the random moments")
 	signingKey  = flag.String("key", "update/keys/dev-release.key", "the key the feeds are signed with (the image trusts it)")
@@ -121,7 +121,14 @@ func run() error {
 			result("bootscript: FAIL: %v", err)
 		}
 	}
-	if *only == "bootscript" {
+	if want("commitfail") {
+		logf("=== scenario commitfail")
+		if err := scenarioCommitFails(); err != nil {
+			failed = append(failed, "commitfail")
+			result("commitfail: FAIL: %v", err)
+		}
+	}
+	if rest := slices.DeleteFunc(strings.Split(*only, ","), func(s string) bool { return s == "bootscript" || s == "commitfail" }); *only != "" && len(rest) == 0 {
 		return report(failed)
 	}
 	// A box on version N, paired, holding acknowledged messages: the
@@ -134,11 +141,12 @@ func run() error {
 		name string
 		fn   func(*box, *server) error
 	}{
+		// The fault scenarios first, the long power-cut series last.
 		{"good", scenarioGood},
-		{"upload", scenarioUpload},
 		{"never-ready", scenarioNeverReady},
 		{"hang", scenarioHang},
 		{"refused", scenarioRefused},
+		{"upload", scenarioUpload},
 		{"cuts", scenarioCuts},
 	} {
 		if !want(sc.name) {
