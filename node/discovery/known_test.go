@@ -15,17 +15,8 @@ import (
 // leaves). The upkeep dials again at the addresses remembered when the
 // statements were shown, and they sync again.
 func TestRedialAfterAddressesForgotten(t *testing.T) {
-	w := newWriter(t)
+	w, a, b := connectedPair(t)
 	ch := w.key.ID()
-	a := startSuperNode(t, t.TempDir(), fastConfig())
-	b := startSuperNode(t, t.TempDir(), fastConfig())
-	a.serve(t, w.key)
-	b.serve(t, w.key)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.disc.Connect(ctx, info(b.h), ch); err != nil {
-		t.Fatal(err)
-	}
 	eventually(t, "b authorized a", func() bool { return len(b.disc.SyncPeers(ch)) == 1 })
 	forget := func(n, o *superNode) {
 		n.h.Network().ClosePeer(o.h.ID())
@@ -50,17 +41,8 @@ func TestRedialAfterAddressesForgotten(t *testing.T) {
 // it, with its addresses, after a restart: a power cut does not send the
 // dialling side back to the DHT to find the nodes it synced with.
 func TestDiallerKeepsProvedFriend(t *testing.T) {
-	w := newWriter(t)
+	w, a, b := connectedPair(t)
 	ch := w.key.ID()
-	a := startSuperNode(t, t.TempDir(), fastConfig())
-	b := startSuperNode(t, t.TempDir(), fastConfig())
-	a.serve(t, w.key)
-	b.serve(t, w.key)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.disc.Connect(ctx, info(b.h), ch); err != nil {
-		t.Fatal(err)
-	}
 	proved := func(n *superNode, p peer.ID) bool {
 		for _, f := range n.disc.Friends() {
 			if f.ID == p && !f.Proved.IsZero() && len(f.Addrs) > 0 && slices.Contains(f.Channels, ch) {
@@ -80,4 +62,21 @@ func TestDiallerKeepsProvedFriend(t *testing.T) {
 	if !proved(a, b.h.ID()) {
 		t.Fatalf("after a restart the dialling node lost its friend: %+v", a.disc.Friends())
 	}
+}
+
+// connectedPair starts two super nodes serving one writer's channel, a
+// having dialled b for it (Connect: both proved the channel).
+func connectedPair(t *testing.T) (w *writer, a, b *superNode) {
+	t.Helper()
+	w = newWriter(t)
+	a = startSuperNode(t, t.TempDir(), fastConfig())
+	b = startSuperNode(t, t.TempDir(), fastConfig())
+	a.serve(t, w.key)
+	b.serve(t, w.key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.disc.Connect(ctx, info(b.h), w.key.ID()); err != nil {
+		t.Fatal(err)
+	}
+	return w, a, b
 }
