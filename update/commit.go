@@ -102,7 +102,7 @@ func (s *System) Commit(ctx context.Context, o CommitOptions) (Outcome, *Result,
 	switch {
 	case boot.Trial == cur:
 		log.Info("update: trial boot of the new system; waiting for the node to be healthy", "slot", cur, "version", s.Version, "timeout", o.Timeout)
-		if err := waitHealthy(ctx, o.Healthy, o.Timeout, o.Poll); err != nil {
+		if err := WaitHealthy(ctx, o.Healthy, o.Timeout, o.Poll); err != nil {
 			return 0, nil, fmt.Errorf("%w (%s): %v", ErrNotHealthy, o.Timeout, err)
 		}
 		res = &Result{ID: newID(), Outcome: Updated, Version: s.Version, From: "", Running: s.Version, At: time.Now().UTC()}
@@ -171,7 +171,10 @@ func (s *System) Commit(ctx context.Context, o CommitOptions) (Outcome, *Result,
 	return outcome, res, nil
 }
 
-func waitHealthy(ctx context.Context, healthy func(context.Context) error, timeout, poll time.Duration) error {
+// WaitHealthy asks healthy every poll (each try bounded by max(poll,
+// 5 s)) until it answers nil, for at most timeout, and returns its last
+// answer otherwise.
+func WaitHealthy(ctx context.Context, healthy func(context.Context) error, timeout, poll time.Duration) error {
 	if healthy == nil {
 		return errors.New("no health check")
 	}

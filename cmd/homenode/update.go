@@ -261,7 +261,7 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 		// homenode.service: after a rollback the old node must have
 		// taken its store back from the copy first).
 		OnCommit: func() error {
-			if err := waitNodeHealthy(ctx, nodeHealthy(cfg), timeout); err != nil {
+			if err := update.WaitHealthy(ctx, nodeHealthy(cfg), timeout, 2*time.Second); err != nil {
 				return fmt.Errorf("the store's rollback copy is kept: the node was not healthy: %w", err)
 			}
 			return store.DropRollback(storePath)
@@ -278,26 +278,6 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 		fmt.Fprintf(stdout, "%s: slot %s, %s\n", out, sys.Current, sys.Version)
 	}
 	return nil
-}
-
-// waitNodeHealthy polls healthy every 2 s until it answers nil, for at most
-// timeout.
-func waitNodeHealthy(ctx context.Context, healthy func(context.Context) error, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	for {
-		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		err := healthy(cctx)
-		ccancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(2 * time.Second):
-		}
-	}
 }
 
 // errStayUp is updateFallback's answer on a boot that is not a trial: exit
