@@ -545,22 +545,14 @@ func (s *Service) connect(ctx context.Context, pi peer.AddrInfo, ch channel.ID) 
 	f := s.friends[pi.ID]
 	first := f == nil || f.proved.IsZero()
 	s.mu.Unlock()
-	if s.friendProved(pi.ID, ch, s.Authorized(pi.ID, ch)) {
+	serves := s.Authorized(pi.ID, ch)
+	if s.friendProved(pi.ID, ch, serves) {
 		s.saveFriends()
-		if first && s.isFriendProved(pi.ID) {
+		if first && serves { // friendProved made it a proved friend
 			s.log.Info("friend node connected", "peer", pi.ID, "channels", 1)
 		}
 	}
 	return nil
-}
-
-// isFriendProved reports whether p is in the friend table and proved a
-// channel this node serves.
-func (s *Service) isFriendProved(p peer.ID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.friends[p]
-	return f != nil && !f.proved.IsZero()
 }
 
 func (s *Service) protect(p peer.ID, ch channel.ID) {
