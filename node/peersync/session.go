@@ -439,20 +439,26 @@ func helloFrames(agent string, maxInFlight int, wants []channel.ID) []*wirepb.Fr
 	return out
 }
 
-// tellWant sends this node's want changes to the peer: all of them to a
-// full peer, only those for channels it wants to a light one, nothing
-// while our Hello is held (it is built from the want set later, so it
-// carries these changes).
+// tellWant sends this node's want changes to the peer: to a full peer
+// those for channels it may sync here (Access.Accept, as in the Hello),
+// to a light one only those for channels it wants, nothing while our
+// Hello is held (it is built from the want set later, so it carries these
+// changes).
 func (ss *session) tellWant(add, remove []channel.ID) {
 	ss.mu.Lock()
 	if !ss.helloSent {
 		ss.mu.Unlock()
 		return
 	}
-	if ss.light {
+	light := ss.light
+	if light {
 		add, remove = ss.wantedLocked(add), ss.wantedLocked(remove)
 	}
 	ss.mu.Unlock()
+	if !light {
+		// Asked outside ss.mu: Accept may wait for a statement exchange.
+		add, remove = ss.svc.mayOnly(ss.peer, add), ss.svc.mayOnly(ss.peer, remove)
+	}
 	ss.sendWant(add, remove)
 }
 
