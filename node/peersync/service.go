@@ -887,7 +887,14 @@ func (s *Service) loop() {
 		case <-ft.C:
 			s.fetch.expire(time.Now())
 		case <-rt.C:
+			now := s.cfg.Now().UnixMilli()
 			for _, ss := range s.liveSessions() {
+				if w := ss.clockWait.Load(); w != 0 && now >= w && ss.clockWait.CompareAndSwap(w, 0) {
+					// Messages refused as from the future are acceptable
+					// now (the clock moved on, or jumped when it was put
+					// right): catch up.
+					ss.needResync.Store(true)
+				}
 				if !ss.needResync.Swap(false) {
 					continue
 				}
