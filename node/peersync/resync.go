@@ -1,6 +1,8 @@
 package peersync
 
 import (
+	"slices"
+
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -49,16 +51,17 @@ func (s *Service) Resync(p peer.ID, chs ...channel.ID) {
 }
 
 // OpenSessions opens a session, where this side opens, with every
-// connected peer that speaks sync and has none: for when the node gains a
-// reason to sync with peers it did not open to (it came to serve channels
-// open to every peer).
+// connected peer that has none and may speak sync (identify has not said
+// it does not): for when the node gains a reason to sync with peers it
+// did not open to (it came to serve channels open to every peer).
 func (s *Service) OpenSessions() {
 	for _, p := range s.h.Network().Peers() {
 		if s.sessionFor(p) != nil {
 			continue
 		}
-		if protos, err := s.h.Peerstore().SupportsProtocols(p, ProtocolID); err == nil && len(protos) > 0 {
-			s.connected(p)
+		if protos, err := s.h.Peerstore().GetProtocols(p); err == nil && len(protos) > 0 && !slices.Contains(protos, ProtocolID) {
+			continue
 		}
+		s.connected(p)
 	}
 }
