@@ -398,6 +398,9 @@ func (s *Service) Want(chs ...channel.ID) {
 		return
 	}
 	for _, ss := range sessions {
+		// Marked before the peer is told, so that its Want crossing ours
+		// finds the mark (onWant).
+		ss.noteToldFirst(added)
 		ss.tellWant(added, nil)
 		// We gained interest, so we ask for the history.
 		ss.reconcileShared(added)
@@ -420,6 +423,7 @@ func (s *Service) Unwant(chs ...channel.ID) {
 		return
 	}
 	for _, ss := range sessions {
+		ss.forgetToldFirst(removed)
 		ss.tellWant(nil, removed)
 	}
 }

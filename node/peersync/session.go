@@ -61,13 +61,17 @@ type session struct {
 	maxInFlight int
 	reconciling map[channel.ID]*reconcileRun
 	afterHello  []channel.ID // channels to reconcile once the peer's Hello arrives
-	pushes      map[uint64]chan error
-	pushSeq     uint64
-	closeErr    error
-	writing     bool // a writer goroutine is draining q
-	done        chan struct{}
-	ingest      *ingestGate
-	needResync  atomic.Bool
+	// toldFirst: channels this node came to want (Service.Want) while the
+	// peer did not; when the peer's Want for one arrives, the two Wants
+	// may have crossed, and this side reconciles it (onWant).
+	toldFirst  map[channel.ID]struct{}
+	pushes     map[uint64]chan error
+	pushSeq    uint64
+	closeErr   error
+	writing    bool // a writer goroutine is draining q
+	done       chan struct{}
+	ingest     *ingestGate
+	needResync atomic.Bool
 	// clockWait is when (this node's clock, Unix ms) the earliest message
 	// refused here as from the future becomes acceptable, 0 if none: the
 	// session reconciles again then (Service.loop), so that what was
@@ -635,10 +639,49 @@ func (ss *session) onHello(h *wirepb.Hello) error {
 	return nil
 }
 
+// noteToldFirst marks those of chs, channels this node just came to want,
+// that the peer does not want (toldFirst).
+func (ss *session) noteToldFirst(chs []channel.ID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, ch := range chs {
+		if _, ok := ss.wants[ch]; ok {
+			continue
+		}
+		if ss.toldFirst == nil {
+			ss.toldFirst = map[channel.ID]struct{}{}
+		}
+		ss.toldFirst[ch] = struct{}{}
+	}
+}
+
+// forgetToldFirst drops chs from toldFirst (this node no longer wants them).
+func (ss *session) forgetToldFirst(chs []channel.ID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, ch := range chs {
+		delete(ss.toldFirst, ch)
+	}
+}
+
+// takeToldFirst reports whether ch was in toldFirst, and drops it.
+func (ss *session) takeToldFirst(ch channel.ID) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	_, ok := ss.toldFirst[ch]
+	delete(ss.toldFirst, ch)
+	return ok
+}
+
 // onWant applies a peer's Want. A light peer was told only about the
 // channels it wanted, so when it comes to want one this node serves, the
 // node tells it now and reconciles the channel: without this, both sides
 // coming to want a channel after their Hellos would never learn of it.
+// A full peer was told (Want) when this node came to want the channel,
+// but when both come to want it at once, each side's own Want finds the
+// other not wanting it yet and reconciles nothing: so a side that came to
+// want a channel the peer did not (toldFirst) reconciles it when the
+// peer's Want for it arrives.
 func (ss *session) onWant(add, remove [][]byte) error {
 	if err := ss.setWants(add, remove); err != nil {
 		return err
@@ -646,7 +689,20 @@ func (ss *session) onWant(add, remove [][]byte) error {
 	ss.mu.Lock()
 	light := ss.light
 	ss.mu.Unlock()
-	if !light || len(add) == 0 {
+	if len(add) == 0 {
+		return nil
+	}
+	if !light {
+		var shared []channel.ID
+		for _, b := range add {
+			ch, _ := wire.ChannelID(b)
+			if ss.takeToldFirst(ch) && ss.svc.Wants(ch) && ss.peerWants(ch) && !slices.Contains(shared, ch) {
+				shared = append(shared, ch)
+			}
+		}
+		if len(shared) > 0 {
+			ss.reconcileShared(shared)
+		}
 		return nil
 	}
 	var shared []channel.ID
