@@ -114,7 +114,9 @@ func TestRegistrationTicketsAndAdverts(t *testing.T) {
 			// either is a hint: the chain decides the real hop.
 			found = found || (x.ID == nID && x.Source == "advert" && (x.Hop == 1 || x.Hop == 2))
 		}
-		if found {
+		// The node record is written a moment before the hint record
+		// (handleAdverts): wait for both.
+		if _, hinted := carol.hintRecords()[n.Host.ID()]; found && hinted {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -2,6 +2,11 @@
 // two peers (node-node or node-client) exchange the messages of the
 // channels both want, over one long-lived libp2p stream per peer pair.
 //
+// A node opens a session only with a peer it has a reason to sync with
+// (Access.Opens: a peer it knows, or any peer while it serves channels
+// open to all), so a DHT contact is not told what it serves; and it
+// tells a full peer only the channels that peer may sync with it.
+//
 // Each side declares the channels it wants (Hello, Want). A node announces
 // the headers of newly stored messages to every peer that wants the
 // channel, except the peers it got the message from; a peer fetches each

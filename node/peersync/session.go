@@ -57,17 +57,27 @@ type session struct {
 	helloSent bool
 	// light: the peer serves nobody and hears only about channels it
 	// wants (Hello.light).
-	light        bool
-	maxInFlight  int
-	reconciling  map[channel.ID]*reconcileRun
-	afterHello   []channel.ID // channels to reconcile once the peer's Hello arrives
-	pushes       map[uint64]chan error
-	pushSeq      uint64
-	closeErr     error
-	writing      bool // a writer goroutine is draining q
-	done         chan struct{}
-	ingest       *ingestGate
-	needResync   atomic.Bool
+	light       bool
+	maxInFlight int
+	reconciling map[channel.ID]*reconcileRun
+	afterHello  []channel.ID // channels to reconcile once the peer's Hello arrives
+	// toldFirst: channels this node came to want (Service.Want) while the
+	// peer did not; when the peer's Want for one arrives, the two Wants
+	// may have crossed, and this side reconciles it (onWant).
+	toldFirst  map[channel.ID]struct{}
+	pushes     map[uint64]chan error
+	pushSeq    uint64
+	closeErr   error
+	writing    bool // a writer goroutine is draining q
+	done       chan struct{}
+	ingest     *ingestGate
+	needResync atomic.Bool
+	// clockWait is when (this node's clock, Unix ms) the earliest message
+	// refused here as from the future becomes acceptable, 0 if none: the
+	// session reconciles again then (Service.loop), so that what was
+	// refused while this node's clock was behind, or the writer's ahead,
+	// is fetched again once the clocks agree.
+	clockWait    atomic.Int64
 	openedByPeer bool
 	// prefix is the remote address's network (IPv4 /24, IPv6 /48): the
 	// unit in which sessions of peers the node does not know are bounded.
@@ -439,20 +449,26 @@ func helloFrames(agent string, maxInFlight int, wants []channel.ID) []*wirepb.Fr
 	return out
 }
 
-// tellWant sends this node's want changes to the peer: all of them to a
-// full peer, only those for channels it wants to a light one, nothing
-// while our Hello is held (it is built from the want set later, so it
-// carries these changes).
+// tellWant sends this node's want changes to the peer: to a full peer
+// those for channels it may sync here (Access.Accept, as in the Hello),
+// to a light one only those for channels it wants, nothing while our
+// Hello is held (it is built from the want set later, so it carries these
+// changes).
 func (ss *session) tellWant(add, remove []channel.ID) {
 	ss.mu.Lock()
 	if !ss.helloSent {
 		ss.mu.Unlock()
 		return
 	}
-	if ss.light {
+	light := ss.light
+	if light {
 		add, remove = ss.wantedLocked(add), ss.wantedLocked(remove)
 	}
 	ss.mu.Unlock()
+	if !light {
+		// Asked outside ss.mu: Accept may wait for a statement exchange.
+		add, remove = ss.svc.mayOnly(ss.peer, add), ss.svc.mayOnly(ss.peer, remove)
+	}
 	ss.sendWant(add, remove)
 }
 
@@ -623,10 +639,49 @@ func (ss *session) onHello(h *wirepb.Hello) error {
 	return nil
 }
 
+// noteToldFirst marks those of chs, channels this node just came to want,
+// that the peer does not want (toldFirst).
+func (ss *session) noteToldFirst(chs []channel.ID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, ch := range chs {
+		if _, ok := ss.wants[ch]; ok {
+			continue
+		}
+		if ss.toldFirst == nil {
+			ss.toldFirst = map[channel.ID]struct{}{}
+		}
+		ss.toldFirst[ch] = struct{}{}
+	}
+}
+
+// forgetToldFirst drops chs from toldFirst (this node no longer wants them).
+func (ss *session) forgetToldFirst(chs []channel.ID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, ch := range chs {
+		delete(ss.toldFirst, ch)
+	}
+}
+
+// takeToldFirst reports whether ch was in toldFirst, and drops it.
+func (ss *session) takeToldFirst(ch channel.ID) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	_, ok := ss.toldFirst[ch]
+	delete(ss.toldFirst, ch)
+	return ok
+}
+
 // onWant applies a peer's Want. A light peer was told only about the
 // channels it wanted, so when it comes to want one this node serves, the
 // node tells it now and reconciles the channel: without this, both sides
 // coming to want a channel after their Hellos would never learn of it.
+// A full peer was told (Want) when this node came to want the channel,
+// but when both come to want it at once, each side's own Want finds the
+// other not wanting it yet and reconciles nothing: so a side that came to
+// want a channel the peer did not (toldFirst) reconciles it when the
+// peer's Want for it arrives.
 func (ss *session) onWant(add, remove [][]byte) error {
 	if err := ss.setWants(add, remove); err != nil {
 		return err
@@ -634,7 +689,20 @@ func (ss *session) onWant(add, remove [][]byte) error {
 	ss.mu.Lock()
 	light := ss.light
 	ss.mu.Unlock()
-	if !light || len(add) == 0 {
+	if len(add) == 0 {
+		return nil
+	}
+	if !light {
+		var shared []channel.ID
+		for _, b := range add {
+			ch, _ := wire.ChannelID(b)
+			if ss.takeToldFirst(ch) && ss.svc.Wants(ch) && ss.peerWants(ch) && !slices.Contains(shared, ch) {
+				shared = append(shared, ch)
+			}
+		}
+		if len(shared) > 0 {
+			ss.reconcileShared(shared)
+		}
 		return nil
 	}
 	var shared []channel.ID
@@ -789,9 +857,33 @@ func (ss *session) delivered(e *channel.Envelope) {
 		ss.svc.fetch.finish(id, err)
 		if err != nil && !errors.Is(err, store.ErrExists) {
 			ss.log.Debug("fetched message refused", "id", id, "err", err)
+			ss.refusedForClock(e, err)
 			ss.sendReject(0, &id, err)
 		}
 	})
+}
+
+// refusedForClock notes a message refused as from the future (err), so
+// that the session reconciles again when this node's clock reaches its
+// timestamp less the allowed skew. Nothing else would fetch it again: the
+// fetch is over, the peer counts it as offered, and a session reconciles
+// only when it starts or drops announcements. A node whose clock was a
+// day behind refused a day's posts and, once NTP put it right, never got
+// them (issue 23's skew phase).
+func (ss *session) refusedForClock(e *channel.Envelope, err error) {
+	if !errors.Is(err, channel.ErrFromFuture) {
+		return
+	}
+	at := e.Timestamp - ss.skewMs()
+	for {
+		cur := ss.clockWait.Load()
+		if cur != 0 && cur <= at {
+			return
+		}
+		if ss.clockWait.CompareAndSwap(cur, at) {
+			return
+		}
+	}
 }
 
 func (ss *session) onPush(seq uint64, pe *wirepb.Envelope) {
@@ -808,6 +900,7 @@ func (ss *session) pushed(seq uint64, e *channel.Envelope) {
 	ss.ingestAsync(e.Size(), func() {
 		id, err := ss.svc.ingest(ss.peer, e)
 		if err != nil {
+			ss.refusedForClock(e, err)
 			ss.sendReject(seq, &id, err)
 			return
 		}
