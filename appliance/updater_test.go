@@ -42,14 +42,21 @@ func devKey(t *testing.T) ed25519.PrivateKey {
 	return k
 }
 
-// makeBundleFile writes a bundle of a random-ish image as version v.
-func makeBundleFile(t *testing.T, dir, v string, key ed25519.PrivateKey) string {
-	t.Helper()
+// testImage is the root slot image of version v in the test bundles: half
+// random-ish, half zeros.
+func testImage(v string) []byte {
 	r := rand.New(rand.NewPCG(uint64(len(v)), 3))
 	img := make([]byte, 512<<10)
 	for i := range img[:256<<10] {
 		img[i] = byte(r.Uint32())
 	}
+	return img
+}
+
+// makeBundleFile writes a bundle of testImage(v) as version v.
+func makeBundleFile(t *testing.T, dir, v string, key ed25519.PrivateKey) string {
+	t.Helper()
+	img := testImage(v)
 	tmp, err := os.CreateTemp(dir, "payload")
 	if err != nil {
 		t.Fatal(err)
