@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -41,14 +42,21 @@ func devKey(t *testing.T) ed25519.PrivateKey {
 	return k
 }
 
-// makeBundleFile writes a bundle of a random-ish image as version v.
-func makeBundleFile(t *testing.T, dir, v string, key ed25519.PrivateKey) string {
-	t.Helper()
+// testImage is the root slot image of version v in the test bundles: half
+// random-ish, half zeros.
+func testImage(v string) []byte {
 	r := rand.New(rand.NewPCG(uint64(len(v)), 3))
 	img := make([]byte, 512<<10)
 	for i := range img[:256<<10] {
 		img[i] = byte(r.Uint32())
 	}
+	return img
+}
+
+// makeBundleFile writes a bundle of testImage(v) as version v.
+func makeBundleFile(t *testing.T, dir, v string, key ed25519.PrivateKey) string {
+	t.Helper()
+	img := testImage(v)
 	tmp, err := os.CreateTemp(dir, "payload")
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +80,11 @@ func makeBundleFile(t *testing.T, dir, v string, key ed25519.PrivateKey) string 
 // first request of each bundle stop after that many bytes.
 type releaseServer struct {
 	*httptest.Server
-	dir    string
-	cut    int64
+	dir string
+	cut int64
+	// hold, when set, makes the first request of each bundle send half
+	// of it and wait until hold is closed (a download in progress).
+	hold   chan struct{}
 	mu     sync.Mutex
 	ranges []string // Range headers of bundle requests
 	hits   atomic.Int32
@@ -116,6 +127,7 @@ func newReleaseServer(t *testing.T, dir string, feedKey ed25519.PrivateKey, bund
 		rs.mu.Lock()
 		rs.ranges = append(rs.ranges, r.Header.Get("Range"))
 		cutNow := rs.cut > 0 && !first[name]
+		holdNow := rs.hold != nil && !first[name]
 		first[name] = true
 		rs.mu.Unlock()
 		f, err := os.Open(filepath.Join(rs.dir, name))
@@ -138,6 +150,22 @@ func newReleaseServer(t *testing.T, dir string, feedKey ed25519.PrivateKey, bund
 			if err == nil {
 				conn.Close()
 			}
+			return
+		}
+		if holdNow {
+			st, _ := f.Stat()
+			w.Header().Set("Content-Length", strconv.FormatInt(st.Size(), 10))
+			w.WriteHeader(http.StatusOK)
+			if _, err := io.CopyN(w, f, st.Size()/2); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-rs.hold:
+			case <-r.Context().Done():
+				return
+			}
+			io.Copy(w, f)
 			return
 		}
 		http.ServeContent(w, r, name, time.Time{}, f)
@@ -448,4 +476,63 @@ func TestReportCommitFailed(t *testing.T) {
 	if r := u.Report(); r.State != "idle" {
 		t.Errorf("state %q after the failure was cleared", r.State)
 	}
+}
+
+// TestDownloadRateCapped: a download from the feed is held to the owner's
+// rate. The limiter lets a burst of one second's worth through at once,
+// so N bytes at R bytes a second take at least (N-R)/R seconds; on
+// loopback the same download takes milliseconds without the cap. (A
+// lower bound only: a slow machine makes it longer, never shorter.)
+func TestDownloadRateCapped(t *testing.T) {
+	rel := t.TempDir()
+	b := makeBundleFile(t, rel, "1.1-1", devKey(t))
+	size, err := fileSize(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const r = 200_000 // bytes per second
+	rs := newReleaseServer(t, rel, devKey(t), b)
+	u := testUpdater(t, "1.0-1")
+	if err := u.SetSettings(owner.UpdateSettings{Feed: rs.URL + "/feed.json", Rate: r}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := u.checkFeed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if _, ok, _ := u.sys.State.TakeRequest(); !ok {
+		t.Fatal("nothing requested")
+	}
+	// 1 % off for the limiter's float arithmetic.
+	least := time.Duration(float64(size-r) / r * 0.99 * float64(time.Second))
+	if took < least {
+		t.Fatalf("%d bytes at a cap of %d B/s took %s; the cap allows no less than %s", size, r, took, least)
+	}
+	t.Logf("%d bytes at a cap of %d B/s: %s (at least %s)", size, r, took.Round(time.Millisecond), least.Round(time.Millisecond))
+
+	// No rate set is the default cap; -1 is none.
+	for _, c := range []struct {
+		rate int64
+		want float64
+	}{{0, DefaultUpdateRate}, {-1, -1}} {
+		if err := u.SetSettings(owner.UpdateSettings{Rate: c.rate}); err != nil {
+			t.Fatal(err)
+		}
+		got := -1.0 // no limiter
+		if l := u.limiter(); l != nil {
+			got = float64(l.Limit())
+		}
+		if got != c.want {
+			t.Errorf("rate %d: limiter at %v B/s, want %v (-1: none)", c.rate, got, c.want)
+		}
+	}
+}
+
+func fileSize(p string) (int64, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return st.Size(), nil
 }

@@ -108,7 +108,7 @@ var rules = []rule{
 	{file: "CONTACTS.md", re: regexp.MustCompile(`^redpanda (contacts (add|find)|friends (accept|agree))\b`), do: skip,
 		why: "a transcript of four people's devices (channels between alice, bob, carol and frank, bob's and frank's clients running to answer, carol's accept waiting while alice agrees); cmd/redpanda/contacts_test.go and friends_test.go run these commands with real clients"},
 	{file: "UPDATES.md", re: regexp.MustCompile(`^redpanda node update\b`), do: skip,
-		why: "needs a paired node on the A/B SD-card image (off the image a node has no updater); make update-test runs the real client's `node update feed` and `apply --file` against one in QEMU, appliance/updater_test.go the rest"},
+		why: "needs a paired node on the A/B SD-card image (off the image a node has no updater); make update-test runs the real client's `node update feed` and `apply --file` against one in QEMU; appliance/updateflow_test.go sends `update-apply` with a version and a URL over the owner protocol, appliance/updater_test.go the rest"},
 	{re: regexp.MustCompile(`^homenode run\b`), do: background, ready: regexp.MustCompile(`(?m)^peer id: `)},
 	{re: regexp.MustCompile(`^redpanda( --home \S+)? listen\b`), do: background, ready: regexp.MustCompile(`redpanda: connected to`)},
 	{re: regexp.MustCompile(`^(homenode|redpanda)\b`), do: run},

@@ -142,8 +142,8 @@ func run() error {
 		fn   func(*box, *server) error
 	}{
 		// The fault scenarios first, the long power-cut series last.
-		{"good", scenarioGood},
 		{"never-ready", scenarioNeverReady},
+		{"good", scenarioGood},
 		{"hang", scenarioHang},
 		{"refused", scenarioRefused},
 		{"upload", scenarioUpload},

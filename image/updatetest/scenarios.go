@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -70,26 +71,40 @@ func scenarioGood(b *box, srv *server) error {
 	result("good (feed): written to the SD card: %s up to the reboot (download into the spool + slot B + state), %s in all to the commit (QEMU wr_bytes)",
 		mib(w1-w0), mib(w2-w0))
 	// The owner's phone hears of it in the master channel.
-	if err := b.listen(90 * time.Second); err != nil {
+	if err := b.waitReport("updated to " + *versionNext); err != nil {
 		return err
-	}
-	out, err := b.phone("node", "reports", "--json")
-	if err != nil {
-		return err
-	}
-	var reports []struct {
-		Text string `json:"text"`
-	}
-	json.Unmarshal([]byte(out), &reports)
-	found := false
-	for _, r := range reports {
-		found = found || strings.HasPrefix(r.Text, "updated to "+*versionNext)
-	}
-	if !found {
-		return fmt.Errorf("no 'updated to %s' report in the master channel: %s", *versionNext, out)
 	}
 	result("good (feed): committed on B, same identity, %d acknowledged messages kept, the phone got %q in the master channel", b.acked, "updated to "+*versionNext)
 	return nil
+}
+
+// waitReport has the phone sync its channels until the node's report
+// starting with text is in the owner's master channel (redpanda node
+// reports): the message the owner reads on the phone.
+func (b *box) waitReport(text string) error {
+	var out string
+	for round := 1; round <= 4; round++ {
+		if err := b.listen(60 * time.Second); err != nil {
+			return err
+		}
+		var err error
+		if out, err = b.phone("node", "reports", "--json"); err != nil {
+			return err
+		}
+		var reports []struct {
+			Text string `json:"text"`
+		}
+		if err := json.Unmarshal([]byte(out), &reports); err != nil {
+			return fmt.Errorf("redpanda node reports --json: %v: %s", err, out)
+		}
+		for _, r := range reports {
+			if strings.HasPrefix(r.Text, text) {
+				logf("the phone has the node's report %q in the master channel (after %d minute(s) of listening)", r.Text, round)
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no %q report in the master channel after 4 minutes of listening: %s", text, out)
 }
 
 // listen runs the phone's client for a while so it syncs its channels
@@ -164,7 +179,8 @@ func failedTrial(b *box, srv *server, name, bundleFile, version, want string) (t
 	if _, err := b.vm.waitFor(`homenode: booting slot A`, *stepTimeout); err != nil {
 		return 0, err
 	}
-	if _, err := b.vm.waitFor(`update: update to `+version+` failed after 1 try, back on `+*versionN, *stepTimeout); err != nil {
+	msg := "update to " + version + " failed after 1 try, back on " + *versionN
+	if _, err := b.vm.waitFor(`update: `+regexp.QuoteMeta(msg), *stepTimeout); err != nil {
 		return 0, err
 	}
 	took := time.Since(t0)
@@ -172,10 +188,18 @@ func failedTrial(b *box, srv *server, name, bundleFile, version, want string) (t
 	if err != nil {
 		return 0, err
 	}
-	if st.Version != *versionN || st.Update == nil || st.Update.Slot != "A" || !strings.Contains(st.Update.Last, "failed") {
-		return 0, fmt.Errorf("after the rollback: version %s, update %+v", st.Version, st.Update)
+	if st.Version != *versionN || st.Update == nil || st.Update.Slot != "A" || !strings.HasPrefix(st.Update.Last, msg) {
+		return 0, fmt.Errorf("after the rollback: version %s, update %+v; want the last update %q", st.Version, st.Update, msg)
 	}
-	return took, b.checkKept(st)
+	if err := b.checkKept(st); err != nil {
+		return 0, err
+	}
+	// The owner's phone hears of it in the master channel.
+	if err := b.waitReport(msg); err != nil {
+		return 0, err
+	}
+	result("%s: the status says %q; the phone got %q in the master channel", name, st.Update.Last, msg)
+	return took, nil
 }
 
 func scenarioNeverReady(b *box, srv *server) error {
