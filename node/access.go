@@ -65,6 +65,13 @@ func (a *Access) Admit(p peer.ID, ch channel.ID) error {
 // Known says, without waiting, whether the node knows p.
 func (a *Access) Known(p peer.ID) bool { return a.n.known(p) }
 
+// Opens says, without waiting, whether the node opens a sync session with
+// p: it knows p, or the operator serves channels by hand, which every
+// peer may sync. A DHT contact that proved nothing gets no session and
+// so no list of the channels served here; discovery's PeerAuthorized and
+// a registration open one when p comes to be known.
+func (a *Access) Opens(p peer.ID) bool { return a.n.known(p) || a.n.operatorServesAny() }
+
 // trusted says whether p may exchange channel ch's messages with this
 // node: the node itself, a peer configured by the operator, a registered
 // user, or a super node that proved with a signed statement that it
@@ -94,4 +101,10 @@ func (n *Node) operatorServes(ch channel.ID) bool {
 	n.opMu.RLock()
 	defer n.opMu.RUnlock()
 	return slices.Contains(n.cfg.Channels, ch)
+}
+
+func (n *Node) operatorServesAny() bool {
+	n.opMu.RLock()
+	defer n.opMu.RUnlock()
+	return len(n.cfg.Channels) > 0
 }

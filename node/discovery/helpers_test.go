@@ -132,7 +132,8 @@ func startSuperNode(t testing.TB, dir string, cfg Config, phones ...peer.ID) *su
 }
 
 // superNodeAccess is the test super node's relay rule: its phones, and
-// super nodes that proved they serve the channel; every peer is known.
+// super nodes that proved they serve the channel; every peer is known
+// (no stranger bounds), but sessions are opened as the node opens them.
 type superNodeAccess struct{ n *superNode }
 
 func (a superNodeAccess) Accept(p peer.ID, ch channel.ID) bool {
@@ -145,6 +146,15 @@ func (a superNodeAccess) Accept(p peer.ID, ch channel.ID) bool {
 func (superNodeAccess) Admit(peer.ID, channel.ID) error { return nil }
 
 func (superNodeAccess) Known(peer.ID) bool { return true }
+
+// Opens is the node's: its phones and the super nodes that proved a
+// channel it serves (a DHT contact gets no session).
+func (a superNodeAccess) Opens(p peer.ID) bool {
+	a.n.mu.Lock()
+	phone := a.n.phones[p]
+	a.n.mu.Unlock()
+	return phone || a.n.disc.Known(p)
+}
 
 func (n *superNode) stop() {
 	if n.h == nil {

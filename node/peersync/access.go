@@ -30,6 +30,15 @@ type Access interface {
 	// and past MaxStrangerSessionsPerPrefix in its address prefix or
 	// MaxStrangerSessions in total the oldest such session is closed.
 	Known(p peer.ID) bool
+	// Opens says, without waiting, whether the node has a reason to sync
+	// with p, so that it opens a session with p when it is the side that
+	// opens (the smaller peer ID): p is known (Known), or the node serves
+	// channels that every peer may sync. A peer without a reason gets no
+	// session from this side, so no Hello and none of the channels the node
+	// serves: a DHT contact is not told what the node serves. When a reason
+	// comes later (a peer proves a served channel, a device registers) the
+	// node calls Resync, which opens the session then.
+	Opens(p peer.ID) bool
 }
 
 // open is the rule without Config.Access (tests, tools): every peer may
@@ -39,6 +48,7 @@ type open struct{}
 func (open) Accept(peer.ID, channel.ID) bool { return true }
 func (open) Admit(peer.ID, channel.ID) error { return nil }
 func (open) Known(peer.ID) bool              { return true }
+func (open) Opens(peer.ID) bool              { return true }
 
 // accessOf is the rule cfg gives and whether it tells strangers apart
 // (without Access every peer is known and no stranger bound applies).

@@ -37,13 +37,16 @@ func (r *rule) Admit(_ peer.ID, ch channel.ID) error {
 
 func (r *rule) Known(peer.ID) bool { return true }
 
+func (r *rule) Opens(peer.ID) bool { return true }
+
 // hooks is an Access of single functions for tests, each nil one
 // answering as without a rule: accept everyone, admit every message,
-// know every peer.
+// know every peer; opens answers as known unless set.
 type hooks struct {
 	accept func(peer.ID, channel.ID) bool
 	admit  func(peer.ID, channel.ID) error
 	known  func(peer.ID) bool
+	opens  func(peer.ID) bool
 }
 
 func (h hooks) Accept(p peer.ID, ch channel.ID) bool { return h.accept == nil || h.accept(p, ch) }
@@ -56,6 +59,13 @@ func (h hooks) Admit(p peer.ID, ch channel.ID) error {
 }
 
 func (h hooks) Known(p peer.ID) bool { return h.known == nil || h.known(p) }
+
+func (h hooks) Opens(p peer.ID) bool {
+	if h.opens == nil {
+		return h.Known(p)
+	}
+	return h.opens(p)
+}
 
 // TestAccessIsTheSeam: a service given Config.Access asks it, and only
 // it, for every pushed message: Accept refuses a channel, Admit refuses

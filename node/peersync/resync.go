@@ -1,6 +1,9 @@
 package peersync
 
 import (
+	"slices"
+
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/node/channel"
@@ -14,14 +17,51 @@ import (
 // is reconciled too. The wants of p that were ignored because p was not
 // entitled then are not kept anywhere, so those of chs that Accept now
 // allows become p's wants: a super node that proved it serves a channel,
-// and a client that registered one, want it. Without a session with p it
-// does nothing.
+// and a client that registered one, want it; and a full peer is told
+// that this node wants them (our Hello listed only what p could sync
+// then).
+//
+// Without a session with p, a connected p is opened to, if this side
+// opens and the node now has a reason to sync with p (Access.Opens): the
+// opener's Hello lists what p may sync now and the pair reconciles it.
 func (s *Service) Resync(p peer.ID, chs ...channel.ID) {
 	s.mu.Lock()
 	ss := s.sessions[p]
 	s.mu.Unlock()
-	if ss != nil {
-		ss.addWants(chs, nil)
-		ss.reconcileShared(chs)
+	if ss == nil {
+		if s.h.Network().Connectedness(p) == network.Connected {
+			s.connected(p)
+		}
+		return
+	}
+	ss.addWants(chs, nil)
+	ss.mu.Lock()
+	light := ss.light
+	ss.mu.Unlock()
+	if !light {
+		var ours []channel.ID
+		for _, ch := range chs {
+			if s.Wants(ch) {
+				ours = append(ours, ch)
+			}
+		}
+		ss.tellWant(ours, nil)
+	}
+	ss.reconcileShared(chs)
+}
+
+// OpenSessions opens a session, where this side opens, with every
+// connected peer that has none and may speak sync (identify has not said
+// it does not): for when the node gains a reason to sync with peers it
+// did not open to (it came to serve channels open to every peer).
+func (s *Service) OpenSessions() {
+	for _, p := range s.h.Network().Peers() {
+		if s.sessionFor(p) != nil {
+			continue
+		}
+		if protos, err := s.h.Peerstore().GetProtocols(p); err == nil && len(protos) > 0 && !slices.Contains(protos, ProtocolID) {
+			continue
+		}
+		s.connected(p)
 	}
 }

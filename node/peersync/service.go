@@ -454,23 +454,89 @@ func intersect(a, b map[channel.ID]struct{}) []channel.ID {
 
 // sendHeldHello sends our Hello on a session whose peer's Hello just
 // arrived, if it was held: to a light peer it lists only the channels
-// both want, to anyone else all this node wants.
+// both want, to anyone else the channels this node wants that the peer
+// may sync with it (Access.Accept).
 func (s *Service) sendHeldHello(ss *session) {
+	ss.mu.Lock()
+	sent, light := ss.helloSent, ss.light
+	ss.mu.Unlock()
+	if sent {
+		return
+	}
+	var asked map[channel.ID]bool
+	if !light {
+		// Asked before the lock: Accept may wait (a statement exchange).
+		asked = s.mayList(ss.peer)
+	}
+	var late []channel.ID
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	ss.mu.Lock()
 	if ss.helloSent {
 		ss.mu.Unlock()
+		s.mu.Unlock()
 		return
 	}
 	var wants []channel.ID
-	if ss.light {
+	if light {
 		wants = intersect(s.wants, ss.wants)
 	} else {
-		wants = slices.Collect(maps.Keys(s.wants))
+		wants, late = s.mayListLocked(asked)
 	}
 	ss.mu.Unlock()
 	ss.sendHello(s.helloFrames(wants))
+	s.mu.Unlock()
+	s.tellLate(ss, late)
+}
+
+// mayList asks Access.Accept, for each channel this node wants, whether
+// p may sync it here: a full peer's Hello lists only those, so that a
+// peer is not told of channels it has no part in.
+func (s *Service) mayList(p peer.ID) map[channel.ID]bool {
+	asked := map[channel.ID]bool{}
+	for _, ch := range s.wantList() {
+		asked[ch] = s.accept(p, ch)
+	}
+	return asked
+}
+
+// mayOnly returns those of chs that p may sync here (Access.Accept).
+func (s *Service) mayOnly(p peer.ID, chs []channel.ID) []channel.ID {
+	var out []channel.ID
+	for _, ch := range chs {
+		if s.accept(p, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// mayListLocked splits this node's wants (s.mu held) into those mayList
+// allowed and those wanted since it ran, not asked yet.
+func (s *Service) mayListLocked(asked map[channel.ID]bool) (allowed, late []channel.ID) {
+	for ch := range s.wants {
+		ok, was := asked[ch]
+		switch {
+		case !was:
+			late = append(late, ch)
+		case ok:
+			allowed = append(allowed, ch)
+		}
+	}
+	return allowed, late
+}
+
+// tellLate tells the peer of ss, after our Hello, about the channels
+// this node came to want while the Hello was being made, those it may sync.
+func (s *Service) tellLate(ss *session, late []channel.ID) {
+	var add []channel.ID
+	for _, ch := range late {
+		if s.Wants(ch) && s.accept(ss.peer, ch) {
+			add = append(add, ch)
+		}
+	}
+	if len(add) > 0 {
+		ss.sendWant(add, nil)
+	}
 }
 
 // helloFrames is this side's Hello listing wants.
@@ -585,12 +651,18 @@ func (s *Service) session(ctx context.Context, p peer.ID) (*session, error) {
 type opening struct{ again bool }
 
 // connected opens a session to a newly connected peer when this side is
-// the opener: the smaller peer ID opens, so the pair gets one stream. A
-// light service opens every session (it accepts none). It is also called
-// when a connected peer comes to speak sync; one open runs per peer at a
-// time, and a call while it runs makes a failed open try again.
+// the opener: the smaller peer ID opens, so the pair gets one stream, and
+// only with a peer the node has a reason to sync with (Access.Opens); a
+// peer that gets one later is opened to by Resync. A light service opens
+// every session (it accepts none). It is also called when a connected
+// peer comes to speak sync; one open runs per peer at a time, and a call
+// while it runs makes a failed open try again.
 func (s *Service) connected(p peer.ID) {
 	if p == s.h.ID() || (!s.cfg.Light && bytes.Compare([]byte(s.h.ID()), []byte(p)) > 0) {
+		return
+	}
+	if !s.cfg.Light && !s.access.Opens(p) {
+		s.log.Debug("no sync session opened: no reason to sync with the peer yet", "peer", p)
 		return
 	}
 	s.mu.Lock()
@@ -698,6 +770,11 @@ func (s *Service) handleStream(st network.Stream) {
 // older one: a new stream means the peer restarted its side.
 func (s *Service) startSession(st network.Stream) (*session, error) {
 	p := st.Conn().RemotePeer()
+	var asked map[channel.ID]bool
+	if st.Stat().Direction != network.DirInbound {
+		// Asked before the lock: Accept may wait (a statement exchange).
+		asked = s.mayList(p)
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -714,13 +791,17 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 	// no Want or Announce can overtake it. The other side holds its Hello
 	// until the opener's arrives (the opener never waits, so neither side
 	// waits for ever) and then knows whether the peer is light.
+	var late []channel.ID
 	if !ss.openedByPeer {
-		ss.sendHello(s.helloFrames(slices.Collect(maps.Keys(s.wants))))
+		var wants []channel.ID
+		wants, late = s.mayListLocked(asked)
+		ss.sendHello(s.helloFrames(wants))
 	}
 	s.sessions[p] = ss
 	s.sessionsChanged()
 	s.wg.Add(1)
 	s.mu.Unlock()
+	s.tellLate(ss, late)
 	if old != nil {
 		old.close(errors.New("replaced by a new stream"))
 	}
@@ -806,7 +887,14 @@ func (s *Service) loop() {
 		case <-ft.C:
 			s.fetch.expire(time.Now())
 		case <-rt.C:
+			now := s.cfg.Now().UnixMilli()
 			for _, ss := range s.liveSessions() {
+				if w := ss.clockWait.Load(); w != 0 && now >= w && ss.clockWait.CompareAndSwap(w, 0) {
+					// Messages refused as from the future are acceptable
+					// now (the clock moved on, or jumped when it was put
+					// right): catch up.
+					ss.needResync.Store(true)
+				}
 				if !ss.needResync.Swap(false) {
 					continue
 				}

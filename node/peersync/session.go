@@ -57,17 +57,23 @@ type session struct {
 	helloSent bool
 	// light: the peer serves nobody and hears only about channels it
 	// wants (Hello.light).
-	light        bool
-	maxInFlight  int
-	reconciling  map[channel.ID]*reconcileRun
-	afterHello   []channel.ID // channels to reconcile once the peer's Hello arrives
-	pushes       map[uint64]chan error
-	pushSeq      uint64
-	closeErr     error
-	writing      bool // a writer goroutine is draining q
-	done         chan struct{}
-	ingest       *ingestGate
-	needResync   atomic.Bool
+	light       bool
+	maxInFlight int
+	reconciling map[channel.ID]*reconcileRun
+	afterHello  []channel.ID // channels to reconcile once the peer's Hello arrives
+	pushes      map[uint64]chan error
+	pushSeq     uint64
+	closeErr    error
+	writing     bool // a writer goroutine is draining q
+	done        chan struct{}
+	ingest      *ingestGate
+	needResync  atomic.Bool
+	// clockWait is when (this node's clock, Unix ms) the earliest message
+	// refused here as from the future becomes acceptable, 0 if none: the
+	// session reconciles again then (Service.loop), so that what was
+	// refused while this node's clock was behind, or the writer's ahead,
+	// is fetched again once the clocks agree.
+	clockWait    atomic.Int64
 	openedByPeer bool
 	// prefix is the remote address's network (IPv4 /24, IPv6 /48): the
 	// unit in which sessions of peers the node does not know are bounded.
@@ -439,20 +445,26 @@ func helloFrames(agent string, maxInFlight int, wants []channel.ID) []*wirepb.Fr
 	return out
 }
 
-// tellWant sends this node's want changes to the peer: all of them to a
-// full peer, only those for channels it wants to a light one, nothing
-// while our Hello is held (it is built from the want set later, so it
-// carries these changes).
+// tellWant sends this node's want changes to the peer: to a full peer
+// those for channels it may sync here (Access.Accept, as in the Hello),
+// to a light one only those for channels it wants, nothing while our
+// Hello is held (it is built from the want set later, so it carries these
+// changes).
 func (ss *session) tellWant(add, remove []channel.ID) {
 	ss.mu.Lock()
 	if !ss.helloSent {
 		ss.mu.Unlock()
 		return
 	}
-	if ss.light {
+	light := ss.light
+	if light {
 		add, remove = ss.wantedLocked(add), ss.wantedLocked(remove)
 	}
 	ss.mu.Unlock()
+	if !light {
+		// Asked outside ss.mu: Accept may wait for a statement exchange.
+		add, remove = ss.svc.mayOnly(ss.peer, add), ss.svc.mayOnly(ss.peer, remove)
+	}
 	ss.sendWant(add, remove)
 }
 
@@ -789,9 +801,33 @@ func (ss *session) delivered(e *channel.Envelope) {
 		ss.svc.fetch.finish(id, err)
 		if err != nil && !errors.Is(err, store.ErrExists) {
 			ss.log.Debug("fetched message refused", "id", id, "err", err)
+			ss.refusedForClock(e, err)
 			ss.sendReject(0, &id, err)
 		}
 	})
+}
+
+// refusedForClock notes a message refused as from the future (err), so
+// that the session reconciles again when this node's clock reaches its
+// timestamp less the allowed skew. Nothing else would fetch it again: the
+// fetch is over, the peer counts it as offered, and a session reconciles
+// only when it starts or drops announcements. A node whose clock was a
+// day behind refused a day's posts and, once NTP put it right, never got
+// them (issue 23's skew phase).
+func (ss *session) refusedForClock(e *channel.Envelope, err error) {
+	if !errors.Is(err, channel.ErrFromFuture) {
+		return
+	}
+	at := e.Timestamp - ss.skewMs()
+	for {
+		cur := ss.clockWait.Load()
+		if cur != 0 && cur <= at {
+			return
+		}
+		if ss.clockWait.CompareAndSwap(cur, at) {
+			return
+		}
+	}
 }
 
 func (ss *session) onPush(seq uint64, pe *wirepb.Envelope) {
@@ -808,6 +844,7 @@ func (ss *session) pushed(seq uint64, e *channel.Envelope) {
 	ss.ingestAsync(e.Size(), func() {
 		id, err := ss.svc.ingest(ss.peer, e)
 		if err != nil {
+			ss.refusedForClock(e, err)
 			ss.sendReject(seq, &id, err)
 			return
 		}
