@@ -24,11 +24,13 @@ type traffic struct {
 	at     time.Time
 	stream [][nKinds][2]int64 // home, kind, sent/received
 	wire   []WireStats
+	opened []int64
 }
 
 func (w *World) traffic() traffic {
-	t := traffic{at: time.Now(), stream: make([][nKinds][2]int64, len(w.homes)), wire: make([]WireStats, len(w.homes))}
+	t := traffic{at: time.Now(), stream: make([][nKinds][2]int64, len(w.homes)), wire: make([]WireStats, len(w.homes)), opened: make([]int64, len(w.homes))}
 	for i, h := range w.homes {
+		t.opened[i] = h.opened.Load()
 		for k := range nKinds {
 			t.stream[i][k][0], t.stream[i][k][1] = h.Meter.Bytes(k)
 		}
@@ -38,8 +40,9 @@ func (w *World) traffic() traffic {
 }
 
 func (t traffic) sub(o traffic) traffic {
-	d := traffic{at: t.at, stream: make([][nKinds][2]int64, len(t.stream)), wire: make([]WireStats, len(t.wire))}
+	d := traffic{at: t.at, stream: make([][nKinds][2]int64, len(t.stream)), wire: make([]WireStats, len(t.wire)), opened: make([]int64, len(t.opened))}
 	for i := range t.stream {
+		d.opened[i] = t.opened[i] - o.opened[i]
 		for k := range nKinds {
 			for j := range 2 {
 				d.stream[i][k][j] = t.stream[i][k][j] - o.stream[i][k][j]
@@ -59,8 +62,9 @@ func (t traffic) perDay(d time.Duration) *TrafficStats {
 	scale := float64(24*time.Hour) / float64(d)
 	var ts TrafficStats
 	var kinds [nKinds][]float64
-	var wire, pkts []float64
+	var wire, pkts, opened []float64
 	for i := range t.stream {
+		opened = append(opened, float64(t.opened[i])*scale)
 		for k := range nKinds {
 			kinds[k] = append(kinds[k], float64(t.stream[i][k][0]+t.stream[i][k][1])*scale)
 		}
@@ -70,7 +74,7 @@ func (t traffic) perDay(d time.Duration) *TrafficStats {
 	for k := range nKinds {
 		ts.Kind[k] = summarize(kinds[k])
 	}
-	ts.Wire, ts.Pkts = summarize(wire), summarize(pkts)
+	ts.Wire, ts.Pkts, ts.Opened = summarize(wire), summarize(pkts), summarize(opened)
 	return &ts
 }
 

@@ -35,6 +35,13 @@ type Report struct {
 	// phase.
 	HeapBytes  uint64 `json:"heap_bytes"`
 	Goroutines int    `json:"goroutines"`
+	// JoinWall and JoinCPU are the real and CPU time until every home
+	// was up; JoinHeapBytes and JoinGoroutines the simulator's then
+	// (every new connection still within its grace period).
+	JoinWall       time.Duration `json:"join_wall_ns,omitempty"`
+	JoinCPU        time.Duration `json:"join_cpu_ns,omitempty"`
+	JoinHeapBytes  uint64        `json:"join_heap_bytes,omitempty"`
+	JoinGoroutines int           `json:"join_goroutines,omitempty"`
 }
 
 // Phase is one stretch of the run and what was measured in it.
@@ -148,6 +155,8 @@ type TrafficStats struct {
 	Kind [nKinds]Dist
 	Wire Dist // all bytes on the home's link, both ways
 	Pkts Dist
+	// Opened: connections the home opened or accepted.
+	Opened Dist
 }
 
 // DeliveryStats: posts acknowledged in a phase and how they reached the
@@ -183,6 +192,10 @@ type Missing struct {
 func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "%d homes, %d people, %d channels: virtual %v in wall %v (CPU %v); simulator heap %d MiB, %d goroutines\n",
 		r.Homes, r.People, r.Channels, r.Virtual.Round(time.Second), r.Wall.Round(time.Second), r.CPU.Round(time.Second), r.HeapBytes>>20, r.Goroutines)
+	if r.JoinWall > 0 {
+		fmt.Fprintf(w, "every home up after wall %v (CPU %v); simulator heap then %d MiB, %d goroutines\n",
+			r.JoinWall.Round(time.Second), r.JoinCPU.Round(time.Second), r.JoinHeapBytes>>20, r.JoinGoroutines)
+	}
 	fmt.Fprintf(w, "posts not made (home off) %d, refused by their home %d; arrivals seen only in the store at the end %d\n",
 		r.NotPosted, r.Refused, r.SubscriptionMissed)
 	if len(r.Skewed) > 0 {
@@ -217,7 +230,8 @@ func (r *Report) WriteText(w io.Writer) {
 			for k := range nKinds {
 				fmt.Fprintf(w, " %s %s / %s;", Kind(k), bytesStr(t.Kind[k].Median), bytesStr(t.Kind[k].P99))
 			}
-			fmt.Fprintf(w, " on the wire %s / %s (%.0f packets)\n", bytesStr(t.Wire.Median), bytesStr(t.Wire.P99), t.Pkts.Median)
+			fmt.Fprintf(w, " on the wire %s / %s (%.0f packets); connections opened %.0f / %.0f\n",
+				bytesStr(t.Wire.Median), bytesStr(t.Wire.P99), t.Pkts.Median, t.Opened.Median, t.Opened.P99)
 		}
 		if d := ph.Delivery; d != nil && d.Posts > 0 {
 			fmt.Fprintf(w, "  delivery: %d posts acknowledged, %d reached every home of their channel, %d lost; to the last home median %.3f s, p99 %.3f s, max %.1f s\n",

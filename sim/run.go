@@ -49,6 +49,10 @@ type Config struct {
 	// Connections to registered phones and to the super nodes a channel
 	// syncs with are protected and never trimmed.
 	ConnLow, ConnHigh int
+	// ConnGrace is every home's connection-manager grace period (new
+	// connections are not trimmed within it); zero: the node's default
+	// (1 min).
+	ConnGrace time.Duration `json:",omitempty"`
 	// MaxLookupBackoff is every home's discovery.Config.MaxLookupBackoff
 	// (0: the node's default), to compare upkeep policies.
 	MaxLookupBackoff time.Duration `json:",omitempty"`
@@ -175,8 +179,9 @@ func Run(t *testing.T, cfg Config) (*Report, error) {
 
 func (w *World) progress(format string, args ...any) {
 	heap, gs := memStats()
-	fmt.Fprintf(w.cfg.Progress, "[virtual %s | wall %s | heap %d MiB, %d goroutines] %s\n",
-		time.Now().UTC().Format("Jan 2 15:04:05"), wallClock().Sub(w.wall).Round(time.Second), heap>>20, gs, fmt.Sprintf(format, args...))
+	fmt.Fprintf(w.cfg.Progress, "[virtual %s | wall %s, CPU %s | heap %d MiB, %d goroutines] %s\n",
+		time.Now().UTC().Format("Jan 2 15:04:05"), wallClock().Sub(w.wall).Round(time.Second), (cpuTime() - w.cpu).Round(time.Second),
+		heap>>20, gs, fmt.Sprintf(format, args...))
 }
 
 func run(cfg Config, dir string) (*Report, error) {
@@ -199,6 +204,7 @@ func run(cfg Config, dir string) (*Report, error) {
 	}
 	w := &World{
 		wall:  wallClock(),
+		cpu:   cpuTime(),
 		cfg:   cfg,
 		nw:    NewNetwork(rng, links, cfg.Regions),
 		g:     NewGraph(rng, cfg.Homes, cfg.Owners, cfg.Degree, cfg.Rewire, cfg.DMShare, cfg.ChannelsPerPerson, keyRand),
@@ -225,6 +231,8 @@ func run(cfg Config, dir string) (*Report, error) {
 	}
 	stopTicker := w.ticker(30 * time.Minute)
 	defer stopTicker()
+	rep.JoinWall, rep.JoinCPU = wallClock().Sub(w.wall), cpuTime()-w.cpu
+	rep.JoinHeapBytes, rep.JoinGoroutines = memStats()
 	w.progress("all joined; warming up %v", cfg.Warmup)
 	time.Sleep(cfg.Warmup)
 

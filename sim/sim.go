@@ -14,6 +14,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 
@@ -34,6 +35,10 @@ type Home struct {
 	ID    peer.ID
 	Dir   string
 	Meter *Meter
+	// opened counts the connections the home's node opened or accepted
+	// (all its runs): what a connection made again costs is measured
+	// against it.
+	opened atomic.Int64
 	// skew is added to the node's clock (a box whose clock is off).
 	skew atomic.Int64
 
@@ -60,8 +65,10 @@ type World struct {
 	homes []*Home
 	log   *slog.Logger
 	dir   string
-	// wall is the real time the run began (read outside the bubble).
+	// wall is the real time the run began (read outside the bubble),
+	// cpu the process's CPU time then.
 	wall time.Time
+	cpu  time.Duration
 
 	track *tracker
 	// phaseName tags the posts made now.
@@ -104,7 +111,7 @@ func (w *World) start(h *Home) error {
 		DataDir: h.Dir,
 		P2P: p2p.Config{
 			ListenAddrs: []string{w.nw.Addr(h.I)},
-			ConnMgr:     p2p.ConnMgr{LowWater: w.cfg.ConnLow, HighWater: w.cfg.ConnHigh},
+			ConnMgr:     p2p.ConnMgr{LowWater: w.cfg.ConnLow, HighWater: w.cfg.ConnHigh, GracePeriod: w.cfg.ConnGrace},
 			Options: []libp2p.Option{
 				w.nw.QUIC(h.I),
 				// As in x/simlibp2p: the observed-address manager stalls a
@@ -126,6 +133,9 @@ func (w *World) start(h *Home) error {
 		return fmt.Errorf("home %d: %w", h.I, err)
 	}
 	h.node = n
+	n.Host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(network.Network, network.Conn) { h.opened.Add(1) },
+	})
 	h.unsub = w.track.watch(h.I, n)
 	if !h.handed {
 		if err := w.handOver(h, n); err != nil {

@@ -24,12 +24,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,6 +71,8 @@ func main() {
 		nat      = fs.Float64("nat", 0, "share of homes behind NAT without a port mapping")
 		connLow  = fs.Int("conn-low", 0, "connection manager low water mark of every home (default: the node's, 64)")
 		connHigh = fs.Int("conn-high", 0, "connection manager high water mark of every home (default: the node's, 128)")
+		connGr   = fs.Duration("conn-grace", 0, "connection manager grace period of every home: new connections are not trimmed within it (default: the node's, 1m)")
+		maxRSS   = fs.Float64("max-rss", 0, "stop the run (exit status 3) when the process's resident memory passes this many GiB, after a last progress line; 0: no bound")
 		lookupBO = fs.Duration("lookup-backoff", 0, "longest wait between the upkeep's fruitless provider lookups of a channel (default: the node's, the reprovide interval)")
 		rtRefr   = fs.Duration("rt-refresh", 0, "kad-dht routing-table refresh period of every home (default: kad-dht's, 10m)")
 		seed     = fs.Uint64("seed", 1, "seed of the layout, identities and keys")
@@ -171,6 +175,7 @@ func main() {
 	setIf(&base.NATShare, *nat)
 	setIf(&base.ConnLow, *connLow)
 	setIf(&base.ConnHigh, *connHigh)
+	setIf(&base.ConnGrace, *connGr)
 	setIf(&base.MaxLookupBackoff, *lookupBO)
 	setIf(&base.RefreshPeriod, *rtRefr)
 	base.Seed = *seed
@@ -180,6 +185,27 @@ func main() {
 			// thousand homes' syncs queueing on one disk.
 			base.Dir = "/dev/shm"
 		}
+	}
+	// The runs' data go into a directory of this process, removed when it
+	// is stopped (a signal) as well as when it ends: on /dev/shm a stopped
+	// run's homes would otherwise hold memory until the next boot.
+	own, err := os.MkdirTemp(base.Dir, "rpsim-")
+	if err != nil {
+		fatal(err)
+	}
+	base.Dir = own
+	cleanup := func() { os.RemoveAll(own) }
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		stopProfile()
+		cleanup()
+		fmt.Fprintln(os.Stderr, "rpsim: stopped by", s)
+		os.Exit(2)
+	}()
+	if *maxRSS > 0 {
+		go watchRSS(int64(*maxRSS*(1<<30)), cleanup)
 	}
 	if !*quiet {
 		base.Progress = os.Stderr
@@ -272,7 +298,39 @@ func main() {
 		}
 	}}}
 	// testing.Main parses nothing more (flags are parsed) and exits.
+	// It exits without returning: the test removes the data.
+	tests[0].F = func(f func(*testing.T)) func(*testing.T) {
+		return func(t *testing.T) { defer cleanup(); f(t) }
+	}(tests[0].F)
 	testing.Main(func(string, string) (bool, error) { return true, nil }, tests, nil, nil)
+}
+
+// watchRSS stops the process once its resident memory passes limit
+// bytes: a run too large for the machine ends with a line saying how
+// far it got (the last progress line before it) instead of the kernel's
+// OOM killer taking it, or another process, down.
+func watchRSS(limit int64, cleanup func()) {
+	page := int64(os.Getpagesize())
+	for range time.Tick(5 * time.Second) {
+		b, err := os.ReadFile("/proc/self/statm")
+		if err != nil {
+			return // not Linux: no bound
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			return
+		}
+		pages, err := strconv.ParseInt(f[1], 10, 64)
+		if err != nil {
+			return
+		}
+		if rss := pages * page; rss > limit {
+			stopProfile()
+			cleanup()
+			fmt.Fprintf(os.Stderr, "rpsim: resident memory %.1f GiB passed -max-rss %.1f GiB; stopped\n", float64(rss)/(1<<30), float64(limit)/(1<<30))
+			os.Exit(3)
+		}
+	}
 }
 
 // stopProfile ends the CPU profile, if one is being written.
