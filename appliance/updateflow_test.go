@@ -251,17 +251,7 @@ func (u *updater) busyNow() bool {
 // that NOTIFY_SOCKET names, for the daemon in this process.
 func notifySocket(t *testing.T) *net.UnixConn {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "notify") // short: a socket path has 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	path := filepath.Join(dir, "sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn, path := testkit.NotifySocket(t)
 	t.Setenv("NOTIFY_SOCKET", path)
 	return conn
 }

@@ -13,18 +13,14 @@ import (
 	"time"
 
 	"github.com/redpanda-p2p/homenode/appliance/sdnotify"
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
 
 // listen makes a unixgram socket playing systemd's notify socket and points
 // NOTIFY_SOCKET at it.
 func listen(t *testing.T) *net.UnixConn {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn, path := testkit.NotifySocket(t)
 	t.Setenv("NOTIFY_SOCKET", path)
 	return conn
 }

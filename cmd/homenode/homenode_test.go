@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,12 +143,7 @@ func homenode(t *testing.T, stdin string, args ...string) (stdout, stderr string
 // notifySocket is a unixgram socket playing systemd's notify socket.
 func notifySocket(t *testing.T) (string, <-chan string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn, path := testkit.NotifySocket(t)
 	msgs := make(chan string, 1024)
 	go func() {
 		buf := make([]byte, 4096)
