@@ -4,8 +4,9 @@
 //
 // A node opens a session only with a peer it has a reason to sync with
 // (Access.Opens: a peer it knows), so a DHT contact is not told what it
-// serves; and it tells a full peer only the channels that peer may sync
-// with it. Of two nodes the smaller peer ID opens; the larger opens after
+// serves; it tells a known node only the channels that node may sync
+// with it, and a peer it does not know that opens a session itself only
+// the channels both want (what that peer named). Of two nodes the smaller peer ID opens; the larger opens after
 // a wait (Config.OpenWait) when it knows the peer and no session came, so
 // that a pair where only the larger knows the other still syncs, and of
 // two streams that race both sides keep the smaller ID's.

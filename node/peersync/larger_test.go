@@ -122,3 +122,50 @@ func syncStreams(a, b *node) int {
 	}
 	return n
 }
+
+// TestStrangerThatOpensLearnsOnlyWhatItNamed: a node that a peer it does
+// not know opens a session to (a stranger that dialled it, or a node
+// configured with it that it was not configured with) answers with a
+// Hello listing only the channels both want, not every channel the
+// stranger may sync here (a paired appliance serves its owner's channels
+// by hand, open to every peer): what it serves stays unknown to the
+// stranger beyond what it named. A channel the stranger comes to want
+// later is told and reconciled then.
+func TestStrangerThatOpensLearnsOnlyWhatItNamed(t *testing.T) {
+	named, other := newWriter(t), newWriter(t)
+	n := newNode(t, nil, func(c *Config) {
+		c.Access = hooks{known: func(peer.ID) bool { return false }} // every channel open to all
+	})
+	x := newNode(t, nil, func(c *Config) { c.Access = hooks{known: func(peer.ID) bool { return false }} })
+	n.svc.Want(named.id(), other.id())
+	x.svc.Want(named.id())
+	ctx := context.Background()
+	old := other.seal(t, "in the channel the stranger did not name", time.Now())
+	if _, err := n.svc.Publish(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, x, n)
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := x.svc.open(octx, n.h.ID()); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the session", func() bool { return sessionUp(x, n) })
+	ss := x.svc.sessionFor(n.h.ID())
+	if !ss.peerWants(named.id()) {
+		t.Fatal("the node did not tell the channel both want")
+	}
+	if ss.peerWants(other.id()) {
+		t.Fatal("the node told a stranger a channel it did not name")
+	}
+	e := named.seal(t, "in the named channel", time.Now())
+	if _, err := n.svc.Publish(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the named channel's post reaches the stranger", func() bool { return has(t, x, e.ID()) })
+
+	x.svc.Want(other.id())
+	testkit.Eventually(t, "the other channel told and reconciled once the stranger wants it", func() bool {
+		return ss.peerWants(other.id()) && has(t, x, old.ID())
+	})
+}

@@ -468,9 +468,11 @@ func intersect(a, b map[channel.ID]struct{}) []channel.ID {
 }
 
 // sendHeldHello sends our Hello on a session whose peer's Hello just
-// arrived, if it was held: to a light peer it lists only the channels
-// both want, to anyone else the channels this node wants that the peer
-// may sync with it (Access.Accept).
+// arrived, if it was held: to a discreet peer (a light one, or a node
+// this node does not know: Access.Known) it lists only the channels both
+// want, so that a peer that opens a session learns nothing of what this
+// node serves beyond what it named itself; to a known node the channels
+// this node wants that the peer may sync with it (Access.Accept).
 func (s *Service) sendHeldHello(ss *session) {
 	ss.mu.Lock()
 	sent, light := ss.helloSent, ss.light
@@ -478,8 +480,9 @@ func (s *Service) sendHeldHello(ss *session) {
 	if sent {
 		return
 	}
+	discreet := light || (s.knowsPeers && !s.access.Known(ss.peer))
 	var asked map[channel.ID]bool
-	if !light {
+	if !discreet {
 		// Asked before the lock: Accept may wait (a statement exchange).
 		asked = s.mayList(ss.peer)
 	}
@@ -491,8 +494,9 @@ func (s *Service) sendHeldHello(ss *session) {
 		s.mu.Unlock()
 		return
 	}
+	ss.discreet = discreet
 	var wants []channel.ID
-	if light {
+	if discreet {
 		wants = intersect(s.wants, ss.wants)
 	} else {
 		wants, late = s.mayListLocked(asked)
