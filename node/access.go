@@ -66,11 +66,13 @@ func (a *Access) Admit(p peer.ID, ch channel.ID) error {
 func (a *Access) Known(p peer.ID) bool { return a.n.known(p) }
 
 // Opens says, without waiting, whether the node opens a sync session with
-// p: it knows p, or the operator serves channels by hand, which every
-// peer may sync. A DHT contact that proved nothing gets no session and
-// so no list of the channels served here; discovery's PeerAuthorized and
-// a registration open one when p comes to be known.
-func (a *Access) Opens(p peer.ID) bool { return a.n.known(p) || a.n.operatorServesAny() }
+// p: it knows p. Channels the operator serves by hand (a paired
+// appliance's owner's channels, FollowOwner) are no reason: every peer may
+// sync them, but only in a session that peer opens, so a DHT contact that
+// proved nothing gets no session from this node and no list of the
+// channels served here; discovery's PeerAuthorized and a registration
+// open one when p comes to be known.
+func (a *Access) Opens(p peer.ID) bool { return a.n.known(p) }
 
 // trusted says whether p may exchange channel ch's messages with this
 // node: the node itself, a peer configured by the operator, a registered
@@ -101,10 +103,4 @@ func (n *Node) operatorServes(ch channel.ID) bool {
 	n.opMu.RLock()
 	defer n.opMu.RUnlock()
 	return slices.Contains(n.cfg.Channels, ch)
-}
-
-func (n *Node) operatorServesAny() bool {
-	n.opMu.RLock()
-	defer n.opMu.RUnlock()
-	return len(n.cfg.Channels) > 0
 }

@@ -321,15 +321,9 @@ func (n *Node) SetOwner(id channel.IdentityKey) error {
 // those its registered users ask for, open to every peer.
 func (n *Node) Serve(chs ...channel.ID) {
 	n.opMu.Lock()
-	first := len(n.cfg.Channels) == 0 && len(chs) > 0
 	n.cfg.Channels = append(n.cfg.Channels, chs...)
 	n.opMu.Unlock()
 	n.serveRegistered()
-	if s := n.syncReady.Load(); first && s != nil {
-		// Channels open to every peer are a reason to sync with peers
-		// this node did not open a session to (Access.Opens).
-		s.OpenSessions()
-	}
 }
 
 // serveRegistered makes the served channels the operator's, every

@@ -31,13 +31,16 @@ type Access interface {
 	// MaxStrangerSessions in total the oldest such session is closed.
 	Known(p peer.ID) bool
 	// Opens says, without waiting, whether the node has a reason to sync
-	// with p, so that it opens a session with p when it is the side that
-	// opens (the smaller peer ID): p is known (Known), or the node serves
-	// channels that every peer may sync. A peer without a reason gets no
-	// session from this side, so no Hello and none of the channels the node
-	// serves: a DHT contact is not told what the node serves. When a reason
-	// comes later (a peer proves a served channel, a device registers) the
-	// node calls Resync, which opens the session then.
+	// with p, so that it opens a session with p: p is known (a registered
+	// device, a configured peer, a super node that proved a served
+	// channel). Of a pair of nodes the smaller peer ID opens at once, the
+	// larger after Config.OpenWait if no session came. A peer without a
+	// reason gets no session from this side, so no Hello and none of the
+	// channels the node serves: a DHT contact is not told what the node
+	// serves, also of channels every peer may sync (it still gets a session
+	// when it opens one itself). When a reason comes later (a peer proves
+	// a served channel, a device registers) the node calls Resync, which
+	// opens the session then.
 	Opens(p peer.ID) bool
 }
 

@@ -3,9 +3,13 @@
 // channels both want, over one long-lived libp2p stream per peer pair.
 //
 // A node opens a session only with a peer it has a reason to sync with
-// (Access.Opens: a peer it knows, or any peer while it serves channels
-// open to all), so a DHT contact is not told what it serves; and it
-// tells a full peer only the channels that peer may sync with it.
+// (Access.Opens: a peer it knows), so a DHT contact is not told what it
+// serves; it tells a known node only the channels that node may sync
+// with it, and a peer it does not know that opens a session itself only
+// the channels both want (what that peer named). Of two nodes the smaller peer ID opens; the larger opens after
+// a wait (Config.OpenWait) when it knows the peer and no session came, so
+// that a pair where only the larger knows the other still syncs, and of
+// two streams that race both sides keep the smaller ID's.
 //
 // Each side declares the channels it wants (Hello, Want). A node announces
 // the headers of newly stored messages to every peer that wants the

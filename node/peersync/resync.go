@@ -1,8 +1,6 @@
 package peersync
 
 import (
-	"slices"
-
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -21,9 +19,10 @@ import (
 // that this node wants them (our Hello listed only what p could sync
 // then).
 //
-// Without a session with p, a connected p is opened to, if this side
-// opens and the node now has a reason to sync with p (Access.Opens): the
-// opener's Hello lists what p may sync now and the pair reconciles it.
+// Without a session with p, a connected p is opened to if the node now
+// has a reason to sync with p (Access.Opens), at once by the smaller peer
+// ID and after Config.OpenWait by the larger (connected): the opener's
+// Hello lists what p may sync now and the pair reconciles it.
 func (s *Service) Resync(p peer.ID, chs ...channel.ID) {
 	s.mu.Lock()
 	ss := s.sessions[p]
@@ -48,20 +47,4 @@ func (s *Service) Resync(p peer.ID, chs ...channel.ID) {
 		ss.tellWant(ours, nil)
 	}
 	ss.reconcileShared(chs)
-}
-
-// OpenSessions opens a session, where this side opens, with every
-// connected peer that has none and may speak sync (identify has not said
-// it does not): for when the node gains a reason to sync with peers it
-// did not open to (it came to serve channels open to every peer).
-func (s *Service) OpenSessions() {
-	for _, p := range s.h.Network().Peers() {
-		if s.sessionFor(p) != nil {
-			continue
-		}
-		if protos, err := s.h.Peerstore().GetProtocols(p); err == nil && len(protos) > 0 && !slices.Contains(protos, ProtocolID) {
-			continue
-		}
-		s.connected(p)
-	}
 }

@@ -64,6 +64,9 @@ const (
 	DefaultMaxStrangerSessions          = 256
 	DefaultMaxStrangerSessionsPerPrefix = 16
 	DefaultStrangerLifetime             = 2 * time.Minute
+	// DefaultOpenWait is how long the larger peer ID of a node pair waits
+	// for the smaller to open the session before it opens it itself.
+	DefaultOpenWait = 5 * time.Second
 )
 
 // Sentinel errors callers branch on.
@@ -158,6 +161,11 @@ type Config struct {
 	// above.
 	MaxStrangerSessions, MaxStrangerSessionsPerPrefix int
 	StrangerLifetime                                  time.Duration
+	// OpenWait is how long the larger peer ID of a node pair, when it has
+	// a reason to sync with the peer (Access.Opens), waits for the smaller
+	// to open the session before it opens it itself; default
+	// DefaultOpenWait.
+	OpenWait time.Duration
 	// Agent is sent in Hello, for the peer's logs.
 	Agent string
 	// Light makes this a light client's service, one that serves nobody:
@@ -218,6 +226,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.StrangerLifetime <= 0 {
 		c.StrangerLifetime = DefaultStrangerLifetime
+	}
+	if c.OpenWait <= 0 {
+		c.OpenWait = DefaultOpenWait
 	}
 	if c.Agent == "" {
 		c.Agent = "redpanda-homenode"
@@ -457,9 +468,11 @@ func intersect(a, b map[channel.ID]struct{}) []channel.ID {
 }
 
 // sendHeldHello sends our Hello on a session whose peer's Hello just
-// arrived, if it was held: to a light peer it lists only the channels
-// both want, to anyone else the channels this node wants that the peer
-// may sync with it (Access.Accept).
+// arrived, if it was held: to a discreet peer (a light one, or a node
+// this node does not know: Access.Known) it lists only the channels both
+// want, so that a peer that opens a session learns nothing of what this
+// node serves beyond what it named itself; to a known node the channels
+// this node wants that the peer may sync with it (Access.Accept).
 func (s *Service) sendHeldHello(ss *session) {
 	ss.mu.Lock()
 	sent, light := ss.helloSent, ss.light
@@ -467,8 +480,9 @@ func (s *Service) sendHeldHello(ss *session) {
 	if sent {
 		return
 	}
+	discreet := light || (s.knowsPeers && !s.access.Known(ss.peer))
 	var asked map[channel.ID]bool
-	if !light {
+	if !discreet {
 		// Asked before the lock: Accept may wait (a statement exchange).
 		asked = s.mayList(ss.peer)
 	}
@@ -480,8 +494,9 @@ func (s *Service) sendHeldHello(ss *session) {
 		s.mu.Unlock()
 		return
 	}
+	ss.discreet = discreet
 	var wants []channel.ID
-	if light {
+	if discreet {
 		wants = intersect(s.wants, ss.wants)
 	} else {
 		wants, late = s.mayListLocked(asked)
@@ -654,21 +669,26 @@ func (s *Service) session(ctx context.Context, p peer.ID) (*session, error) {
 // opening is an open under way (Service.opening).
 type opening struct{ again bool }
 
-// connected opens a session to a newly connected peer when this side is
-// the opener: the smaller peer ID opens, so the pair gets one stream, and
-// only with a peer the node has a reason to sync with (Access.Opens); a
-// peer that gets one later is opened to by Resync. A light service opens
-// every session (it accepts none). It is also called when a connected
-// peer comes to speak sync; one open runs per peer at a time, and a call
-// while it runs makes a failed open try again.
+// connected opens a session to a newly connected peer the node has a
+// reason to sync with (Access.Opens). Of a pair of nodes the smaller peer
+// ID opens at once; the larger waits Config.OpenWait and opens only if no
+// session came, so that a pair where only the larger knows the other (it
+// was configured with it) still syncs, and a pair where both know each
+// other gets one stream (of two that race, both sides keep the smaller
+// ID's: startSession). A peer that gets a reason later is opened to by
+// Resync. A light service opens every session at once (it accepts none).
+// It is also called when a connected peer comes to speak sync; one open
+// runs per peer at a time, and a call while it runs makes a failed open
+// try again.
 func (s *Service) connected(p peer.ID) {
-	if p == s.h.ID() || (!s.cfg.Light && bytes.Compare([]byte(s.h.ID()), []byte(p)) > 0) {
+	if p == s.h.ID() {
 		return
 	}
 	if !s.cfg.Light && !s.access.Opens(p) {
 		s.log.Debug("no sync session opened: no reason to sync with the peer yet", "peer", p)
 		return
 	}
+	waits := !s.cfg.Light && bytes.Compare([]byte(s.h.ID()), []byte(p)) > 0
 	s.mu.Lock()
 	// A session over a connection that is gone is ending: the peer
 	// restarted and connected again before this side saw the old stream
@@ -691,6 +711,10 @@ func (s *Service) connected(p peer.ID) {
 	}
 	go func() {
 		defer s.wg.Done()
+		if waits && !s.peerDidNotOpen(p) {
+			s.openDone(p, nil, false)
+			return
+		}
 		// A light client is the only side that opens, so it tries again
 		// (a node out of streams for the moment) while the node stays
 		// connected and speaks sync.
@@ -714,6 +738,35 @@ func (s *Service) connected(p peer.ID) {
 			}
 		}
 	}()
+}
+
+// peerDidNotOpen waits Config.OpenWait for p, the smaller peer ID, to open
+// the session, and reports whether this side should open it instead: p is
+// still connected, opened no session, may speak sync (identify has not
+// said it does not: a light client serves none, it opens itself) and the
+// node still has a reason to sync with it.
+func (s *Service) peerDidNotOpen(p peer.ID) bool {
+	t := time.NewTimer(s.cfg.OpenWait)
+	defer t.Stop()
+	select {
+	case <-s.ctx.Done():
+		return false
+	case <-t.C:
+	}
+	if s.h.Network().Connectedness(p) != network.Connected {
+		return false
+	}
+	if ss := s.sessionFor(p); ss != nil && !ss.st.Conn().IsClosed() {
+		return false
+	}
+	if protos, err := s.h.Peerstore().GetProtocols(p); err == nil && len(protos) > 0 && !slices.Contains(protos, ProtocolID) {
+		return false
+	}
+	if !s.access.Opens(p) {
+		return false
+	}
+	s.log.Debug("opening the sync session the peer did not open", "peer", p)
+	return true
 }
 
 // openDone ends the open of p, unless it failed (err) and keep is set
@@ -757,11 +810,46 @@ func (s *Service) open(ctx context.Context, p peer.ID) (*session, error) {
 		return nil, fmt.Errorf("sync: open stream to %s: %w", p, err)
 	}
 	ss, err := s.startSession(st)
+	if errors.Is(err, errKeptOlder) {
+		_ = st.Reset()
+		return ss, nil
+	}
 	if err != nil {
 		_ = st.Reset()
 		return nil, err
 	}
 	return ss, nil
+}
+
+// errKeptOlder: startSession kept the session the smaller peer ID opened
+// over a stream the larger opened while it lived (the two raced).
+var errKeptOlder = errors.New("sync: the session the smaller peer ID opened is kept")
+
+// bySmaller reports whether st was opened by the smaller peer ID of the
+// pair.
+func (s *Service) bySmaller(st network.Stream) bool {
+	self, p := []byte(s.h.ID()), []byte(st.Conn().RemotePeer())
+	if st.Stat().Direction == network.DirInbound {
+		return bytes.Compare(p, self) < 0
+	}
+	return bytes.Compare(self, p) < 0
+}
+
+// keepsOld says whether a node keeps old, a live session the smaller
+// peer ID opened, instead of a new stream st that the larger opened: the
+// two sides opened at once (the larger after Config.OpenWait), and both
+// keep the same one. Any other new stream replaces the old session: the
+// peer restarted its side, or connected again.
+func (s *Service) keepsOld(old *session, st network.Stream) bool {
+	if s.cfg.Light || old.st.Conn().IsClosed() {
+		return false
+	}
+	select {
+	case <-old.done:
+		return false
+	default:
+	}
+	return s.bySmaller(old.st) && !s.bySmaller(st)
 }
 
 func (s *Service) handleStream(st network.Stream) {
@@ -771,7 +859,10 @@ func (s *Service) handleStream(st network.Stream) {
 }
 
 // startSession installs a session for the stream's peer, replacing an
-// older one: a new stream means the peer restarted its side.
+// older one: a new stream means the peer restarted its side; except that
+// a live session the smaller peer ID opened is kept over a stream the
+// larger opened (keepsOld): then it returns that session and
+// errKeptOlder.
 func (s *Service) startSession(st network.Stream) (*session, error) {
 	p := st.Conn().RemotePeer()
 	var asked map[channel.ID]bool
@@ -785,6 +876,11 @@ func (s *Service) startSession(st network.Stream) (*session, error) {
 		return nil, ErrClosed
 	}
 	old := s.sessions[p]
+	if old != nil && s.keepsOld(old, st) {
+		s.mu.Unlock()
+		s.log.Debug("two sync streams raced: the one the smaller peer ID opened is kept", "peer", p)
+		return old, errKeptOlder
+	}
 	c := s.stats[p]
 	if c == nil {
 		c = &counters{}

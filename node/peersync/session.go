@@ -57,7 +57,12 @@ type session struct {
 	helloSent bool
 	// light: the peer serves nobody and hears only about channels it
 	// wants (Hello.light).
-	light       bool
+	light bool
+	// discreet: the peer is told only about the channels it wants (our
+	// Hello lists the channels both want, later Wants only those): a light
+	// peer, or a node that opened the session and that this node did not
+	// know when its Hello came (sendHeldHello).
+	discreet    bool
 	maxInFlight int
 	reconciling map[channel.ID]*reconcileRun
 	afterHello  []channel.ID // channels to reconcile once the peer's Hello arrives
@@ -451,21 +456,21 @@ func helloFrames(agent string, maxInFlight int, wants []channel.ID) []*wirepb.Fr
 
 // tellWant sends this node's want changes to the peer: to a full peer
 // those for channels it may sync here (Access.Accept, as in the Hello),
-// to a light one only those for channels it wants, nothing while our
-// Hello is held (it is built from the want set later, so it carries these
-// changes).
+// to a discreet one (light, or unknown: sendHeldHello) only those for
+// channels it wants, nothing while our Hello is held (it is built from
+// the want set later, so it carries these changes).
 func (ss *session) tellWant(add, remove []channel.ID) {
 	ss.mu.Lock()
 	if !ss.helloSent {
 		ss.mu.Unlock()
 		return
 	}
-	light := ss.light
-	if light {
+	discreet := ss.discreet
+	if discreet {
 		add, remove = ss.wantedLocked(add), ss.wantedLocked(remove)
 	}
 	ss.mu.Unlock()
-	if !light {
+	if !discreet {
 		// Asked outside ss.mu: Accept may wait for a statement exchange.
 		add, remove = ss.svc.mayOnly(ss.peer, add), ss.svc.mayOnly(ss.peer, remove)
 	}
@@ -673,8 +678,9 @@ func (ss *session) takeToldFirst(ch channel.ID) bool {
 	return ok
 }
 
-// onWant applies a peer's Want. A light peer was told only about the
-// channels it wanted, so when it comes to want one this node serves, the
+// onWant applies a peer's Want. A discreet peer (a light one, or a node
+// this node did not know) was told only about the channels it wanted, so
+// when it comes to want one this node serves, the
 // node tells it now and reconciles the channel: without this, both sides
 // coming to want a channel after their Hellos would never learn of it.
 // A full peer was told (Want) when this node came to want the channel,
@@ -687,12 +693,12 @@ func (ss *session) onWant(add, remove [][]byte) error {
 		return err
 	}
 	ss.mu.Lock()
-	light := ss.light
+	discreet := ss.discreet
 	ss.mu.Unlock()
 	if len(add) == 0 {
 		return nil
 	}
-	if !light {
+	if !discreet {
 		var shared []channel.ID
 		for _, b := range add {
 			ch, _ := wire.ChannelID(b)
