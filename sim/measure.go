@@ -329,16 +329,49 @@ func (w *World) dhtSent() int64 {
 	return sum
 }
 
+// dhtBytes is the DHT bytes home h has sent and received so far.
+func dhtBytes(h *Home) int64 {
+	s, r := h.Meter.Bytes(KindDHT)
+	return s + r
+}
+
+// walkCost is what one DHT operation of home h costs: walk runs it under
+// ctx (registered for kad-dht's query events). own is h's DHT bytes sent
+// and received meanwhile: its requests and the answers to them, each
+// byte of the walk once, as the network carries it; what h answered
+// other homes' walks in that time is in it too (a home's share of the
+// background, under 1 KiB a second at 300 homes). net is every home's
+// DHT bytes sent meanwhile, the walk's and everybody else's (what rpsim
+// counted before, which at a few hundred homes is mostly the others');
+// asked is the peers the walk sent requests to.
+func (w *World) walkCost(h *Home, walk func(ctx context.Context) error) (own, net int64, asked int, err error) {
+	ownBefore, netBefore := dhtBytes(h), w.dhtSent()
+	ctx, cancel := context.WithTimeout(context.Background(), discovery.DefaultLookupTimeout)
+	ectx, events := routing.RegisterForQueryEvents(ctx)
+	n := countQueries(events)
+	err = walk(ectx)
+	cancel()
+	asked = <-n
+	return dhtBytes(h) - ownBefore, w.dhtSent() - netBefore, asked, err
+}
+
+// provideCost provides key from h as discovery does (a closest-peers walk
+// and an ADD_PROVIDER to each of the closest) and says what it cost.
+func (w *World) provideCost(h *Home, key cid.Cid) (own, net int64, asked int, err error) {
+	return w.walkCost(h, func(ctx context.Context) error {
+		return h.Node().Discovery.DHT().Provide(ctx, key, true)
+	})
+}
+
 // measureCosts measures what one provide and one complete provider lookup
-// cost the whole network: the DHT bytes all homes sent while it ran (the
-// background of the other homes included, which the median keeps small)
-// and the peers it asked. Each of n provides announces a key nobody
-// provided before (as each day's new key is), from a random running
-// home; each of n lookups asks for a served channel's key until the
-// lookup completes (as the upkeep's does).
+// cost: the DHT bytes the home that made it sent and received while it
+// ran (walkCost), and the peers it asked. Each of n provides announces a
+// key nobody provided before (as each day's new key is), from a random
+// running home; each of n lookups asks for a served channel's key until
+// the lookup completes (as the upkeep's does).
 func (w *World) measureCosts(ph *Phase, rng *rand.Rand, n int) {
 	var c CostStats
-	var pb, pr, lb, lr []float64
+	var pb, pn, pr, lb, ln, lr []float64
 	on := func() *Home {
 		for {
 			if h := w.homes[rng.IntN(len(w.homes))]; h.Node() != nil && h.skew.Load() == 0 {
@@ -352,32 +385,24 @@ func (w *World) measureCosts(ph *Phase, rng *rand.Rand, n int) {
 		for i := range id {
 			id[i] = byte(rng.IntN(256))
 		}
-		key := discovery.ProvideKey(id, discovery.DayOf(time.Now()))
-		before := w.dhtSent()
-		ctx, cancel := context.WithTimeout(context.Background(), discovery.DefaultLookupTimeout)
-		ectx, events := routing.RegisterForQueryEvents(ctx)
-		asked := countQueries(events)
-		err := h.Node().Discovery.DHT().Provide(ectx, key, true)
-		cancel()
+		own, net, asked, err := w.provideCost(h, discovery.ProvideKey(id, discovery.DayOf(time.Now())))
 		if err == nil {
-			pb, pr = append(pb, float64(w.dhtSent()-before)), append(pr, float64(<-asked))
+			pb, pn, pr = append(pb, float64(own)), append(pn, float64(net)), append(pr, float64(asked))
 		}
 	}
 	for range n {
 		h := on()
 		ch := w.g.Channels[rng.IntN(len(w.g.Channels))]
 		key := discovery.ProvideKey(ch.Key.ID(), discovery.DayOf(time.Now()))
-		before := w.dhtSent()
-		ctx, cancel := context.WithTimeout(context.Background(), discovery.DefaultLookupTimeout)
-		ectx, events := routing.RegisterForQueryEvents(ctx)
-		asked := countQueries(events)
-		for range h.Node().Discovery.DHT().FindProvidersAsync(ectx, key, 0) {
-		}
-		cancel()
-		lb, lr = append(lb, float64(w.dhtSent()-before)), append(lr, float64(<-asked))
+		own, net, asked, _ := w.walkCost(h, func(ctx context.Context) error {
+			for range h.Node().Discovery.DHT().FindProvidersAsync(ctx, key, 0) {
+			}
+			return nil
+		})
+		lb, ln, lr = append(lb, float64(own)), append(ln, float64(net)), append(lr, float64(asked))
 	}
-	c.ProvideBytes, c.ProvideAsked = summarize(pb), summarize(pr)
-	c.LookupBytes, c.LookupAsked = summarize(lb), summarize(lr)
+	c.ProvideBytes, c.ProvideNetBytes, c.ProvideAsked = summarize(pb), summarize(pn), summarize(pr)
+	c.LookupBytes, c.LookupNetBytes, c.LookupAsked = summarize(lb), summarize(ln), summarize(lr)
 	ph.Costs = &c
 }
 

@@ -142,12 +142,17 @@ type RecordStats struct {
 
 func (r *RecordStats) summarize() { r.PerHome = summarize(r.perHome) }
 
-// CostStats: DHT bytes sent by all homes, and peers asked, for one
-// provide (lookup of the closest peers and the records stored at them)
-// and for one complete provider lookup.
+// CostStats: what one provide (a walk to the closest peers and the
+// records stored at them) and one complete provider lookup cost. Bytes:
+// the DHT bytes the home that made it sent and received meanwhile (its
+// walk; World.walkCost). NetBytes: every home's DHT bytes sent meanwhile,
+// the others' traffic included (what Bytes meant in the JSON of runs
+// before this field existed). Asked: the peers it sent requests to.
 type CostStats struct {
 	ProvideBytes, ProvideAsked Dist
 	LookupBytes, LookupAsked   Dist
+	ProvideNetBytes            Dist `json:",omitzero"`
+	LookupNetBytes             Dist `json:",omitzero"`
 }
 
 // TrafficStats: bytes per home per day by kind (sent + received).
@@ -219,8 +224,9 @@ func (r *Report) WriteText(w io.Writer) {
 				t.Size.Median, t.Size.Max, 100*t.Live.Mean, 100*t.Closest.Median, 100*t.Closest.Mean, t.Conns.Median, t.Conns.Max)
 		}
 		if c := ph.Costs; c != nil {
-			fmt.Fprintf(w, "  one provide: %s sent in all (median), %.0f peers asked; one complete lookup: %s, %.0f peers asked\n",
-				bytesStr(c.ProvideBytes.Median), c.ProvideAsked.Median, bytesStr(c.LookupBytes.Median), c.LookupAsked.Median)
+			fmt.Fprintf(w, "  one provide: %s sent and received by the provider (median; all homes sent %s meanwhile), %.0f peers asked; one complete lookup: %s (%s), %.0f peers asked\n",
+				bytesStr(c.ProvideBytes.Median), bytesStr(c.ProvideNetBytes.Median), c.ProvideAsked.Median,
+				bytesStr(c.LookupBytes.Median), bytesStr(c.LookupNetBytes.Median), c.LookupAsked.Median)
 		}
 		if rs := ph.Records; rs != nil {
 			fmt.Fprintf(w, "  provider records stored per home: median %.0f, p99 %.0f, max %.0f\n", rs.PerHome.Median, rs.PerHome.P99, rs.PerHome.Max)

@@ -188,39 +188,11 @@ func run(cfg Config, dir string) (*Report, error) {
 	t0 := time.Now()
 	// The bubble starts at midnight; begin at the configured time of day.
 	time.Sleep(cfg.Start)
-	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
-	keyRand := rand.NewChaCha8([32]byte{byte(cfg.Seed), byte(cfg.Seed >> 8), byte(cfg.Seed >> 16), byte(cfg.Seed >> 24), 'r', 'p', 's', 'i', 'm'})
-
-	links := make([]Link, cfg.Homes)
-	for i := range links {
-		up := logUniform(rng, 5e6, 50e6)
-		links[i] = Link{
-			Access:   time.Duration(2+rng.IntN(7)) * time.Millisecond,
-			Region:   rng.IntN(cfg.Regions),
-			UpBits:   int(up),
-			DownBits: int(min(up*(4+6*rng.Float64()), 250e6)),
-			NAT:      rng.Float64() < cfg.NATShare,
-		}
-	}
-	w := &World{
-		wall:  wallClock(),
-		cpu:   cpuTime(),
-		cfg:   cfg,
-		nw:    NewNetwork(rng, links, cfg.Regions),
-		g:     NewGraph(rng, cfg.Homes, cfg.Owners, cfg.Degree, cfg.Rewire, cfg.DMShare, cfg.ChannelsPerPerson, keyRand),
-		log:   cfg.Logger,
-		dir:   dir,
-		track: newTracker(),
+	w, rng, err := newWorld(cfg, dir)
+	if err != nil {
+		return nil, err
 	}
 	rep := &Report{Config: cfg, Homes: cfg.Homes, People: len(w.g.People), Channels: len(w.g.Channels)}
-	for i := range cfg.Homes {
-		d := filepath.Join(dir, fmt.Sprintf("home-%04d", i))
-		id, err := newHomeIdentity(d, keyRand)
-		if err != nil {
-			return nil, fmt.Errorf("sim: home %d identity: %w", i, err)
-		}
-		w.homes = append(w.homes, &Home{I: i, ID: id, Dir: d, Meter: &Meter{}})
-	}
 	w.nw.Start()
 	defer w.nw.Close()
 	defer w.stopAll()
@@ -279,6 +251,45 @@ func run(cfg Config, dir string) (*Report, error) {
 	}
 	rep.Virtual = time.Since(t0) - cfg.Start
 	return rep, nil
+}
+
+// newWorld lays out cfg's network, people, channels and homes (their
+// identities on disk under dir), nothing started; the returned rng goes
+// on to draw the run's events.
+func newWorld(cfg Config, dir string) (*World, *rand.Rand, error) {
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	keyRand := rand.NewChaCha8([32]byte{byte(cfg.Seed), byte(cfg.Seed >> 8), byte(cfg.Seed >> 16), byte(cfg.Seed >> 24), 'r', 'p', 's', 'i', 'm'})
+
+	links := make([]Link, cfg.Homes)
+	for i := range links {
+		up := logUniform(rng, 5e6, 50e6)
+		links[i] = Link{
+			Access:   time.Duration(2+rng.IntN(7)) * time.Millisecond,
+			Region:   rng.IntN(cfg.Regions),
+			UpBits:   int(up),
+			DownBits: int(min(up*(4+6*rng.Float64()), 250e6)),
+			NAT:      rng.Float64() < cfg.NATShare,
+		}
+	}
+	w := &World{
+		wall:  wallClock(),
+		cpu:   cpuTime(),
+		cfg:   cfg,
+		nw:    NewNetwork(rng, links, cfg.Regions),
+		g:     NewGraph(rng, cfg.Homes, cfg.Owners, cfg.Degree, cfg.Rewire, cfg.DMShare, cfg.ChannelsPerPerson, keyRand),
+		log:   cfg.Logger,
+		dir:   dir,
+		track: newTracker(),
+	}
+	for i := range cfg.Homes {
+		d := filepath.Join(dir, fmt.Sprintf("home-%04d", i))
+		id, err := newHomeIdentity(d, keyRand)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sim: home %d identity: %w", i, err)
+		}
+		w.homes = append(w.homes, &Home{I: i, ID: id, Dir: d, Meter: &Meter{}})
+	}
+	return w, rng, nil
 }
 
 // ticker writes a progress line every d of virtual time.

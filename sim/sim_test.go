@@ -4,16 +4,23 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"os"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+
+	"github.com/redpanda-p2p/homenode/node/channel"
+	"github.com/redpanda-p2p/homenode/node/discovery"
 )
 
 // TestSim runs ShortConfig: eight real home nodes for half an hour of
@@ -194,4 +201,100 @@ func TestSimFourHomes(t *testing.T) {
 	if d := rep.Phases[0].Delivery; d.Lost > 0 || d.Complete != d.Posts {
 		t.Fatalf("delivery in four homes: %+v", d)
 	}
+}
+
+// TestSimProvideCostIsTheProviders: the cost reported for one provide is
+// the providing home's own walk, not every home's DHT traffic while it
+// runs. Eight homes, split in two: a home on one side provides a key
+// while the other side is quiet, then another key while every home of
+// the other side walks the DHT without pause. Those walks cannot reach
+// the provider, so its cost must stay what it was, while the DHT bytes
+// sent in the whole network meanwhile (what rpsim counted before) grow
+// by the others' walks.
+func TestSimProvideCostIsTheProviders(t *testing.T) {
+	cfg := Config{Homes: 8, Join: time.Minute, Seed: testSeed(t)}
+	cfg.setDefaults()
+	cfg.Dir = t.TempDir()
+	synctest.Test(t, func(t *testing.T) {
+		w, rng, err := newWorld(cfg, cfg.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.nw.Start()
+		defer w.nw.Close()
+		defer w.stopAll()
+		if err := w.join(rng); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Minute)
+		group := make([]int, len(w.homes))
+		var provider *Home
+		var walkers []*Home
+		for i, h := range w.homes {
+			if i < len(w.homes)/2 {
+				group[i] = 1
+				provider = h
+			} else {
+				walkers = append(walkers, h)
+			}
+		}
+		w.nw.Split(group)
+		time.Sleep(5 * time.Minute)
+		key := func() cid.Cid {
+			var id channel.ID
+			for i := range id {
+				id[i] = byte(rng.IntN(256))
+			}
+			return discovery.ProvideKey(id, discovery.DayOf(time.Now()))
+		}
+		quiet, quietNet, asked, err := w.provideCost(provider, key())
+		if err != nil || quiet == 0 || asked == 0 {
+			t.Fatalf("provide on a quiet network: %d bytes, %d peers asked, %v", quiet, asked, err)
+		}
+
+		ctx, stop := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		var keyMu sync.Mutex // rng is not safe for concurrent use
+		for _, h := range walkers {
+			for range 4 {
+				wg.Go(func() {
+					for ctx.Err() == nil {
+						keyMu.Lock()
+						k := key()
+						keyMu.Unlock()
+						_ = h.Node().Discovery.DHT().Provide(ctx, k, true)
+					}
+				})
+			}
+		}
+		time.Sleep(time.Second)
+		loud, loudNet, _, err := w.provideCost(provider, key())
+		stop()
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("provide beside the other side's walks: %v", err)
+		}
+		t.Logf("one provide: %d bytes of the provider's alone (all homes sent %d), %d beside the others' walks (all homes sent %d)", quiet, quietNet, loud, loudNet)
+		// Counted as before, the loud provide would cost at least twice
+		// the quiet one.
+		if loudNet < 2*quietNet {
+			t.Fatalf("all homes sent %d bytes during the provide beside the others' walks, %d during the quiet one: too little to tell the counts apart", loudNet, quietNet)
+		}
+		if loud > quiet*3/2 {
+			t.Errorf("one provide cost %d bytes beside the other side's walks, %d alone: the cost counts others' traffic", loud, quiet)
+		}
+	})
+}
+
+// testSeed is the seed of a layout a test runs on: 1, or RPSIM_SEED.
+func testSeed(t *testing.T) uint64 {
+	s := os.Getenv("RPSIM_SEED")
+	if s == "" {
+		return 1
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("RPSIM_SEED=%q: %v", s, err)
+	}
+	return n
 }
