@@ -457,7 +457,10 @@ func startVM(work, name, overlay string, p2p, httpPort int) (*vm, error) {
 		v.offset = st.Size()
 	}
 	os.Remove(v.mon)
-	args := []string{"-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024", "-display", "none",
+	// acpi=off as in image/test.sh: the same board, its gpio-keys button
+	// in the device tree (with ACPI on and U-Boot, Linux gets neither ACPI
+	// tables nor the button).
+	args := []string{"-M", "virt,acpi=off", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024", "-display", "none",
 		"-bios", *uboot,
 		"-chardev", "file,id=con,path=" + v.logPath + ",append=on", "-serial", "chardev:con",
 		"-monitor", "unix:" + v.mon + ",server,nowait",
