@@ -46,7 +46,7 @@ var (
 	redpanda    = flag.String("redpanda", "", "the redpanda client binary (the phone)")
 	versionN    = flag.String("version-n", "9.0.0-1", "the image's version")
 	versionNext = flag.String("version-next", "9.0.1-1", "the good update's version")
-	only        = flag.String("only", "", "comma-separated scenarios (bootscript,commitfail,good,upload,never-ready,hang,refused,cuts); default all")
+	only        = flag.String("only", "", "comma-separated scenarios (bootscript,commitfail,good,upload,never-ready,hang,data-late,refused,cuts); default all")
 	cuts        = flag.Int("cuts", 4, "power cuts per phase (download, write, first boot)")
 	seed        = flag.Uint64("seed", uint64(time.Now().UnixNano()), "seed of the random moments")
 	signingKey  = flag.String("key", "update/keys/dev-release.key", "the key the feeds are signed with (the image trusts it)")
@@ -145,6 +145,7 @@ func run() error {
 		{"never-ready", scenarioNeverReady},
 		{"good", scenarioGood},
 		{"hang", scenarioHang},
+		{"data-late", scenarioDataLate},
 		{"refused", scenarioRefused},
 		{"upload", scenarioUpload},
 		{"cuts", scenarioCuts},
