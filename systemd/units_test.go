@@ -248,6 +248,7 @@ func TestUpdateUnits(t *testing.T) {
 		{"homenode-fallback.service", "Service", "User", "homenode"},
 		{"homenode-fallback.service", "Service", "SupplementaryGroups", "disk"},
 		{"homenode-fallback.service", "Service", "CapabilityBoundingSet", ""},
+		{"homenode-fallback.service", "Service", "ReadWritePaths", "-/var/lib/homenode/update"},
 		{"homenode-commit.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
 		{"homenode-commit.service", "Unit", "After", "local-fs.target var-lib-homenode.mount"},
 		{"homenode-commit.service", "Service", "StateDirectory", "homenode/update"},
@@ -293,9 +294,54 @@ func TestUpdateUnits(t *testing.T) {
 			t.Errorf("homenode-commit.service After=%q: a homenode that restarts for ever would hold the commit step back for ever", a)
 		}
 	}
-	// The commit unit must not wait for the data partition: without it a
-	// trial boot must still fail and reboot, not hang.
+	// The commit unit adds no mount wait of its own: its StateDirectory=
+	// needs the data partition, and a trial boot without it fails the
+	// unit at once (then the fallback, which needs no mount, reboots:
+	// TestFallbackNeedsNoDataPartition), not after a wait.
 	if r := directives(t, "homenode-commit.service")["Unit"]["RequiresMountsFor"]; len(r) > 0 {
 		t.Errorf("homenode-commit.service RequiresMountsFor=%q", r)
+	}
+}
+
+// TestFallbackNeedsNoDataPartition: the fallback unit runs when the commit
+// step failed, and on a trial boot whose data partition did not come up
+// the commit step fails on that very mount. A fallback that needed the
+// mount would fail with it ("Dependency failed for
+// homenode-fallback.service", seen under QEMU) and leave the board on the
+// trial system with no node. So it carries none of what makes systemd add
+// a mount dependency (unit_add_exec_dependencies: StateDirectory= and its
+// kin, WorkingDirectory= without "-", RootDirectory=, RequiresMountsFor=)
+// nor an explicit one, and a path it may write on the data partition is
+// optional ("-"), or the missing directory would fail its namespace.
+// image/updatetest's scenario data-late shows it in the guest.
+func TestFallbackNeedsNoDataPartition(t *testing.T) {
+	d := directives(t, "homenode-fallback.service")
+	for _, k := range []string{"StateDirectory", "CacheDirectory", "LogsDirectory", "RootDirectory", "RootImage"} {
+		if v := d["Service"][k]; len(v) > 0 {
+			t.Errorf("homenode-fallback.service %s=%q: adds RequiresMountsFor= on the data partition", k, v)
+		}
+	}
+	for _, v := range d["Service"]["WorkingDirectory"] {
+		if !strings.HasPrefix(v, "-") && v != "~" {
+			t.Errorf("homenode-fallback.service WorkingDirectory=%q: adds a mount dependency", v)
+		}
+	}
+	for _, k := range []string{"RequiresMountsFor", "Requires", "Requisite", "BindsTo", "PartOf", "After"} {
+		for _, v := range d["Unit"][k] {
+			for _, f := range strings.Fields(v) {
+				if strings.HasSuffix(f, ".mount") || strings.HasPrefix(f, "/") || f == "local-fs.target" {
+					t.Errorf("homenode-fallback.service %s=%q: needs a mount", k, v)
+				}
+			}
+		}
+	}
+	for _, k := range []string{"ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "ExecPaths", "NoExecPaths"} {
+		for _, v := range d["Service"][k] {
+			for _, f := range strings.Fields(v) {
+				if strings.HasPrefix(f, "/var/lib/homenode") {
+					t.Errorf("homenode-fallback.service %s=%s: without \"-\" the unit fails when the data partition is missing", k, f)
+				}
+			}
+		}
 	}
 }
