@@ -141,11 +141,12 @@ func run() error {
 		name string
 		fn   func(*box, *server) error
 	}{
-		// The fault scenarios first, the long power-cut series last.
+		// The fault scenarios first (the newest first), the long
+		// power-cut series last.
+		{"data-late", scenarioDataLate},
 		{"never-ready", scenarioNeverReady},
 		{"good", scenarioGood},
 		{"hang", scenarioHang},
-		{"data-late", scenarioDataLate},
 		{"refused", scenarioRefused},
 		{"upload", scenarioUpload},
 		{"cuts", scenarioCuts},
