@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -342,6 +343,75 @@ func TestFallbackNeedsNoDataPartition(t *testing.T) {
 					t.Errorf("homenode-fallback.service %s=%s: without \"-\" the unit fails when the data partition is missing", k, f)
 				}
 			}
+		}
+	}
+}
+
+// TestFallbackDependenciesBySystemd asks systemd itself (`systemd --test`
+// loads the units and dumps every dependency it derived, mount
+// dependencies included) that the fallback unit requires no mount under
+// /var/lib, while the commit unit, whose StateDirectory= is on the data
+// partition, does: the fallback still runs when that mount failed.
+func TestFallbackDependenciesBySystemd(t *testing.T) {
+	bin := "/lib/systemd/systemd"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skip("systemd not installed (apt-get install systemd): skipping")
+	}
+	dir := t.TempDir()
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "--test", "--system", "--unit=homenode-fallback.service", "--log-target=console", "--no-pager")
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":", "HOME=/")
+	if os.Geteuid() == 0 {
+		// "Don't run test mode as root": as nobody, who must read the units.
+		for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd --test: %v\n%s", err, out)
+	}
+	deps := func(unit string) []string {
+		var lines []string
+		in := false
+		for _, l := range strings.Split(string(out), "\n") {
+			switch {
+			case strings.HasPrefix(l, "\t-> Unit "):
+				in = l == "\t-> Unit "+unit+":"
+			case in:
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		if len(lines) == 0 {
+			t.Fatalf("systemd --test dumped no %s:\n%s", unit, out)
+		}
+		return lines
+	}
+	onData := func(l string) bool {
+		return strings.HasPrefix(l, "RequiresMountsFor: /var/lib") || strings.Contains(l, "var-lib-homenode.mount")
+	}
+	// The check sees the commit unit's mount dependency (it may fail on it).
+	seen := false
+	for _, l := range deps("homenode-commit.service") {
+		seen = seen || strings.HasPrefix(l, "RequiresMountsFor: /var/lib/homenode")
+	}
+	if !seen {
+		t.Errorf("systemd derived no RequiresMountsFor=/var/lib/homenode for homenode-commit.service: the dump is not read right")
+	}
+	for _, l := range deps("homenode-fallback.service") {
+		if onData(l) {
+			t.Errorf("homenode-fallback.service: systemd derived %q: a trial boot without its data partition would fail the fallback too", l)
 		}
 	}
 }
