@@ -47,6 +47,9 @@ type Options struct {
 	Started func(peerID string, addrs []string)
 	// ButtonHold is how long the reset button must be held; default 10 s.
 	ButtonHold time.Duration
+	// ButtonSearch is how long after start the button is looked for;
+	// default 3 minutes.
+	ButtonSearch time.Duration
 
 	// testHook, when set, is given the appliance once it is ready.
 	testHook func(*Appliance)

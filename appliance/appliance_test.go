@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/redpanda-p2p/homenode/board"
+	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node/channel"
 	"github.com/redpanda-p2p/homenode/node/routing"
 	"github.com/redpanda-p2p/homenode/owner"
@@ -433,5 +434,35 @@ func TestPairedRegistrationsSurviveRestart(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "until the node's owner is known") {
 		t.Fatalf("the registry loaded without knowing the paired owner:\n%s", logs.String())
+	}
+}
+
+// TestNoButtonLogged: a board whose button never shows up (here a Pi 4
+// tree with no gpio-keys input device) gets one log line saying what was
+// searched, once the search is over, instead of silence.
+func TestNoButtonLogged(t *testing.T) {
+	root := t.TempDir()
+	copyTree(t, "../board/testdata/pi4b", root)
+	devices := filepath.Join(root, "proc/bus/input/devices")
+	if err := os.WriteFile(devices, []byte("I: Bus=0003 Vendor=046d Product=c31c Version=0110\nN: Name=\"USB Keyboard\"\nP: Phys=usb-0000:01:00.0-1.3/input0\nH: Handlers=sysrq kbd event0\n\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs testkit.LogBuffer
+	startInProcess(t, func(c *Config) { c.BoardRoot = root },
+		func(o *Options) {
+			o.ButtonSearch = 300 * time.Millisecond
+			o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		})
+	testkit.Eventually(t, "the log line saying no button was found", func() bool {
+		return strings.Contains(logs.String(), "no reset button found")
+	})
+	line := ""
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "no reset button found") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, devices) || !strings.Contains(line, "gpio-keys") || strings.Contains(logs.String(), "reset button ready") {
+		t.Fatalf("log line %q; all:\n%s", line, logs.String())
 	}
 }

@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/redpanda-p2p/homenode/board"
@@ -67,15 +68,24 @@ func (a *Appliance) buttonLoop(ctx context.Context) {
 	dev := a.board.ButtonDevice
 	// udev loads the button's drivers (gpio-keys, evdev) while the boot
 	// goes on, perhaps after the node started: look again for a while.
-	for deadline := time.Now().Add(buttonSearch); dev == "" && time.Now().Before(deadline); {
+	search := a.opts.ButtonSearch
+	if search <= 0 {
+		search = buttonSearch
+	}
+	var lastErr error
+	for deadline := time.Now().Add(search); dev == "" && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(5 * time.Second):
+		case <-time.After(min(5*time.Second, time.Until(deadline))):
 		}
-		dev, _ = board.FindButton(a.cfg.BoardRoot)
+		dev, lastErr = board.FindButton(a.cfg.BoardRoot)
 	}
 	if dev == "" {
+		// Said once: a board whose button never shows (no gpio-keys node
+		// in its device tree, a driver missing) has no factory reset.
+		a.log.Info("no reset button found", "searched", filepath.Join(a.cfg.BoardRoot, "/proc/bus/input/devices"),
+			"for", "a gpio-keys input device", "during", search, "err", lastErr)
 		return
 	}
 	f, err := os.Open(dev)

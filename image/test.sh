@@ -71,7 +71,13 @@ qemu-img create -q -f qcow2 -F raw -b "$(readlink -f "$img")" "$work/overlay.qco
 : >"$log"
 start=$(date +%s)
 # The disk is the last virtio-mmio device: U-Boot's virtio 0, Linux's vda.
-qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -display none -no-reboot \
+# acpi=off: started with firmware (-bios) and ACPI on (the default), QEMU's
+# virt board replaces the PL061 GPIO and its gpio-keys power button in the
+# device tree with an ACPI GED power button; U-Boot hands Linux no ACPI
+# tables, so the kernel boots on that device tree and has no button at all
+# (check: -M virt,dumpdtb=v.dtb then `dtc -I dtb v.dtb | grep gpio-keys`).
+# A Pi has no ACPI either: its button is a gpio-keys node too.
+qemu-system-aarch64 -M virt,acpi=off -cpu cortex-a72 -smp 2 -m 1024 -display none -no-reboot \
 	-bios "$uboot" -serial "file:$log" -monitor "unix:$work/monitor.sock,server,nowait" \
 	-device i6300esb -watchdog-action reset \
 	-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$p2p_port-:4001,hostfwd=tcp:127.0.0.1:$http_port-:8080" \

@@ -7,6 +7,8 @@
 #   good         N -> N+1 from the owner's release feed: commits
 #   never-ready  N+1 whose homenode never becomes ready: rolls back by itself
 #   hang         N+1 whose kernel locks up: the watchdog resets, rolls back
+#   data-late    N+1 whose data partition does not come up on its trial
+#                boot: the fallback still reboots, rolls back
 #   commitfail   a new card whose commit step fails at every boot stays up
 #                (no reboot loop), its status page saying "not committed"
 #   refused      bundles signed by another key, older than N, tampered,
@@ -34,7 +36,7 @@ start=$(date +%s)
 step() { printf '==> [%4ds] %s\n' "$(($(date +%s) - start))" "$*"; }
 
 # Versions: N, N+1 and the faulty ones newer than N, one older.
-vN=9.0.0-1 vNext=9.0.1-1 vNever=9.0.2-1 vHang=9.0.3-1 vOlder=8.9.9-1
+vN=9.0.0-1 vNext=9.0.1-1 vNever=9.0.2-1 vHang=9.0.3-1 vDataLate=9.0.4-1 vOlder=8.9.9-1
 key=$repo/update/keys/dev-release.key
 
 # A stamp of what the artifacts are made from: the sources of the daemon,
@@ -98,6 +100,7 @@ step "bundles"
 bundle "$vNext" "$(slot "$vNext" next)" "$out/next.rpb"
 bundle "$vNever" "$(slot "$vNever" never-ready never-ready)" "$out/never-ready.rpb"
 bundle "$vHang" "$(slot "$vHang" hang hang)" "$out/hang.rpb"
+bundle "$vDataLate" "$(slot "$vDataLate" data-late data-late)" "$out/data-late.rpb"
 bundle "$vOlder" "$out/root-N.ext4" "$out/older.rpb"
 if [ ! -f "$out/other-key.rpb" ]; then
 	rm -f "$out/other.key" "$out/other.pub"

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -248,6 +249,7 @@ func TestUpdateUnits(t *testing.T) {
 		{"homenode-fallback.service", "Service", "User", "homenode"},
 		{"homenode-fallback.service", "Service", "SupplementaryGroups", "disk"},
 		{"homenode-fallback.service", "Service", "CapabilityBoundingSet", ""},
+		{"homenode-fallback.service", "Service", "ReadWritePaths", "-/var/lib/homenode/update"},
 		{"homenode-commit.service", "Unit", "ConditionKernelCommandLine", "homenode.slot"},
 		{"homenode-commit.service", "Unit", "After", "local-fs.target var-lib-homenode.mount"},
 		{"homenode-commit.service", "Service", "StateDirectory", "homenode/update"},
@@ -293,9 +295,123 @@ func TestUpdateUnits(t *testing.T) {
 			t.Errorf("homenode-commit.service After=%q: a homenode that restarts for ever would hold the commit step back for ever", a)
 		}
 	}
-	// The commit unit must not wait for the data partition: without it a
-	// trial boot must still fail and reboot, not hang.
+	// The commit unit adds no mount wait of its own: its StateDirectory=
+	// needs the data partition, and a trial boot without it fails the
+	// unit at once (then the fallback, which needs no mount, reboots:
+	// TestFallbackNeedsNoDataPartition), not after a wait.
 	if r := directives(t, "homenode-commit.service")["Unit"]["RequiresMountsFor"]; len(r) > 0 {
 		t.Errorf("homenode-commit.service RequiresMountsFor=%q", r)
+	}
+}
+
+// TestFallbackNeedsNoDataPartition: the fallback unit runs when the commit
+// step failed, and on a trial boot whose data partition did not come up
+// the commit step fails on that very mount. A fallback that needed the
+// mount would fail with it ("Dependency failed for
+// homenode-fallback.service", seen under QEMU) and leave the board on the
+// trial system with no node. So it carries none of what makes systemd add
+// a mount dependency (unit_add_exec_dependencies: StateDirectory= and its
+// kin, WorkingDirectory= without "-", RootDirectory=, RequiresMountsFor=)
+// nor an explicit one, and a path it may write on the data partition is
+// optional ("-"), or the missing directory would fail its namespace.
+// image/updatetest's scenario data-late shows it in the guest.
+func TestFallbackNeedsNoDataPartition(t *testing.T) {
+	d := directives(t, "homenode-fallback.service")
+	for _, k := range []string{"StateDirectory", "CacheDirectory", "LogsDirectory", "RootDirectory", "RootImage"} {
+		if v := d["Service"][k]; len(v) > 0 {
+			t.Errorf("homenode-fallback.service %s=%q: adds RequiresMountsFor= on the data partition", k, v)
+		}
+	}
+	for _, v := range d["Service"]["WorkingDirectory"] {
+		if !strings.HasPrefix(v, "-") && v != "~" {
+			t.Errorf("homenode-fallback.service WorkingDirectory=%q: adds a mount dependency", v)
+		}
+	}
+	for _, k := range []string{"RequiresMountsFor", "Requires", "Requisite", "BindsTo", "PartOf", "After"} {
+		for _, v := range d["Unit"][k] {
+			for _, f := range strings.Fields(v) {
+				if strings.HasSuffix(f, ".mount") || strings.HasPrefix(f, "/") || f == "local-fs.target" {
+					t.Errorf("homenode-fallback.service %s=%q: needs a mount", k, v)
+				}
+			}
+		}
+	}
+	for _, k := range []string{"ReadWritePaths", "ReadOnlyPaths", "InaccessiblePaths", "ExecPaths", "NoExecPaths"} {
+		for _, v := range d["Service"][k] {
+			for _, f := range strings.Fields(v) {
+				if strings.HasPrefix(f, "/var/lib/homenode") {
+					t.Errorf("homenode-fallback.service %s=%s: without \"-\" the unit fails when the data partition is missing", k, f)
+				}
+			}
+		}
+	}
+}
+
+// TestFallbackDependenciesBySystemd asks systemd itself (`systemd --test`
+// loads the units and dumps every dependency it derived, mount
+// dependencies included) that the fallback unit requires no mount under
+// /var/lib, while the commit unit, whose StateDirectory= is on the data
+// partition, does: the fallback still runs when that mount failed.
+func TestFallbackDependenciesBySystemd(t *testing.T) {
+	bin := "/lib/systemd/systemd"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skip("systemd not installed (apt-get install systemd): skipping")
+	}
+	dir := t.TempDir()
+	for _, u := range units {
+		b, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, u), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "--test", "--system", "--unit=homenode-fallback.service", "--log-target=console", "--no-pager")
+	cmd.Env = append(os.Environ(), "SYSTEMD_UNIT_PATH="+dir+":", "HOME=/")
+	if os.Geteuid() == 0 {
+		// "Don't run test mode as root": as nobody, who must read the units.
+		for d := dir; d != filepath.Dir(d) && strings.HasPrefix(d, os.TempDir()) && d != os.TempDir(); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd --test: %v\n%s", err, out)
+	}
+	deps := func(unit string) []string {
+		var lines []string
+		in := false
+		for _, l := range strings.Split(string(out), "\n") {
+			switch {
+			case strings.HasPrefix(l, "\t-> Unit "):
+				in = l == "\t-> Unit "+unit+":"
+			case in:
+				lines = append(lines, strings.TrimSpace(l))
+			}
+		}
+		if len(lines) == 0 {
+			t.Fatalf("systemd --test dumped no %s:\n%s", unit, out)
+		}
+		return lines
+	}
+	onData := func(l string) bool {
+		return strings.HasPrefix(l, "RequiresMountsFor: /var/lib") || strings.Contains(l, "var-lib-homenode.mount")
+	}
+	// The check sees the commit unit's mount dependency (it may fail on it).
+	seen := false
+	for _, l := range deps("homenode-commit.service") {
+		seen = seen || strings.HasPrefix(l, "RequiresMountsFor: /var/lib/homenode")
+	}
+	if !seen {
+		t.Errorf("systemd derived no RequiresMountsFor=/var/lib/homenode for homenode-commit.service: the dump is not read right")
+	}
+	for _, l := range deps("homenode-fallback.service") {
+		if onData(l) {
+			t.Errorf("homenode-fallback.service: systemd derived %q: a trial boot without its data partition would fail the fallback too", l)
+		}
 	}
 }

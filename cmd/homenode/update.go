@@ -227,8 +227,31 @@ func nodeHealthy(cfg appliance.Config) func(context.Context) error {
 // state.json for the status page and `homenode status`, and the board stays
 // up: rebooting a freshly flashed card or a committed system would not
 // bring back anything better, and could loop for ever.
-func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Duration, log *slog.Logger, stdout io.Writer) (err error) {
-	trial := update.TrialBoot("/proc/cmdline", stateDir(cfg))
+func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Duration, log *slog.Logger, stdout io.Writer) error {
+	return commitWith(ctx, cfg, runningSystem(cfg), timeout, log, stdout)
+}
+
+// commitEnv is what the commit step reads of the box: the kernel command
+// line, the A/B layout and the node's health. runningSystem gives the
+// box's own; tests give a card of files and a node they control.
+type commitEnv struct {
+	cmdline string                         // the kernel command line (/proc/cmdline)
+	detect  func() (*update.System, error) // the slots and the boot state
+	healthy func(context.Context) error    // the node, as a user of the box asks it
+	poll    time.Duration                  // how often the node is asked; 2 s when 0
+}
+
+func runningSystem(cfg appliance.Config) commitEnv {
+	return commitEnv{cmdline: "/proc/cmdline", detect: func() (*update.System, error) { return detectSystem(cfg) },
+		healthy: nodeHealthy(cfg)}
+}
+
+func commitWith(ctx context.Context, cfg appliance.Config, env commitEnv, timeout time.Duration, log *slog.Logger, stdout io.Writer) (err error) {
+	poll := env.poll
+	if poll <= 0 {
+		poll = 2 * time.Second
+	}
+	trial := update.TrialBoot(env.cmdline, stateDir(cfg))
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("update commit: %v", p)
@@ -240,7 +263,7 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 			}
 		}
 	}()
-	sys, err := detectSystem(cfg)
+	sys, err := env.detect()
 	if errors.Is(err, update.ErrNotAB) {
 		fmt.Fprintln(stdout, "not an A/B system: nothing to commit")
 		return nil
@@ -252,8 +275,9 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 	trial = trial || boot.Trial == sys.Current
 	storePath := filepath.Join(cfg.DataDir, node.StoreFile)
 	out, res, err := sys.Commit(ctx, update.CommitOptions{
-		Healthy: nodeHealthy(cfg),
+		Healthy: env.healthy,
 		Timeout: timeout,
+		Poll:    poll,
 		Logger:  log,
 		// Committed: the previous version will not run on this store
 		// again, so what a rollback needed can go, once the node has
@@ -261,7 +285,7 @@ func updateCommit(ctx context.Context, cfg appliance.Config, timeout time.Durati
 		// homenode.service: after a rollback the old node must have
 		// taken its store back from the copy first).
 		OnCommit: func() error {
-			if err := update.WaitHealthy(ctx, nodeHealthy(cfg), timeout, 2*time.Second); err != nil {
+			if err := update.WaitHealthy(ctx, env.healthy, timeout, poll); err != nil {
 				return fmt.Errorf("the store's rollback copy is kept: the node was not healthy: %w", err)
 			}
 			return store.DropRollback(storePath)

@@ -45,16 +45,19 @@ func scenarioCommitFails() error {
 		if _, err := b.vm.waitFor(`homenode: booting slot A`, *stepTimeout); err != nil {
 			return err
 		}
-		// In the console's order: the node starts, then the commit step
-		// after it fails and the fallback decides.
-		if _, err := b.ready(); err != nil {
-			return err
-		}
+		// The commit step runs beside the node (not after it), so its
+		// failure and the fallback's decision may come before or after
+		// the node's ready: each is looked for from the boot on.
+		boot := b.vm.offset
 		if _, err := b.vm.waitFor(`homenode-commit\.service: Failed`, *stepTimeout); err != nil {
 			return err
 		}
 		line, err := b.vm.waitFor(`update fallback: the commit step failed; staying up`, *stepTimeout)
 		if err != nil {
+			return err
+		}
+		b.vm.offset = boot
+		if _, err := b.ready(); err != nil {
 			return err
 		}
 		logf("power-on %d: %s", power, line)

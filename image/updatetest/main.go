@@ -46,7 +46,7 @@ var (
 	redpanda    = flag.String("redpanda", "", "the redpanda client binary (the phone)")
 	versionN    = flag.String("version-n", "9.0.0-1", "the image's version")
 	versionNext = flag.String("version-next", "9.0.1-1", "the good update's version")
-	only        = flag.String("only", "", "comma-separated scenarios (bootscript,commitfail,good,upload,never-ready,hang,refused,cuts); default all")
+	only        = flag.String("only", "", "comma-separated scenarios (bootscript,commitfail,good,upload,never-ready,hang,data-late,refused,cuts); default all")
 	cuts        = flag.Int("cuts", 4, "power cuts per phase (download, write, first boot)")
 	seed        = flag.Uint64("seed", uint64(time.Now().UnixNano()), "seed of the random moments")
 	signingKey  = flag.String("key", "update/keys/dev-release.key", "the key the feeds are signed with (the image trusts it)")
@@ -141,7 +141,9 @@ func run() error {
 		name string
 		fn   func(*box, *server) error
 	}{
-		// The fault scenarios first, the long power-cut series last.
+		// The fault scenarios first (the newest first), the long
+		// power-cut series last.
+		{"data-late", scenarioDataLate},
 		{"never-ready", scenarioNeverReady},
 		{"good", scenarioGood},
 		{"hang", scenarioHang},
@@ -457,7 +459,10 @@ func startVM(work, name, overlay string, p2p, httpPort int) (*vm, error) {
 		v.offset = st.Size()
 	}
 	os.Remove(v.mon)
-	args := []string{"-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024", "-display", "none",
+	// acpi=off as in image/test.sh: the same board, its gpio-keys button
+	// in the device tree (with ACPI on and U-Boot, Linux gets neither ACPI
+	// tables nor the button).
+	args := []string{"-M", "virt,acpi=off", "-cpu", "cortex-a72", "-smp", "2", "-m", "1024", "-display", "none",
 		"-bios", *uboot,
 		"-chardev", "file,id=con,path=" + v.logPath + ",append=on", "-serial", "chardev:con",
 		"-monitor", "unix:" + v.mon + ",server,nowait",

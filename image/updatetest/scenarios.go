@@ -211,6 +211,73 @@ func scenarioNeverReady(b *box, srv *server) error {
 	return nil
 }
 
+// scenarioDataLate: a new version whose data partition does not come up on
+// its trial boot (its fstab waits for a label no disk has, 30 s): the
+// node, the commit step and everything that needs /var/lib/homenode fail
+// on the missing mount. The fallback must still reboot the board (it needs
+// only the boot state and the kernel command line) and A come back by
+// itself. Before that was so, the fallback unit failed on the same mount
+// and the board stayed on the trial system with no node: the scenario
+// says "stranded" then, after watching for a rollback a few minutes.
+func scenarioDataLate(b *box, srv *server) error {
+	if err := b.boot(); err != nil {
+		return err
+	}
+	if _, err := b.ready(); err != nil {
+		return err
+	}
+	const version = "9.0.4-1"
+	t0, err := applyViaFeed(b, srv, "data-late", "data-late.rpb", "-1")
+	if err != nil {
+		return err
+	}
+	if _, err := b.vm.waitFor(`homenode: booting slot B`, *stepTimeout); err != nil {
+		return err
+	}
+	line, err := b.vm.waitFor(`Dependency failed for homenode-commit\.service|homenode-commit\.service: Failed`, *stepTimeout)
+	if err != nil {
+		return err
+	}
+	logf("%s", strings.TrimSpace(line))
+	line, err = b.vm.waitFor(`Dependency failed for homenode-fallback\.service|trial of slot B failed: rebooting into slot A`, *stepTimeout)
+	if err != nil {
+		return err
+	}
+	logf("%s", strings.TrimSpace(line))
+	if strings.Contains(line, "Dependency failed") {
+		// Watch a while: nothing else on the trial system reboots it.
+		if l, err := b.vm.waitFor(`homenode: booting slot A`, 4*time.Minute); err == nil {
+			return fmt.Errorf("the fallback unit failed on its dependency, yet the board rebooted: %s", strings.TrimSpace(l))
+		}
+		return fmt.Errorf("stranded on the trial system: homenode-fallback.service failed on the missing data partition (%s) and nothing rebooted the board in 4 min", strings.TrimSpace(line))
+	}
+	tFallback := time.Since(t0)
+	if _, err := b.vm.waitFor(`homenode: booting slot A`, *stepTimeout); err != nil {
+		return err
+	}
+	msg := "update to " + version + " failed after 1 try, back on " + *versionN
+	if _, err := b.vm.waitFor(`update: `+regexp.QuoteMeta(msg), *stepTimeout); err != nil {
+		return err
+	}
+	took := time.Since(t0)
+	st, err := b.status()
+	if err != nil {
+		return err
+	}
+	if st.Version != *versionN || st.Update == nil || st.Update.Slot != "A" || !strings.HasPrefix(st.Update.Last, msg) {
+		return fmt.Errorf("after the rollback: version %s, update %+v; want the last update %q", st.Version, st.Update, msg)
+	}
+	if err := b.checkKept(st); err != nil {
+		return err
+	}
+	if err := b.waitReport(msg); err != nil {
+		return err
+	}
+	result("data-late: B's data partition never came up (30 s device timeout); the fallback rebooted %s after apply, back on %s %s after apply; the status and the phone's master channel said %q; same identity, %d acknowledged messages kept",
+		tFallback.Round(time.Second), *versionN, took.Round(time.Second), msg, b.acked)
+	return nil
+}
+
 func scenarioHang(b *box, srv *server) error {
 	took, err := failedTrial(b, srv, "hang", "hang.rpb", "9.0.3-1", `Kernel panic|sysrq triggered crash`)
 	if err != nil {
