@@ -1,6 +1,7 @@
 package peersync
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -47,7 +48,9 @@ func newNode(t testing.TB, clk *testkit.Clock, opts ...nodeOpt) *node {
 		sopt.Now, cfg.Now = clk.Now, clk.Now
 	}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
 	}
 	db, err := store.Open(filepath.Join(t.TempDir(), "store.db"), sopt)
 	if err != nil {
@@ -61,6 +64,18 @@ func newNode(t testing.TB, clk *testkit.Clock, opts ...nodeOpt) *node {
 		db.Close()
 	})
 	return n
+}
+
+// orderedPair returns two nodes, small with the smaller peer ID, each
+// built with its own options (nil: none).
+func orderedPair(t testing.TB, smallOpt, largeOpt nodeOpt) (small, large *node) {
+	t.Helper()
+	small = newNode(t, nil, smallOpt)
+	large = newNode(t, nil, largeOpt)
+	for bytes.Compare([]byte(small.h.ID()), []byte(large.h.ID())) > 0 {
+		large = newNode(t, nil, largeOpt)
+	}
+	return small, large
 }
 
 func connect(t testing.TB, a, b *node) {

@@ -1,7 +1,6 @@
 package peersync
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -13,18 +12,6 @@ import (
 
 	"github.com/redpanda-p2p/homenode/internal/testkit"
 )
-
-// orderedPair returns two nodes, small with the smaller peer ID, each
-// built with its own options.
-func orderedPair(t *testing.T, smallOpt, largeOpt nodeOpt) (small, large *node) {
-	t.Helper()
-	small = newNode(t, nil, smallOpt)
-	large = newNode(t, nil, largeOpt)
-	for bytes.Compare([]byte(small.h.ID()), []byte(large.h.ID())) > 0 {
-		large = newNode(t, nil, largeOpt)
-	}
-	return small, large
-}
 
 // TestLargerOpensWhenOnlyItKnowsThePeer: the smaller peer ID opens a
 // pair's session, but only with a peer it knows. When only the larger

@@ -1,7 +1,6 @@
 package peersync
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -28,7 +27,7 @@ func TestNoSessionWithoutAReason(t *testing.T) {
 	var known atomic.Bool
 	var logs testkit.LogBuffer
 	var self peer.ID
-	n := newNode(t, nil, func(c *Config) {
+	n, x := orderedPair(t, func(c *Config) { // n is the opener
 		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		c.Access = hooks{
 			known: func(peer.ID) bool { return known.Load() },
@@ -36,12 +35,8 @@ func TestNoSessionWithoutAReason(t *testing.T) {
 				return p == self || (known.Load() && ch == shared.id())
 			},
 		}
-	})
+	}, nil)
 	self = n.h.ID()
-	x := newNode(t, nil)
-	for bytes.Compare([]byte(n.h.ID()), []byte(x.h.ID())) > 0 {
-		x = newNode(t, nil) // n is the opener
-	}
 	n.svc.Want(shared.id(), private.id())
 	x.svc.Want(shared.id(), private.id())
 	ctx := context.Background()
