@@ -29,8 +29,8 @@ import (
 	"github.com/redpanda-p2p/homenode/provisioning"
 	"github.com/redpanda-p2p/homenode/status"
 	"github.com/redpanda-p2p/homenode/update"
-	"github.com/redpanda-p2p/homenode/update/bootenv"
 	"github.com/redpanda-p2p/homenode/update/bundle"
+	"github.com/redpanda-p2p/homenode/update/cardtest"
 )
 
 // The whole path of an update inside one box, on files standing in for
@@ -41,30 +41,14 @@ import (
 
 const testSlotSize = 1 << 20
 
-// fileCard is an A/B system on files: a boot disk holding the boot state
+// fileCard is an A/B system on files (update/cardtest): a boot disk holding the boot state
 // (freshly flashed: "A B", three boots for A, none for B), slot A full of
 // the running system, slot B empty, and the update state directory.
 func fileCard(t *testing.T, version string) *update.System {
 	t.Helper()
-	dir := t.TempDir()
-	disk := filepath.Join(dir, "disk")
-	if err := os.WriteFile(disk, make([]byte, 2<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	slots := map[update.Slot]string{}
-	for s, fill := range map[update.Slot]byte{update.SlotA: 'A', update.SlotB: 0} {
-		slots[s] = filepath.Join(dir, "slot"+string(s))
-		if err := os.WriteFile(slots[s], bytes.Repeat([]byte{fill}, testSlotSize), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	boot := update.Boot{Order: []update.Slot{update.SlotA, update.SlotB}, Left: map[update.Slot]int{update.SlotA: 3, update.SlotB: 0}}
-	if err := bootenv.Default(disk).Init(boot.Env()); err != nil {
-		t.Fatal(err)
-	}
-	return &update.System{Current: update.SlotA, Slots: slots, Boot: bootenv.Default(disk), Compatible: "rpi-arm64",
-		Version: version, Keyring: bundle.NewKeyring(devKey(t).Public().(ed25519.PublicKey)),
-		State: update.Dir(filepath.Join(dir, "update"))}
+	card := cardtest.New(t, boot, testSlotSize, 'A', 0)
+	return card.System(version, bundle.NewKeyring(devKey(t).Public().(ed25519.PublicKey)), update.Dir(filepath.Join(card.Dir, "update")))
 }
 
 // cardUpdater runs the updater of the in-process node app on card, as

@@ -19,11 +19,11 @@ import (
 	"github.com/redpanda-p2p/homenode/internal/testkit"
 	"github.com/redpanda-p2p/homenode/node"
 	"github.com/redpanda-p2p/homenode/update"
-	"github.com/redpanda-p2p/homenode/update/bootenv"
 	"github.com/redpanda-p2p/homenode/update/bundle"
+	"github.com/redpanda-p2p/homenode/update/cardtest"
 )
 
-// commitCard is an A/B card of files (as the update package's tests use)
+// commitCard is an A/B card of files (update/cardtest)
 // on which slot A runs and the data directory holds a message store with
 // a rollback copy beside it: the box right after the boot script gave up
 // a trial of B and started A again. It returns the commit step's
@@ -37,30 +37,16 @@ func commitCard(t *testing.T, healthy func(context.Context) error) (appliance.Co
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil { // the node's, made by StateDirectory=
 		t.Fatal(err)
 	}
-	disk := filepath.Join(dir, "disk")
-	if err := os.WriteFile(disk, make([]byte, 2<<20), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	slots := map[update.Slot]string{}
-	for _, s := range []update.Slot{update.SlotA, update.SlotB} {
-		slots[s] = filepath.Join(dir, "slot"+string(s))
-		if err := os.WriteFile(slots[s], bytes.Repeat([]byte(s), 4096), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// B was on trial, had its one boot and was not committed: the
 	// script started A (one of its boots taken).
 	boot := update.Boot{Order: []update.Slot{update.SlotB, update.SlotA},
 		Left: map[update.Slot]int{update.SlotA: 2, update.SlotB: 0}, Trial: update.SlotB}
-	if err := bootenv.Default(disk).Init(boot.Env()); err != nil {
-		t.Fatal(err)
-	}
+	card := cardtest.New(t, boot, 4096, 'A', 'B')
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sys := &update.System{Current: update.SlotA, Slots: slots, Boot: bootenv.Default(disk), Compatible: "rpi-arm64",
-		Version: "1.0-1", Keyring: bundle.NewKeyring(pub), State: stateDir(cfg)}
+	sys := card.System("1.0-1", bundle.NewKeyring(pub), stateDir(cfg))
 	if err := sys.State.WriteRecord(update.Record{
 		Trial: &update.Trial{Slot: update.SlotB, Version: "1.1-1", From: "1.0-1", Tries: 1, Installed: time.Now().UTC()},
 		Slots: map[update.Slot]string{update.SlotA: "1.0-1", update.SlotB: "1.1-1"},

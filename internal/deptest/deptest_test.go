@@ -111,6 +111,7 @@ var elsewhere = map[string]string{
 // onlyTests are packages no non-test package may import.
 var onlyTests = map[string]string{
 	"status/statustest":         "must not be imported by non-test code",
+	"update/cardtest":           "must not be imported by non-test code",
 	"internal/testkit":          "for tests only",
 	"internal/testkit/testhost": "for tests only",
 	"internal/deptest":          "must not be imported",
