@@ -158,17 +158,8 @@ func scenarioUpload(b *box, srv *server) error {
 // failedTrial applies a bad bundle from the feed and waits for the old
 // system to say the update failed.
 func failedTrial(b *box, srv *server, name, bundleFile, version, want string) (time.Duration, error) {
-	if err := b.boot(); err != nil {
-		return 0, err
-	}
-	if _, err := b.ready(); err != nil {
-		return 0, err
-	}
-	t0, err := applyViaFeed(b, srv, name, bundleFile, "-1")
+	t0, err := trialOfB(b, srv, name, bundleFile)
 	if err != nil {
-		return 0, err
-	}
-	if _, err := b.vm.waitFor(`homenode: booting slot B`, *stepTimeout); err != nil {
 		return 0, err
 	}
 	if want != "" {
@@ -176,30 +167,62 @@ func failedTrial(b *box, srv *server, name, bundleFile, version, want string) (t
 			return 0, err
 		}
 	}
-	if _, err := b.vm.waitFor(`homenode: booting slot A`, *stepTimeout); err != nil {
-		return 0, err
-	}
-	msg := "update to " + version + " failed after 1 try, back on " + *versionN
-	if _, err := b.vm.waitFor(`update: `+regexp.QuoteMeta(msg), *stepTimeout); err != nil {
-		return 0, err
-	}
-	took := time.Since(t0)
-	st, err := b.status()
+	took, last, msg, err := backOnA(b, t0, version)
 	if err != nil {
 		return 0, err
 	}
+	result("%s: the status says %q; the phone got %q in the master channel", name, last, msg)
+	return took, nil
+}
+
+// trialOfB boots the box, has it apply bundleFile from the feed and waits
+// for U-Boot to start B's trial; it returns when the apply was asked.
+func trialOfB(b *box, srv *server, name, bundleFile string) (time.Time, error) {
+	if err := b.boot(); err != nil {
+		return time.Time{}, err
+	}
+	if _, err := b.ready(); err != nil {
+		return time.Time{}, err
+	}
+	t0, err := applyViaFeed(b, srv, name, bundleFile, "-1")
+	if err != nil {
+		return time.Time{}, err
+	}
+	if _, err := b.vm.waitFor(`homenode: booting slot B`, *stepTimeout); err != nil {
+		return time.Time{}, err
+	}
+	return t0, nil
+}
+
+// backOnA waits, after B's trial of version failed, for A to boot and say
+// so, and checks what the owner sees: the status's last update, the same
+// identity and acknowledged messages, and the node's report in the phone's
+// master channel. It returns the time since t0 (the apply) until A said
+// so, the status's last update and the message looked for.
+func backOnA(b *box, t0 time.Time, version string) (took time.Duration, last, msg string, err error) {
+	if _, err := b.vm.waitFor(`homenode: booting slot A`, *stepTimeout); err != nil {
+		return 0, "", "", err
+	}
+	msg = "update to " + version + " failed after 1 try, back on " + *versionN
+	if _, err := b.vm.waitFor(`update: `+regexp.QuoteMeta(msg), *stepTimeout); err != nil {
+		return 0, "", "", err
+	}
+	took = time.Since(t0)
+	st, err := b.status()
+	if err != nil {
+		return 0, "", "", err
+	}
 	if st.Version != *versionN || st.Update == nil || st.Update.Slot != "A" || !strings.HasPrefix(st.Update.Last, msg) {
-		return 0, fmt.Errorf("after the rollback: version %s, update %+v; want the last update %q", st.Version, st.Update, msg)
+		return 0, "", "", fmt.Errorf("after the rollback: version %s, update %+v; want the last update %q", st.Version, st.Update, msg)
 	}
 	if err := b.checkKept(st); err != nil {
-		return 0, err
+		return 0, "", "", err
 	}
 	// The owner's phone hears of it in the master channel.
 	if err := b.waitReport(msg); err != nil {
-		return 0, err
+		return 0, "", "", err
 	}
-	result("%s: the status says %q; the phone got %q in the master channel", name, st.Update.Last, msg)
-	return took, nil
+	return took, st.Update.Last, msg, nil
 }
 
 func scenarioNeverReady(b *box, srv *server) error {
@@ -220,18 +243,8 @@ func scenarioNeverReady(b *box, srv *server) error {
 // and the board stayed on the trial system with no node: the scenario
 // says "stranded" then, after watching for a rollback a few minutes.
 func scenarioDataLate(b *box, srv *server) error {
-	if err := b.boot(); err != nil {
-		return err
-	}
-	if _, err := b.ready(); err != nil {
-		return err
-	}
-	const version = "9.0.4-1"
-	t0, err := applyViaFeed(b, srv, "data-late", "data-late.rpb", "-1")
+	t0, err := trialOfB(b, srv, "data-late", "data-late.rpb")
 	if err != nil {
-		return err
-	}
-	if _, err := b.vm.waitFor(`homenode: booting slot B`, *stepTimeout); err != nil {
 		return err
 	}
 	line, err := b.vm.waitFor(`Dependency failed for homenode-commit\.service|homenode-commit\.service: Failed`, *stepTimeout)
@@ -252,25 +265,8 @@ func scenarioDataLate(b *box, srv *server) error {
 		return fmt.Errorf("stranded on the trial system: homenode-fallback.service failed on the missing data partition (%s) and nothing rebooted the board in 4 min", strings.TrimSpace(line))
 	}
 	tFallback := time.Since(t0)
-	if _, err := b.vm.waitFor(`homenode: booting slot A`, *stepTimeout); err != nil {
-		return err
-	}
-	msg := "update to " + version + " failed after 1 try, back on " + *versionN
-	if _, err := b.vm.waitFor(`update: `+regexp.QuoteMeta(msg), *stepTimeout); err != nil {
-		return err
-	}
-	took := time.Since(t0)
-	st, err := b.status()
+	took, _, msg, err := backOnA(b, t0, "9.0.4-1")
 	if err != nil {
-		return err
-	}
-	if st.Version != *versionN || st.Update == nil || st.Update.Slot != "A" || !strings.HasPrefix(st.Update.Last, msg) {
-		return fmt.Errorf("after the rollback: version %s, update %+v; want the last update %q", st.Version, st.Update, msg)
-	}
-	if err := b.checkKept(st); err != nil {
-		return err
-	}
-	if err := b.waitReport(msg); err != nil {
 		return err
 	}
 	result("data-late: B's data partition never came up (30 s device timeout); the fallback rebooted %s after apply, back on %s %s after apply; the status and the phone's master channel said %q; same identity, %d acknowledged messages kept",
